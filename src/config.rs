@@ -1,0 +1,722 @@
+//! `feeds.toml`: parsing and validating the site configuration.
+//!
+//! [`Config::parse`] is pure (text in, config or problems out) so it can be
+//! tested without files; [`Config::from_file`] adds the path and resolves the
+//! paths inside the config against the config file's folder. Every problem is
+//! reported with the key at fault; nothing here touches the articles.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::diag::{Location, Problem, Problems};
+use crate::model::{Section, Site, SiteZone};
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file itself, for messages.
+    pub path: PathBuf,
+    pub site: Site,
+    /// Input files and folders, resolved against the config's folder.
+    pub inputs: Vec<PathBuf>,
+    pub output: Output,
+    pub digest: Option<DigestConfig>,
+    pub smtp: Option<SmtpConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub dir: PathBuf,
+    /// Newest items per feed.
+    pub items: usize,
+    pub rss: bool,
+    pub atom: bool,
+    pub json: bool,
+}
+
+/// `[digest]`, paths resolved. Used by the `digest` command.
+#[derive(Debug, Clone)]
+pub struct DigestConfig {
+    pub subject: String,
+    pub html: PathBuf,
+    pub text: PathBuf,
+    pub subscribers: PathBuf,
+    pub state: PathBuf,
+    pub window: chrono::Duration,
+    pub related: usize,
+    pub max_items: usize,
+    pub unsubscribe_url: Option<String>,
+}
+
+/// `[smtp]`. The password is never here: it comes from the environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    #[serde(default = "default_transport")]
+    pub transport: Transport,
+    #[serde(default = "default_host")]
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub security: Security,
+    #[serde(default)]
+    pub username: String,
+    pub from: String,
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+    #[serde(default)]
+    pub max_rate: f64,
+    /// A PEM file of extra trusted CA certificates (self-signed relays).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds before a stalled SMTP exchange is abandoned.
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+    /// Path of the sendmail binary for `transport = "sendmail"`.
+    #[serde(default)]
+    pub sendmail: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Smtp,
+    Sendmail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    #[default]
+    None,
+    Starttls,
+    Tls,
+}
+
+fn default_transport() -> Transport {
+    Transport::Smtp
+}
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    25
+}
+fn default_connections() -> usize {
+    4
+}
+fn default_timeout() -> u64 {
+    60
+}
+
+// ---- the file as written -------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    site: RawSite,
+    input: RawInput,
+    #[serde(default)]
+    output: RawOutput,
+    #[serde(default)]
+    sections: Vec<RawSection>,
+    digest: Option<RawDigest>,
+    smtp: Option<SmtpConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    title: String,
+    base_url: String,
+    #[serde(default = "default_language")]
+    language: String,
+    #[serde(default = "default_timezone")]
+    timezone: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+fn default_timezone() -> String {
+    "+00:00".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    #[serde(default = "default_dir")]
+    dir: PathBuf,
+    #[serde(default = "default_items")]
+    items: usize,
+    #[serde(default = "default_formats")]
+    formats: Vec<String>,
+}
+
+impl Default for RawOutput {
+    fn default() -> Self {
+        RawOutput {
+            dir: default_dir(),
+            items: default_items(),
+            formats: default_formats(),
+        }
+    }
+}
+
+fn default_dir() -> PathBuf {
+    "public".into()
+}
+fn default_items() -> usize {
+    50
+}
+fn default_formats() -> Vec<String> {
+    vec!["rss".into(), "atom".into()]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSection {
+    id: String,
+    title: String,
+    #[serde(default)]
+    parent: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    /// The section's HTML page; defaults to `base_url` + `id` + `/`.
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDigest {
+    #[serde(default = "default_subject")]
+    subject: String,
+    #[serde(default = "default_html")]
+    html: PathBuf,
+    #[serde(default = "default_text")]
+    text: PathBuf,
+    subscribers: PathBuf,
+    #[serde(default = "default_state")]
+    state: PathBuf,
+    #[serde(default = "default_window")]
+    window: String,
+    #[serde(default = "default_related")]
+    related: usize,
+    /// Items per email at most, so a digest stays under Gmail's clipping size.
+    #[serde(default = "default_max_items")]
+    max_items: usize,
+    #[serde(default)]
+    unsubscribe_url: Option<String>,
+}
+
+fn default_subject() -> String {
+    "{{site.title}} · {{date}}".into()
+}
+fn default_html() -> PathBuf {
+    "templates/digest.html.hbs".into()
+}
+fn default_text() -> PathBuf {
+    "templates/digest.txt.hbs".into()
+}
+fn default_state() -> PathBuf {
+    ".bulletin/state.sqlite".into()
+}
+fn default_window() -> String {
+    "7d".into()
+}
+fn default_related() -> usize {
+    3
+}
+fn default_max_items() -> usize {
+    30
+}
+
+// ---- parsing and validation ----------------------------------------------
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn from_file(path: &Path) -> Result<Config, Problems> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Problem::new(
+                Location::file(path),
+                None,
+                format!("cannot read the config: {e}"),
+            )
+        })?;
+        let folder = path.parent().unwrap_or(Path::new("."));
+        let folder = if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        };
+        Config::parse(&text, path, folder)
+    }
+
+    /// Parses config `text`; `path` is used in messages, relative paths are
+    /// resolved against `folder`.
+    pub fn parse(text: &str, path: &Path, folder: &Path) -> Result<Config, Problems> {
+        let raw = parse_toml::<RawConfig>(text, path)?;
+        let mut problems = Problems::default();
+        let at_key = |key: &str| key_location(text, path, key);
+
+        let mut report = |key: &str, message: String| {
+            problems.push(Problem::new(at_key(key), Some(key), message));
+        };
+
+        let base_url = match Url::parse(&raw.site.base_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                Some(with_trailing_slash(url))
+            }
+            Ok(_) => {
+                report(
+                    "site.base_url",
+                    format!(
+                        "{:?} must be an absolute http or https URL",
+                        raw.site.base_url
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                report(
+                    "site.base_url",
+                    format!("{:?} is not a URL: {e}", raw.site.base_url),
+                );
+                None
+            }
+        };
+        let zone = SiteZone::parse(&raw.site.timezone);
+        if zone.is_none() {
+            report(
+                "site.timezone",
+                format!(
+                    "{:?} is neither an offset like \"+08:00\" nor an IANA zone like \"Asia/Shanghai\"",
+                    raw.site.timezone
+                ),
+            );
+        }
+        if !is_language_tag(&raw.site.language) {
+            report(
+                "site.language",
+                format!(
+                    "{:?} is not a language tag like \"zh-CN\" (use '-', not '_')",
+                    raw.site.language
+                ),
+            );
+        }
+        if raw.site.title.trim().is_empty() {
+            report("site.title", "must not be empty".into());
+        }
+        if raw.input.paths.is_empty() {
+            report(
+                "input.paths",
+                "lists no input; name at least one file or folder".into(),
+            );
+        }
+        if raw.output.items == 0 {
+            report("output.items", "must be at least 1".into());
+        }
+        let mut formats = (false, false, false);
+        for format in &raw.output.formats {
+            match format.as_str() {
+                "rss" => formats.0 = true,
+                "atom" => formats.1 = true,
+                "json" => formats.2 = true,
+                other => report(
+                    "output.formats",
+                    format!("unknown format {other:?}; expected \"rss\", \"atom\" or \"json\""),
+                ),
+            }
+        }
+
+        let sections = validate_sections(&raw.sections, base_url.as_ref(), &mut report);
+
+        let digest = raw.digest.map(|d| {
+            let window = parse_duration(&d.window).unwrap_or_else(|| {
+                report(
+                    "digest.window",
+                    format!(
+                        "{:?} is not a duration like \"7d\", \"36h\" or \"90m\"",
+                        d.window
+                    ),
+                );
+                chrono::Duration::zero()
+            });
+            if d.max_items == 0 {
+                report("digest.max_items", "must be at least 1".into());
+            }
+            DigestConfig {
+                subject: d.subject,
+                html: folder.join(d.html),
+                text: folder.join(d.text),
+                subscribers: folder.join(d.subscribers),
+                state: folder.join(d.state),
+                window,
+                related: d.related,
+                max_items: d.max_items,
+                unsubscribe_url: d.unsubscribe_url.filter(|u| !u.trim().is_empty()),
+            }
+        });
+        let smtp = raw.smtp.map(|mut s| {
+            if s.connections == 0 {
+                report("smtp.connections", "must be at least 1".into());
+            }
+            if !(s.max_rate >= 0.0 && s.max_rate.is_finite()) {
+                report(
+                    "smtp.max_rate",
+                    "must be a number of messages per second, 0 for no limit".into(),
+                );
+            }
+            s.ca_file = s.ca_file.map(|p| folder.join(p));
+            s
+        });
+
+        let (Some(base_url), Some(zone), true) = (base_url, zone, problems.is_empty()) else {
+            return Err(problems);
+        };
+        let description = raw
+            .site
+            .description
+            .filter(|d| !d.trim().is_empty())
+            .unwrap_or_else(|| raw.site.title.clone());
+        Ok(Config {
+            path: path.to_path_buf(),
+            site: Site {
+                title: raw.site.title,
+                base_url,
+                language: raw.site.language,
+                zone,
+                description,
+                sections,
+            },
+            inputs: raw.input.paths.iter().map(|p| folder.join(p)).collect(),
+            output: Output {
+                dir: folder.join(raw.output.dir),
+                items: raw.output.items,
+                rss: formats.0,
+                atom: formats.1,
+                json: formats.2,
+            },
+            digest,
+            smtp,
+        })
+    }
+}
+
+fn validate_sections(
+    raw: &[RawSection],
+    base_url: Option<&Url>,
+    report: &mut impl FnMut(&str, String),
+) -> Vec<Section> {
+    let mut seen = HashSet::new();
+    let mut sections = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let key = format!("sections[{i}].id");
+        if let Err(why) = check_slug(&s.id) {
+            report(&key, format!("{:?} {why}", s.id));
+            continue;
+        }
+        if !seen.insert(s.id.as_str()) {
+            report(&key, format!("section {:?} is declared twice", s.id));
+            continue;
+        }
+        if s.title.trim().is_empty() {
+            report(&format!("sections[{i}].title"), "must not be empty".into());
+        }
+        let url = match (&s.url, base_url) {
+            (Some(u), Some(base)) => match base.join(u) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => url,
+                _ => {
+                    report(
+                        &format!("sections[{i}].url"),
+                        format!("{u:?} is not an http or https URL"),
+                    );
+                    continue;
+                }
+            },
+            (None, Some(base)) => base
+                .join(&format!("{}/", s.id))
+                .expect("a slug joins onto a URL"),
+            (_, None) => continue,
+        };
+        sections.push(Section {
+            id: s.id.clone(),
+            title: s.title.clone(),
+            description: s.description.clone().filter(|d| !d.trim().is_empty()),
+            url,
+            parent: s.parent.clone(),
+        });
+    }
+
+    // Parents must exist, and following them must end at a root.
+    let parents: HashMap<&str, Option<&str>> = sections
+        .iter()
+        .map(|s| (s.id.as_str(), s.parent.as_deref()))
+        .collect();
+    for (i, s) in raw.iter().enumerate() {
+        let Some(parent) = s.parent.as_deref() else {
+            continue;
+        };
+        if !parents.contains_key(s.id.as_str()) {
+            continue;
+        }
+        let key = format!("sections[{i}].parent");
+        if !parents.contains_key(parent) {
+            report(
+                &key,
+                format!(
+                    "section {:?} names parent {parent:?}, which is not a declared section",
+                    s.id
+                ),
+            );
+            continue;
+        }
+        let mut path = vec![s.id.as_str()];
+        let mut next = Some(parent);
+        while let Some(p) = next {
+            if path.contains(&p) {
+                path.push(p);
+                report(&key, format!("parents form a cycle: {}", path.join(" → ")));
+                break;
+            }
+            path.push(p);
+            next = parents.get(p).copied().flatten();
+        }
+    }
+    sections
+}
+
+/// Section ids become folder names and URL path segments.
+pub fn check_slug(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() {
+        return Err("is empty; a section id must be a slug like \"yushi\"");
+    }
+    if id.len() > 100 {
+        return Err("is longer than 100 characters");
+    }
+    let first = id.as_bytes()[0];
+    if !first.is_ascii_alphanumeric() {
+        return Err("must start with a letter or digit (it becomes a folder name)");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err("may hold only ASCII letters, digits, '-' and '_' (it becomes a folder name)");
+    }
+    Ok(())
+}
+
+/// A BCP 47 language tag, loosely: `zh`, `zh-CN`, `zh-Hans-CN`, `en-US`.
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or("");
+    (2..=8).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// `"7d"`, `"36h"`, `"90m"`, `"2w"`, `"3600s"`.
+pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let number: i64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
+    if number <= 0 {
+        return None;
+    }
+    match unit {
+        's' => chrono::Duration::try_seconds(number),
+        'm' => chrono::Duration::try_minutes(number),
+        'h' => chrono::Duration::try_hours(number),
+        'd' => chrono::Duration::try_days(number),
+        'w' => chrono::Duration::try_weeks(number),
+        _ => None,
+    }
+}
+
+fn with_trailing_slash(mut url: Url) -> Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+/// Deserializes TOML, turning a syntax or type error into one problem with
+/// its line, column and key path.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, Problem> {
+    let deserializer =
+        toml::Deserializer::parse(text).map_err(|e| toml_problem(&e, text, path, None))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let key = (key != "." && !key.is_empty()).then_some(key);
+        toml_problem(e.inner(), text, path, key.as_deref())
+    })
+}
+
+fn toml_problem(e: &toml::de::Error, text: &str, path: &Path, key: Option<&str>) -> Problem {
+    let location = match e.span() {
+        Some(span) => Location::at_offset(path, text, span.start),
+        None => Location::file(path),
+    };
+    Problem::new(location, key, e.message().trim_end().to_owned())
+}
+
+/// Best-effort position of `a.b.c` (or `sections[2].id`) in a TOML file:
+/// the line where its last key is assigned inside the right table.
+fn key_location(text: &str, path: &Path, key: &str) -> Location {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let table = key.split('.').next().unwrap_or("");
+    let (table, index) = match table.split_once('[') {
+        Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+        None => (table, None),
+    };
+    let mut in_table = false;
+    let mut seen_index = 0usize;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            let name = trimmed
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim();
+            let is_array = trimmed.starts_with("[[");
+            in_table = name == table;
+            if in_table && is_array {
+                seen_index += 1;
+                in_table = index.is_none_or(|i| i + 1 == seen_index);
+            }
+        } else if in_table {
+            let name = trimmed
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
+            if trimmed.contains('=') && name == leaf {
+                let col = line.len() - trimmed.len();
+                return Location::at_offset(path, text, offset + col);
+            }
+        }
+        offset += line.len();
+    }
+    Location::file(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[site]
+title = "映象网"
+base_url = "https://news.example.cn"
+language = "zh-CN"
+timezone = "Asia/Shanghai"
+
+[input]
+paths = ["articles"]
+
+[[sections]]
+id = "news"
+title = "新闻中心"
+
+[[sections]]
+id = "yushi"
+title = "豫事说事"
+parent = "news"
+"#;
+
+    fn parse(text: &str) -> Result<Config, Problems> {
+        Config::parse(text, Path::new("feeds.toml"), Path::new("/site"))
+    }
+
+    #[test]
+    fn resolves_paths_and_defaults() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.site.base_url.as_str(), "https://news.example.cn/");
+        assert_eq!(config.inputs, vec![PathBuf::from("/site/articles")]);
+        assert_eq!(config.output.dir, PathBuf::from("/site/public"));
+        assert!(config.output.rss && config.output.atom && !config.output.json);
+        assert_eq!(
+            config.site.sections[1].url.as_str(),
+            "https://news.example.cn/yushi/"
+        );
+        assert_eq!(config.site.description, "映象网");
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_line() {
+        let text = GOOD.replace("parent = \"news\"", "parnet = \"news\"");
+        let problems = parse(&text).unwrap_err();
+        let message = problems.to_string();
+        assert!(
+            message.starts_with("feeds.toml:18:1: sections[1].parnet: unknown field `parnet`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unsafe_section_ids_are_refused() {
+        for bad in ["../x", "a/b", "", "a\u{7}b", ".hidden"] {
+            let text = GOOD.replace(
+                "id = \"yushi\"",
+                &format!("id = {}", toml::Value::String(bad.into())),
+            );
+            let message = parse(&text).unwrap_err().to_string();
+            assert!(message.contains("sections[1].id"), "{bad:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn parent_cycles_and_unknown_parents_are_reported() {
+        let text = GOOD.replace(
+            "title = \"新闻中心\"",
+            "title = \"新闻中心\"\nparent = \"yushi\"",
+        );
+        let message = parse(&text).unwrap_err().to_string();
+        assert!(message.contains("parents form a cycle"), "{message}");
+        let text = GOOD.replace("parent = \"news\"", "parent = \"world\"");
+        let message = parse(&text).unwrap_err().to_string();
+        assert!(
+            message.contains(
+                "feeds.toml:18:1: sections[1].parent: section \"yushi\" names parent \"world\""
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let text = GOOD
+            .replace("zh-CN", "zh_CN")
+            .replace("Asia/Shanghai", "Asia/Nowhere")
+            .replace("https://news.example.cn", "ftp://x");
+        let problems = parse(&text).unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("7d"), Some(chrono::Duration::days(7)));
+        assert_eq!(parse_duration("36h"), Some(chrono::Duration::hours(36)));
+        assert_eq!(parse_duration("0d"), None);
+        assert_eq!(parse_duration("7"), None);
+    }
+}

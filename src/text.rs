@@ -1,0 +1,169 @@
+//! Text hygiene shared by every output: characters XML cannot carry, one-line
+//! fields, keyword splitting, and HTML cleaning for feed content.
+//!
+//! Input from real newsroom exports holds stray control characters and
+//! page-relative links; feeds and mail must never carry either.
+
+use std::borrow::Cow;
+
+use url::Url;
+
+/// True for characters XML 1.0 forbids or discourages (C0 controls other than
+/// TAB/LF/CR, DEL and C1 controls, non-characters). A single one makes a feed
+/// unreadable for strict parsers.
+pub fn is_unsafe_char(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}'
+        | '\u{7F}'..='\u{9F}'
+        | '\u{FDD0}'..='\u{FDEF}' | '\u{FFFE}' | '\u{FFFF}')
+}
+
+/// `text` without the characters of [`is_unsafe_char`].
+pub fn strip_unsafe(text: &str) -> Cow<'_, str> {
+    if text.chars().any(is_unsafe_char) {
+        Cow::Owned(text.chars().filter(|&c| !is_unsafe_char(c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// A one-line field (title, name, keyword): unsafe characters dropped, runs
+/// of whitespace (line breaks included) folded to one space, ends trimmed.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split(|c: char| c.is_whitespace() || is_unsafe_char(c)) {
+        if word.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// Splits a keyword line such as `基层干部;群众路线；干部素质、深入基层;` on
+/// `;` `；` `,` `，` `、`, trimming each piece and dropping empty ones.
+pub fn split_keywords(line: &str) -> Vec<String> {
+    line.split([';', '；', ',', '，', '、'])
+        .map(one_line)
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
+/// Keywords without repeats, first occurrence kept.
+pub fn dedup_keywords(keywords: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    keywords
+        .into_iter()
+        .filter(|k| seen.insert(k.clone()))
+        .collect()
+}
+
+/// Article HTML made safe to publish: scripts, frames, styles and event
+/// handlers removed; every `href`/`src` absolute against `base` (the article's
+/// own URL, so `../img/a.jpg` resolves like a browser would); only http,
+/// https and mailto links kept.
+pub fn clean_html(html: &str, base: &Url) -> String {
+    let html = strip_unsafe(html);
+    let cleaned = ammonia::Builder::default()
+        .url_relative(ammonia::UrlRelative::RewriteWithBase(base.clone()))
+        .url_schemes(["http", "https", "mailto"].into_iter().collect())
+        .link_rel(None)
+        .clean(&html)
+        .to_string();
+    // html5ever writes U+00A0 as `&nbsp;`; a named entity is fine inside the
+    // escaped HTML of a feed but not for consumers that decode only XML's five.
+    cleaned.replace("&nbsp;", "\u{a0}")
+}
+
+/// Plain text of an HTML fragment: tags dropped, script/style bodies dropped,
+/// entities decoded, whitespace folded.
+pub fn html_to_text(html: &str) -> String {
+    let mut html = strip_unsafe(html).into_owned();
+    // Block boundaries separate words once the tags are gone.
+    for tag in [
+        "</p>", "<br", "</div>", "</li>", "</h1>", "</h2>", "</h3>", "</td>", "</tr>",
+    ] {
+        html = html.replace(tag, &format!(" {tag}"));
+    }
+    let without_tags = ammonia::Builder::empty().clean(&html).to_string();
+    one_line(&html_escape::decode_html_entities(&without_tags))
+}
+
+/// At most `max` characters (not bytes) of `text`, with `…` when cut.
+pub fn truncate_chars(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => {
+            let head = text[..cut].trim_end();
+            Cow::Owned(format!("{head}…"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_controls_but_keeps_tabs_newlines_and_cjk() {
+        assert_eq!(
+            strip_unsafe("a\u{B}b\u{FFFE}c\u{85}\t\n标题"),
+            "abc\t\n标题"
+        );
+        assert!(matches!(strip_unsafe("clean 标题"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn splits_the_seed_keyword_line() {
+        let line = "基层干部;群众路线;干部素质;实干奉献;深入基层;群众呼声;";
+        assert_eq!(
+            split_keywords(line),
+            [
+                "基层干部",
+                "群众路线",
+                "干部素质",
+                "实干奉献",
+                "深入基层",
+                "群众呼声"
+            ]
+        );
+        assert_eq!(split_keywords(" a ；b，c、 d ,, "), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn clean_html_absolutises_and_removes_scripts() {
+        let base = Url::parse("https://news.example.cn/news/yushi/2017/0323/5034.html").unwrap();
+        let html = r#"<p onclick="x()">正文<img src="../img/a.jpg"><a href="/a.html">链接</a><script>alert(1)</script><iframe src="//x"></iframe></p>"#;
+        let clean = clean_html(html, &base);
+        assert!(
+            clean.contains(r#"src="https://news.example.cn/news/yushi/2017/img/a.jpg""#),
+            "{clean}"
+        );
+        assert!(
+            clean.contains(r#"href="https://news.example.cn/a.html""#),
+            "{clean}"
+        );
+        assert!(
+            !clean.contains("script") && !clean.contains("iframe") && !clean.contains("onclick"),
+            "{clean}"
+        );
+        assert!(!clean.contains("javascript"));
+    }
+
+    #[test]
+    fn html_to_text_decodes_entities_and_drops_scripts() {
+        assert_eq!(
+            html_to_text("<p>a &amp; b</p>\n<script>x</script><p>c&nbsp;d</p>"),
+            "a & b c d"
+        );
+    }
+
+    #[test]
+    fn truncates_by_characters() {
+        assert_eq!(truncate_chars("俯下身子深入基层", 4), "俯下身子…");
+        assert_eq!(truncate_chars("短", 4), "短");
+    }
+}
