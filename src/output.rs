@@ -1,0 +1,106 @@
+//! Writing generated files into the output folder, safely.
+//!
+//! All files are first written to temporary files beside their targets and
+//! synced; only when every one of them is written are they renamed into
+//! place. A failed build therefore leaves the previous feeds as they were, a
+//! reader never sees half a file, and a file whose bytes would not change is
+//! not touched at all (its mtime stays, so caches and rsync stay quiet).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::feed::OutputFile;
+
+/// What a write did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteReport {
+    pub changed: usize,
+    pub unchanged: usize,
+}
+
+pub fn write_files(dir: &Path, files: &[OutputFile]) -> Result<WriteReport> {
+    let mut report = WriteReport::default();
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let result: Result<()> = (|| {
+        for file in files {
+            let target = dir.join(safe_relative(&file.path)?);
+            if fs::read(&target).is_ok_and(|old| old == file.bytes) {
+                report.unchanged += 1;
+                continue;
+            }
+            let parent = target.parent().expect("a joined path has a parent");
+            fs::create_dir_all(parent).with_context(|| format!("cannot create folder {}", parent.display()))?;
+            let temp = temp_path(&target);
+            write_synced(&temp, &file.bytes).with_context(|| format!("cannot write {}", temp.display()))?;
+            staged.push((temp, target));
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for (temp, _) in &staged {
+            let _ = fs::remove_file(temp);
+        }
+        return Err(e.context("nothing was changed in the output folder"));
+    }
+    for (temp, target) in &staged {
+        fs::rename(temp, target).with_context(|| format!("cannot move {} into place", target.display()))?;
+        report.changed += 1;
+    }
+    let mut folders: Vec<&Path> = staged.iter().filter_map(|(_, t)| t.parent()).collect();
+    folders.dedup();
+    for folder in folders {
+        // Makes the renames durable; not every file system allows it.
+        if let Ok(handle) = fs::File::open(folder) {
+            let _ = handle.sync_all();
+        }
+    }
+    Ok(report)
+}
+
+/// Writes `bytes` to `path` and syncs them to disk.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Writes a whole file atomically: temp file, sync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).with_context(|| format!("cannot create folder {}", parent.display()))?;
+    }
+    let temp = temp_path(path);
+    write_synced(&temp, bytes).with_context(|| format!("cannot write {}", temp.display()))?;
+    fs::rename(&temp, path).with_context(|| format!("cannot move {} into place", path.display()))
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    target.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Generated paths are relative and never climb out of the output folder.
+fn safe_relative(path: &str) -> Result<&Path> {
+    let p = Path::new(path);
+    if p.components().all(|c| matches!(c, Component::Normal(_))) {
+        Ok(p)
+    } else {
+        bail!("refusing to write {path:?}: it would leave the output folder")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_paths_outside_the_folder() {
+        assert!(safe_relative("feeds/a/rss.xml").is_ok());
+        assert!(safe_relative("../x").is_err());
+        assert!(safe_relative("/etc/passwd").is_err());
+        assert!(safe_relative("feeds/./x").is_ok());
+    }
+}
