@@ -6,7 +6,11 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "bulletin", version, about = "RSS, Atom and JSON feeds and an email digest for news sites")]
+#[command(
+    name = "bulletin",
+    version,
+    about = "RSS, Atom and JSON feeds and an email digest for news sites"
+)]
 pub struct Cli {
     /// Print only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -44,6 +48,33 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Compose the email digest of what is new, and preview or send it.
+    ///
+    /// `--dry-run DIR` writes one .eml per recipient (exactly as it would be
+    /// sent) plus DIR/index.html linking an HTML preview of each, and changes
+    /// no state. `--send` delivers over SMTP and records every outcome;
+    /// running it again sends nothing twice and completes an interrupted run.
+    ///
+    /// Example: bulletin digest --dry-run /tmp/digest --now 2017-03-25T08:00:00+08:00
+    Digest {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        mode: DigestMode,
+        #[command(flatten)]
+        now: NowArg,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct DigestMode {
+    /// Write the messages into DIR instead of sending them.
+    #[arg(long, value_name = "DIR")]
+    pub dry_run: Option<PathBuf>,
+    /// Send the messages over SMTP (or to sendmail) and record what was sent.
+    #[arg(long)]
+    pub send: bool,
 }
 
 #[derive(Debug, Args)]
@@ -63,5 +94,7 @@ pub struct NowArg {
 fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.to_utc())
-        .map_err(|e| format!("{text:?} is not an RFC 3339 time like 2017-03-24T20:00:00+08:00 ({e})"))
+        .map_err(|e| {
+            format!("{text:?} is not an RFC 3339 time like 2017-03-24T20:00:00+08:00 ({e})")
+        })
 }

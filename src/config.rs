@@ -41,8 +41,9 @@ pub struct Output {
 #[derive(Debug, Clone)]
 pub struct DigestConfig {
     pub subject: String,
-    pub html: PathBuf,
-    pub text: PathBuf,
+    /// Template files; `None` means the built-in default.
+    pub html: Option<PathBuf>,
+    pub text: Option<PathBuf>,
     pub subscribers: PathBuf,
     pub state: PathBuf,
     pub window: chrono::Duration,
@@ -204,10 +205,10 @@ struct RawSection {
 struct RawDigest {
     #[serde(default = "default_subject")]
     subject: String,
-    #[serde(default = "default_html")]
-    html: PathBuf,
-    #[serde(default = "default_text")]
-    text: PathBuf,
+    #[serde(default)]
+    html: Option<PathBuf>,
+    #[serde(default)]
+    text: Option<PathBuf>,
     subscribers: PathBuf,
     #[serde(default = "default_state")]
     state: PathBuf,
@@ -224,12 +225,6 @@ struct RawDigest {
 
 fn default_subject() -> String {
     "{{site.title}} · {{date}}".into()
-}
-fn default_html() -> PathBuf {
-    "templates/digest.html.hbs".into()
-}
-fn default_text() -> PathBuf {
-    "templates/digest.txt.hbs".into()
 }
 fn default_state() -> PathBuf {
     ".bulletin/state.sqlite".into()
@@ -360,8 +355,8 @@ impl Config {
             }
             DigestConfig {
                 subject: d.subject,
-                html: folder.join(d.html),
-                text: folder.join(d.text),
+                html: d.html.map(|p| folder.join(p)),
+                text: d.text.map(|p| folder.join(p)),
                 subscribers: folder.join(d.subscribers),
                 state: folder.join(d.state),
                 window,
@@ -378,6 +373,15 @@ impl Config {
                 report(
                     "smtp.max_rate",
                     "must be a number of messages per second, 0 for no limit".into(),
+                );
+            }
+            if let Err(e) = s.from.parse::<lettre::message::Mailbox>() {
+                report(
+                    "smtp.from",
+                    format!(
+                        "{:?} is not a mailbox like \"映象网 <digest@news.example.cn>\": {e}",
+                        s.from
+                    ),
                 );
             }
             s.ca_file = s.ca_file.map(|p| folder.join(p));

@@ -131,6 +131,27 @@ impl Article {
     }
 }
 
+/// One digest subscriber, validated: no control characters anywhere, a
+/// syntactically valid address, only declared sections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscriber {
+    pub email: String,
+    pub name: Option<String>,
+    /// Section ids; `None` means every section.
+    pub sections: Option<Vec<String>>,
+}
+
+impl Subscriber {
+    /// Whether an article of `section` is for this subscriber: a subscriber
+    /// of a parent section gets its children's articles too.
+    pub fn wants(&self, site: &Site, section: &str) -> bool {
+        match &self.sections {
+            None => true,
+            Some(ids) => site.ancestry(section).any(|s| ids.contains(&s.id)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

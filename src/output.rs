@@ -32,9 +32,11 @@ pub fn write_files(dir: &Path, files: &[OutputFile]) -> Result<WriteReport> {
                 continue;
             }
             let parent = target.parent().expect("a joined path has a parent");
-            fs::create_dir_all(parent).with_context(|| format!("cannot create folder {}", parent.display()))?;
+            fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create folder {}", parent.display()))?;
             let temp = temp_path(&target);
-            write_synced(&temp, &file.bytes).with_context(|| format!("cannot write {}", temp.display()))?;
+            write_synced(&temp, &file.bytes)
+                .with_context(|| format!("cannot write {}", temp.display()))?;
             staged.push((temp, target));
         }
         Ok(())
@@ -46,7 +48,8 @@ pub fn write_files(dir: &Path, files: &[OutputFile]) -> Result<WriteReport> {
         return Err(e.context("nothing was changed in the output folder"));
     }
     for (temp, target) in &staged {
-        fs::rename(temp, target).with_context(|| format!("cannot move {} into place", target.display()))?;
+        fs::rename(temp, target)
+            .with_context(|| format!("cannot move {} into place", target.display()))?;
         report.changed += 1;
     }
     let mut folders: Vec<&Path> = staged.iter().filter_map(|(_, t)| t.parent()).collect();
@@ -70,7 +73,8 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Writes a whole file atomically: temp file, sync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).with_context(|| format!("cannot create folder {}", parent.display()))?;
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create folder {}", parent.display()))?;
     }
     let temp = temp_path(path);
     write_synced(&temp, bytes).with_context(|| format!("cannot write {}", temp.display()))?;
@@ -78,7 +82,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn temp_path(target: &Path) -> PathBuf {
-    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file");
     target.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use atom_syndication::extension::{Extension, ExtensionMap};
-use atom_syndication::{Category, Content, Entry, Feed, Generator, Link, Person, Text, WriteConfig};
+use atom_syndication::{
+    Category, Content, Entry, Feed, Generator, Link, Person, Text, WriteConfig,
+};
 
 use super::{ATOM_FILE, FeedInfo, entry_id, image_type, summary_text};
 use crate::model::Article;
@@ -23,7 +25,12 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
         title: Text::plain(info.title.clone()),
         id: info.url(ATOM_FILE),
         updated: site.zone.local(info.updated),
-        authors: vec![Person { name: site.title.clone(), email: None, uri: Some(site.base_url.to_string()), ..Default::default() }],
+        authors: vec![Person {
+            name: site.title.clone(),
+            email: None,
+            uri: Some(site.base_url.to_string()),
+            ..Default::default()
+        }],
         generator: Some(Generator {
             value: "bulletin".into(),
             uri: None,
@@ -51,18 +58,33 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
     if items.iter().any(|a| a.image.is_some()) {
         feed.namespaces = BTreeMap::from([("media".to_owned(), MEDIA_NS.to_owned())]);
     }
-    let config = WriteConfig { write_document_declaration: true, indent_size: Some(2) };
-    feed.write_with_config(Vec::new(), config).expect("writing XML into memory cannot fail")
+    let config = WriteConfig {
+        write_document_declaration: true,
+        indent_size: Some(2),
+    };
+    feed.write_with_config(Vec::new(), config)
+        .expect("writing XML into memory cannot fail")
 }
 
 fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
     let site = info.site;
-    let person = |name: &String| Person { name: name.clone(), ..Default::default() };
+    let person = |name: &String| Person {
+        name: name.clone(),
+        ..Default::default()
+    };
     let section = site.section(&article.section);
     let categories = section
-        .map(|s| Category { term: s.id.clone(), scheme: None, label: Some(s.title.clone()) })
+        .map(|s| Category {
+            term: s.id.clone(),
+            scheme: None,
+            label: Some(s.title.clone()),
+        })
         .into_iter()
-        .chain(article.keywords.iter().map(|k| Category { term: k.clone(), scheme: None, label: None }))
+        .chain(article.keywords.iter().map(|k| Category {
+            term: k.clone(),
+            scheme: None,
+            label: None,
+        }))
         .collect();
     let mut entry = Entry {
         title: Text::plain(article.title.clone()),
@@ -99,7 +121,10 @@ fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
             ..Default::default()
         };
         let mut media = ExtensionMap::new();
-        media.insert("media".into(), BTreeMap::from([("content".to_owned(), vec![content])]));
+        media.insert(
+            "media".into(),
+            BTreeMap::from([("content".to_owned(), vec![content])]),
+        );
         entry.extensions = media;
     }
     entry

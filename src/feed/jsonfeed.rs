@@ -55,7 +55,10 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
         feed_url: info.url(JSON_FILE),
         description: &info.description,
         language: &site.language,
-        authors: vec![Author { name: &site.title, url: Some(site.base_url.as_str()) }],
+        authors: vec![Author {
+            name: &site.title,
+            url: Some(site.base_url.as_str()),
+        }],
         items: items
             .iter()
             .map(|a| {
@@ -66,12 +69,20 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
                     title: &a.title,
                     content_html: a.content_html.as_deref().map(|h| clean_html(h, &a.url)),
                     // An item needs content: the summary stands in when there is no body.
-                    content_text: if a.content_html.is_none() { Some(summary.clone().unwrap_or_else(|| a.title.clone())) } else { None },
+                    content_text: if a.content_html.is_none() {
+                        Some(summary.clone().unwrap_or_else(|| a.title.clone()))
+                    } else {
+                        None
+                    },
                     summary,
                     image: a.image.as_ref().map(|u| u.as_str()),
                     date_published: site.zone.local(a.published).to_rfc3339(),
                     date_modified: site.zone.local(a.updated).to_rfc3339(),
-                    authors: a.author.iter().map(|name| Author { name, url: None }).collect(),
+                    authors: a
+                        .author
+                        .iter()
+                        .map(|name| Author { name, url: None })
+                        .collect(),
                     tags: &a.keywords,
                 }
             })

@@ -33,12 +33,27 @@ pub struct OutputFile {
 
 /// Selects the newest `per_feed` articles published by `now` for the site
 /// and for each section; a section's feed also carries its descendants'.
-pub fn plan<'a>(site: &'a Site, articles: &'a [Article], now: DateTime<Utc>, per_feed: usize) -> Vec<Feed<'a>> {
+pub fn plan<'a>(
+    site: &'a Site,
+    articles: &'a [Article],
+    now: DateTime<Utc>,
+    per_feed: usize,
+) -> Vec<Feed<'a>> {
     let mut published: Vec<&Article> = articles.iter().filter(|a| a.published <= now).collect();
     published.sort_by(|a, b| Article::newest_first(a, b));
 
-    let mut site_feed = Feed { section: None, items: Vec::new() };
-    let mut section_feeds: Vec<Feed> = site.sections.iter().map(|s| Feed { section: Some(s), items: Vec::new() }).collect();
+    let mut site_feed = Feed {
+        section: None,
+        items: Vec::new(),
+    };
+    let mut section_feeds: Vec<Feed> = site
+        .sections
+        .iter()
+        .map(|s| Feed {
+            section: Some(s),
+            items: Vec::new(),
+        })
+        .collect();
     let index_of = |id: &str| site.sections.iter().position(|s| s.id == id);
     for article in published {
         if site_feed.items.len() < per_feed {
@@ -88,26 +103,46 @@ pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output) -> Vec<OutputFil
         .flat_map(|f| f.items.iter().map(|a| a.updated))
         .max()
         .unwrap_or(DateTime::UNIX_EPOCH);
-    let infos: Vec<FeedInfo> = feeds.iter().map(|feed| feed_info(site, feed, site_updated)).collect();
+    let infos: Vec<FeedInfo> = feeds
+        .iter()
+        .map(|feed| feed_info(site, feed, site_updated))
+        .collect();
 
     let mut files = Vec::new();
     for (feed, info) in feeds.iter().zip(&infos) {
         if output.rss {
-            files.push(OutputFile { path: format!("{}{RSS_FILE}", info.folder), bytes: rss::render(info, &feed.items) });
+            files.push(OutputFile {
+                path: format!("{}{RSS_FILE}", info.folder),
+                bytes: rss::render(info, &feed.items),
+            });
         }
         if output.atom {
-            files.push(OutputFile { path: format!("{}{ATOM_FILE}", info.folder), bytes: atom::render(info, &feed.items) });
+            files.push(OutputFile {
+                path: format!("{}{ATOM_FILE}", info.folder),
+                bytes: atom::render(info, &feed.items),
+            });
         }
         if output.json {
-            files.push(OutputFile { path: format!("{}{JSON_FILE}", info.folder), bytes: jsonfeed::render(info, &feed.items) });
+            files.push(OutputFile {
+                path: format!("{}{JSON_FILE}", info.folder),
+                bytes: jsonfeed::render(info, &feed.items),
+            });
         }
     }
-    files.push(OutputFile { path: "feeds/index.opml".into(), bytes: opml::render(site, &infos, output) });
+    files.push(OutputFile {
+        path: "feeds/index.opml".into(),
+        bytes: opml::render(site, &infos, output),
+    });
     files
 }
 
 fn feed_info<'a>(site: &'a Site, feed: &Feed<'a>, fallback: DateTime<Utc>) -> FeedInfo<'a> {
-    let updated = feed.items.iter().map(|a| a.updated).max().unwrap_or(fallback);
+    let updated = feed
+        .items
+        .iter()
+        .map(|a| a.updated)
+        .max()
+        .unwrap_or(fallback);
     match feed.section {
         None => FeedInfo {
             site,
@@ -138,7 +173,8 @@ pub(crate) fn summary_text(article: &Article) -> Option<String> {
         (Some(summary), _) => Some(summary.clone()),
         (None, Some(html)) => {
             let text = crate::text::html_to_text(html);
-            (!text.is_empty()).then(|| crate::text::truncate_chars(&text, DERIVED_SUMMARY_CHARS).into_owned())
+            (!text.is_empty())
+                .then(|| crate::text::truncate_chars(&text, DERIVED_SUMMARY_CHARS).into_owned())
         }
         (None, None) => None,
     }
@@ -148,7 +184,10 @@ pub(crate) fn summary_text(article: &Article) -> Option<String> {
 /// from the site and the article id only (never from the build).
 pub(crate) fn entry_id(site: &Site, article: &Article) -> String {
     let name = format!("{}#{}", site.base_url, article.id);
-    format!("urn:uuid:{}", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()))
+    format!(
+        "urn:uuid:{}",
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes())
+    )
 }
 
 /// A MIME type for an image URL, by its extension.

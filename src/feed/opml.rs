@@ -25,13 +25,18 @@ pub(super) fn render(site: &Site, feeds: &[FeedInfo<'_>], output: &Output) -> Ve
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     let result: std::io::Result<()> = (|| {
         w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-        w.write_event(Event::Start(BytesStart::new("opml").with_attributes([("version", "2.0")])))?;
+        w.write_event(Event::Start(
+            BytesStart::new("opml").with_attributes([("version", "2.0")]),
+        ))?;
         w.write_event(Event::Start(BytesStart::new("head")))?;
-        w.create_element("title").write_text_content(BytesText::new(&format!("{} feeds", site.title)))?;
+        w.create_element("title")
+            .write_text_content(BytesText::new(&format!("{} feeds", site.title)))?;
         w.write_event(Event::End(BytesEnd::new("head")))?;
         w.write_event(Event::Start(BytesStart::new("body")))?;
         for (label, file, version) in &formats {
-            w.write_event(Event::Start(BytesStart::new("outline").with_attributes([("text", *label), ("title", *label)])))?;
+            w.write_event(Event::Start(
+                BytesStart::new("outline").with_attributes([("text", *label), ("title", *label)]),
+            ))?;
             for feed in feeds {
                 let xml_url = feed.url(file);
                 let mut outline = BytesStart::new("outline").with_attributes([

@@ -49,20 +49,31 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
 
 fn item(info: &FeedInfo<'_>, article: &Article) -> Item {
     let site = info.site;
-    let section_title = site.section(&article.section).map_or(article.section.as_str(), |s| s.title.as_str());
+    let section_title = site
+        .section(&article.section)
+        .map_or(article.section.as_str(), |s| s.title.as_str());
     let categories = std::iter::once(section_title)
         .chain(article.keywords.iter().map(String::as_str))
-        .map(|name| Category { name: name.to_owned(), domain: None })
+        .map(|name| Category {
+            name: name.to_owned(),
+            domain: None,
+        })
         .collect();
     let mut item = Item {
         title: Some(article.title.clone()),
         link: Some(article.url.to_string()),
-        guid: Some(Guid { value: article.id.clone(), permalink: false }),
+        guid: Some(Guid {
+            value: article.id.clone(),
+            permalink: false,
+        }),
         pub_date: Some(site.zone.local(article.published).to_rfc2822()),
         // `description` is HTML in RSS: the plain summary is escaped once for
         // HTML here and once more for XML by the writer.
         description: summary_text(article).map(|s| html_escape::encode_text(&s).into_owned()),
-        content: article.content_html.as_deref().map(|html| clean_html(html, &article.url)),
+        content: article
+            .content_html
+            .as_deref()
+            .map(|html| clean_html(html, &article.url)),
         categories,
         ..Default::default()
     };
@@ -85,7 +96,10 @@ fn item(info: &FeedInfo<'_>, article: &Article) -> Item {
             ..Default::default()
         };
         let mut media = ExtensionMap::new();
-        media.insert("media".into(), BTreeMap::from([("content".to_owned(), vec![content])]));
+        media.insert(
+            "media".into(),
+            BTreeMap::from([("content".to_owned(), vec![content])]),
+        );
         item.extensions = media;
     }
     item

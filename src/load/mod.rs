@@ -8,6 +8,7 @@
 
 mod formats;
 pub mod record;
+pub mod subscribers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

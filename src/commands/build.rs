@@ -1,0 +1,34 @@
+//! `bulletin build`: every feed into the output folder.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::{Failure, Verbosity};
+use crate::config::Config;
+use crate::{feed, load, output};
+
+pub fn run(
+    config: &Config,
+    out: Option<PathBuf>,
+    now: DateTime<Utc>,
+    say: Verbosity,
+) -> Result<(), Failure> {
+    let started = Instant::now();
+    let articles = load::load_articles(config)?;
+    let feeds = feed::plan(&config.site, &articles, now, config.output.items);
+    let files = feed::render(&config.site, &feeds, &config.output);
+    let dir = out.unwrap_or_else(|| config.output.dir.clone());
+    let report = output::write_files(&dir, &files)?;
+    say.summary(format!(
+        "built {} files ({} changed, {} unchanged) from {} articles into {} in {:.2} s",
+        files.len(),
+        report.changed,
+        report.unchanged,
+        articles.len(),
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}

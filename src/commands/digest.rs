@@ -1,0 +1,339 @@
+//! `bulletin digest`: compose the digest, then preview it (`--dry-run`) or
+//! send it (`--send`). Also the digest half of `bulletin check`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use chrono::{DateTime, Utc};
+use lettre::message::Mailbox;
+
+use super::{Failure, Verbosity};
+use crate::config::{Config, DigestConfig};
+use crate::diag::{Location, Problem, Problems};
+use crate::digest::render::{DEFAULT_HTML, DEFAULT_TEXT, Source, Templates};
+use crate::digest::{self, History, Settings, message};
+use crate::feed::OutputFile;
+use crate::load::subscribers::load_subscribers;
+use crate::model::{Article, Subscriber};
+use crate::state::State;
+use crate::{load, output};
+
+/// The environment variable holding the unsubscribe-token key.
+pub const SECRET_VAR: &str = "BULLETIN_UNSUBSCRIBE_SECRET";
+
+/// One recipient's message, ready for the wire.
+pub struct Composed<'a> {
+    pub subscriber: &'a Subscriber,
+    pub message_id: String,
+    pub subject: String,
+    pub html: String,
+    pub bytes: Vec<u8>,
+    pub article_ids: Vec<&'a str>,
+}
+
+/// Everything `digest` needs besides the articles, validated.
+pub struct Setup {
+    pub digest: DigestConfig,
+    pub from: Mailbox,
+    pub subscribers: Vec<Subscriber>,
+    pub templates: Templates,
+}
+
+fn setup(config: &Config) -> Result<Setup, Problems> {
+    let mut problems = Problems::default();
+    let at_config = || Location::file(&config.path);
+    let Some(digest) = config.digest.clone() else {
+        return Err(Problem::new(
+            at_config(),
+            Some("digest"),
+            "the config has no [digest] table",
+        )
+        .into());
+    };
+    let from = match &config.smtp {
+        Some(smtp) => smtp.from.parse::<Mailbox>().ok(),
+        None => {
+            problems.push(Problem::new(
+                at_config(),
+                Some("smtp.from"),
+                "the digest needs [smtp] from = \"Name <address>\"",
+            ));
+            None
+        }
+    };
+    let subscribers = load_subscribers(&digest.subscribers, &config.site).unwrap_or_else(|p| {
+        problems.extend(p);
+        Vec::new()
+    });
+    fn source<'p>(path: &'p Option<std::path::PathBuf>, builtin: &'static str) -> Source<'p> {
+        match path {
+            Some(p) => Source::File(p),
+            None => Source::Builtin(builtin),
+        }
+    }
+    let templates = Templates::load(
+        source(&digest.html, DEFAULT_HTML),
+        source(&digest.text, DEFAULT_TEXT),
+        &digest.subject,
+        &config.path,
+        config.site.zone,
+    );
+    let templates = templates.map_err(|p| problems.extend(p)).ok();
+    match (from, templates, problems.is_empty()) {
+        (Some(from), Some(templates), true) => Ok(Setup {
+            digest,
+            from,
+            subscribers,
+            templates,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// The digest part of `check`: subscribers, templates (rendered once on
+/// sample data, so a misspelled variable is caught here, not in an inbox).
+pub fn check(config: &Config, articles: &[Article]) -> Result<(), Problems> {
+    if config.digest.is_none() {
+        return Ok(());
+    }
+    let setup = setup(config)?;
+    let sample = Subscriber {
+        email: "check@example.invalid".into(),
+        name: Some("check".into()),
+        sections: None,
+    };
+    let newest = articles
+        .iter()
+        .map(|a| a.published)
+        .max()
+        .unwrap_or(DateTime::UNIX_EPOCH);
+    let settings = Settings {
+        now: newest,
+        window: chrono::Duration::days(365_000),
+        related: setup.digest.related,
+        max_items: 3,
+    };
+    let subscribers = [sample];
+    let plan = digest::plan(&config.site, articles, &subscribers, &settings, |_| {
+        Ok::<_, Problems>(History::default())
+    })?;
+    let empty = digest::Email {
+        subscriber: &subscribers[0],
+        groups: Vec::new(),
+    };
+    let email = plan.emails.first().unwrap_or(&empty);
+    let unsubscribe = setup
+        .digest
+        .unsubscribe_url
+        .as_deref()
+        .map(|u| u.replace("{{token}}", "0123456789abcdef"));
+    setup.templates.render(&digest::context(
+        &config.site,
+        &plan.issue,
+        email,
+        unsubscribe.as_deref(),
+    ))?;
+    Ok(())
+}
+
+/// Reads the unsubscribe secret when the URL needs one.
+fn secret(digest: &DigestConfig, config: &Config) -> Result<Option<Vec<u8>>, Failure> {
+    let needs = digest
+        .unsubscribe_url
+        .as_deref()
+        .is_some_and(|u| u.contains("{{token}}"));
+    if !needs {
+        return Ok(None);
+    }
+    match std::env::var(SECRET_VAR) {
+        Ok(s) if !s.is_empty() => Ok(Some(s.into_bytes())),
+        _ => Err(Failure::Invalid(
+            Problem::new(
+                Location::file(&config.path),
+                Some("digest.unsubscribe_url"),
+                format!("uses {{{{token}}}}, but the environment variable {SECRET_VAR} (the key for unsubscribe tokens) is not set"),
+            )
+            .into(),
+        )),
+    }
+}
+
+/// Composes every message of this run. `history` says what each recipient
+/// already has.
+pub fn compose<'a>(
+    config: &'a Config,
+    setup: &'a Setup,
+    articles: &'a [Article],
+    now: DateTime<Utc>,
+    secret: Option<&[u8]>,
+    history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
+    say: Verbosity,
+) -> Result<(digest::Digest<'a>, Vec<Composed<'a>>), Failure> {
+    let settings = Settings {
+        now,
+        window: setup.digest.window,
+        related: setup.digest.related,
+        max_items: setup.digest.max_items,
+    };
+    let plan = digest::plan(
+        &config.site,
+        articles,
+        &setup.subscribers,
+        &settings,
+        history,
+    )?;
+    for (article, id) in &plan.unknown_related {
+        say.warn(format!(
+            "article {article:?} lists related id {id:?}, which is not an article; skipped"
+        ));
+    }
+    let envelope = message::Envelope {
+        site: &config.site,
+        from: &setup.from,
+        issue: &plan.issue,
+        date: config.site.zone.local(now),
+    };
+    let mut composed = Vec::with_capacity(plan.emails.len());
+    for email in &plan.emails {
+        let subscriber = email.subscriber;
+        let unsubscribe = setup
+            .digest
+            .unsubscribe_url
+            .as_deref()
+            .map(|url| match secret {
+                Some(key) => url.replace(
+                    "{{token}}",
+                    &message::unsubscribe_token(key, &subscriber.email),
+                ),
+                None => url.to_owned(),
+            });
+        let context = digest::context(&config.site, &plan.issue, email, unsubscribe.as_deref());
+        let rendered = setup.templates.render(&context)?;
+        let message = message::build(&envelope, subscriber, &rendered, unsubscribe.as_deref())?;
+        composed.push(Composed {
+            subscriber,
+            message_id: message::message_id(&config.site, &plan.issue, &subscriber.email),
+            subject: rendered.subject,
+            html: rendered.html,
+            bytes: message.formatted(),
+            article_ids: email
+                .items()
+                .map(|i| -> &'a str { &i.article.id })
+                .collect(),
+        });
+    }
+    Ok((plan, composed))
+}
+
+/// What a recipient already has, according to the state store (if any).
+pub fn history_from(
+    state: Option<&State>,
+    issue: &str,
+    subscriber: &Subscriber,
+) -> anyhow::Result<History> {
+    match state {
+        None => Ok(History::default()),
+        Some(state) => Ok(History {
+            has_issue: state.has_delivery(issue, &subscriber.email)?,
+            sent: state.articles_for(&subscriber.email)?,
+        }),
+    }
+}
+
+pub fn dry_run(
+    config: &Config,
+    dir: &Path,
+    now: DateTime<Utc>,
+    say: Verbosity,
+) -> Result<(), Failure> {
+    let started = Instant::now();
+    let articles = load::load_articles(config)?;
+    let setup = setup(config)?;
+    let secret = secret(&setup.digest, config)?;
+    let state = State::open_read_only(&setup.digest.state)?;
+    let issue = digest::issue_key(&config.site, now);
+    let (plan, composed) = compose(
+        config,
+        &setup,
+        &articles,
+        now,
+        secret.as_deref(),
+        |s| history_from(state.as_ref(), &issue, s),
+        say,
+    )?;
+
+    let mut files = Vec::new();
+    let mut rows = String::new();
+    let mut used = std::collections::HashSet::new();
+    for c in &composed {
+        let mut name = file_name(&c.subscriber.email);
+        while !used.insert(name.clone()) {
+            name.push('_');
+        }
+        files.push(OutputFile {
+            path: format!("{name}.eml"),
+            bytes: c.bytes.clone(),
+        });
+        files.push(OutputFile {
+            path: format!("preview/{name}.html"),
+            bytes: c.html.clone().into_bytes(),
+        });
+        let e = |s: &str| html_escape::encode_text(s).into_owned();
+        let a = |s: &str| html_escape::encode_double_quoted_attribute(s).into_owned();
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><a href=\"preview/{}.html\">HTML</a> · <a href=\"{}.eml\">.eml</a></td></tr>\n",
+            e(&c.subscriber.email),
+            e(c.subscriber.name.as_deref().unwrap_or("")),
+            e(&c.subject),
+            a(&name),
+            a(&name),
+        ));
+    }
+    let index = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>digest {issue} (dry run)</title></head>\n<body style=\"font-family:sans-serif\">\n<h1>Digest {issue}: dry run</h1>\n<p>{} emails, {} items; {} subscribers with nothing new; {} already have this issue.</p>\n<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n<tr><th>to</th><th>name</th><th>subject</th><th>preview</th></tr>\n{rows}</table>\n</body></html>\n",
+        composed.len(),
+        composed.iter().map(|c| c.article_ids.len()).sum::<usize>(),
+        plan.nothing_new,
+        plan.already_sent,
+    );
+    files.push(OutputFile {
+        path: "index.html".into(),
+        bytes: index.into_bytes(),
+    });
+    output::write_files(dir, &files).map_err(|e| anyhow!(e))?;
+    say.summary(format!(
+        "dry run of digest {}: {} emails ({} items) for {} subscribers, {} with nothing new, {} already sent; written to {} in {:.2} s",
+        plan.issue,
+        composed.len(),
+        composed.iter().map(|c| c.article_ids.len()).sum::<usize>(),
+        setup.subscribers.len(),
+        plan.nothing_new,
+        plan.already_sent,
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// A file name a person recognises: the address, with anything unsafe replaced.
+fn file_name(email: &str) -> String {
+    email
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "@.+-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_owned()
+}
+
+#[allow(dead_code)]
+fn unused(_: &anyhow::Error) -> anyhow::Result<()> {
+    Err(anyhow!("")).context("")
+}

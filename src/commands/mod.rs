@@ -1,0 +1,60 @@
+//! One function per command. Each reads what it needs through `config`,
+//! `load` and `state`, calls the pure parts (feeds, digest), and hands the
+//! results to the edge (files, SMTP). Only these functions and `main` see the
+//! clock and the environment.
+
+pub mod build;
+pub mod check;
+pub mod digest;
+
+use crate::diag::Problems;
+
+/// How a command failed, which decides the exit code.
+pub enum Failure {
+    /// Bad usage, config, input or template: exit 1, nothing written or sent.
+    Invalid(Problems),
+    /// Anything else that stopped the command (I/O, state): exit 1.
+    Error(anyhow::Error),
+}
+
+impl From<Problems> for Failure {
+    fn from(p: Problems) -> Self {
+        Failure::Invalid(p)
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+/// What the user asked to hear.
+#[derive(Clone, Copy)]
+pub struct Verbosity {
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Verbosity {
+    /// The closing summary of a command, on stdout unless `-q`.
+    pub fn summary(&self, line: impl AsRef<str>) {
+        if !self.quiet {
+            println!("{}", line.as_ref());
+        }
+    }
+
+    /// A warning about the data, on stderr unless `-q`.
+    pub fn warn(&self, line: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("warning: {}", line.as_ref());
+        }
+    }
+
+    /// Detail shown only with `-v`.
+    pub fn detail(&self, line: impl AsRef<str>) {
+        if self.verbose {
+            eprintln!("{}", line.as_ref());
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The digest: what is new for each subscriber, with related reads.
+//!
+//! [`plan`] decides, for one run, which articles each recipient gets (their
+//! sections, inside the window, not sent before, newest first, capped) and
+//! picks related reads for each. [`context`] turns one email into the data
+//! the templates see. Both are pure: history comes in as a closure, the
+//! clock as a value.
+
+pub mod message;
+pub mod related;
+pub mod render;
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+use crate::model::{Article, Section, Site, Subscriber};
+use related::RelatedIndex;
+
+/// One recipient's email.
+pub struct Email<'a> {
+    pub subscriber: &'a Subscriber,
+    pub groups: Vec<Group<'a>>,
+}
+
+impl<'a> Email<'a> {
+    pub fn items(&self) -> impl Iterator<Item = &Item<'a>> {
+        self.groups.iter().flat_map(|g| &g.items)
+    }
+}
+
+pub struct Group<'a> {
+    pub section: &'a Section,
+    pub items: Vec<Item<'a>>,
+}
+
+pub struct Item<'a> {
+    pub article: &'a Article,
+    pub related: Vec<&'a Article>,
+}
+
+/// What one recipient has had before this run.
+#[derive(Default)]
+pub struct History {
+    /// They already have a message for this issue.
+    pub has_issue: bool,
+    /// Article ids already sent to them.
+    pub sent: HashSet<String>,
+}
+
+/// The digest for one run.
+pub struct Digest<'a> {
+    /// The issue key: the run's date in the site's timezone, `YYYY-MM-DD`.
+    pub issue: String,
+    pub emails: Vec<Email<'a>>,
+    /// Recipients with nothing new.
+    pub nothing_new: usize,
+    /// Recipients who already have this issue.
+    pub already_sent: usize,
+    /// Editor's related ids that name no article, to warn about.
+    pub unknown_related: Vec<(String, String)>,
+}
+
+pub struct Settings {
+    pub now: DateTime<Utc>,
+    pub window: Duration,
+    pub related: usize,
+    pub max_items: usize,
+}
+
+/// The issue key for a run at `now`.
+pub fn issue_key(site: &Site, now: DateTime<Utc>) -> String {
+    site.zone.local(now).format("%Y-%m-%d").to_string()
+}
+
+pub fn plan<'a, E>(
+    site: &'a Site,
+    articles: &'a [Article],
+    subscribers: &'a [Subscriber],
+    settings: &Settings,
+    mut history: impl FnMut(&Subscriber) -> Result<History, E>,
+) -> Result<Digest<'a>, E> {
+    let since = settings.now - settings.window;
+    let mut fresh: Vec<&Article> = articles
+        .iter()
+        .filter(|a| a.published > since && a.published <= settings.now)
+        .collect();
+    fresh.sort_by(|a, b| Article::newest_first(a, b));
+    let index = RelatedIndex::new(articles, settings.now);
+
+    let mut digest = Digest {
+        issue: issue_key(site, settings.now),
+        emails: Vec::new(),
+        nothing_new: 0,
+        already_sent: 0,
+        unknown_related: Vec::new(),
+    };
+    let mut unknown_seen = HashSet::new();
+    for subscriber in subscribers {
+        let past = history(subscriber)?;
+        if past.has_issue {
+            digest.already_sent += 1;
+            continue;
+        }
+        let chosen: Vec<&Article> = fresh
+            .iter()
+            .copied()
+            .filter(|a| subscriber.wants(site, &a.section) && !past.sent.contains(&a.id))
+            .take(settings.max_items)
+            .collect();
+        if chosen.is_empty() {
+            digest.nothing_new += 1;
+            continue;
+        }
+        let mut listed: HashSet<&str> = chosen.iter().map(|a| a.id.as_str()).collect();
+        let mut groups: Vec<Group> = Vec::new();
+        for section in &site.sections {
+            let items: Vec<Item> = chosen
+                .iter()
+                .filter(|a| a.section == section.id)
+                .map(|&article| {
+                    let mut unknown = Vec::new();
+                    let related =
+                        index.related(article, settings.related, &mut listed, &mut unknown);
+                    for id in unknown {
+                        if unknown_seen.insert((article.id.clone(), id.clone())) {
+                            digest.unknown_related.push((article.id.clone(), id));
+                        }
+                    }
+                    Item { article, related }
+                })
+                .collect();
+            if !items.is_empty() {
+                groups.push(Group { section, items });
+            }
+        }
+        digest.emails.push(Email { subscriber, groups });
+    }
+    Ok(digest)
+}
+
+/// The data the templates receive for one email (documented in the README).
+pub fn context(
+    site: &Site,
+    issue: &str,
+    email: &Email<'_>,
+    unsubscribe_url: Option<&str>,
+) -> Value {
+    let article = |a: &Article| {
+        json!({
+            "id": a.id,
+            "title": a.title,
+            "url": a.url.as_str(),
+            "summary": crate::feed::summary_text(a),
+            "author": a.author,
+            "editor": a.editor,
+            "source": a.source,
+            "published": site.zone.local(a.published).to_rfc3339(),
+            "updated": site.zone.local(a.updated).to_rfc3339(),
+            "image": a.image.as_ref().map(|u| u.as_str()),
+            "keywords": a.keywords,
+            "views": a.views,
+            "section": a.section,
+            "section_title": site.section(&a.section).map(|s| s.title.as_str()),
+        })
+    };
+    let sections: Vec<Value> = email
+        .groups
+        .iter()
+        .map(|g| {
+            let items: Vec<Value> = g
+                .items
+                .iter()
+                .map(|item| {
+                    let mut value = article(item.article);
+                    value["related"] = item.related.iter().map(|r| article(r)).collect();
+                    value
+                })
+                .collect();
+            json!({ "id": g.section.id, "title": g.section.title, "url": g.section.url.as_str(), "items": items })
+        })
+        .collect();
+    json!({
+        "site": {
+            "title": site.title,
+            "url": site.base_url.as_str(),
+            "description": site.description,
+            "language": site.language,
+        },
+        "issue": issue,
+        "date": issue,
+        "recipient": { "email": email.subscriber.email, "name": email.subscriber.name },
+        "item_count": email.items().count(),
+        "sections": sections,
+        "unsubscribe_url": unsubscribe_url,
+    })
+}

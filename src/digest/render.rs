@@ -1,0 +1,237 @@
+//! The digest templates: loading, checking and rendering.
+//!
+//! Two Handlebars registries in strict mode: the HTML one escapes, the
+//! plain-text one (also used for the subject) does not, so a URL with `&` or
+//! `=` stays intact. The default templates are compiled in and replaced by
+//! the files the config names. Helpers:
+//!
+//! - `{{format_date value "FORMAT"}}`: an RFC 3339 value as wall-clock time in the
+//!   site's timezone (chrono `strftime` format, default `%Y-%m-%d %H:%M`);
+//! - `{{truncate text N}}`: at most N characters (not bytes), `…` when cut.
+
+use std::path::Path;
+
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
+    ScopedJson, TemplateError,
+};
+use serde_json::Value;
+
+use crate::diag::{Location, Problem, Problems};
+use crate::model::SiteZone;
+
+pub const DEFAULT_HTML: &str = include_str!("../../templates/digest.html.hbs");
+pub const DEFAULT_TEXT: &str = include_str!("../../templates/digest.txt.hbs");
+
+const HTML: &str = "html";
+const TEXT: &str = "text";
+const SUBJECT: &str = "subject";
+
+/// A rendered email body.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub struct Templates {
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+    /// Where each template came from, for messages.
+    sources: [(&'static str, String); 3],
+}
+
+/// Where a template comes from: a file, or the built-in default.
+pub enum Source<'a> {
+    File(&'a Path),
+    Builtin(&'static str),
+}
+
+impl Templates {
+    /// Compiles the templates, reporting syntax errors with file and line.
+    pub fn load(
+        html: Source<'_>,
+        text: Source<'_>,
+        subject: &str,
+        config: &Path,
+        zone: SiteZone,
+    ) -> Result<Templates, Problems> {
+        let mut problems = Problems::default();
+        let mut read = |source: Source<'_>| -> (String, String) {
+            match source {
+                Source::Builtin(text) => (text.to_owned(), "(built-in template)".to_owned()),
+                Source::File(path) => match std::fs::read_to_string(path) {
+                    Ok(text) => (text, path.display().to_string()),
+                    Err(e) => {
+                        problems.push(Problem::new(
+                            Location::file(path),
+                            None,
+                            format!("cannot read the template: {e}"),
+                        ));
+                        (String::new(), path.display().to_string())
+                    }
+                },
+            }
+        };
+        let (html_source, html_name) = read(html);
+        let (text_source, text_name) = read(text);
+
+        let mut html_registry = registry(zone);
+        let mut text_registry = registry(zone);
+        text_registry.register_escape_fn(handlebars::no_escape);
+        let sources = [
+            (HTML, html_name),
+            (TEXT, text_name),
+            (SUBJECT, config.display().to_string()),
+        ];
+        let mut check = |result: Result<(), TemplateError>, name: &str, field: Option<&str>| {
+            if let Err(e) = result {
+                let location = match (e.pos(), field) {
+                    (Some((line, col)), None) => Location::at(Path::new(name), line, col),
+                    _ => Location::file(Path::new(name)),
+                };
+                problems.push(Problem::new(
+                    location,
+                    field,
+                    format!("template syntax: {}", e.reason()),
+                ));
+            }
+        };
+        check(
+            html_registry.register_template_string(HTML, &html_source),
+            &sources[0].1,
+            None,
+        );
+        check(
+            text_registry.register_template_string(TEXT, &text_source),
+            &sources[1].1,
+            None,
+        );
+        check(
+            text_registry.register_template_string(SUBJECT, subject),
+            &sources[2].1,
+            Some("digest.subject"),
+        );
+        problems.into_result(Templates {
+            html: html_registry,
+            text: text_registry,
+            sources,
+        })
+    }
+
+    /// Renders one email. An error here is a template mistake (strict mode:
+    /// an unknown variable), reported with the template and its line.
+    pub fn render(&self, context: &Value) -> Result<Rendered, Problems> {
+        let mut problems = Problems::default();
+        let mut run =
+            |registry: &Handlebars<'static>, name: &str| match registry.render(name, context) {
+                Ok(out) => out,
+                Err(e) => {
+                    problems.push(self.problem(name, &e));
+                    String::new()
+                }
+            };
+        let subject = run(&self.text, SUBJECT);
+        let text = run(&self.text, TEXT);
+        let html = run(&self.html, HTML);
+        let subject = crate::text::one_line(&subject);
+        problems.into_result(Rendered {
+            subject,
+            text,
+            html,
+        })
+    }
+
+    fn problem(&self, name: &str, e: &RenderError) -> Problem {
+        let file = self
+            .sources
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(name, |(_, f)| f.as_str());
+        let field = (name == SUBJECT).then_some("digest.subject");
+        let location = match (e.line_no, e.column_no, field) {
+            (Some(line), Some(col), None) => Location::at(Path::new(file), line, col),
+            _ => Location::file(Path::new(file)),
+        };
+        let message = match e.reason() {
+            RenderErrorReason::MissingVariable(Some(var)) => {
+                format!("unknown variable `{var}` (see the template variables in the README)")
+            }
+            other => other.to_string(),
+        };
+        Problem::new(location, field, message)
+    }
+}
+
+fn registry(zone: SiteZone) -> Handlebars<'static> {
+    let mut registry = Handlebars::new();
+    registry.set_strict_mode(true);
+    registry.register_helper("format_date", Box::new(DateHelper(zone)));
+    registry.register_helper("truncate", Box::new(TruncateHelper));
+    registry
+}
+
+struct DateHelper(SiteZone);
+
+impl HelperDef for DateHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let value = h
+            .param(0)
+            .ok_or(RenderErrorReason::ParamNotFoundForIndex("format_date", 0))?;
+        let text = value
+            .value()
+            .as_str()
+            .ok_or(RenderErrorReason::InvalidParamType("an RFC 3339 string"))?;
+        let format = h
+            .param(1)
+            .and_then(|f| f.value().as_str())
+            .unwrap_or("%Y-%m-%d %H:%M");
+        let instant = chrono::DateTime::parse_from_rfc3339(text).map_err(|_| {
+            RenderErrorReason::Other(format!("format_date: {text:?} is not an RFC 3339 time"))
+        })?;
+        let local = self.0.local(instant.to_utc());
+        let items: Vec<_> = chrono::format::StrftimeItems::new(format).collect();
+        if items
+            .iter()
+            .any(|i| matches!(i, chrono::format::Item::Error))
+        {
+            return Err(RenderErrorReason::Other(format!(
+                "format_date: {format:?} is not a valid date format"
+            ))
+            .into());
+        }
+        Ok(ScopedJson::Derived(Value::String(
+            local.format_with_items(items.into_iter()).to_string(),
+        )))
+    }
+}
+
+struct TruncateHelper;
+
+impl HelperDef for TruncateHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let text = h
+            .param(0)
+            .ok_or(RenderErrorReason::ParamNotFoundForIndex("truncate", 0))?;
+        let text = text.value().as_str().unwrap_or_default();
+        let max = h.param(1).and_then(|n| n.value().as_u64()).ok_or(
+            RenderErrorReason::InvalidParamType("a number of characters"),
+        )?;
+        Ok(ScopedJson::Derived(Value::String(
+            crate::text::truncate_chars(text, max as usize).into_owned(),
+        )))
+    }
+}

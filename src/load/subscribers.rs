@@ -1,0 +1,153 @@
+//! The digest's subscriber list: `[[subscribers]]` in TOML or a JSON array.
+//!
+//! Anything here ends up in a mail header, so control characters (CR/LF
+//! above all: header injection) are refused, not cleaned. Duplicate
+//! addresses (compared case-insensitively) are an error naming both places.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::diag::{Location, Problem, Problems, line_col};
+use crate::model::{Site, Subscriber};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubscriber {
+    email: Option<String>,
+    name: Option<String>,
+    sections: Option<Vec<String>>,
+}
+
+/// Reads and validates the subscribers file.
+pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Problems> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Problem::new(
+            Location::file(path),
+            None,
+            format!("cannot read the subscribers: {e}"),
+        )
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    // Each entry with the offset where it starts, for messages.
+    let entries: Vec<(RawSubscriber, usize)> = if json {
+        parse_json(text, path)?
+    } else {
+        parse_toml(text, path)?
+    };
+
+    let mut problems = Problems::default();
+    let mut seen: HashMap<String, Location> = HashMap::new();
+    let mut subscribers = Vec::new();
+    for (raw, offset) in entries {
+        let (line, col) = line_col(text, offset);
+        let here = Location::at(path, line, col);
+        let mut report = |field: &str, message: String| {
+            problems.push(Problem::new(here.clone(), Some(field), message))
+        };
+        for (field, value) in [
+            ("email", raw.email.as_deref()),
+            ("name", raw.name.as_deref()),
+        ] {
+            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+                report(
+                    field,
+                    format!(
+                        "{:?} contains a control character (line breaks are not allowed in mail headers)",
+                        value.unwrap_or_default()
+                    ),
+                );
+            }
+        }
+        let Some(email) = raw.email.as_deref().map(str::trim) else {
+            report("email", "is missing (required)".into());
+            continue;
+        };
+        if email.chars().any(char::is_control) {
+            continue;
+        }
+        if email.parse::<lettre::Address>().is_err() {
+            report("email", format!("{email:?} is not an email address"));
+            continue;
+        }
+        if let Some(sections) = &raw.sections {
+            for id in sections {
+                if site.section(id).is_none() {
+                    report(
+                        "sections",
+                        format!("{id:?} is not a section declared in the config"),
+                    );
+                }
+            }
+        }
+        let key = email.to_lowercase();
+        if let Some(first) = seen.get(&key) {
+            report(
+                "email",
+                format!("{email:?} is already subscribed at {first}"),
+            );
+            continue;
+        }
+        seen.insert(key, here.clone());
+        let name = raw
+            .name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty() && !n.chars().any(char::is_control));
+        subscribers.push(Subscriber {
+            email: email.to_owned(),
+            name,
+            sections: raw.sections,
+        });
+    }
+    problems.into_result(subscribers)
+}
+
+fn parse_toml(text: &str, path: &Path) -> Result<Vec<(RawSubscriber, usize)>, Problems> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        subscribers: Vec<toml::Spanned<RawSubscriber>>,
+    }
+    let file: File = crate::config::parse_toml(text, path)?;
+    Ok(file
+        .subscribers
+        .into_iter()
+        .map(|s| (s.span().start, s.into_inner()))
+        .map(|(o, s)| (s, o))
+        .collect())
+}
+
+fn parse_json(text: &str, path: &Path) -> Result<Vec<(RawSubscriber, usize)>, Problems> {
+    let raw: Vec<&serde_json::value::RawValue> =
+        serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
+    let mut out = Vec::new();
+    let mut problems = Problems::default();
+    for value in raw {
+        let offset = value.get().as_ptr() as usize - text.as_ptr() as usize;
+        match serde_json::from_str::<RawSubscriber>(value.get()) {
+            Ok(s) => out.push((s, offset)),
+            Err(e) => {
+                let (line, col) = line_col(text, offset);
+                let message = e.to_string();
+                let message = message
+                    .rfind(" at line ")
+                    .map_or(message.clone(), |cut| message[..cut].to_owned());
+                problems.push(Problem::new(Location::at(path, line, col), None, message));
+            }
+        }
+    }
+    problems.into_result(out)
+}
+
+fn json_error(path: &Path, e: &serde_json::Error) -> Problem {
+    let message = e.to_string();
+    let message = message
+        .rfind(" at line ")
+        .map_or(message.clone(), |cut| message[..cut].to_owned());
+    Problem::new(Location::at(path, e.line(), e.column()), None, message)
+}

@@ -1,0 +1,293 @@
+//! The state store: which digest went to whom, with which articles.
+//!
+//! One SQLite database (bundled SQLite, WAL journal, full sync) owned by
+//! this module alone. A digest issue is fixed here before its first message
+//! is sent: one row per recipient holding the exact message bytes, and the
+//! articles it carries. Each outcome is committed the moment it is known, so
+//! a run that dies is completed by the next one from what is recorded;
+//! "finished" is derived from those rows, never stored as a flag.
+//!
+//! The schema is versioned with `PRAGMA user_version`; a database from a
+//! newer release is refused rather than misread.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+/// The schema version this release writes.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE deliveries (
+    issue       TEXT    NOT NULL,
+    recipient   TEXT    NOT NULL,   -- the address, lower-cased
+    message_id  TEXT    NOT NULL,
+    message     BLOB    NOT NULL,   -- the exact bytes sent on every attempt
+    status      TEXT    NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    created_at  TEXT    NOT NULL,
+    updated_at  TEXT    NOT NULL,
+    PRIMARY KEY (issue, recipient)
+);
+CREATE INDEX deliveries_status ON deliveries (status);
+CREATE TABLE delivery_articles (
+    recipient   TEXT NOT NULL,
+    article_id  TEXT NOT NULL,
+    issue       TEXT NOT NULL,
+    PRIMARY KEY (recipient, article_id, issue)
+);
+";
+
+/// How one recipient's copy of an issue stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Sent,
+    Failed,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Sent => "sent",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// A message to fix for one recipient of an issue.
+pub struct NewDelivery<'a> {
+    pub recipient: &'a str,
+    pub message_id: &'a str,
+    pub message: &'a [u8],
+    pub article_ids: Vec<&'a str>,
+}
+
+/// A recorded message not yet delivered.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub issue: String,
+    pub recipient: String,
+    pub message_id: String,
+    pub message: Vec<u8>,
+    pub attempts: i64,
+}
+
+pub struct State {
+    conn: Connection,
+}
+
+impl State {
+    /// Opens (creating when needed) the database at `path` for writing.
+    pub fn open(path: &Path) -> Result<State> {
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("cannot create the state folder {}", folder.display()))?;
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open the state database {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .with_context(|| format!("{} is not a usable SQLite database", path.display()))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let mut state = State { conn };
+        state.migrate(path)?;
+        Ok(state)
+    }
+
+    /// Opens the database read-only, for dry runs; `None` when it does not
+    /// exist yet (nothing has been sent).
+    pub fn open_read_only(path: &Path) -> Result<Option<State>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("cannot open the state database {}", path.display()))?;
+        let state = State { conn };
+        let version = state.version(path)?;
+        if version != SCHEMA_VERSION {
+            bail!(
+                "{}: the state database has schema version {version}, this release reads version {SCHEMA_VERSION}{}",
+                path.display(),
+                if version > SCHEMA_VERSION {
+                    " (it was written by a newer bulletin)"
+                } else {
+                    "; run `digest --send` once to migrate it"
+                }
+            );
+        }
+        Ok(Some(state))
+    }
+
+    fn version(&self, path: &Path) -> Result<i64> {
+        self.conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .with_context(|| format!("{} is not a usable SQLite database", path.display()))
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<()> {
+        let version = self.version(path)?;
+        if version > SCHEMA_VERSION {
+            bail!(
+                "{}: the state database has schema version {version}, written by a newer bulletin; this release reads version {SCHEMA_VERSION}",
+                path.display()
+            );
+        }
+        if version == 0 {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Articles already sent to (or fixed for) `recipient` in any issue.
+    pub fn articles_for(&self, recipient: &str) -> Result<HashSet<String>> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT a.article_id FROM delivery_articles a
+             JOIN deliveries d ON d.issue = a.issue AND d.recipient = a.recipient
+             WHERE a.recipient = ?1 AND d.status != 'failed'",
+        )?;
+        let rows = statement.query_map([recipient.to_lowercase()], |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether `recipient` already has a message fixed for `issue`.
+    pub fn has_delivery(&self, issue: &str, recipient: &str) -> Result<bool> {
+        let found = self
+            .conn
+            .prepare_cached("SELECT 1 FROM deliveries WHERE issue = ?1 AND recipient = ?2")?
+            .query_row(params![issue, recipient.to_lowercase()], |_| Ok(()))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// Fixes the messages of an issue, all in one transaction.
+    pub fn fix_issue(
+        &mut self,
+        issue: &str,
+        deliveries: &[NewDelivery<'_>],
+        now: &str,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO deliveries (issue, recipient, message_id, message, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+            )?;
+            let mut article = tx.prepare("INSERT OR IGNORE INTO delivery_articles (recipient, article_id, issue) VALUES (?1, ?2, ?3)")?;
+            for d in deliveries {
+                let recipient = d.recipient.to_lowercase();
+                insert.execute(params![issue, recipient, d.message_id, d.message, now])?;
+                for id in &d.article_ids {
+                    article.execute(params![recipient, id, issue])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every message still to deliver, oldest issue first.
+    pub fn pending(&self) -> Result<Vec<Pending>> {
+        let mut statement = self.conn.prepare(
+            "SELECT issue, recipient, message_id, message, attempts FROM deliveries
+             WHERE status = 'pending' ORDER BY issue, recipient",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(Pending {
+                issue: row.get(0)?,
+                recipient: row.get(1)?,
+                message_id: row.get(2)?,
+                message: row.get(3)?,
+                attempts: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records the outcome of one attempt, durably, before the next send.
+    pub fn record(
+        &self,
+        issue: &str,
+        recipient: &str,
+        status: Status,
+        error: Option<&str>,
+        now: &str,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5
+                 WHERE issue = ?1 AND recipient = ?2",
+            )?
+            .execute(params![issue, recipient, status.as_str(), error, now])?;
+        Ok(())
+    }
+
+    /// Recipients per status for `issue`.
+    pub fn count(&self, issue: &str, status: Status) -> Result<usize> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM deliveries WHERE issue = ?1 AND status = ?2",
+            params![issue, status.as_str()],
+            |row| row.get(0),
+        )?;
+        Ok(n as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_articles_count_as_sent_until_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/state.sqlite");
+        let mut state = State::open(&path).unwrap();
+        let d = NewDelivery {
+            recipient: "A@example.com",
+            message_id: "<x@y>",
+            message: b"m",
+            article_ids: vec!["a1", "a2"],
+        };
+        state.fix_issue("2017-03-25", &[d], "now").unwrap();
+        assert!(state.has_delivery("2017-03-25", "a@example.com").unwrap());
+        assert_eq!(state.articles_for("a@EXAMPLE.com").unwrap().len(), 2);
+        assert_eq!(state.pending().unwrap().len(), 1);
+        state
+            .record(
+                "2017-03-25",
+                "a@example.com",
+                Status::Failed,
+                Some("550"),
+                "now",
+            )
+            .unwrap();
+        assert!(state.articles_for("a@example.com").unwrap().is_empty());
+        assert_eq!(state.count("2017-03-25", Status::Failed).unwrap(), 1);
+        assert!(state.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        drop(State::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = State::open(&path).err().unwrap().to_string();
+        assert!(
+            err.contains("schema version 99, written by a newer bulletin"),
+            "{err}"
+        );
+        let err = State::open_read_only(&path).err().unwrap().to_string();
+        assert!(err.contains("newer bulletin"), "{err}");
+    }
+}
