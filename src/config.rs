@@ -80,6 +80,20 @@ pub struct SmtpConfig {
     /// Path of the sendmail binary for `transport = "sendmail"`.
     #[serde(default)]
     pub sendmail: Option<PathBuf>,
+    /// Attempts after the first for a temporary failure, within one run.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Pause before the first retry; doubled for each further one.
+    #[serde(default = "default_retry_delay")]
+    pub retry_delay: String,
+}
+
+impl SmtpConfig {
+    pub fn retry_delay(&self) -> std::time::Duration {
+        parse_duration(&self.retry_delay)
+            .and_then(|d| d.to_std().ok())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -112,6 +126,12 @@ fn default_connections() -> usize {
 }
 fn default_timeout() -> u64 {
     60
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_retry_delay() -> String {
+    "2s".into()
 }
 
 // ---- the file as written -------------------------------------------------
@@ -375,6 +395,12 @@ impl Config {
                     "must be a number of messages per second, 0 for no limit".into(),
                 );
             }
+            if parse_duration(&s.retry_delay).is_none() {
+                report(
+                    "smtp.retry_delay",
+                    format!("{:?} is not a duration like \"2s\"", s.retry_delay),
+                );
+            }
             if let Err(e) = s.from.parse::<lettre::message::Mailbox>() {
                 report(
                     "smtp.from",
@@ -536,6 +562,14 @@ fn is_language_tag(tag: &str) -> bool {
 /// `"7d"`, `"36h"`, `"90m"`, `"2w"`, `"3600s"`.
 pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
     let text = text.trim();
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n: &i64| n > 0)
+            .and_then(chrono::Duration::try_milliseconds);
+    }
     let unit = text.chars().last()?;
     let number: i64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
     if number <= 0 {

@@ -11,6 +11,7 @@ mod diag;
 mod digest;
 mod feed;
 mod load;
+mod mail;
 mod model;
 mod output;
 mod state;
@@ -54,6 +55,10 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+        Err(Failure::Busy(why)) => {
+            eprintln!("bulletin: {why}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -76,6 +81,11 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             let now = now.now.unwrap_or_else(Utc::now);
             if let Some(dir) = &mode.dry_run {
                 commands::digest::dry_run(&config, dir, now, say)?;
+            } else if mode.send {
+                let summary = commands::digest::send(&config, now, say)?;
+                if !summary.complete {
+                    return Ok(ExitCode::from(2));
+                }
             }
         }
     }

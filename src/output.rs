@@ -70,17 +70,6 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Writes a whole file atomically: temp file, sync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create folder {}", parent.display()))?;
-    }
-    let temp = temp_path(path);
-    write_synced(&temp, bytes).with_context(|| format!("cannot write {}", temp.display()))?;
-    fs::rename(&temp, path).with_context(|| format!("cannot move {} into place", path.display()))
-}
-
 fn temp_path(target: &Path) -> PathBuf {
     let name = target
         .file_name()

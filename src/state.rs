@@ -22,7 +22,8 @@ const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "
 CREATE TABLE deliveries (
     issue       TEXT    NOT NULL,
-    recipient   TEXT    NOT NULL,   -- the address, lower-cased
+    recipient   TEXT    NOT NULL,   -- the address, lower-cased: the key
+    address     TEXT    NOT NULL,   -- the address as subscribed, for RCPT TO
     message_id  TEXT    NOT NULL,
     message     BLOB    NOT NULL,   -- the exact bytes sent on every attempt
     status      TEXT    NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
@@ -72,9 +73,9 @@ pub struct NewDelivery<'a> {
 pub struct Pending {
     pub issue: String,
     pub recipient: String,
+    pub address: String,
     pub message_id: String,
     pub message: Vec<u8>,
-    pub attempts: i64,
 }
 
 pub struct State {
@@ -177,13 +178,20 @@ impl State {
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare(
-                "INSERT INTO deliveries (issue, recipient, message_id, message, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+                "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
             )?;
             let mut article = tx.prepare("INSERT OR IGNORE INTO delivery_articles (recipient, article_id, issue) VALUES (?1, ?2, ?3)")?;
             for d in deliveries {
                 let recipient = d.recipient.to_lowercase();
-                insert.execute(params![issue, recipient, d.message_id, d.message, now])?;
+                insert.execute(params![
+                    issue,
+                    recipient,
+                    d.recipient,
+                    d.message_id,
+                    d.message,
+                    now
+                ])?;
                 for id in &d.article_ids {
                     article.execute(params![recipient, id, issue])?;
                 }
@@ -196,16 +204,16 @@ impl State {
     /// Every message still to deliver, oldest issue first.
     pub fn pending(&self) -> Result<Vec<Pending>> {
         let mut statement = self.conn.prepare(
-            "SELECT issue, recipient, message_id, message, attempts FROM deliveries
+            "SELECT issue, recipient, address, message_id, message FROM deliveries
              WHERE status = 'pending' ORDER BY issue, recipient",
         )?;
         let rows = statement.query_map([], |row| {
             Ok(Pending {
                 issue: row.get(0)?,
                 recipient: row.get(1)?,
-                message_id: row.get(2)?,
-                message: row.get(3)?,
-                attempts: row.get(4)?,
+                address: row.get(2)?,
+                message_id: row.get(3)?,
+                message: row.get(4)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -234,6 +242,16 @@ impl State {
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM deliveries WHERE issue = ?1 AND status = ?2",
             params![issue, status.as_str()],
+            |row| row.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
+    /// Recipients per status across every issue.
+    pub fn count_all(&self, status: Status) -> Result<usize> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM deliveries WHERE status = ?1",
+            [status.as_str()],
             |row| row.get(0),
         )?;
         Ok(n as usize)

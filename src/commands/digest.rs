@@ -15,8 +15,9 @@ use crate::digest::render::{DEFAULT_HTML, DEFAULT_TEXT, Source, Templates};
 use crate::digest::{self, History, Settings, message};
 use crate::feed::OutputFile;
 use crate::load::subscribers::load_subscribers;
+use crate::mail::{self, Job, Outcome};
 use crate::model::{Article, Subscriber};
-use crate::state::State;
+use crate::state::{NewDelivery, State, Status};
 use crate::{load, output};
 
 /// The environment variable holding the unsubscribe-token key.
@@ -333,7 +334,182 @@ fn file_name(email: &str) -> String {
         .to_owned()
 }
 
-#[allow(dead_code)]
-fn unused(_: &anyhow::Error) -> anyhow::Result<()> {
-    Err(anyhow!("")).context("")
+/// The environment variable holding the SMTP password.
+pub const PASSWORD_VAR: &str = "BULLETIN_SMTP_PASSWORD";
+
+/// How a send ended.
+pub struct SendSummary {
+    /// Every recipient of every issue has their copy, or was refused for good.
+    pub complete: bool,
+}
+
+/// `digest --send`: fix this run's messages in the state store, then deliver
+/// everything still pending (this issue's and any interrupted earlier run's).
+pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendSummary, Failure> {
+    let started = Instant::now();
+    let articles = load::load_articles(config)?;
+    let setup = setup(config)?;
+    let secret = secret(&setup.digest, config)?;
+    let smtp = config.smtp.clone().expect("setup requires [smtp]");
+    let password = match std::env::var(PASSWORD_VAR) {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ if !smtp.username.is_empty() && smtp.transport == crate::config::Transport::Smtp => {
+            return Err(Failure::Invalid(
+                Problem::new(
+                    Location::file(&config.path),
+                    Some("smtp.username"),
+                    format!("is set, but the environment variable {PASSWORD_VAR} (the SMTP password) is not"),
+                )
+                .into(),
+            ));
+        }
+        _ => None,
+    };
+    let tls_roots = match &smtp.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            Failure::Invalid(
+                Problem::new(
+                    Location::file(path),
+                    Some("smtp.ca_file"),
+                    format!("cannot read: {e}"),
+                )
+                .into(),
+            )
+        })?),
+        None => None,
+    };
+
+    let _lock = lock(&setup.digest.state)?;
+    let mut state = State::open(&setup.digest.state)?;
+    let issue = digest::issue_key(&config.site, now);
+    let stamp = now.to_rfc3339();
+    let already = state.count(&issue, Status::Sent)?;
+    let (plan, composed) = compose(
+        config,
+        &setup,
+        &articles,
+        now,
+        secret.as_deref(),
+        |s| history_from(Some(&state), &issue, s),
+        say,
+    )?;
+    let fixed: Vec<NewDelivery> = composed
+        .iter()
+        .map(|c| NewDelivery {
+            recipient: &c.subscriber.email,
+            message_id: &c.message_id,
+            message: &c.bytes,
+            article_ids: c.article_ids.clone(),
+        })
+        .collect();
+    state.fix_issue(&issue, &fixed, &stamp)?;
+    drop(composed);
+
+    let pending = state.pending()?;
+    let mut jobs = Vec::with_capacity(pending.len());
+    for (key, p) in pending.iter().enumerate() {
+        match p.address.parse::<lettre::Address>() {
+            Ok(recipient) => jobs.push(Job {
+                key,
+                recipient,
+                bytes: std::sync::Arc::new(p.message.clone()),
+            }),
+            Err(e) => state.record(
+                &p.issue,
+                &p.recipient,
+                Status::Failed,
+                Some(&e.to_string()),
+                &stamp,
+            )?,
+        }
+    }
+    let from: lettre::Address = setup.from.email.clone();
+    let settings = mail::Settings {
+        retries: smtp.retries,
+        retry_delay: smtp.retry_delay(),
+        smtp,
+        from,
+        password,
+        tls_roots,
+    };
+
+    let total = jobs.len();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let (mut sent, mut rejected, mut deferred) = (0usize, 0usize, 0usize);
+    std::thread::scope(|scope| -> Result<(), Failure> {
+        scope.spawn(move || mail::deliver(jobs, &settings, sender));
+        // Each outcome is committed before the next is read: a crash loses
+        // at most the one in flight.
+        for report in receiver {
+            let p = &pending[report.key];
+            let stamp = Utc::now().to_rfc3339();
+            match &report.outcome {
+                Outcome::Sent => {
+                    state.record(&p.issue, &p.recipient, Status::Sent, None, &stamp)?;
+                    sent += 1;
+                    say.detail(format!("sent {} to {}", p.message_id, p.address));
+                }
+                Outcome::Rejected(why) => {
+                    state.record(&p.issue, &p.recipient, Status::Failed, Some(why), &stamp)?;
+                    rejected += 1;
+                    say.warn(format!("{} refused the digest for good: {why}", p.address));
+                }
+                Outcome::Deferred(why) => {
+                    state.record(&p.issue, &p.recipient, Status::Pending, Some(why), &stamp)?;
+                    deferred += 1;
+                    say.detail(format!("{} deferred: {why}", p.address));
+                }
+            }
+        }
+        Ok(())
+    })?;
+
+    let failed_issue = state.count(&issue, Status::Failed)?;
+    let pending_left = state.count_all(Status::Pending)?;
+    let complete = pending_left == 0 && failed_issue == 0;
+    let summary = format!(
+        "digest {issue}: {sent} sent, {} already had it, {rejected} failed permanently, {pending_left} pending \
+         ({} to send this run; {} with nothing new) in {:.2} s",
+        already,
+        total,
+        plan.nothing_new,
+        started.elapsed().as_secs_f64()
+    );
+    if complete {
+        say.summary(summary);
+    } else {
+        eprintln!("{summary}");
+        if deferred > 0 || pending_left > 0 {
+            eprintln!(
+                "bulletin: delivery incomplete; run `bulletin digest --send` again to finish the pending messages"
+            );
+        }
+    }
+    Ok(SendSummary { complete })
+}
+
+/// Holds an exclusive lock beside the state database for the whole run; the
+/// OS releases it when the process ends, however it ends.
+fn lock(state: &Path) -> Result<std::fs::File, Failure> {
+    let path = state.with_extension("lock");
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::Busy(format!(
+            "another `bulletin digest --send` is running (it holds {}); nothing was sent by this one",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(anyhow!(e)
+            .context(format!("cannot lock {}", path.display()))
+            .into()),
+    }
 }

@@ -15,6 +15,8 @@ pub enum Failure {
     Invalid(Problems),
     /// Anything else that stopped the command (I/O, state): exit 1.
     Error(anyhow::Error),
+    /// Another run holds the lock: exit 2, nothing sent by this one.
+    Busy(String),
 }
 
 impl From<Problems> for Failure {

@@ -56,10 +56,6 @@ impl<'a> RelatedIndex<'a> {
         }
     }
 
-    pub fn get(&self, id: &str) -> Option<&'a Article> {
-        self.by_id.get(id).map(|&i| &self.articles[i as usize])
-    }
-
     /// Up to `limit` related reads for `article`, skipping anything in
     /// `listed` (the email's items and the reads picked so far) and adding
     /// what it picks to `listed`. Unknown editor's picks are returned in
