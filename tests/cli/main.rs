@@ -1,0 +1,8 @@
+//! Integration tests for the `bulletin` command line: the real binary run on
+//! throw-away sites (see `harness`), its feeds read back by strict parsers,
+//! and the example site compared with golden files.
+//!
+//! Bless the golden files with `BULLETIN_BLESS=1 cargo test --test cli golden`.
+
+mod golden;
+mod harness;
