@@ -4,5 +4,6 @@
 //!
 //! Bless the golden files with `BULLETIN_BLESS=1 cargo test --test cli golden`.
 
+mod check;
 mod golden;
 mod harness;
