@@ -4,6 +4,7 @@
 //!
 //! Bless the golden files with `BULLETIN_BLESS=1 cargo test --test cli golden`.
 
+mod build;
 mod check;
 mod golden;
 mod harness;
