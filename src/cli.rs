@@ -64,6 +64,15 @@ pub enum Command {
         #[command(flatten)]
         now: NowArg,
     },
+    /// Write a working starter site (config, templates, articles, subscribers) into DIR.
+    ///
+    /// Refuses to overwrite existing files.
+    ///
+    /// Example: bulletin init mysite && cd mysite && bulletin build
+    Init {
+        /// The folder to create the site in (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -76,6 +76,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             let config = Config::from_file(&config.path)?;
             commands::check::run(&config, say)?;
         }
+        Command::Init { dir } => commands::init::run(dir, Utc::now(), say)?,
         Command::Digest { config, mode, now } => {
             let config = Config::from_file(&config.path)?;
             let now = now.now.unwrap_or_else(Utc::now);

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod check;
 pub mod digest;
+pub mod init;
 
 use crate::diag::Problems;
 

@@ -1,0 +1,95 @@
+//! `bulletin init DIR`: a working starter site.
+//!
+//! Writes a commented config, the default digest templates, one article per
+//! input format (dated an hour before now, so the first `build` and `digest
+//! --dry-run` show it) and a subscriber list. Never overwrites a file.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+
+use super::{Failure, Verbosity};
+use crate::digest::render::{DEFAULT_HTML, DEFAULT_TEXT};
+
+pub fn run(dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure> {
+    let published = (now - chrono::Duration::hours(1))
+        .with_timezone(&chrono::FixedOffset::east_opt(0).expect("UTC"));
+    let fill = |text: &str| {
+        text.replace(
+            "{{PUBLISHED}}",
+            &published.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+        .replace(
+            "{{PUBLISHED_RFC3339}}",
+            &published.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+        .replace(
+            "{{PUBLISHED_NAIVE}}",
+            &published.format("%Y-%m-%d %H:%M").to_string(),
+        )
+    };
+    let files: [(&str, String); 7] = [
+        ("feeds.toml", include_str!("starter/feeds.toml").to_owned()),
+        ("templates/digest.html.hbs", DEFAULT_HTML.to_owned()),
+        ("templates/digest.txt.hbs", DEFAULT_TEXT.to_owned()),
+        (
+            "articles/articles.toml",
+            fill(include_str!("starter/articles.toml")),
+        ),
+        (
+            "articles/articles.json",
+            fill(include_str!("starter/articles.json")),
+        ),
+        (
+            "articles/articles.jsonl",
+            fill(include_str!("starter/articles.jsonl")),
+        ),
+        (
+            "subscribers.toml",
+            include_str!("starter/subscribers.toml").to_owned(),
+        ),
+    ];
+    let existing: Vec<String> = files
+        .iter()
+        .map(|(p, _)| dir.join(p))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !existing.is_empty() {
+        return Err(Failure::Error(anyhow::anyhow!(
+            "refusing to overwrite existing files: {}; nothing was written",
+            existing.join(", ")
+        )));
+    }
+    for (path, text) in &files {
+        let target = dir.join(path);
+        let folder = target.parent().expect("joined path");
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        write_new(&target, text.as_bytes())?;
+    }
+    say.summary(format!(
+        "created a starter site in {d}\nnext: cd {d} && bulletin check && bulletin build && bulletin digest --dry-run preview",
+        d = dir.display()
+    ));
+    Ok(())
+}
+
+/// Creates `path`, failing if it appeared in the meantime.
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("refusing to overwrite {}", path.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+    };
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
