@@ -332,6 +332,27 @@ impl Config {
                 ),
             );
         }
+        let texts = std::iter::once(("site.title".to_owned(), raw.site.title.as_str()))
+            .chain(
+                raw.site
+                    .description
+                    .as_deref()
+                    .map(|d| ("site.description".to_owned(), d)),
+            )
+            .chain(raw.sections.iter().enumerate().flat_map(|(i, s)| {
+                std::iter::once((format!("sections[{i}].title"), s.title.as_str())).chain(
+                    s.description
+                        .as_deref()
+                        .map(|d| (format!("sections[{i}].description"), d)),
+                )
+            }));
+        for (key, value) in texts {
+            if value.chars().any(|c| c.is_control() && c != '\t')
+                || value.chars().any(crate::text::is_unsafe_char)
+            {
+                report(&key, format!("{value:?} contains a control character"));
+            }
+        }
         if raw.site.title.trim().is_empty() {
             report("site.title", "must not be empty".into());
         }

@@ -49,7 +49,7 @@ impl SiteZone {
 
     /// Reads a wall-clock time in this zone. In a daylight-saving overlap the
     /// earlier instant wins; a time inside a gap does not exist and is `None`.
-    pub fn from_local(&self, naive: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+    pub fn resolve_local(&self, naive: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
         let mapped = match self {
             SiteZone::Fixed(offset) => offset.from_local_datetime(&naive).earliest()?.to_utc(),
             SiteZone::Named(tz) => tz.from_local_datetime(&naive).earliest()?.to_utc(),
@@ -183,13 +183,13 @@ mod tests {
             .unwrap()
             .and_hms_opt(2, 30, 0)
             .unwrap();
-        assert_eq!(ny.from_local(gap), None);
+        assert_eq!(ny.resolve_local(gap), None);
         let overlap = chrono::NaiveDate::from_ymd_opt(2024, 11, 3)
             .unwrap()
             .and_hms_opt(1, 30, 0)
             .unwrap();
         assert_eq!(
-            ny.from_local(overlap).unwrap().to_rfc3339(),
+            ny.resolve_local(overlap).unwrap().to_rfc3339(),
             "2024-11-03T05:30:00+00:00"
         );
     }

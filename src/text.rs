@@ -30,8 +30,9 @@ pub fn strip_unsafe(text: &str) -> Cow<'_, str> {
 /// A one-line field (title, name, keyword): unsafe characters dropped, runs
 /// of whitespace (line breaks included) folded to one space, ends trimmed.
 pub fn one_line(text: &str) -> String {
+    let text = strip_unsafe(text);
     let mut out = String::with_capacity(text.len());
-    for word in text.split(|c: char| c.is_whitespace() || is_unsafe_char(c)) {
+    for word in text.split(char::is_whitespace) {
         if word.is_empty() {
             continue;
         }
@@ -114,6 +115,14 @@ mod tests {
             "abc\t\n标题"
         );
         assert!(matches!(strip_unsafe("clean 标题"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn one_line_drops_unsafe_characters_and_folds_whitespace() {
+        assert_eq!(
+            one_line(" 映\u{FFFE}象网\n 新闻\u{B}中心\t"),
+            "映象网 新闻中心"
+        );
     }
 
     #[test]

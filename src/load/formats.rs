@@ -117,7 +117,7 @@ fn read_toml(path: &Path, text: &str, out: &mut Collector<'_>) {
         let span = Span {
             path,
             text,
-            range: table.span(),
+            range: toml_record_range(text, table.span()),
             first_line: 1,
             json: false,
         };
@@ -137,6 +137,25 @@ fn read_toml(path: &Path, text: &str, out: &mut Collector<'_>) {
             }
         }
     }
+}
+
+/// For a `[[articles]]` table toml gives the span of its header only: the
+/// record runs from there to the next table header (or the end of the file).
+/// An inline table's span already covers it.
+fn toml_record_range(text: &str, span: Range<usize>) -> Range<usize> {
+    if !text[span.clone()].trim_start().starts_with("[[") {
+        return span;
+    }
+    let mut end = text.len();
+    let mut offset = span.end;
+    for line in text[span.end..].split_inclusive('\n') {
+        if offset > span.end && line.trim_start().starts_with('[') {
+            end = offset;
+            break;
+        }
+        offset += line.len();
+    }
+    span.start..end
 }
 
 fn read_json(path: &Path, text: &str, out: &mut Collector<'_>) {

@@ -211,7 +211,7 @@ pub fn parse_datetime(text: &str, zone: SiteZone) -> Result<DateTime<Utc>, Strin
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
         });
     match naive {
-        Some(naive) => zone.from_local(naive).ok_or_else(|| {
+        Some(naive) => zone.resolve_local(naive).ok_or_else(|| {
             format!("{text:?} does not exist in the site's timezone (a daylight-saving gap)")
         }),
         None => Err(format!(
