@@ -35,7 +35,7 @@ pub(super) fn render(site: &Site, feeds: &[FeedInfo<'_>], output: &Output) -> Ve
         w.write_event(Event::Start(BytesStart::new("body")))?;
         for (label, file, version) in &formats {
             w.write_event(Event::Start(
-                BytesStart::new("outline").with_attributes([("text", *label), ("title", *label)]),
+                BytesStart::new("outline").with_attributes([("text", *label)]),
             ))?;
             for feed in feeds {
                 let xml_url = feed.url(file);
