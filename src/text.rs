@@ -93,6 +93,29 @@ pub fn html_to_text(html: &str) -> String {
     one_line(&html_escape::decode_html_entities(&without_tags))
 }
 
+/// A headline as plain text: tags dropped and entities decoded when it holds
+/// any (`<b>快讯</b>` → `快讯`, `AT&amp;T` → `AT&T`), else unchanged.
+pub fn plain_title(title: &str) -> String {
+    if title.contains(['<', '&']) {
+        html_to_text(title)
+    } else {
+        title.to_owned()
+    }
+}
+
+/// Splits a byline written as `Name <address>` into its parts.
+pub fn split_mailbox(byline: &str) -> (&str, Option<&str>) {
+    if let Some(open) = byline.rfind('<')
+        && let Some(address) = byline[open + 1..].strip_suffix('>')
+        && address.contains('@')
+        && !address.contains([' ', '<'])
+    {
+        let name = byline[..open].trim().trim_matches('"').trim();
+        return (if name.is_empty() { address } else { name }, Some(address));
+    }
+    (byline, None)
+}
+
 /// At most `max` characters (not bytes) of `text`, with `…` when cut.
 pub fn truncate_chars(text: &str, max: usize) -> Cow<'_, str> {
     match text.char_indices().nth(max) {
@@ -168,6 +191,23 @@ mod tests {
             html_to_text("<p>a &amp; b</p>\n<script>x</script><p>c&nbsp;d</p>"),
             "a & b c d"
         );
+    }
+
+    #[test]
+    fn titles_lose_markup_but_keep_text() {
+        assert_eq!(plain_title("<b>快讯</b>：A < B & C"), "快讯：A < B & C");
+        assert_eq!(plain_title("AT&amp;T 5G"), "AT&T 5G");
+        assert_eq!(plain_title("plain"), "plain");
+    }
+
+    #[test]
+    fn bylines_with_addresses_split() {
+        assert_eq!(
+            split_mailbox("Jane Doe <jane@example.org>"),
+            ("Jane Doe", Some("jane@example.org"))
+        );
+        assert_eq!(split_mailbox("杜鹃花"), ("杜鹃花", None));
+        assert_eq!(split_mailbox("a <b>"), ("a <b>", None));
     }
 
     #[test]

@@ -13,21 +13,20 @@ use super::{Failure, Verbosity};
 use crate::digest::render::{DEFAULT_HTML, DEFAULT_TEXT};
 
 pub fn run(dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure> {
-    let published = (now - chrono::Duration::hours(1))
-        .with_timezone(&chrono::FixedOffset::east_opt(0).expect("UTC"));
+    // Distinct times an hour or more back, so every feed entry has its own
+    // `updated` and the first digest has something new.
+    let at = |hours: i64| {
+        (now - chrono::Duration::hours(hours))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let naive = (now - chrono::Duration::hours(3))
+        .format("%Y-%m-%d %H:%M")
+        .to_string();
     let fill = |text: &str| {
-        text.replace(
-            "{{PUBLISHED}}",
-            &published.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
-        .replace(
-            "{{PUBLISHED_RFC3339}}",
-            &published.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
-        .replace(
-            "{{PUBLISHED_NAIVE}}",
-            &published.format("%Y-%m-%d %H:%M").to_string(),
-        )
+        text.replace("{{PUBLISHED}}", &at(1))
+            .replace("{{PUBLISHED_RFC3339}}", &at(2))
+            .replace("{{PUBLISHED_NAIVE}}", &naive)
     };
     let files: [(&str, String); 7] = [
         ("feeds.toml", include_str!("starter/feeds.toml").to_owned()),

@@ -68,9 +68,13 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
 
 fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
     let site = info.site;
-    let person = |name: &String| Person {
-        name: name.clone(),
-        ..Default::default()
+    let person = |byline: &String| {
+        let (name, email) = crate::text::split_mailbox(byline);
+        Person {
+            name: name.to_owned(),
+            email: email.map(str::to_owned),
+            ..Default::default()
+        }
     };
     let section = site.section(&article.section);
     let categories = section
@@ -100,7 +104,15 @@ fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
             mime_type: Some("text/html".into()),
             ..Default::default()
         }],
-        summary: summary_text(article).map(Text::plain),
+        // Readers (and the validator) expect some text in every entry.
+        summary: summary_text(article)
+            .or_else(|| {
+                article
+                    .content_html
+                    .is_none()
+                    .then(|| article.title.clone())
+            })
+            .map(Text::plain),
         content: article.content_html.as_deref().map(|html| Content {
             value: Some(clean_html(html, &article.url)),
             content_type: Some("html".into()),

@@ -42,9 +42,36 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
     if items.iter().any(|a| a.image.is_some()) {
         channel.namespaces = BTreeMap::from([("media".to_owned(), MEDIA_NS.to_owned())]);
     }
-    channel
+    let xml = channel
         .pretty_write_to(Vec::new(), b' ', 2)
-        .expect("writing XML into memory cannot fail")
+        .expect("writing XML into memory cannot fail");
+    rss_profile_escapes(xml)
+}
+
+/// The RSS Best Practices Profile asks for `&` and `<` in plain text as
+/// hexadecimal character references, since RSS leaves open whether a title
+/// is text or HTML. The writer emits `&amp;`/`&lt;`/`&gt;`; swapping them is
+/// exact both in XML text and inside the HTML of CDATA sections, where
+/// either form decodes to the same character.
+fn rss_profile_escapes(xml: Vec<u8>) -> Vec<u8> {
+    let text = String::from_utf8(xml).expect("the writer emits UTF-8");
+    if !text.contains('&') {
+        return text.into_bytes();
+    }
+    text.replace("&amp;", "&#x26;")
+        .replace("&lt;", "&#x3C;")
+        .replace("&gt;", "&#x3E;")
+        .into_bytes()
+}
+
+/// An RSS guid must be unique beyond this feed: a bare short number (a CMS
+/// row id) is not, so it is qualified with the site's domain.
+fn guid(site: &crate::model::Site, id: &str) -> String {
+    if id.len() < 9 && id.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{}:{id}", site.domain())
+    } else {
+        id.to_owned()
+    }
 }
 
 fn item(info: &FeedInfo<'_>, article: &Article) -> Item {
@@ -63,7 +90,7 @@ fn item(info: &FeedInfo<'_>, article: &Article) -> Item {
         title: Some(article.title.clone()),
         link: Some(article.url.to_string()),
         guid: Some(Guid {
-            value: article.id.clone(),
+            value: guid(site, &article.id),
             permalink: false,
         }),
         pub_date: Some(site.zone.local(article.published).to_rfc2822()),

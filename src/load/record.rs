@@ -85,6 +85,15 @@ impl RawRecord {
         let title = required("title", self.title);
         let section = required("section", self.section);
         let url = required("url", self.url);
+        // A headline is plain text; exports often carry markup or entities in it.
+        let title = title.map(|t| crate::text::plain_title(&t)).and_then(|t| {
+            if t.is_empty() {
+                errors.push(field_error("title", "holds nothing but markup"));
+                None
+            } else {
+                Some(t)
+            }
+        });
         if self.published.is_none() {
             errors.push(field_error("published", "is missing (required)"));
         }
