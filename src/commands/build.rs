@@ -16,8 +16,10 @@ pub fn run(
     say: Verbosity,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let articles = load::load_articles(config)?;
-    let feeds = feed::plan(&config.site, &articles, now, config.output.items);
+    let (selection, count) = load::scan(config, || {
+        feed::Selection::new(&config.site, now, config.output.items)
+    })?;
+    let feeds = selection.feeds();
     let files = feed::render(&config.site, &feeds, &config.output);
     let dir = out.unwrap_or_else(|| config.output.dir.clone());
     let report = output::write_files(&dir, &files)?;
@@ -26,7 +28,7 @@ pub fn run(
         files.len(),
         report.changed,
         report.unchanged,
-        articles.len(),
+        count,
         dir.display(),
         started.elapsed().as_secs_f64()
     ));

@@ -87,7 +87,8 @@ pub fn plan<'a, E>(
         .filter(|a| a.published > since && a.published <= settings.now)
         .collect();
     fresh.sort_by(|a, b| Article::newest_first(a, b));
-    let index = RelatedIndex::new(articles, settings.now);
+    let most_listed = settings.max_items * (settings.related + 1) + settings.related;
+    let index = RelatedIndex::new(articles, settings.now).with_depth(most_listed);
 
     let mut digest = Digest {
         issue: issue_key(site, settings.now),

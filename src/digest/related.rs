@@ -6,7 +6,9 @@
 //! keywords, never the whole archive. Keywords are interned to integers and
 //! postings are `u32` indexes: about 4 bytes per (article, keyword) pair.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 
@@ -25,9 +27,19 @@ pub struct RelatedIndex<'a> {
     postings: Vec<Vec<u32>>,
     /// Articles published by the digest's clock; later ones are embargoed.
     visible: Vec<bool>,
+    /// Candidates ranked per article, the first `depth` of them.
+    cache: RefCell<HashMap<String, Rc<[u32]>>>,
+    depth: usize,
 }
 
 impl<'a> RelatedIndex<'a> {
+    /// Rank at least `depth` candidates per article: enough for any email
+    /// whose items and picks number fewer (beyond that, ranking is redone).
+    pub fn with_depth(mut self, depth: usize) -> Self {
+        self.depth = depth;
+        self
+    }
+
     pub fn new(articles: &'a [Article], now: DateTime<Utc>) -> Self {
         let mut order: Vec<u32> = (0..articles.len() as u32).collect();
         order.sort_by(|&a, &b| Article::newest_first(&articles[a as usize], &articles[b as usize]));
@@ -53,6 +65,8 @@ impl<'a> RelatedIndex<'a> {
             keyword_ids,
             postings,
             visible: articles.iter().map(|a| a.published <= now).collect(),
+            cache: RefCell::new(HashMap::new()),
+            depth: 64,
         }
     }
 
@@ -71,18 +85,62 @@ impl<'a> RelatedIndex<'a> {
         if limit == 0 {
             return picked;
         }
-        for id in &article.related {
-            if picked.len() == limit {
-                return picked;
+        // The ranking of an article's candidates is the same in every email;
+        // only what is already listed differs. Rank once, filter per email.
+        let depth = self.depth.max(limit + listed.len());
+        let ranked = self.ranked(article, depth, unknown);
+        for &i in ranked.iter() {
+            let candidate = &self.articles[i as usize];
+            if listed.insert(candidate.id.as_str()) {
+                picked.push(candidate);
+                if picked.len() == limit {
+                    return picked;
+                }
             }
+        }
+        if ranked.len() >= depth {
+            // The cut-off list ran out under this email's exclusions: rank in full.
+            for candidate in self
+                .rank(article, usize::MAX, &mut Vec::new())
+                .into_iter()
+                .map(|i| &self.articles[i as usize])
+            {
+                if picked.len() == limit {
+                    break;
+                }
+                if listed.insert(candidate.id.as_str()) {
+                    picked.push(candidate);
+                }
+            }
+        }
+        picked
+    }
+
+    /// The cached ranking of `article`'s candidates, at least `depth` long
+    /// when there are that many.
+    fn ranked(&self, article: &Article, depth: usize, unknown: &mut Vec<String>) -> Rc<[u32]> {
+        let key = article.id.clone();
+        if let Some(hit) = self.cache.borrow().get(&key) {
+            return hit.clone();
+        }
+        let list: Rc<[u32]> = self.rank(article, depth, unknown).into();
+        self.cache.borrow_mut().insert(key, list.clone());
+        list
+    }
+
+    /// Candidates in order: the editor's picks, then by shared keywords
+    /// weighted by rarity, same section and recency breaking ties. Never the
+    /// article itself, never an embargoed one, each once; at most `depth`.
+    fn rank(&self, article: &Article, depth: usize, unknown: &mut Vec<String>) -> Vec<u32> {
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        let usable =
+            |i: u32| self.visible[i as usize] && self.articles[i as usize].id != article.id;
+        for id in &article.related {
             match self.by_id.get(id.as_str()) {
                 Some(&i) => {
-                    let candidate = &self.articles[i as usize];
-                    if self.visible[i as usize]
-                        && candidate.id != article.id
-                        && listed.insert(candidate.id.as_str())
-                    {
-                        picked.push(candidate);
+                    if usable(i) && seen.insert(i) {
+                        order.push(i);
                     }
                 }
                 None => unknown.push(id.clone()),
@@ -104,29 +162,217 @@ impl<'a> RelatedIndex<'a> {
         }
         let mut ranked: Vec<(u32, f64)> = scores
             .into_iter()
-            .filter(|&(i, _)| {
-                let candidate = &self.articles[i as usize];
-                self.visible[i as usize]
-                    && candidate.id != article.id
-                    && !listed.contains(candidate.id.as_str())
-            })
+            .filter(|&(i, _)| usable(i) && !seen.contains(&i))
             .collect();
-        ranked.sort_by(|&(a, score_a), &(b, score_b)| {
+        let better = |&(a, score_a): &(u32, f64), &(b, score_b): &(u32, f64)| {
             let (a, b) = (&self.articles[a as usize], &self.articles[b as usize]);
             score_b
                 .total_cmp(&score_a)
                 .then_with(|| (b.section == article.section).cmp(&(a.section == article.section)))
                 .then_with(|| Article::newest_first(a, b))
-        });
-        for (i, _) in ranked {
-            if picked.len() == limit {
-                break;
-            }
-            let candidate = &self.articles[i as usize];
-            if listed.insert(candidate.id.as_str()) {
-                picked.push(candidate);
-            }
+        };
+        let wanted = depth.saturating_sub(order.len());
+        if ranked.len() > wanted && wanted > 0 {
+            ranked.select_nth_unstable_by(wanted - 1, better);
+            ranked.truncate(wanted);
         }
-        picked
+        ranked.sort_by(better);
+        order.extend(ranked.into_iter().map(|(i, _)| i).take(wanted));
+        order.truncate(depth);
+        order
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    use super::RelatedIndex;
+    use crate::model::Article;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2017, 3, 25, 0, 0, 0).unwrap()
+    }
+
+    /// An article published `hours` before [`now`] (negative: after).
+    fn article(
+        id: &str,
+        section: &str,
+        hours: i64,
+        keywords: &[&str],
+        related: &[&str],
+    ) -> Article {
+        let published = now() - Duration::hours(hours);
+        Article {
+            id: id.into(),
+            title: format!("title {id}"),
+            section: section.into(),
+            url: format!("https://news.example.cn/{id}.html")
+                .parse()
+                .unwrap(),
+            published,
+            updated: published,
+            author: None,
+            editor: None,
+            source: None,
+            keywords: keywords.iter().map(|k| k.to_string()).collect(),
+            summary: None,
+            content_html: None,
+            image: None,
+            related: related.iter().map(|r| r.to_string()).collect(),
+            views: None,
+        }
+    }
+
+    /// Related reads of `articles[of]` with nothing else listed.
+    fn picks(articles: &[Article], of: usize, limit: usize) -> (Vec<String>, Vec<String>) {
+        let index = RelatedIndex::new(articles, now());
+        let mut listed = HashSet::from([articles[of].id.as_str()]);
+        let mut unknown = Vec::new();
+        let picked = index.related(&articles[of], limit, &mut listed, &mut unknown);
+        (picked.iter().map(|a| a.id.clone()).collect(), unknown)
+    }
+
+    #[test]
+    fn editors_picks_first_in_order_then_keywords() {
+        let articles = [
+            article("x", "news", 1, &["k"], &["p3", "p1", "p2"]),
+            article("p1", "tech", 100, &[], &[]),
+            article("p2", "tech", 200, &[], &[]),
+            article("p3", "tech", 300, &[], &[]),
+            article("k1", "news", 400, &["k"], &[]),
+        ];
+        assert_eq!(picks(&articles, 0, 5).0, ["p3", "p1", "p2", "k1"]);
+        assert_eq!(picks(&articles, 0, 2).0, ["p3", "p1"]);
+        assert!(picks(&articles, 0, 0).0.is_empty());
+    }
+
+    #[test]
+    fn never_itself_and_never_twice() {
+        let articles = [
+            article("x", "news", 1, &["k"], &["x", "p1", "p1", "p2"]),
+            article("p1", "tech", 100, &["k"], &[]),
+            article("p2", "tech", 200, &["k"], &[]),
+            article("p3", "tech", 300, &["k"], &[]),
+        ];
+        // p1 and p2 also share the keyword: they are not picked again.
+        assert_eq!(picks(&articles, 0, 10).0, ["p1", "p2", "p3"]);
+        // The repeated id costs no slot.
+        assert_eq!(picks(&articles, 0, 2).0, ["p1", "p2"]);
+    }
+
+    #[test]
+    fn never_itself_even_when_not_listed() {
+        let articles = [
+            article("x", "news", 1, &["k"], &["x", "p1"]),
+            article("p1", "tech", 100, &["k"], &[]),
+        ];
+        let index = RelatedIndex::new(&articles, now());
+        let (mut listed, mut unknown) = (HashSet::new(), Vec::new());
+        let picked = index.related(&articles[0], 3, &mut listed, &mut unknown);
+        let ids: Vec<&str> = picked.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["p1"]);
+    }
+
+    #[test]
+    fn unknown_ids_are_returned_and_skipped() {
+        let articles = [
+            article("x", "news", 1, &[], &["ghost", "p1"]),
+            article("p1", "tech", 100, &[], &[]),
+        ];
+        let (picked, unknown) = picks(&articles, 0, 3);
+        assert_eq!(picked, ["p1"]);
+        assert_eq!(unknown, ["ghost"]);
+    }
+
+    #[test]
+    fn what_is_listed_is_skipped_and_what_is_picked_becomes_listed() {
+        let articles = [
+            article("a", "news", 1, &["k"], &["c"]),
+            article("b", "news", 2, &["k"], &["c"]),
+            article("c", "tech", 100, &["k"], &[]),
+            article("d", "tech", 200, &["k"], &[]),
+        ];
+        let index = RelatedIndex::new(&articles, now());
+        let mut listed = HashSet::from(["a", "b"]);
+        let mut unknown = Vec::new();
+        let first = index.related(&articles[0], 3, &mut listed, &mut unknown);
+        let ids: Vec<&str> = first.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["c", "d"]);
+        assert!(listed.contains("c") && listed.contains("d"));
+        let second = index.related(&articles[1], 3, &mut listed, &mut unknown);
+        assert!(
+            second.is_empty(),
+            "picked again: {:?}",
+            second.iter().map(|a| &a.id).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn rarer_shared_keywords_weigh_more() {
+        let mut articles = vec![
+            article("x", "news", 1, &["common", "rare"], &[]),
+            // Same section and newer, sharing only the common keyword.
+            article("y", "news", 10, &["common"], &[]),
+            // Another section and older, sharing the rare one.
+            article("z", "tech", 500, &["rare"], &[]),
+        ];
+        for i in 0..5 {
+            articles.push(article(
+                &format!("f{i}"),
+                "finance",
+                1000 + i,
+                &["common"],
+                &[],
+            ));
+        }
+        assert_eq!(picks(&articles, 0, 2).0, ["z", "y"]);
+    }
+
+    #[test]
+    fn more_shared_keywords_weigh_more() {
+        let articles = [
+            article("x", "news", 1, &["a", "b", "c"], &[]),
+            article("one", "news", 10, &["a"], &[]),
+            article("two", "tech", 20, &["a", "b"], &[]),
+            article("three", "tech", 30, &["a", "b", "c"], &[]),
+        ];
+        assert_eq!(picks(&articles, 0, 3).0, ["three", "two", "one"]);
+    }
+
+    #[test]
+    fn ties_prefer_the_same_section_then_the_newest() {
+        let articles = [
+            article("x", "news", 1, &["k"], &[]),
+            article("other-new", "tech", 10, &["k"], &[]),
+            article("same-old", "news", 300, &["k"], &[]),
+            article("same-new", "news", 20, &["k"], &[]),
+        ];
+        assert_eq!(
+            picks(&articles, 0, 3).0,
+            ["same-new", "same-old", "other-new"]
+        );
+    }
+
+    #[test]
+    fn articles_after_now_are_never_picked() {
+        let articles = [
+            article("x", "news", 1, &["k"], &["future"]),
+            article("future", "news", -1, &["k"], &[]),
+            article("past", "tech", 100, &["k"], &[]),
+        ];
+        assert_eq!(picks(&articles, 0, 3).0, ["past"]);
+    }
+
+    #[test]
+    fn no_shared_keyword_no_keyword_pick() {
+        let articles = [
+            article("x", "news", 1, &["k"], &[]),
+            article("y", "news", 2, &["other"], &[]),
+            article("z", "news", 3, &[], &[]),
+        ];
+        assert!(picks(&articles, 0, 3).0.is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! Which articles go into which feed, and the feeds as bytes.
 //!
-//! [`plan`] picks, for the whole site and for every section (with its
+//! [`Selection`] picks, for the whole site and for every section (with its
 //! sub-sections), the newest published articles. [`render`] turns the plan
 //! into files (RSS, Atom, JSON Feed, and an OPML index) as relative paths and
 //! bytes; writing them is the caller's job. Rendering is pure and
@@ -11,8 +11,14 @@ mod jsonfeed;
 mod opml;
 mod rss;
 
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use url::Url;
+
+use crate::load::Sink;
 
 use crate::config::Output;
 use crate::model::{Article, Section, Site};
@@ -31,43 +37,135 @@ pub struct OutputFile {
     pub bytes: Vec<u8>,
 }
 
-/// Selects the newest `per_feed` articles published by `now` for the site
-/// and for each section; a section's feed also carries its descendants'.
-pub fn plan<'a>(
-    site: &'a Site,
-    articles: &'a [Article],
+/// The newest `per_feed` articles published by `now`, for the site and for
+/// each section (a section's feed also carries its descendants'). A loading
+/// sink: it keeps a bounded heap per feed, never the whole archive.
+pub struct Selection<'s> {
+    site: &'s Site,
     now: DateTime<Utc>,
     per_feed: usize,
-) -> Vec<Feed<'a>> {
-    let mut published: Vec<&Article> = articles.iter().filter(|a| a.published <= now).collect();
-    published.sort_by(|a, b| Article::newest_first(a, b));
+    /// Feed 0 is the site's; feed `i + 1` is section `i`'s.
+    heaps: Vec<BinaryHeap<Ranked>>,
+    /// Per section id: the feeds its articles go to.
+    targets: HashMap<String, Vec<usize>>,
+}
 
-    let mut site_feed = Feed {
-        section: None,
-        items: Vec::new(),
-    };
-    let mut section_feeds: Vec<Feed> = site
-        .sections
-        .iter()
-        .map(|s| Feed {
-            section: Some(s),
-            items: Vec::new(),
-        })
-        .collect();
-    let index_of = |id: &str| site.sections.iter().position(|s| s.id == id);
-    for article in published {
-        if site_feed.items.len() < per_feed {
-            site_feed.items.push(article);
+/// Heap order: the worst-placed (oldest) article on top, to be evicted.
+struct Ranked(Arc<Article>);
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        Article::newest_first(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Ranked {}
+
+impl<'s> Selection<'s> {
+    pub fn new(site: &'s Site, now: DateTime<Utc>, per_feed: usize) -> Self {
+        let index: HashMap<&str, usize> = site
+            .sections
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i + 1))
+            .collect();
+        let targets = site
+            .sections
+            .iter()
+            .map(|s| {
+                let feeds = std::iter::once(0)
+                    .chain(site.ancestry(&s.id).map(|a| index[a.id.as_str()]))
+                    .collect();
+                (s.id.clone(), feeds)
+            })
+            .collect();
+        Selection {
+            site,
+            now,
+            per_feed,
+            heaps: (0..=site.sections.len())
+                .map(|_| BinaryHeap::new())
+                .collect(),
+            targets,
         }
-        for section in site.ancestry(&article.section) {
-            if let Some(feed) = index_of(&section.id).map(|i| &mut section_feeds[i])
-                && feed.items.len() < per_feed
-            {
-                feed.items.push(article);
+    }
+
+    fn wants(&self, feed: usize, article: &Article) -> bool {
+        let heap = &self.heaps[feed];
+        heap.len() < self.per_feed
+            || heap
+                .peek()
+                .is_some_and(|worst| Article::newest_first(article, &worst.0).is_lt())
+    }
+
+    fn insert(&mut self, feed: usize, article: &Arc<Article>) {
+        if self.wants(feed, article) {
+            let heap = &mut self.heaps[feed];
+            heap.push(Ranked(article.clone()));
+            if heap.len() > self.per_feed {
+                heap.pop();
             }
         }
     }
-    std::iter::once(site_feed).chain(section_feeds).collect()
+
+    /// The feeds, items newest first.
+    pub fn feeds(&self) -> Vec<Feed<'_>> {
+        self.heaps
+            .iter()
+            .enumerate()
+            .map(|(i, heap)| {
+                let mut items: Vec<&Article> = heap.iter().map(|r| r.0.as_ref()).collect();
+                items.sort_by(|a, b| Article::newest_first(a, b));
+                Feed {
+                    section: if i == 0 {
+                        None
+                    } else {
+                        Some(&self.site.sections[i - 1])
+                    },
+                    items,
+                }
+            })
+            .collect()
+    }
+}
+
+impl Sink for Selection<'_> {
+    fn accept(&mut self, article: Article) {
+        if article.published > self.now {
+            return; // scheduled: stays out until its time
+        }
+        let Some(targets) = self.targets.get(&article.section) else {
+            return;
+        };
+        if !targets.iter().any(|&feed| self.wants(feed, &article)) {
+            return;
+        }
+        let targets = targets.clone();
+        let article = Arc::new(article);
+        for feed in targets {
+            self.insert(feed, &article);
+        }
+    }
+
+    fn merge(&mut self, other: Self) {
+        for (feed, heap) in other.heaps.into_iter().enumerate() {
+            for ranked in heap {
+                self.insert(feed, &ranked.0);
+            }
+        }
+    }
 }
 
 /// What every format needs to know about one feed besides its items.

@@ -1,7 +1,6 @@
 //! The three input formats: where each record is, and its position for
-//! messages. Syntax errors stop only the file they are in.
+//! messages. Syntax errors stop only the file (or JSON line) they are in.
 
-use std::io::{BufRead, BufReader};
 use std::ops::Range;
 use std::path::Path;
 
@@ -9,13 +8,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::record::RawRecord;
-use super::{Collector, Format, Locate};
+use super::{Collector, Format, Locate, Sink};
 use crate::diag::{Location, Problem, line_col};
 
-pub(super) fn read_file(path: &Path, format: Format, out: &mut Collector<'_>) {
-    if format == Format::JsonLines {
-        return read_json_lines(path, out);
-    }
+/// Reads a whole TOML or JSON file.
+pub(super) fn read_file<S: Sink>(path: &Path, format: Format, out: &mut Collector<'_, S>) {
     let text = match std::fs::read(path).map(String::from_utf8) {
         Ok(Ok(text)) => text,
         Ok(Err(e)) => {
@@ -38,39 +35,78 @@ pub(super) fn read_file(path: &Path, format: Format, out: &mut Collector<'_>) {
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let lines = LineIndex::new(text);
     match format {
-        Format::Toml => read_toml(path, text, out),
-        Format::Json => read_json(path, text, out),
-        Format::JsonLines => unreachable!("handled above"),
+        Format::Toml => read_toml(path, text, &lines, out),
+        Format::Json => read_json(path, text, &lines, out),
+        Format::JsonLines => unreachable!("JSON Lines are read in blocks"),
     }
 }
 
-/// A record inside a text: the file's text (or one line of it) and the span.
+/// Line starts of a text, for positions in large files without rescanning.
+pub(crate) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(crate) fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column (in characters) of byte `offset`.
+    pub(crate) fn position(&self, text: &str, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let start = self.starts[line - 1];
+        let mut end = offset.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        (line, text[start..end].chars().count() + 1)
+    }
+}
+
+/// A record inside a text: the text (a file, or one line of a JSON Lines
+/// block), the record's byte range, and how to number its lines.
 struct Span<'a> {
     path: &'a Path,
     text: &'a str,
     range: Range<usize>,
-    /// Line number of `text`'s first line in the file.
+    lines: Option<&'a LineIndex>,
+    /// Line number of `text`'s first line.
     first_line: usize,
     json: bool,
 }
 
 impl Span<'_> {
-    fn location(&self, offset: usize) -> Location {
-        let (line, col) = line_col(self.text, offset);
-        Location::at(self.path, line + self.first_line - 1, col)
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let (line, col) = match self.lines {
+            Some(index) => index.position(self.text, offset),
+            None => line_col(self.text, offset),
+        };
+        (line + self.first_line - 1, col)
     }
 }
 
 impl Locate for Span<'_> {
-    fn record(&self) -> Location {
-        self.location(self.range.start)
+    fn path(&self) -> &Path {
+        self.path
     }
 
-    fn field(&self, field: &str) -> Location {
+    fn record(&self) -> (usize, usize) {
+        self.position(self.range.start)
+    }
+
+    fn field(&self, field: &str) -> (usize, usize) {
         let body = &self.text[self.range.clone()];
         match find_key(body, field, self.json) {
-            Some(at) => self.location(self.range.start + at),
+            Some(at) => self.position(self.range.start + at),
             None => self.record(),
         }
     }
@@ -102,7 +138,7 @@ fn find_key(body: &str, key: &str, json: bool) -> Option<usize> {
     })
 }
 
-fn read_toml(path: &Path, text: &str, out: &mut Collector<'_>) {
+fn read_toml<S: Sink>(path: &Path, text: &str, lines: &LineIndex, out: &mut Collector<'_, S>) {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct TomlFile {
@@ -114,10 +150,12 @@ fn read_toml(path: &Path, text: &str, out: &mut Collector<'_>) {
         Err(problem) => return out.problem(problem),
     };
     for table in file.articles {
+        let range = toml_record_range(text, table.span());
         let span = Span {
             path,
             text,
-            range: toml_record_range(text, table.span()),
+            range,
+            lines: Some(lines),
             first_line: 1,
             json: false,
         };
@@ -126,13 +164,14 @@ fn read_toml(path: &Path, text: &str, out: &mut Collector<'_>) {
             Ok(raw) => out.record(raw, &span),
             Err(e) => {
                 let field = top_field(&e.path().to_string());
-                let location = field
+                let (line, col) = field
                     .as_deref()
                     .map_or_else(|| span.record(), |f| span.field(f));
+                let message = e.inner().message().trim_end().to_owned();
                 out.problem(Problem::new(
-                    location,
+                    Location::at(path, line, col),
                     field.as_deref(),
-                    e.inner().message().trim_end().to_owned(),
+                    message,
                 ));
             }
         }
@@ -158,7 +197,7 @@ fn toml_record_range(text: &str, span: Range<usize>) -> Range<usize> {
     span.start..end
 }
 
-fn read_json(path: &Path, text: &str, out: &mut Collector<'_>) {
+fn read_json<S: Sink>(path: &Path, text: &str, lines: &LineIndex, out: &mut Collector<'_, S>) {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct JsonObject<'a> {
@@ -177,10 +216,12 @@ fn read_json(path: &Path, text: &str, out: &mut Collector<'_>) {
     for raw in records {
         // RawValue borrows from `text`: its address gives its offset.
         let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+        let range = start..start + raw.get().len();
         let span = Span {
             path,
             text,
-            range: start..start + raw.get().len(),
+            range,
+            lines: Some(lines),
             first_line: 1,
             json: true,
         };
@@ -188,35 +229,20 @@ fn read_json(path: &Path, text: &str, out: &mut Collector<'_>) {
     }
 }
 
-fn read_json_lines(path: &Path, out: &mut Collector<'_>) {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) => {
-            return out.problem(Problem::new(
-                Location::file(path),
-                None,
-                format!("cannot read: {e}"),
-            ));
-        }
-    };
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut buffer = Vec::new();
-    let mut number = 0;
-    loop {
-        buffer.clear();
-        number += 1;
-        match reader.read_until(b'\n', &mut buffer) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                return out.problem(Problem::new(
-                    Location::at(path, number, 1),
-                    None,
-                    format!("cannot read: {e}"),
-                ));
-            }
-        }
-        let Ok(line) = std::str::from_utf8(&buffer) else {
+/// Reads one block of a JSON Lines file (whole lines); returns the number of
+/// lines in it. Line numbers are relative to the block until the loader
+/// knows where each block starts.
+pub(super) fn read_json_lines<S: Sink>(
+    path: &Path,
+    block: &[u8],
+    file_start: bool,
+    out: &mut Collector<'_, S>,
+) -> usize {
+    let mut count = 0;
+    for (index, line) in block.split_inclusive(|&b| b == b'\n').enumerate() {
+        count += 1;
+        let number = index + 1;
+        let Ok(line) = std::str::from_utf8(line) else {
             out.problem(Problem::new(
                 Location::at(path, number, 1),
                 None,
@@ -224,7 +250,7 @@ fn read_json_lines(path: &Path, out: &mut Collector<'_>) {
             ));
             continue;
         };
-        let line = if number == 1 {
+        let line = if file_start && index == 0 {
             line.strip_prefix('\u{feff}').unwrap_or(line)
         } else {
             line
@@ -236,14 +262,16 @@ fn read_json_lines(path: &Path, out: &mut Collector<'_>) {
             path,
             text: line,
             range: 0..line.len(),
+            lines: None,
             first_line: number,
             json: true,
         };
         read_json_record(line, &span, out);
     }
+    count
 }
 
-fn read_json_record(json: &str, span: &Span<'_>, out: &mut Collector<'_>) {
+fn read_json_record<S: Sink>(json: &str, span: &Span<'_>, out: &mut Collector<'_, S>) {
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let result = serde_path_to_error::deserialize::<_, RawRecord>(&mut deserializer)
         .map_err(|e| (top_field(&e.path().to_string()), e.into_inner()))
@@ -251,9 +279,8 @@ fn read_json_record(json: &str, span: &Span<'_>, out: &mut Collector<'_>) {
     match result {
         Ok(raw) => out.record(raw, span),
         Err((field, e)) => {
-            let (line, col) = line_col(span.text, span.range.start);
-            let mut problem =
-                json_problem(span.path, line + span.first_line - 1, &e, field.as_deref());
+            let (line, col) = span.record();
+            let mut problem = json_problem(span.path, line, &e, field.as_deref());
             // Columns inside the record's first line are shifted by its start.
             if e.line() == 1 {
                 problem.location.col = Some(col + e.column().saturating_sub(1));
@@ -307,5 +334,18 @@ mod tests {
             Some(toml.find("id = \"a\"").unwrap())
         );
         assert_eq!(find_key("{ id = 'a' }", "id", false), Some(2));
+    }
+
+    #[test]
+    fn line_index_matches_line_col() {
+        let text = "ab\n标题 = x\n\nlast";
+        let index = LineIndex::new(text);
+        for offset in [0, 1, 3, text.find('x').unwrap(), text.find("last").unwrap()] {
+            assert_eq!(
+                index.position(text, offset),
+                line_col(text, offset),
+                "{offset}"
+            );
+        }
     }
 }

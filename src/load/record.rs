@@ -48,7 +48,7 @@ impl RawRecord {
 pub struct RecordContext<'a> {
     pub base_url: &'a Url,
     pub zone: SiteZone,
-    pub section_exists: &'a dyn Fn(&str) -> bool,
+    pub section_exists: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
 /// A field-level problem: the field and what is wrong with it.
