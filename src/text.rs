@@ -63,20 +63,42 @@ pub fn dedup_keywords(keywords: Vec<String>) -> Vec<String> {
 }
 
 /// Article HTML made safe to publish: scripts, frames, styles and event
-/// handlers removed; every `href`/`src` absolute against `base` (the article's
-/// own URL, so `../img/a.jpg` resolves like a browser would); only http,
-/// https and mailto links kept.
+/// handlers removed; every `href`/`src` absolute against the article's own
+/// URL (so `../img/a.jpg` resolves like a browser would); only http, https
+/// and mailto links kept. Building the sanitizer is costly: keep one and
+/// clean many documents with it.
+pub struct HtmlCleaner {
+    builder: ammonia::Builder<'static>,
+}
+
+impl Default for HtmlCleaner {
+    fn default() -> Self {
+        let mut builder = ammonia::Builder::default();
+        builder
+            .url_schemes(["http", "https", "mailto"].into_iter().collect())
+            .link_rel(None);
+        HtmlCleaner { builder }
+    }
+}
+
+impl HtmlCleaner {
+    pub fn clean(&mut self, html: &str, base: &Url) -> String {
+        let html = strip_unsafe(html);
+        let cleaned = self
+            .builder
+            .url_relative(ammonia::UrlRelative::RewriteWithBase(base.clone()))
+            .clean(&html)
+            .to_string();
+        // html5ever writes U+00A0 as `&nbsp;`; a named entity is fine inside the
+        // escaped HTML of a feed but not for consumers that decode only XML's five.
+        cleaned.replace("&nbsp;", "\u{a0}")
+    }
+}
+
+/// [`HtmlCleaner::clean`] for a single document.
+#[cfg(test)]
 pub fn clean_html(html: &str, base: &Url) -> String {
-    let html = strip_unsafe(html);
-    let cleaned = ammonia::Builder::default()
-        .url_relative(ammonia::UrlRelative::RewriteWithBase(base.clone()))
-        .url_schemes(["http", "https", "mailto"].into_iter().collect())
-        .link_rel(None)
-        .clean(&html)
-        .to_string();
-    // html5ever writes U+00A0 as `&nbsp;`; a named entity is fine inside the
-    // escaped HTML of a feed but not for consumers that decode only XML's five.
-    cleaned.replace("&nbsp;", "\u{a0}")
+    HtmlCleaner::default().clean(html, base)
 }
 
 /// Plain text of an HTML fragment: tags dropped, script/style bodies dropped,

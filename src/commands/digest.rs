@@ -129,11 +129,13 @@ pub fn check(config: &Config, articles: &[Article]) -> Result<(), Problems> {
         .unsubscribe_url
         .as_deref()
         .map(|u| u.replace("{{token}}", "0123456789abcdef"));
+    let prepared = plan.prepare();
     setup.templates.render(&digest::context(
         &config.site,
         &plan.issue,
         email,
         unsubscribe.as_deref(),
+        &prepared,
     ))?;
     Ok(())
 }
@@ -195,6 +197,7 @@ pub fn compose<'a>(
         issue: &plan.issue,
         date: config.site.zone.local(now),
     };
+    let prepared = plan.prepare();
     let mut composed = Vec::with_capacity(plan.emails.len());
     for email in &plan.emails {
         let subscriber = email.subscriber;
@@ -209,7 +212,13 @@ pub fn compose<'a>(
                 ),
                 None => url.to_owned(),
             });
-        let context = digest::context(&config.site, &plan.issue, email, unsubscribe.as_deref());
+        let context = digest::context(
+            &config.site,
+            &plan.issue,
+            email,
+            unsubscribe.as_deref(),
+            &prepared,
+        );
         let rendered = setup.templates.render(&context)?;
         let message = message::build(&envelope, subscriber, &rendered, unsubscribe.as_deref())?;
         composed.push(Composed {

@@ -18,6 +18,20 @@ use serde_json::{Value, json};
 use crate::model::{Article, Section, Site, Subscriber};
 use related::RelatedIndex;
 
+pub(crate) use crate::feed::Prepared;
+
+impl Digest<'_> {
+    /// Summaries of everything the emails show, computed once.
+    pub fn prepare(&self) -> Prepared {
+        Prepared::new(
+            self.emails
+                .iter()
+                .flat_map(|e| e.items())
+                .flat_map(|item| std::iter::once(item.article).chain(item.related.iter().copied())),
+        )
+    }
+}
+
 /// One recipient's email.
 pub struct Email<'a> {
     pub subscriber: &'a Subscriber,
@@ -147,13 +161,14 @@ pub fn context(
     issue: &str,
     email: &Email<'_>,
     unsubscribe_url: Option<&str>,
+    prepared: &Prepared,
 ) -> Value {
     let article = |a: &Article| {
         json!({
             "id": a.id,
             "title": a.title,
             "url": a.url.as_str(),
-            "summary": crate::feed::summary_text(a),
+            "summary": prepared.summary(a),
             "author": a.author,
             "editor": a.editor,
             "source": a.source,

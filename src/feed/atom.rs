@@ -13,9 +13,8 @@ use atom_syndication::{
     Category, Content, Entry, Feed, Generator, Link, Person, Text, WriteConfig,
 };
 
-use super::{ATOM_FILE, FeedInfo, entry_id, image_type, summary_text};
+use super::{ATOM_FILE, FeedInfo, entry_id, image_type};
 use crate::model::Article;
-use crate::text::clean_html;
 
 const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
 
@@ -105,7 +104,10 @@ fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
             ..Default::default()
         }],
         // Readers (and the validator) expect some text in every entry.
-        summary: summary_text(article)
+        summary: info
+            .prepared
+            .summary(article)
+            .map(str::to_owned)
             .or_else(|| {
                 article
                     .content_html
@@ -113,8 +115,8 @@ fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
                     .then(|| article.title.clone())
             })
             .map(Text::plain),
-        content: article.content_html.as_deref().map(|html| Content {
-            value: Some(clean_html(html, &article.url)),
+        content: info.prepared.content(article).map(|html| Content {
+            value: Some(html.to_owned()),
             content_type: Some("html".into()),
             ..Default::default()
         }),

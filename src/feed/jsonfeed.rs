@@ -2,9 +2,8 @@
 
 use serde::Serialize;
 
-use super::{FeedInfo, JSON_FILE, entry_id, summary_text};
+use super::{FeedInfo, JSON_FILE, entry_id};
 use crate::model::Article;
-use crate::text::clean_html;
 
 #[derive(Serialize)]
 struct JsonFeed<'a> {
@@ -62,12 +61,12 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
         items: items
             .iter()
             .map(|a| {
-                let summary = summary_text(a);
+                let summary = info.prepared.summary(a).map(str::to_owned);
                 JsonItem {
                     id: entry_id(site, a),
                     url: a.url.as_str(),
                     title: &a.title,
-                    content_html: a.content_html.as_deref().map(|h| clean_html(h, &a.url)),
+                    content_html: info.prepared.content(a).map(str::to_owned),
                     // An item needs content: the summary stands in when there is no body.
                     content_text: if a.content_html.is_none() {
                         Some(summary.clone().unwrap_or_else(|| a.title.clone()))

@@ -179,6 +179,7 @@ pub(crate) struct FeedInfo<'a> {
     pub folder: String,
     /// The newest `updated` among the items, or the fallback for an empty feed.
     pub updated: DateTime<Utc>,
+    pub prepared: &'a Prepared,
 }
 
 impl FeedInfo<'_> {
@@ -201,9 +202,10 @@ pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output) -> Vec<OutputFil
         .flat_map(|f| f.items.iter().map(|a| a.updated))
         .max()
         .unwrap_or(DateTime::UNIX_EPOCH);
+    let prepared = Prepared::new(feeds.iter().flat_map(|f| f.items.iter().copied()));
     let infos: Vec<FeedInfo> = feeds
         .iter()
-        .map(|feed| feed_info(site, feed, site_updated))
+        .map(|feed| feed_info(site, feed, site_updated, &prepared))
         .collect();
 
     let mut files = Vec::new();
@@ -234,7 +236,12 @@ pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output) -> Vec<OutputFil
     files
 }
 
-fn feed_info<'a>(site: &'a Site, feed: &Feed<'a>, fallback: DateTime<Utc>) -> FeedInfo<'a> {
+fn feed_info<'a>(
+    site: &'a Site,
+    feed: &Feed<'a>,
+    fallback: DateTime<Utc>,
+    prepared: &'a Prepared,
+) -> FeedInfo<'a> {
     let updated = feed
         .items
         .iter()
@@ -249,6 +256,7 @@ fn feed_info<'a>(site: &'a Site, feed: &Feed<'a>, fallback: DateTime<Utc>) -> Fe
             home: &site.base_url,
             folder: "feeds/".into(),
             updated,
+            prepared,
         },
         Some(section) => FeedInfo {
             site,
@@ -260,12 +268,50 @@ fn feed_info<'a>(site: &'a Site, feed: &Feed<'a>, fallback: DateTime<Utc>) -> Fe
             home: &section.url,
             folder: format!("feeds/{}/", section.id),
             updated,
+            prepared,
         },
     }
 }
 
-/// The plain-text summary of an article: its own, or the start of its body.
-pub(crate) fn summary_text(article: &Article) -> Option<String> {
+/// Each article's cleaned HTML and plain summary, computed once however many
+/// feeds (or emails) show it.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    by_id: HashMap<String, (Option<String>, Option<String>)>,
+}
+
+impl Prepared {
+    pub fn new<'a>(articles: impl IntoIterator<Item = &'a Article>) -> Prepared {
+        let mut cleaner = crate::text::HtmlCleaner::default();
+        let mut by_id = HashMap::new();
+        for article in articles {
+            by_id.entry(article.id.clone()).or_insert_with(|| {
+                let content = article
+                    .content_html
+                    .as_deref()
+                    .map(|html| cleaner.clean(html, &article.url));
+                (content, summary_text(article))
+            });
+        }
+        Prepared { by_id }
+    }
+
+    /// The article's body, cleaned for publishing.
+    pub fn content(&self, article: &Article) -> Option<&str> {
+        self.by_id
+            .get(&article.id)
+            .and_then(|(content, _)| content.as_deref())
+    }
+
+    /// The article's plain-text summary: its own, or the start of its body.
+    pub fn summary(&self, article: &Article) -> Option<&str> {
+        self.by_id
+            .get(&article.id)
+            .and_then(|(_, summary)| summary.as_deref())
+    }
+}
+
+fn summary_text(article: &Article) -> Option<String> {
     const DERIVED_SUMMARY_CHARS: usize = 200;
     match (&article.summary, &article.content_html) {
         (Some(summary), _) => Some(summary.clone()),

@@ -13,9 +13,8 @@ use ::rss::extension::dublincore::DublinCoreExtension;
 use ::rss::extension::{Extension, ExtensionMap};
 use ::rss::{Category, Channel, Guid, Item};
 
-use super::{FeedInfo, RSS_FILE, image_type, summary_text};
+use super::{FeedInfo, RSS_FILE, image_type};
 use crate::model::Article;
-use crate::text::clean_html;
 
 const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
 
@@ -96,11 +95,11 @@ fn item(info: &FeedInfo<'_>, article: &Article) -> Item {
         pub_date: Some(site.zone.local(article.published).to_rfc2822()),
         // `description` is HTML in RSS: the plain summary is escaped once for
         // HTML here and once more for XML by the writer.
-        description: summary_text(article).map(|s| html_escape::encode_text(&s).into_owned()),
-        content: article
-            .content_html
-            .as_deref()
-            .map(|html| clean_html(html, &article.url)),
+        description: info
+            .prepared
+            .summary(article)
+            .map(|s| html_escape::encode_text(s).into_owned()),
+        content: info.prepared.content(article).map(str::to_owned),
         categories,
         ..Default::default()
     };

@@ -238,11 +238,19 @@ pub(super) fn read_json_lines<S: Sink>(
     file_start: bool,
     out: &mut Collector<'_, S>,
 ) -> usize {
+    // One SIMD check of the whole block; line by line only to find a bad one.
+    let valid = simdutf8::basic::from_utf8(block).is_ok();
     let mut count = 0;
     for (index, line) in block.split_inclusive(|&b| b == b'\n').enumerate() {
         count += 1;
         let number = index + 1;
-        let Ok(line) = std::str::from_utf8(line) else {
+        let line = if valid {
+            // Lines of valid UTF-8 split at '\n' are valid UTF-8.
+            simdutf8::basic::from_utf8(line).map_err(|_| ())
+        } else {
+            std::str::from_utf8(line).map_err(|_| ())
+        };
+        let Ok(line) = line else {
             out.problem(Problem::new(
                 Location::at(path, number, 1),
                 None,
@@ -272,6 +280,12 @@ pub(super) fn read_json_lines<S: Sink>(
 }
 
 fn read_json_record<S: Sink>(json: &str, span: &Span<'_>, out: &mut Collector<'_, S>) {
+    // The fast path parses plainly; only a record that fails is parsed again,
+    // tracking the path, to name the field at fault.
+    let raw = serde_json::from_str::<RawRecord>(json);
+    if let Ok(raw) = raw {
+        return out.record(raw, span);
+    }
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let result = serde_path_to_error::deserialize::<_, RawRecord>(&mut deserializer)
         .map_err(|e| (top_field(&e.path().to_string()), e.into_inner()))
