@@ -53,13 +53,16 @@ pub fn split_keywords(line: &str) -> Vec<String> {
         .collect()
 }
 
-/// Keywords without repeats, first occurrence kept.
+/// Keywords without repeats, first occurrence kept. (Lists are short: a
+/// linear scan beats hashing.)
 pub fn dedup_keywords(keywords: Vec<String>) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    keywords
-        .into_iter()
-        .filter(|k| seen.insert(k.clone()))
-        .collect()
+    let mut unique: Vec<String> = Vec::with_capacity(keywords.len());
+    for keyword in keywords {
+        if !unique.contains(&keyword) {
+            unique.push(keyword);
+        }
+    }
+    unique
 }
 
 /// Article HTML made safe to publish: scripts, frames, styles and event

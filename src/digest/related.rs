@@ -28,7 +28,7 @@ pub struct RelatedIndex<'a> {
     /// Articles published by the digest's clock; later ones are embargoed.
     visible: Vec<bool>,
     /// Candidates ranked per article, the first `depth` of them.
-    cache: RefCell<HashMap<String, Rc<[u32]>>>,
+    cache: RefCell<HashMap<String, (Rc<[u32]>, bool)>>,
     depth: usize,
 }
 
@@ -88,7 +88,7 @@ impl<'a> RelatedIndex<'a> {
         // The ranking of an article's candidates is the same in every email;
         // only what is already listed differs. Rank once, filter per email.
         let depth = self.depth.max(limit + listed.len());
-        let ranked = self.ranked(article, depth, unknown);
+        let (ranked, cut) = self.ranked(article, depth, unknown);
         for &i in ranked.iter() {
             let candidate = &self.articles[i as usize];
             if listed.insert(candidate.id.as_str()) {
@@ -98,7 +98,7 @@ impl<'a> RelatedIndex<'a> {
                 }
             }
         }
-        if ranked.len() >= depth {
+        if cut {
             // The cut-off list ran out under this email's exclusions: rank in full.
             for candidate in self
                 .rank(article, usize::MAX, &mut Vec::new())
@@ -118,14 +118,21 @@ impl<'a> RelatedIndex<'a> {
 
     /// The cached ranking of `article`'s candidates, at least `depth` long
     /// when there are that many.
-    fn ranked(&self, article: &Article, depth: usize, unknown: &mut Vec<String>) -> Rc<[u32]> {
+    /// The list, and whether it was cut short at its depth.
+    fn ranked(
+        &self,
+        article: &Article,
+        depth: usize,
+        unknown: &mut Vec<String>,
+    ) -> (Rc<[u32]>, bool) {
         let key = article.id.clone();
         if let Some(hit) = self.cache.borrow().get(&key) {
             return hit.clone();
         }
         let list: Rc<[u32]> = self.rank(article, depth, unknown).into();
-        self.cache.borrow_mut().insert(key, list.clone());
-        list
+        let entry = (list.clone(), list.len() >= depth);
+        self.cache.borrow_mut().insert(key, entry.clone());
+        entry
     }
 
     /// Candidates in order: the editor's picks, then by shared keywords

@@ -241,7 +241,16 @@ pub(super) fn read_json_lines<S: Sink>(
     // One SIMD check of the whole block; line by line only to find a bad one.
     let valid = simdutf8::basic::from_utf8(block).is_ok();
     let mut count = 0;
-    for (index, line) in block.split_inclusive(|&b| b == b'\n').enumerate() {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', block)
+        .map(|i| i + 1)
+        .chain((block.last() != Some(&b'\n')).then_some(block.len()));
+    for (index, end) in ends.enumerate() {
+        let line = &block[start..end];
+        start = end;
+        if line.is_empty() {
+            break;
+        }
         count += 1;
         let number = index + 1;
         let line = if valid {
