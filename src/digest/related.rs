@@ -19,6 +19,9 @@ use crate::model::Article;
 /// its newest postings bounds the cost on very large archives.
 const MAX_POSTINGS_SCANNED: usize = 50_000;
 
+/// A cached ranking, and whether it was cut short at its depth.
+type Ranking = (Rc<[u32]>, bool);
+
 pub struct RelatedIndex<'a> {
     articles: &'a [Article],
     by_id: HashMap<&'a str, u32>,
@@ -28,7 +31,7 @@ pub struct RelatedIndex<'a> {
     /// Articles published by the digest's clock; later ones are embargoed.
     visible: Vec<bool>,
     /// Candidates ranked per article, the first `depth` of them.
-    cache: RefCell<HashMap<String, (Rc<[u32]>, bool)>>,
+    cache: RefCell<HashMap<String, Ranking>>,
     depth: usize,
 }
 
