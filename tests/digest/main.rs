@@ -1,0 +1,19 @@
+//! Integration tests of the email digest (`bulletin digest --dry-run`, and
+//! the digest half of `bulletin check`), run against the real binary.
+//!
+//! - `golden`: the example site's messages, byte for byte
+//!   (`BULLETIN_BLESS=1` rewrites `tests/digest/golden/`);
+//! - `message`: headers, MIME structure, tokens, escaping, line rules;
+//! - `selection`: sections, window, clock, caps, related reads;
+//! - `history`: what the state database says was already sent;
+//! - `templates`, `subscribers`, `secret`: mistakes refused before anything
+//!   is written.
+
+mod golden;
+mod harness;
+mod history;
+mod message;
+mod secret;
+mod selection;
+mod subscribers;
+mod templates;

@@ -1,0 +1,200 @@
+//! Template mistakes are caught by `bulletin check` (and stop `digest`)
+//! with the template's file and line; the built-in templates are the ones
+//! in `templates/`.
+
+use crate::harness::{NOW, Run, Site};
+
+const TEXT: &str = "templates/digest.txt.hbs";
+const HTML: &str = "templates/digest.html.hbs";
+
+/// The 1-based number of the first line of `file` in `site` containing `needle`.
+fn line_of(site: &Site, file: &str, needle: &str) -> usize {
+    site.read(file)
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in {file}"))
+        + 1
+}
+
+/// The `error:` lines of a run that point into `file`, as (line, rest).
+fn errors_in(run: &Run, file: &str) -> Vec<(Option<usize>, String)> {
+    let name = file.rsplit('/').next().unwrap();
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .filter_map(|l| {
+            let at = l.find(&format!("{name}:"))?;
+            let rest = &l[at + name.len() + 1..];
+            let line = rest
+                .split(':')
+                .next()
+                .and_then(|n| n.trim().parse::<usize>().ok());
+            Some((line, rest.to_owned()))
+        })
+        .collect()
+}
+
+/// `check` fails naming `file` and `line`, and so does `digest`, which writes nothing.
+#[track_caller]
+fn assert_template_error(site: &Site, file: &str, line: Option<usize>, words: &[&str]) {
+    for run in [site.check(), site.dry_run("out", NOW).run] {
+        run.assert_invalid().assert_stderr_has(words);
+        let errors = errors_in(&run, file);
+        assert!(!errors.is_empty(), "no error names {file}:\n{}", run.stderr);
+        match line {
+            Some(line) => assert!(
+                errors.iter().any(|(l, _)| *l == Some(line)),
+                "no error at {file}:{line}:\n{}",
+                run.stderr
+            ),
+            None => assert!(
+                errors.iter().all(|(l, _)| l.is_some()),
+                "an error without a line:\n{}",
+                run.stderr
+            ),
+        }
+    }
+    assert!(!site.path("out").exists(), "digest wrote files");
+}
+
+#[test]
+fn the_example_site_checks_clean() {
+    let site = Site::example();
+    let run = site.check();
+    run.assert_ok();
+    assert!(run.stdout.contains("no problems"), "{}", run.stdout);
+}
+
+#[test]
+fn a_misspelled_variable_is_reported_with_file_and_line() {
+    let site = Site::example();
+    site.edit(TEXT, |t| {
+        let mut lines: Vec<&str> = t.lines().collect();
+        lines.insert(2, "{{sectons}}");
+        lines.join("\n") + "\n"
+    });
+    assert_template_error(&site, TEXT, Some(3), &["sectons"]);
+}
+
+#[test]
+fn a_misspelled_variable_inside_each_is_reported_with_file_and_line() {
+    let site = Site::example();
+    site.edit(HTML, |t| {
+        t.replacen(
+            "font-weight:bold;\">{{title}}</a>",
+            "font-weight:bold;\">{{artcle.title}}</a>",
+            1,
+        )
+    });
+    let line = line_of(&site, HTML, "artcle.title");
+    assert!(
+        site.read(HTML)
+            .lines()
+            .take(line)
+            .any(|l| l.contains("{{#each items}}")),
+        "the edit is inside {{{{#each items}}}}"
+    );
+    assert_template_error(&site, HTML, Some(line), &["artcle"]);
+}
+
+#[test]
+fn a_misspelled_variable_in_a_related_read_is_reported() {
+    let site = Site::example();
+    site.edit(TEXT, |t| t.replace("  · {{title}}", "  · {{titel}}"));
+    let line = line_of(&site, TEXT, "{{titel}}");
+    assert_template_error(&site, TEXT, Some(line), &["titel"]);
+}
+
+#[test]
+fn an_unclosed_block_is_a_syntax_error_with_a_line() {
+    let site = Site::example();
+    site.edit(TEXT, |t| {
+        let mut lines: Vec<&str> = t.lines().collect();
+        lines.insert(2, "{{#each sections}}");
+        lines.join("\n") + "\n"
+    });
+    assert_template_error(&site, TEXT, None, &["syntax"]);
+}
+
+#[test]
+fn a_stray_closing_tag_in_the_html_template_is_a_syntax_error_with_a_line() {
+    let site = Site::example();
+    site.edit(HTML, |t| t.replacen("</head>", "</head>\n{{/if}}", 1));
+    assert_template_error(&site, HTML, None, &["syntax"]);
+}
+
+#[test]
+fn a_misspelled_variable_in_the_subject_names_the_setting() {
+    let site = Site::example();
+    site.edit("feeds.toml", |c| {
+        c.replace("subject = \"{{site.title}}", "subject = \"{{site.titel}}")
+    });
+    for run in [site.check(), site.dry_run("out", NOW).run] {
+        run.assert_invalid()
+            .assert_stderr_has(&["feeds.toml", "digest.subject", "site.titel"]);
+    }
+}
+
+#[test]
+fn a_missing_template_file_is_reported() {
+    let site = Site::example();
+    std::fs::remove_file(site.path(HTML)).unwrap();
+    site.check()
+        .assert_invalid()
+        .assert_stderr_has(&["digest.html.hbs"]);
+}
+
+#[test]
+fn the_built_in_templates_render_like_the_repository_templates() {
+    let site = Site::example();
+    let with_files = site.dry_run("with-files", NOW).ok().files();
+    site.edit("feeds.toml", |c| {
+        c.replace("html = \"templates/digest.html.hbs\"\n", "")
+            .replace("text = \"templates/digest.txt.hbs\"\n", "")
+    });
+    // Without the folder too: the built-in templates need no file.
+    std::fs::remove_dir_all(site.path("templates")).unwrap();
+    site.check().assert_ok();
+    let built_in = site.dry_run("built-in", NOW).ok().files();
+    assert_eq!(
+        with_files.keys().collect::<Vec<_>>(),
+        built_in.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &with_files {
+        assert!(
+            bytes == &built_in[name],
+            "{name}: the built-in templates render differently"
+        );
+    }
+}
+
+/// `check` renders the templates once, for a sample recipient who has a
+/// name; a misspelled variable in the branch for recipients without one
+/// passes `check` and then stops the digest of every recipient.
+#[test]
+fn check_catches_a_misspelled_variable_in_the_nameless_greeting() {
+    let site = Site::example();
+    site.edit(TEXT, |t| {
+        t.replace(
+            "{{else}}您好：{{/if}}",
+            "{{else}}{{recipent.email}} 您好：{{/if}}",
+        )
+    });
+    // A subscriber without a name exercises that branch.
+    let mut subscribers = site.read("examples/subscribers.toml");
+    subscribers.push_str("\n[[subscribers]]\nemail = \"noname@example.com\"\n");
+    site.write("examples/subscribers.toml", &subscribers);
+
+    let digest = site.dry_run("out", NOW).run;
+    digest
+        .assert_invalid()
+        .assert_stderr_has(&["recipent.email"]);
+
+    let check = site.check();
+    assert_eq!(
+        check.code, 1,
+        "`check` passed a template that `digest` then refused:\n--- check stdout\n{}\n--- digest stderr\n{}",
+        check.stdout, digest.stderr
+    );
+    check.assert_stderr_has(&["digest.txt.hbs", "recipent.email"]);
+}
