@@ -391,6 +391,19 @@ impl Config {
                 );
                 chrono::Duration::zero()
             });
+            if let Some(url) = d
+                .unsubscribe_url
+                .as_deref()
+                .filter(|u| !u.trim().is_empty())
+            {
+                match Url::parse(&url.replace("{{token}}", "token")) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    _ => report(
+                        "digest.unsubscribe_url",
+                        format!("{url:?} is not an absolute http or https URL"),
+                    ),
+                }
+            }
             if d.max_items == 0 {
                 report("digest.max_items", "must be at least 1".into());
             }

@@ -63,6 +63,30 @@ pub fn write_files(dir: &Path, files: &[OutputFile]) -> Result<WriteReport> {
     Ok(report)
 }
 
+/// Writes `files` like [`write_files`], plus a manifest of them named
+/// `manifest`; files listed in the previous manifest and not written now are
+/// removed. Only files this function wrote before are ever removed.
+pub fn write_owned_set(dir: &Path, manifest: &str, files: &[OutputFile]) -> Result<WriteReport> {
+    let previous = fs::read_to_string(dir.join(manifest)).unwrap_or_default();
+    let mut all = files.to_vec();
+    let listing: String = files.iter().map(|f| format!("{}\n", f.path)).collect();
+    all.push(OutputFile {
+        path: manifest.to_owned(),
+        bytes: listing.into_bytes(),
+    });
+    let report = write_files(dir, &all)?;
+    let current: std::collections::HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    for stale in previous
+        .lines()
+        .filter(|p| !p.is_empty() && !current.contains(p))
+    {
+        if let Ok(relative) = safe_relative(stale) {
+            let _ = fs::remove_file(dir.join(relative));
+        }
+    }
+    Ok(report)
+}
+
 /// Writes `bytes` to `path` and syncs them to disk.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = fs::File::create(path)?;

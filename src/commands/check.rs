@@ -11,7 +11,7 @@ pub fn run(config: &Config, say: Verbosity) -> Result<(), Failure> {
         problems.extend(p);
         Vec::new()
     });
-    if let Err(p) = digest::check(config, &articles) {
+    if let Err(p) = digest::check(config) {
         problems.extend(p);
     }
     if !problems.is_empty() {

@@ -20,6 +20,10 @@ use crate::model::{Article, Subscriber};
 use crate::state::{NewDelivery, State, Status};
 use crate::{load, output};
 
+/// Lists the files a dry run wrote into its folder, so the next dry run
+/// there removes those it does not write again (and nothing else).
+const DRY_RUN_MANIFEST: &str = ".bulletin-dry-run";
+
 /// The environment variable holding the unsubscribe-token key.
 pub const SECRET_VAR: &str = "BULLETIN_UNSUBSCRIBE_SECRET";
 
@@ -92,51 +96,105 @@ fn setup(config: &Config) -> Result<Setup, Problems> {
     }
 }
 
-/// The digest part of `check`: subscribers, templates (rendered once on
-/// sample data, so a misspelled variable is caught here, not in an inbox).
-pub fn check(config: &Config, articles: &[Article]) -> Result<(), Problems> {
+/// The digest part of `check`: subscribers, and the templates rendered on
+/// sample emails that take every branch a real one can (a named and a
+/// nameless recipient, an item with every field and related reads and one
+/// with none, with and without an unsubscribe link), so a misspelled
+/// variable is caught here, not in an inbox.
+pub fn check(config: &Config) -> Result<(), Problems> {
     if config.digest.is_none() {
         return Ok(());
     }
     let setup = setup(config)?;
-    let sample = Subscriber {
+    let site = &config.site;
+    let fallback_section;
+    let section = match site.sections.first() {
+        Some(section) => section,
+        None => {
+            fallback_section = crate::model::Section {
+                id: "news".into(),
+                title: "News".into(),
+                description: None,
+                url: site.base_url.clone(),
+                parent: None,
+            };
+            &fallback_section
+        }
+    };
+    let now = Utc::now();
+    let full = Article {
+        id: "sample-full".into(),
+        title: "Sample".into(),
+        section: section.id.clone(),
+        url: site.base_url.clone(),
+        published: now,
+        updated: now,
+        author: Some("author".into()),
+        editor: Some("editor".into()),
+        source: Some("source".into()),
+        keywords: vec!["keyword".into()],
+        summary: Some("summary".into()),
+        content_html: Some("<p>body</p>".into()),
+        image: Some(site.base_url.clone()),
+        related: Vec::new(),
+        views: Some(1),
+    };
+    let bare = Article {
+        id: "sample-bare".into(),
+        author: None,
+        editor: None,
+        source: None,
+        keywords: Vec::new(),
+        summary: None,
+        content_html: None,
+        image: None,
+        views: None,
+        ..full.clone()
+    };
+    let named = Subscriber {
         email: "check@example.invalid".into(),
         name: Some("check".into()),
         sections: None,
     };
-    let newest = articles
-        .iter()
-        .map(|a| a.published)
-        .max()
-        .unwrap_or(DateTime::UNIX_EPOCH);
-    let settings = Settings {
-        now: newest,
-        window: chrono::Duration::days(365_000),
-        related: setup.digest.related,
-        max_items: 3,
+    let nameless = Subscriber {
+        name: None,
+        ..named.clone()
     };
-    let subscribers = [sample];
-    let plan = digest::plan(&config.site, articles, &subscribers, &settings, |_| {
-        Ok::<_, Problems>(History::default())
-    })?;
-    let empty = digest::Email {
-        subscriber: &subscribers[0],
-        groups: Vec::new(),
+    let groups = || {
+        vec![digest::Group {
+            section,
+            items: vec![
+                digest::Item {
+                    article: &full,
+                    related: vec![&bare, &full],
+                },
+                digest::Item {
+                    article: &bare,
+                    related: Vec::new(),
+                },
+            ],
+        }]
     };
-    let email = plan.emails.first().unwrap_or(&empty);
+    let prepared = digest::Prepared::new([&full, &bare]);
     let unsubscribe = setup
         .digest
         .unsubscribe_url
         .as_deref()
         .map(|u| u.replace("{{token}}", "0123456789abcdef"));
-    let prepared = plan.prepare();
-    setup.templates.render(&digest::context(
-        &config.site,
-        &plan.issue,
-        email,
-        unsubscribe.as_deref(),
-        &prepared,
-    ))?;
+    let issue = digest::issue_key(site, now);
+    for (subscriber, unsubscribe) in [(&named, unsubscribe.as_deref()), (&nameless, None)] {
+        let email = digest::Email {
+            subscriber,
+            groups: groups(),
+        };
+        setup.templates.render(&digest::context(
+            site,
+            &issue,
+            &email,
+            unsubscribe,
+            &prepared,
+        ))?;
+    }
     Ok(())
 }
 
@@ -311,7 +369,7 @@ pub fn dry_run(
         path: "index.html".into(),
         bytes: index.into_bytes(),
     });
-    output::write_files(dir, &files).map_err(|e| anyhow!(e))?;
+    output::write_owned_set(dir, DRY_RUN_MANIFEST, &files).map_err(|e| anyhow!(e))?;
     say.summary(format!(
         "dry run of digest {}: {} emails ({} items) for {} subscribers, {} with nothing new, {} already sent; written to {} in {:.2} s",
         plan.issue,

@@ -64,10 +64,7 @@ pub fn build(
         .subject(rendered.subject.clone())
         .message_id(Some(id.clone()))
         .date(envelope.date.into())
-        .raw_header(header(
-            "List-Id",
-            format!("{} <digest.{}>", site.title, site.domain()),
-        ))
+        .raw_header(list_id(&site.title, site.domain()))
         .raw_header(header("Auto-Submitted", "auto-generated".into()));
     if let Some(url) = unsubscribe_url {
         builder = builder
@@ -90,6 +87,47 @@ pub fn build(
         .headers_mut()
         .insert_raw(header("Date", envelope.date.to_rfc2822()));
     Ok(message)
+}
+
+/// `List-Id: <phrase> <digest.domain>` (RFC 2919). The phrase is written
+/// as is when it is plain ASCII words, else as RFC 2047 encoded-words, so
+/// quotes, `<`, `,` or CJK in a site title can never break the header.
+fn list_id(title: &str, domain: &str) -> HeaderValue {
+    const ATEXT_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~ ";
+    let plain = title
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(c));
+    let phrase = if plain {
+        title.trim().to_owned()
+    } else {
+        use base64::Engine as _;
+        // Encoded-words of at most 75 characters: 45 bytes of UTF-8 each.
+        let mut words = Vec::new();
+        let mut chunk = String::new();
+        for c in title.chars() {
+            if chunk.len() + c.len_utf8() > 45 {
+                words.push(std::mem::take(&mut chunk));
+            }
+            chunk.push(c);
+        }
+        words.push(chunk);
+        words
+            .iter()
+            .map(|w| {
+                format!(
+                    "=?utf-8?b?{}?=",
+                    base64::engine::general_purpose::STANDARD.encode(w)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n ")
+    };
+    let value = format!("{phrase} <digest.{domain}>");
+    HeaderValue::dangerous_new_pre_encoded(
+        HeaderName::new_from_ascii_str("List-Id"),
+        value.clone(),
+        value,
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {

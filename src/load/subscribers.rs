@@ -70,10 +70,14 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
         if email.chars().any(char::is_control) {
             continue;
         }
-        if email.parse::<lettre::Address>().is_err() {
-            report("email", format!("{email:?} is not an email address"));
-            continue;
-        }
+        let email = match ascii_address(email) {
+            Ok(address) => address,
+            Err(why) => {
+                report("email", why);
+                continue;
+            }
+        };
+        let email = email.as_str();
         if let Some(sections) = &raw.sections {
             for id in sections {
                 if site.section(id).is_none() {
@@ -104,6 +108,23 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
         });
     }
     problems.into_result(subscribers)
+}
+
+/// The address as it goes into headers and RCPT TO: ASCII only. An
+/// internationalised domain is written in its `xn--` form; a non-ASCII local
+/// part would need SMTPUTF8 end to end and is refused.
+fn ascii_address(email: &str) -> Result<String, String> {
+    let invalid = || format!("{email:?} is not an email address");
+    let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;
+    if !local.is_ascii() {
+        return Err(format!(
+            "{email:?} has a non-ASCII local part, which needs SMTPUTF8; not supported"
+        ));
+    }
+    let domain = idna::domain_to_ascii(domain).map_err(|_| invalid())?;
+    let address = format!("{local}@{domain}");
+    address.parse::<lettre::Address>().map_err(|_| invalid())?;
+    Ok(address)
 }
 
 fn parse_toml(text: &str, path: &Path) -> Result<Vec<(RawSubscriber, usize)>, Problems> {
