@@ -1,0 +1,195 @@
+//! Crash drills (SIGKILL mid-send, then rerun) and the run lock.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+const DRILL_SUBSCRIBERS: usize = 2000;
+const CONNECTIONS: usize = 4;
+
+/// Waits until the server's store stops growing (messages in flight when the
+/// client died are stored or dropped by then).
+fn settle(server: &FaultServer) -> usize {
+    let mut last = server.stored_count();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = server.stored_count();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// 2000 subscribers, a server that keeps each message 10 ms before its 250
+/// (stored first, like a real MTA, so a kill in that window leaves a message
+/// the server has and the client never heard about). `digest --send` is
+/// killed with SIGKILL once the server holds ~10 %, ~50 % and ~90 % of the
+/// messages, then rerun until it exits 0.
+///
+/// Every recipient must end with at least one copy; a duplicate is allowed
+/// only for a message in flight at a kill, so at most `connections` per kill,
+/// with the same Message-ID and bytes; the state database must say all sent.
+#[test]
+fn crash_drill_sigkill_at_10_50_90_percent_then_rerun() {
+    let mut site = Site::new(DRILL_SUBSCRIBERS);
+    // Three items per email keep the messages small and composing quick.
+    site.set("digest.max_items", 3)
+        .set("smtp.connections", CONNECTIONS as i64);
+    let server = site.serve(&["--delay", "0.01"]);
+
+    let mut boundaries = Vec::new(); // stored count after each kill
+    for percent in [10, 50, 90] {
+        let target = DRILL_SUBSCRIBERS * percent / 100;
+        let mut running = Running::spawn(site.send_command(&[]));
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while server.stored_count() < target {
+            if running.exited() {
+                panic!(
+                    "digest --send ended before the {percent}% kill point ({} stored):\n{}",
+                    server.stored_count(),
+                    running.finish()
+                );
+            }
+            assert!(Instant::now() < deadline, "no progress towards {percent}%");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let killed = running.kill();
+        assert_eq!(killed.code, None, "the run was not killed:\n{killed}");
+        boundaries.push(settle(&server));
+    }
+    let runs = site.send_until_done(5);
+
+    let stored = server.stored();
+    let phase_of = |index: usize| boundaries.iter().position(|&b| index < b);
+    let mut per_kill = vec![0usize; boundaries.len()];
+    let mut unexplained = Vec::new();
+    let mut positions: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, s) in stored.iter().enumerate() {
+        positions.entry(s.rcpt.as_str()).or_default().push(i);
+    }
+    for r in &site.recipients {
+        assert!(positions.contains_key(r.as_str()), "{r}: no copy at all");
+    }
+    assert_eq!(
+        positions.len(),
+        DRILL_SUBSCRIBERS,
+        "mail for a non-subscriber"
+    );
+    for (rcpt, at) in &positions {
+        for pair in at.windows(2) {
+            let (a, b) = (&stored[pair[0]], &stored[pair[1]]);
+            assert_eq!(
+                a.message_id, b.message_id,
+                "{rcpt}: a resend changed Message-ID"
+            );
+            assert!(a.bytes == b.bytes, "{rcpt}: a resend changed the bytes");
+            // The earlier copy was stored but not recorded before the kill
+            // that ended its run.
+            match phase_of(pair[0]) {
+                Some(kill) => per_kill[kill] += 1,
+                None => unexplained.push(rcpt.to_string()),
+            }
+        }
+    }
+    let duplicates: usize = per_kill.iter().sum();
+    println!(
+        "crash drill: {DRILL_SUBSCRIBERS} recipients, {CONNECTIONS} connections, kills at {boundaries:?} stored; \
+         {} messages stored in all, {duplicates} duplicates (per kill: {per_kill:?}), {} reruns to finish",
+        stored.len(),
+        runs.len()
+    );
+    assert!(
+        unexplained.is_empty(),
+        "duplicates not explained by any kill: {unexplained:?}"
+    );
+    for (kill, &n) in per_kill.iter().enumerate() {
+        assert!(
+            n <= CONNECTIONS,
+            "kill {} left {n} duplicates, more than the {CONNECTIONS} messages that can be in flight",
+            kill + 1
+        );
+    }
+    site.state().assert_all(&site.recipients, "sent");
+}
+
+/// The journal (the state database) stalls — another process holds its write
+/// lock, as a slow disk would hold each commit — while the server keeps
+/// accepting. Outcomes cannot be recorded, so sending must stop within
+/// `connections` messages; a SIGKILL at that point may then cost at most
+/// `connections` duplicates. (Sending on while outcomes queue up unrecorded
+/// turns every queued message into a duplicate after a crash.)
+#[test]
+fn sending_stops_when_outcomes_cannot_be_recorded() {
+    let mut site = Site::new(400);
+    site.set("digest.max_items", 3)
+        .set("smtp.connections", CONNECTIONS as i64);
+    let server = site.serve(&["--delay", "0.005"]);
+    let mut running = Running::spawn(site.send_command(&[]));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.stored_count() < 40 {
+        assert!(!running.exited(), "the send ended early");
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+
+    let journal = rusqlite::Connection::open(site.state_path()).expect("open the state");
+    journal
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let recorded: usize = journal
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE status = 'sent'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .expect("count sent") as usize;
+    // Give the workers time to run ahead, if they do.
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = running.kill();
+    assert_eq!(killed.code, None, "the run was not killed:\n{killed}");
+    let stored_at_kill = settle(&server);
+    journal.execute_batch("ROLLBACK").expect("release the lock");
+    drop(journal);
+
+    site.send_until_done(3);
+    let stored = server.stored();
+    let duplicates = stored.len() - copies(&stored).len();
+    println!(
+        "stalled journal: {recorded} recorded when the lock was taken, {stored_at_kill} stored at the kill, \
+         {duplicates} duplicates after the rerun"
+    );
+    assert!(
+        stored_at_kill <= recorded + CONNECTIONS,
+        "the server accepted {} messages that could not be recorded (at most {CONNECTIONS}, one per connection, may be in flight)",
+        stored_at_kill - recorded
+    );
+    assert!(
+        duplicates <= CONNECTIONS,
+        "{duplicates} duplicates after one kill; at most {CONNECTIONS} were in flight"
+    );
+    for r in &site.recipients {
+        assert!(copies(&stored).contains_key(r.as_str()), "{r}: no copy");
+    }
+    site.state().assert_all(&site.recipients, "sent");
+}
+
+#[test]
+fn two_sends_at_once_only_one_sends() {
+    let mut site = Site::new(12);
+    let server = site.serve(&["--delay", "0.3"]);
+    let a = Running::spawn(site.send_command(&[]));
+    let b = Running::spawn(site.send_command(&[]));
+    let (a, b) = (a.finish(), b.finish());
+    let (winner, loser) = if a.code == Some(0) { (a, b) } else { (b, a) };
+    winner.expect(0, "the run holding the lock");
+    loser.expect(2, "the run that found the lock taken");
+    let said = loser.stderr.to_lowercase();
+    assert!(
+        said.contains("another") && said.contains("lock"),
+        "the second run should say another run holds the lock:\n{loser}"
+    );
+    assert_one_each(&server.stored(), &site.recipients);
+    site.state().assert_all(&site.recipients, "sent");
+}

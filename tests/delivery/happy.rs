@@ -1,0 +1,77 @@
+//! The happy paths: aiosmtpd and Postfix's smtp-sink accept every digest.
+
+use std::collections::BTreeSet;
+use std::fs;
+
+use crate::harness::*;
+
+/// The bytes of a message without the line break the SMTP terminator adds.
+fn body(bytes: &[u8]) -> &[u8] {
+    bytes.strip_suffix(b"\r\n").unwrap_or(bytes)
+}
+
+#[test]
+fn every_subscriber_gets_one_checked_digest_and_a_rerun_sends_nothing() {
+    let mut site = Site::with_examples(10);
+    let preview = site.path("preview");
+    site.dry_run(&preview).expect(0, "dry run");
+    let server = site.serve(&[]);
+
+    let run = site.send();
+    run.expect(0, "first send");
+    let stored = server.stored();
+    assert_one_each(&stored, &site.recipients);
+    for message in &stored {
+        check_digest(message);
+    }
+    let ids: BTreeSet<&str> = stored.iter().map(|s| s.message_id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        stored.len(),
+        "Message-IDs must differ per recipient"
+    );
+    // The dry run shows exactly what goes on the wire.
+    for message in &stored {
+        let eml = preview.join(format!("{}.eml", message.rcpt));
+        let eml = fs::read(&eml).unwrap_or_else(|e| panic!("{}: {e}", eml.display()));
+        assert!(
+            body(&message.bytes) == body(&eml),
+            "{}: the sent message differs from the dry run's .eml",
+            message.rcpt
+        );
+    }
+    site.state().assert_all(&site.recipients, "sent");
+    assert!(
+        run.stdout
+            .contains(&format!("{} sent", site.recipients.len())),
+        "the summary should count the messages sent:\n{run}"
+    );
+
+    let again = site.send();
+    again.expect(0, "second send");
+    assert_eq!(
+        server.stored_count(),
+        stored.len(),
+        "the second run sent again:\n{again}"
+    );
+    site.state().assert_all(&site.recipients, "sent");
+}
+
+#[test]
+fn postfix_smtp_sink_accepts_every_digest() {
+    let mut site = Site::with_examples(20);
+    let sink = site.serve_sink();
+    site.send().expect(0, "send to smtp-sink");
+    let stored = sink.stored();
+    assert_one_each(&stored, &site.recipients);
+    for message in &stored {
+        check_digest(message);
+    }
+    site.state().assert_all(&site.recipients, "sent");
+    site.send().expect(0, "second send to smtp-sink");
+    assert_eq!(
+        sink.stored().len(),
+        stored.len(),
+        "the second run sent again"
+    );
+}
