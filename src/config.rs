@@ -397,10 +397,10 @@ impl Config {
                 .filter(|u| !u.trim().is_empty())
             {
                 match Url::parse(&url.replace("{{token}}", "token")) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    Ok(u) if matches!(u.scheme(), "http" | "https" | "mailto") => {}
                     _ => report(
                         "digest.unsubscribe_url",
-                        format!("{url:?} is not an absolute http or https URL"),
+                        format!("{url:?} is not an absolute http(s) or mailto: URL"),
                     ),
                 }
             }

@@ -27,9 +27,48 @@ pub fn strip_unsafe(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// True when [`one_line`] would return `text` unchanged: no unsafe
+/// characters, no whitespace but single inner spaces. A byte scan; the
+/// multi-byte characters that need a closer look all start with 0xC2, 0xE1,
+/// 0xE2, 0xE3 or 0xEF.
+pub fn is_one_line(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.first() == Some(&b' ') || bytes.last() == Some(&b' ') {
+        return false;
+    }
+    let mut previous_space = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            if b < 0x20 || b == 0x7f || (b == b' ' && previous_space) {
+                return false;
+            }
+            previous_space = b == b' ';
+            i += 1;
+            continue;
+        }
+        previous_space = false;
+        if matches!(b, 0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF) {
+            let width = if b == 0xC2 { 2 } else { 3 };
+            let c = text[i..].chars().next().expect("a char starts here");
+            if c.is_whitespace() || is_unsafe_char(c) {
+                return false;
+            }
+            i += width;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
 /// A one-line field (title, name, keyword): unsafe characters dropped, runs
 /// of whitespace (line breaks included) folded to one space, ends trimmed.
 pub fn one_line(text: &str) -> String {
+    if is_one_line(text) {
+        return text.to_owned();
+    }
     let text = strip_unsafe(text);
     let mut out = String::with_capacity(text.len());
     for word in text.split(char::is_whitespace) {
@@ -171,6 +210,26 @@ mod tests {
             one_line(" 映\u{FFFE}象网\n 新闻\u{B}中心\t"),
             "映象网 新闻中心"
         );
+    }
+
+    #[test]
+    fn is_one_line_agrees_with_one_line() {
+        for text in [
+            "俯下身子深入基层 倾听群众呼声",
+            "“四心”好干部，、。",
+            "a  b",
+            " a",
+            "a\u{3000}b",
+            "a\u{a0}b",
+            "a\u{85}b",
+            "x\u{FFFE}",
+            "x\u{FDD0}",
+            "tab\there",
+            "全角：；（）",
+            "",
+        ] {
+            assert_eq!(is_one_line(text), one_line(text) == text, "{text:?}");
+        }
     }
 
     #[test]

@@ -67,12 +67,14 @@ pub fn build(
         .raw_header(list_id(&site.title, site.domain()))
         .raw_header(header("Auto-Submitted", "auto-generated".into()));
     if let Some(url) = unsubscribe_url {
-        builder = builder
-            .raw_header(header("List-Unsubscribe", format!("<{url}>")))
-            .raw_header(header(
+        builder = builder.raw_header(header("List-Unsubscribe", format!("<{url}>")));
+        // One-click unsubscribe (RFC 8058) is a POST to an HTTPS URI.
+        if url.starts_with("https://") || url.starts_with("http://") {
+            builder = builder.raw_header(header(
                 "List-Unsubscribe-Post",
                 "List-Unsubscribe=One-Click".into(),
             ));
+        }
     }
     let boundary = format!("bulletin-{}", hex(&Sha256::digest(id.as_bytes())[..12]));
     let body = MultiPart::alternative()

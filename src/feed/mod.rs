@@ -102,16 +102,20 @@ impl<'s> Selection<'s> {
         }
     }
 
-    fn wants(&self, feed: usize, article: &Article) -> bool {
+    /// Whether feed `feed` would take an article dated `published` with `id`.
+    fn takes(&self, feed: usize, published: DateTime<Utc>, id: &str) -> bool {
         let heap = &self.heaps[feed];
         heap.len() < self.per_feed
-            || heap
-                .peek()
-                .is_some_and(|worst| Article::newest_first(article, &worst.0).is_lt())
+            || heap.peek().is_some_and(|worst| {
+                let worst = &worst.0;
+                // Newer wins; the smaller id breaks a tie (see `Article::newest_first`).
+                published > worst.published
+                    || (published == worst.published && id < worst.id.as_str())
+            })
     }
 
     fn insert(&mut self, feed: usize, article: &Arc<Article>) {
-        if self.wants(feed, article) {
+        if self.takes(feed, article.published, &article.id) {
             let heap = &mut self.heaps[feed];
             heap.push(Ranked(article.clone()));
             if heap.len() > self.per_feed {
@@ -142,17 +146,20 @@ impl<'s> Selection<'s> {
 }
 
 impl Sink for Selection<'_> {
+    fn wants(&self, published: DateTime<Utc>, id: &str, section: &str) -> bool {
+        // A scheduled article stays out until its time.
+        published <= self.now
+            && self
+                .targets
+                .get(section)
+                .is_some_and(|targets| targets.iter().any(|&feed| self.takes(feed, published, id)))
+    }
+
     fn accept(&mut self, article: Article) {
-        if article.published > self.now {
-            return; // scheduled: stays out until its time
-        }
-        let Some(targets) = self.targets.get(&article.section) else {
-            return;
-        };
-        if !targets.iter().any(|&feed| self.wants(feed, &article)) {
+        if !self.wants(article.published, &article.id, &article.section) {
             return;
         }
-        let targets = targets.clone();
+        let targets = self.targets[&article.section].clone();
         let article = Arc::new(article);
         for feed in targets {
             self.insert(feed, &article);

@@ -13,6 +13,8 @@ pub mod subscribers;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
+
 use crate::config::Config;
 use crate::diag::{Location, Problem, Problems};
 use crate::model::Article;
@@ -40,6 +42,11 @@ impl Format {
 /// Receives every valid article as the inputs stream by. Loading runs on
 /// several threads, each with its own sink; `merge` folds them together.
 pub trait Sink: Send + Sized {
+    /// Whether an article with this date, id and section would be kept;
+    /// one that would not is never copied out of the input.
+    fn wants(&self, _published: DateTime<Utc>, _id: &str, _section: &str) -> bool {
+        true
+    }
     fn accept(&mut self, article: Article);
     fn merge(&mut self, other: Self);
 }
@@ -289,10 +296,15 @@ impl<'a, S: Sink> Collector<'a, S> {
                 col: col as u32,
             });
         }
-        match raw.into_article(self.cx) {
-            Ok(article) => {
+        match raw.check(self.cx) {
+            Ok(checked) => {
                 self.count += 1;
-                self.sink.accept(article);
+                if self
+                    .sink
+                    .wants(checked.published(), &checked.id(), &checked.section())
+                {
+                    self.sink.accept(checked.into_article());
+                }
             }
             Err(errors) => {
                 for e in errors {

@@ -4,7 +4,13 @@
 //! The same [`RawRecord`] is deserialized from TOML, JSON and JSON Lines; the
 //! format modules only find where each record starts so problems can name
 //! the line of the field at fault.
+//!
+//! Validation and normalisation are split for speed on large archives:
+//! [`RawRecord::check`] validates every field while borrowing the input
+//! (strings without escapes are never copied), and only a record a sink
+//! keeps is turned into an owned, normalised `Article`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -13,31 +19,47 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use url::Url;
 
 use crate::model::{Article, SiteZone};
-use crate::text::{dedup_keywords, one_line, split_keywords, strip_unsafe};
+use crate::text::{dedup_keywords, is_unsafe_char, one_line, split_keywords, strip_unsafe};
+
+type Text<'a> = Option<Cow<'a, str>>;
 
 /// A record as deserialized: required fields are optional here so that every
 /// missing one can be reported, not only the first.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRecord {
-    id: Option<String>,
-    title: Option<String>,
-    section: Option<String>,
-    url: Option<String>,
-    published: Option<DateText>,
-    updated: Option<DateText>,
-    author: Option<String>,
-    editor: Option<String>,
-    source: Option<String>,
-    keywords: Option<Keywords>,
-    summary: Option<String>,
-    content_html: Option<String>,
-    image: Option<String>,
-    related: Option<Vec<String>>,
+pub struct RawRecord<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(borrow)]
+    title: Text<'a>,
+    #[serde(borrow)]
+    section: Text<'a>,
+    #[serde(borrow)]
+    url: Text<'a>,
+    #[serde(borrow)]
+    published: Option<DateText<'a>>,
+    #[serde(borrow)]
+    updated: Option<DateText<'a>>,
+    #[serde(borrow)]
+    author: Text<'a>,
+    #[serde(borrow)]
+    editor: Text<'a>,
+    #[serde(borrow)]
+    source: Text<'a>,
+    #[serde(borrow)]
+    keywords: Option<Keywords<'a>>,
+    #[serde(borrow)]
+    summary: Text<'a>,
+    #[serde(borrow)]
+    content_html: Text<'a>,
+    #[serde(borrow)]
+    image: Text<'a>,
+    #[serde(borrow)]
+    related: Option<Vec<BorrowedText<'a>>>,
     views: Option<u64>,
 }
 
-impl RawRecord {
+impl RawRecord<'_> {
     /// The id as written, for duplicate detection even when other fields fail.
     pub fn id(&self) -> Option<&str> {
         self.id.as_deref()
@@ -65,64 +87,70 @@ fn field_error(field: &'static str, message: impl Into<String>) -> FieldError {
     }
 }
 
-impl RawRecord {
-    /// Validates and normalises the record, or lists every field at fault.
-    pub fn into_article(self, cx: &RecordContext<'_>) -> Result<Article, Vec<FieldError>> {
+/// A record whose every field is valid, still borrowing its input.
+pub struct Checked<'a> {
+    raw: RawRecord<'a>,
+    url: Url,
+    image: Option<Url>,
+    published: DateTime<Utc>,
+    updated: DateTime<Utc>,
+}
+
+/// True when `text` holds something visible once cleaned.
+fn has_visible(text: &str) -> bool {
+    text.chars()
+        .any(|c| !c.is_whitespace() && !is_unsafe_char(c))
+}
+
+impl<'a> RawRecord<'a> {
+    /// Validates every field, or lists every field at fault. Copies nothing.
+    pub fn check(self, cx: &RecordContext<'_>) -> Result<Checked<'a>, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let mut required =
-            |field: &'static str, value: Option<String>| match value.map(|v| one_line(&v)) {
-                Some(v) if !v.is_empty() => Some(v),
-                Some(_) => {
-                    errors.push(field_error(field, "must not be empty"));
-                    None
-                }
-                None => {
-                    errors.push(field_error(field, "is missing (required)"));
-                    None
-                }
-            };
-        let id = required("id", self.id);
-        let title = required("title", self.title);
-        let section = required("section", self.section);
-        let url = required("url", self.url);
-        // A headline is plain text; exports often carry markup or entities in it.
-        let title = title.map(|t| crate::text::plain_title(&t)).and_then(|t| {
-            if t.is_empty() {
-                errors.push(field_error("title", "holds nothing but markup"));
-                None
-            } else {
-                Some(t)
+        for (field, value) in [
+            ("id", &self.id),
+            ("title", &self.title),
+            ("section", &self.section),
+            ("url", &self.url),
+        ] {
+            match value.as_deref() {
+                Some(v) if has_visible(v) => {}
+                Some(_) => errors.push(field_error(field, "must not be empty")),
+                None => errors.push(field_error(field, "is missing (required)")),
             }
-        });
+        }
+        if let Some(title) = self.title.as_deref()
+            && title.contains(['<', '&'])
+            && has_visible(title)
+            && crate::text::plain_title(title).is_empty()
+        {
+            errors.push(field_error("title", "holds nothing but markup"));
+        }
         if self.published.is_none() {
             errors.push(field_error("published", "is missing (required)"));
         }
-
-        if let Some(section) = &section
-            && !(cx.section_exists)(section)
-        {
-            errors.push(field_error(
-                "section",
-                format!("{section:?} is not a section declared in the config"),
-            ));
-        }
-        let url = url.and_then(|u| match web_url(&u, cx.base_url) {
-            Ok(url) => Some(url),
-            Err(why) => {
-                errors.push(field_error("url", why));
-                None
+        if let Some(section) = self.section.as_deref().filter(|s| has_visible(s)) {
+            let section = clean(section);
+            if !(cx.section_exists)(&section) {
+                errors.push(field_error(
+                    "section",
+                    format!("{section:?} is not a section declared in the config"),
+                ));
             }
-        });
-        let image = self
-            .image
-            .and_then(|u| match web_url(&one_line(&u), cx.base_url) {
-                Ok(url) => Some(url),
-                Err(why) => {
-                    errors.push(field_error("image", why));
-                    None
-                }
-            });
-        let mut date = |field: &'static str, value: Option<DateText>| {
+        }
+        let mut url_of = |field: &'static str, value: Option<&str>| {
+            value
+                .filter(|v| has_visible(v))
+                .and_then(|u| match web_url(&clean(u), cx.base_url) {
+                    Ok(url) => Some(url),
+                    Err(why) => {
+                        errors.push(field_error(field, why));
+                        None
+                    }
+                })
+        };
+        let url = url_of("url", self.url.as_deref());
+        let image = url_of("image", self.image.as_deref());
+        let mut date = |field: &'static str, value: Option<&DateText>| {
             value.and_then(|d| match parse_datetime(&d.0, cx.zone) {
                 Ok(t) => Some(t),
                 Err(why) => {
@@ -131,49 +159,86 @@ impl RawRecord {
                 }
             })
         };
-        let published = date("published", self.published);
-        let updated = date("updated", self.updated);
+        let published = date("published", self.published.as_ref());
+        let updated = date("updated", self.updated.as_ref());
+        match (url, published, errors.is_empty()) {
+            (Some(url), Some(published), true) => Ok(Checked {
+                url,
+                image,
+                published,
+                // A record "updated" before it was published is a CMS quirk, not news.
+                updated: updated.map_or(published, |u| u.max(published)),
+                raw: self,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
 
-        let (Some(id), Some(title), Some(section), Some(url), Some(published), true) =
-            (id, title, section, url, published, errors.is_empty())
-        else {
-            return Err(errors);
-        };
-        let optional = |v: Option<String>| v.map(|v| one_line(&v)).filter(|v| !v.is_empty());
-        let keywords = match self.keywords {
+/// A one-line field without copying when it is already clean.
+fn clean(text: &str) -> Cow<'_, str> {
+    if crate::text::is_one_line(text) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(one_line(text))
+    }
+}
+
+impl Checked<'_> {
+    pub fn published(&self) -> DateTime<Utc> {
+        self.published
+    }
+
+    pub fn id(&self) -> Cow<'_, str> {
+        clean(self.raw.id.as_deref().unwrap_or_default())
+    }
+
+    pub fn section(&self) -> Cow<'_, str> {
+        clean(self.raw.section.as_deref().unwrap_or_default())
+    }
+
+    /// The owned, normalised article.
+    pub fn into_article(self) -> Article {
+        let raw = self.raw;
+        let text = |v: Text<'_>| v.map(|v| one_line(&v)).unwrap_or_default();
+        let optional = |v: Text<'_>| v.map(|v| one_line(&v)).filter(|v| !v.is_empty());
+        let keywords = match raw.keywords {
             Some(Keywords(list)) => {
                 dedup_keywords(list.iter().flat_map(|k| split_keywords(k)).collect())
             }
             None => Vec::new(),
         };
-        let mut related: Vec<String> = self
+        let related: Vec<String> = raw
             .related
             .unwrap_or_default()
             .iter()
-            .map(|r| one_line(r))
+            .map(|r| one_line(&r.0))
+            .filter(|r| !r.is_empty())
             .collect();
-        related.retain(|r| !r.is_empty());
-        Ok(Article {
-            id,
-            title,
-            section,
-            url,
-            published,
-            // A record "updated" before it was published is a CMS quirk, not news.
-            updated: updated.map_or(published, |u| u.max(published)),
-            author: optional(self.author),
-            editor: optional(self.editor),
-            source: optional(self.source),
+        Article {
+            id: text(raw.id),
+            // A headline is plain text; exports often carry markup or entities in it.
+            title: crate::text::plain_title(&text(raw.title)),
+            section: text(raw.section),
+            url: self.url,
+            published: self.published,
+            updated: self.updated,
+            author: optional(raw.author),
+            editor: optional(raw.editor),
+            source: optional(raw.source),
             keywords,
-            summary: self
+            summary: raw
                 .summary
                 .map(|s| strip_unsafe(s.trim()).into_owned())
                 .filter(|s| !s.is_empty()),
-            content_html: self.content_html.filter(|h| !h.trim().is_empty()),
-            image,
+            content_html: raw
+                .content_html
+                .filter(|h| !h.trim().is_empty())
+                .map(Cow::into_owned),
+            image: self.image,
             related,
-            views: self.views,
-        })
+            views: raw.views,
+        }
     }
 }
 
@@ -232,23 +297,26 @@ pub fn parse_datetime(text: &str, zone: SiteZone) -> Result<DateTime<Utc>, Strin
 
 /// A date as text: a string, or a native TOML datetime.
 #[derive(Debug)]
-struct DateText(String);
+struct DateText<'a>(Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for DateText {
+impl<'de: 'a, 'a> Deserialize<'de> for DateText<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct DateVisitor;
         impl<'de> Visitor<'de> for DateVisitor {
-            type Value = DateText;
+            type Value = DateText<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a date: RFC 3339 or \"YYYY-MM-DD HH:MM[:SS]\"")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<DateText, E> {
-                Ok(DateText(v.to_owned()))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<DateText<'de>, E> {
+                Ok(DateText(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DateText<'de>, E> {
+                Ok(DateText(Cow::Owned(v.to_owned())))
             }
             // toml hands its native datetimes over as a one-entry map.
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DateText, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DateText<'de>, A::Error> {
                 match map.next_entry::<String, String>()? {
-                    Some((_, value)) => Ok(DateText(value)),
+                    Some((_, value)) => Ok(DateText(Cow::Owned(value))),
                     None => Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
                 }
             }
@@ -259,28 +327,57 @@ impl<'de> Deserialize<'de> for DateText {
 
 /// `keywords`: a list of strings or one string to split.
 #[derive(Debug)]
-struct Keywords(Vec<String>);
+struct Keywords<'a>(Vec<Cow<'a, str>>);
 
-impl<'de> Deserialize<'de> for Keywords {
+impl<'de: 'a, 'a> Deserialize<'de> for Keywords<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct KeywordsVisitor;
         impl<'de> Visitor<'de> for KeywordsVisitor {
-            type Value = Keywords;
+            type Value = Keywords<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a list of strings or one string separated by ; or ,")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Keywords, E> {
-                Ok(Keywords(vec![v.to_owned()]))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Keywords<'de>, E> {
+                Ok(Keywords(vec![Cow::Borrowed(v)]))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Keywords, A::Error> {
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Keywords<'de>, E> {
+                Ok(Keywords(vec![Cow::Owned(v.to_owned())]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Keywords<'de>, A::Error> {
                 let mut list = Vec::new();
-                while let Some(k) = seq.next_element::<String>()? {
-                    list.push(k);
+                while let Some(k) = seq.next_element::<BorrowedText<'de>>()? {
+                    list.push(k.0);
                 }
                 Ok(Keywords(list))
             }
         }
         deserializer.deserialize_any(KeywordsVisitor)
+    }
+}
+
+/// A string borrowed from the input when it holds no escapes.
+#[derive(Debug)]
+struct BorrowedText<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for BorrowedText<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = BorrowedText<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedText(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedText(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BorrowedText(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
     }
 }
 
@@ -346,18 +443,18 @@ mod tests {
             zone: china(),
             section_exists: &exists,
         };
-        let raw: RawRecord = serde_json::from_str(
+        let raw: RawRecord<'_> = serde_json::from_str(
             r#"{"id":"a","section":"world","url":"ftp://x/y","published":"soon"}"#,
         )
         .unwrap();
-        let errors = raw.into_article(&cx).unwrap_err();
+        let errors = raw.check(&cx).err().unwrap();
         let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["title", "section", "url", "published"]);
     }
 
     #[test]
     fn toml_native_datetime_and_keyword_string() {
-        let raw: RawRecord = toml::from_str(
+        let raw: RawRecord<'static> = toml::from_str(
             "id = 'a'\ntitle = 't'\nsection = 'news'\nurl = '/a.html'\npublished = 2017-03-22T09:10:00+08:00\nkeywords = '基层干部;群众路线；基层干部;'",
         )
         .unwrap();
@@ -368,7 +465,7 @@ mod tests {
             zone: china(),
             section_exists: &exists,
         };
-        let article = raw.into_article(&cx).unwrap();
+        let article = raw.check(&cx).unwrap().into_article();
         assert_eq!(article.published.to_rfc3339(), "2017-03-22T01:10:00+00:00");
         assert_eq!(article.keywords, ["基层干部", "群众路线"]);
         assert_eq!(article.url.as_str(), "https://news.example.cn/a.html");
