@@ -31,13 +31,15 @@ use lettre::{Address, Transport as _};
 
 use crate::config::{Security, SmtpConfig, Transport};
 
-/// One message to deliver.
+/// One message to deliver; its bytes are fetched when it is sent.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub key: usize,
     pub recipient: Address,
-    pub bytes: Arc<Vec<u8>>,
 }
+
+/// Reads a job's message (from the state store), on a sender thread.
+pub type Fetch<'a> = &'a (dyn Fn(usize) -> anyhow::Result<Vec<u8>> + Sync);
 
 /// What happened to one message in this run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +80,7 @@ enum Failure {
 
 /// Sends every job, reporting each outcome on `reports` as it happens.
 /// Returns when every job has an outcome.
-pub fn deliver(jobs: Vec<Job>, settings: &Settings, reports: Sender<Report>) {
+pub fn deliver(jobs: Vec<Job>, settings: &Settings, fetch: Fetch<'_>, reports: Sender<Report>) {
     let workers = match settings.smtp.transport {
         Transport::Sendmail => 1,
         Transport::Smtp => settings.smtp.connections.max(1).min(jobs.len().max(1)),
@@ -88,18 +90,23 @@ pub fn deliver(jobs: Vec<Job>, settings: &Settings, reports: Sender<Report>) {
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let (queue, pacer, reports) = (queue.clone(), pacer.clone(), reports.clone());
-            scope.spawn(move || worker(&queue, &pacer, settings, &reports));
+            scope.spawn(move || worker(&queue, &pacer, settings, fetch, &reports));
         }
     });
 }
 
-fn worker(queue: &Queue, pacer: &Pacer, settings: &Settings, reports: &Sender<Report>) {
+fn worker(queue: &Queue, pacer: &Pacer, settings: &Settings, fetch: Fetch<'_>, reports: &Sender<Report>) {
     let mut connection: Option<SmtpConnection> = None;
     while let Some((job, attempt)) = queue.next() {
-        pacer.wait();
-        let result = match settings.smtp.transport {
-            Transport::Sendmail => send_sendmail(&job, settings),
-            Transport::Smtp => send_smtp(&mut connection, &job, settings),
+        let result = match fetch(job.key) {
+            Err(e) => Err(Failure::Temporary(format!("cannot read the message from the state store: {e:#}"))),
+            Ok(bytes) => {
+                pacer.wait();
+                match settings.smtp.transport {
+                    Transport::Sendmail => send_sendmail(&job, &bytes, settings),
+                    Transport::Smtp => send_smtp(&mut connection, &job, &bytes, settings),
+                }
+            }
         };
         let outcome = match result {
             Ok(()) => Outcome::Sent,
@@ -131,6 +138,7 @@ fn worker(queue: &Queue, pacer: &Pacer, settings: &Settings, reports: &Sender<Re
 fn send_smtp(
     slot: &mut Option<SmtpConnection>,
     job: &Job,
+    bytes: &[u8],
     settings: &Settings,
 ) -> Result<(), Failure> {
     if slot.as_mut().is_some_and(|c| c.has_broken()) {
@@ -140,7 +148,7 @@ fn send_smtp(
         *slot = Some(connect(settings)?);
     }
     let conn = slot.as_mut().expect("connected above");
-    let result = transaction(conn, job, settings);
+    let result = transaction(conn, job, bytes, settings);
     match &result {
         Err(Failure::Connection(_)) => {
             if let Some(mut c) = slot.take() {
@@ -226,9 +234,9 @@ fn tls_parameters(settings: &Settings) -> Result<TlsParameters, Failure> {
 }
 
 /// One MAIL / RCPT / DATA transaction on an open connection.
-fn transaction(conn: &mut SmtpConnection, job: &Job, settings: &Settings) -> Result<(), Failure> {
+fn transaction(conn: &mut SmtpConnection, job: &Job, bytes: &[u8], settings: &Settings) -> Result<(), Failure> {
     let mut parameters = Vec::new();
-    if !job.bytes.is_ascii() {
+    if !bytes.is_ascii() {
         if !conn.server_info().supports_feature(Extension::EightBitMime) {
             return Err(Failure::Permanent(
                 "the message is 8-bit and the server lacks 8BITMIME".into(),
@@ -241,7 +249,7 @@ fn transaction(conn: &mut SmtpConnection, job: &Job, settings: &Settings) -> Res
     conn.command(Rcpt::new(job.recipient.clone(), Vec::new()))
         .map_err(classify)?;
     conn.command(Data).map_err(classify)?;
-    let body = std::str::from_utf8(&job.bytes)
+    let body = std::str::from_utf8(bytes)
         .map_err(|_| Failure::Permanent("the message is not UTF-8".into()))?;
     conn.command(DataBody(body)).map_err(classify)?;
     Ok(())
@@ -277,7 +285,7 @@ fn classify(e: lettre::transport::smtp::Error) -> Failure {
     }
 }
 
-fn send_sendmail(job: &Job, settings: &Settings) -> Result<(), Failure> {
+fn send_sendmail(job: &Job, bytes: &[u8], settings: &Settings) -> Result<(), Failure> {
     let transport = match &settings.smtp.sendmail {
         Some(path) => lettre::SendmailTransport::new_with_command(path.as_os_str()),
         None => lettre::SendmailTransport::new(),
@@ -285,7 +293,7 @@ fn send_sendmail(job: &Job, settings: &Settings) -> Result<(), Failure> {
     let envelope = Envelope::new(Some(settings.from.clone()), vec![job.recipient.clone()])
         .map_err(|e| Failure::Permanent(e.to_string()))?;
     transport
-        .send_raw(&envelope, &job.bytes)
+        .send_raw(&envelope, bytes)
         .map_err(|e| Failure::Temporary(format!("sendmail: {e}")))
 }
 

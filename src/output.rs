@@ -21,70 +21,87 @@ pub struct WriteReport {
     pub unchanged: usize,
 }
 
-pub fn write_files(dir: &Path, files: &[OutputFile]) -> Result<WriteReport> {
-    let mut report = WriteReport::default();
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let result: Result<()> = (|| {
-        for file in files {
-            let target = dir.join(safe_relative(&file.path)?);
-            if fs::read(&target).is_ok_and(|old| old == file.bytes) {
-                report.unchanged += 1;
-                continue;
-            }
-            let parent = target.parent().expect("a joined path has a parent");
-            fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create folder {}", parent.display()))?;
-            let temp = temp_path(&target);
-            write_synced(&temp, &file.bytes)
-                .with_context(|| format!("cannot write {}", temp.display()))?;
-            staged.push((temp, target));
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        for (temp, _) in &staged {
-            let _ = fs::remove_file(temp);
-        }
-        return Err(e.context("nothing was changed in the output folder"));
-    }
-    for (temp, target) in &staged {
-        fs::rename(temp, target)
-            .with_context(|| format!("cannot move {} into place", target.display()))?;
-        report.changed += 1;
-    }
-    let mut folders: Vec<&Path> = staged.iter().filter_map(|(_, t)| t.parent()).collect();
-    folders.dedup();
-    for folder in folders {
-        // Makes the renames durable; not every file system allows it.
-        if let Ok(handle) = fs::File::open(folder) {
-            let _ = handle.sync_all();
-        }
-    }
-    Ok(report)
+/// Files written beside their targets and moved into place together by
+/// [`Staging::commit`]; dropped uncommitted, it removes what it wrote. Holds
+/// paths only, so any number of large files can be staged.
+pub struct Staging {
+    dir: PathBuf,
+    staged: Vec<(PathBuf, PathBuf)>,
+    /// Every path added, written or unchanged.
+    paths: Vec<String>,
+    pub report: WriteReport,
 }
 
-/// Writes `files` like [`write_files`], plus a manifest of them named
-/// `manifest`; files listed in the previous manifest and not written now are
-/// removed. Only files this function wrote before are ever removed.
-pub fn write_owned_set(dir: &Path, manifest: &str, files: &[OutputFile]) -> Result<WriteReport> {
-    let previous = fs::read_to_string(dir.join(manifest)).unwrap_or_default();
-    let mut all = files.to_vec();
-    let listing: String = files.iter().map(|f| format!("{}\n", f.path)).collect();
-    all.push(OutputFile {
-        path: manifest.to_owned(),
-        bytes: listing.into_bytes(),
-    });
-    let report = write_files(dir, &all)?;
-    let current: std::collections::HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    for stale in previous
-        .lines()
-        .filter(|p| !p.is_empty() && !current.contains(p))
-    {
-        if let Ok(relative) = safe_relative(stale) {
-            let _ = fs::remove_file(dir.join(relative));
+impl Staging {
+    pub fn new(dir: &Path) -> Staging {
+        Staging { dir: dir.to_path_buf(), staged: Vec::new(), paths: Vec::new(), report: WriteReport::default() }
+    }
+
+    /// Stages `bytes` for `path` (relative to the folder), unless the file
+    /// already holds exactly these bytes.
+    pub fn add(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
+        let target = self.dir.join(safe_relative(path)?);
+        self.paths.push(path.to_owned());
+        if fs::read(&target).is_ok_and(|old| old == bytes) {
+            self.report.unchanged += 1;
+            return Ok(());
+        }
+        let parent = target.parent().expect("a joined path has a parent");
+        fs::create_dir_all(parent).with_context(|| format!("cannot create folder {}", parent.display()))?;
+        let temp = temp_path(&target);
+        // Record first, so a failed write is cleaned up too.
+        self.staged.push((temp.clone(), target));
+        write_synced(&temp, bytes).with_context(|| format!("cannot write {}", temp.display()))
+    }
+
+    /// Moves every staged file into place.
+    pub fn commit(mut self) -> Result<WriteReport> {
+        for (temp, target) in std::mem::take(&mut self.staged) {
+            fs::rename(&temp, &target).with_context(|| format!("cannot move {} into place", target.display()))?;
+            self.report.changed += 1;
+            // Makes the rename durable; not every file system allows it.
+            if let Some(Ok(folder)) = target.parent().map(fs::File::open) {
+                let _ = folder.sync_all();
+            }
+        }
+        Ok(self.report)
+    }
+
+    /// Like [`Staging::commit`], and keeps a manifest of the added paths
+    /// named `manifest`: files listed by the previous manifest and not added
+    /// this time are removed. Only files listed there are ever removed.
+    pub fn commit_owned_set(mut self, manifest: &str) -> Result<WriteReport> {
+        let previous = fs::read_to_string(self.dir.join(manifest)).unwrap_or_default();
+        let listing: String = self.paths.iter().map(|p| format!("{p}\n")).collect();
+        let current: std::collections::HashSet<String> = self.paths.iter().cloned().collect();
+        self.add(manifest, listing.as_bytes())?;
+        let dir = self.dir.clone();
+        let report = self.commit()?;
+        for stale in previous.lines().filter(|p| !p.is_empty() && !current.contains(*p)) {
+            if let Ok(relative) = safe_relative(stale) {
+                let _ = fs::remove_file(dir.join(relative));
+            }
+        }
+        Ok(report)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        for (temp, _) in &self.staged {
+            let _ = fs::remove_file(temp);
         }
     }
-    Ok(report)
+}
+
+/// Writes every file, all or none: nothing is moved into place unless all
+/// of them could be written.
+pub fn write_files(dir: &Path, files: &[OutputFile]) -> Result<WriteReport> {
+    let mut staging = Staging::new(dir);
+    for file in files {
+        staging.add(&file.path, &file.bytes).context("nothing was changed in the output folder")?;
+    }
+    staging.commit()
 }
 
 /// Writes `bytes` to `path` and syncs them to disk.

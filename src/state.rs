@@ -75,7 +75,48 @@ pub struct Pending {
     pub recipient: String,
     pub address: String,
     pub message_id: String,
-    pub message: Vec<u8>,
+}
+
+/// Adds the messages of one issue inside [`State::fix_issue`]'s transaction.
+pub struct Fixer<'t> {
+    insert: rusqlite::Statement<'t>,
+    article: rusqlite::Statement<'t>,
+    issue: &'t str,
+    now: &'t str,
+}
+
+impl Fixer<'_> {
+    pub fn add(&mut self, d: &NewDelivery<'_>) -> Result<()> {
+        let recipient = d.recipient.to_lowercase();
+        self.insert.execute(params![self.issue, recipient, d.recipient, d.message_id, d.message, self.now])?;
+        for id in &d.article_ids {
+            self.article.execute(params![recipient, id, self.issue])?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads one fixed message, for sender threads: each thread keeps its own
+/// read-only connection (SQLite's WAL lets them read while the main
+/// connection records outcomes).
+pub fn read_message(path: &Path, issue: &str, recipient: &str) -> Result<Vec<u8>> {
+    thread_local! {
+        static READER: std::cell::RefCell<Option<(std::path::PathBuf, Connection)>> = const { std::cell::RefCell::new(None) };
+    }
+    READER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(p, _)| p != path) {
+            let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .with_context(|| format!("cannot open the state database {}", path.display()))?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            *slot = Some((path.to_path_buf(), conn));
+        }
+        let (_, conn) = slot.as_ref().expect("opened above");
+        let message = conn
+            .prepare_cached("SELECT message FROM deliveries WHERE issue = ?1 AND recipient = ?2")?
+            .query_row(params![issue, recipient], |row| row.get(0))?;
+        Ok(message)
+    })
 }
 
 pub struct State {
@@ -168,53 +209,44 @@ impl State {
         Ok(found.is_some())
     }
 
-    /// Fixes the messages of an issue, all in one transaction.
-    pub fn fix_issue(
+    /// Fixes the messages of an issue, all in one transaction: `produce`
+    /// adds them one by one (so they need not all be in memory at once).
+    pub fn fix_issue<E: From<anyhow::Error>>(
         &mut self,
         issue: &str,
-        deliveries: &[NewDelivery<'_>],
         now: &str,
-    ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        produce: impl FnOnce(&mut Fixer<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let tx = self.conn.transaction().map_err(anyhow::Error::from)?;
         {
-            let mut insert = tx.prepare(
-                "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
-            )?;
-            let mut article = tx.prepare("INSERT OR IGNORE INTO delivery_articles (recipient, article_id, issue) VALUES (?1, ?2, ?3)")?;
-            for d in deliveries {
-                let recipient = d.recipient.to_lowercase();
-                insert.execute(params![
-                    issue,
-                    recipient,
-                    d.recipient,
-                    d.message_id,
-                    d.message,
-                    now
-                ])?;
-                for id in &d.article_ids {
-                    article.execute(params![recipient, id, issue])?;
-                }
-            }
+            let mut fixer = Fixer {
+                insert: tx
+                    .prepare(
+                        "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
+                    )
+                    .map_err(anyhow::Error::from)?,
+                article: tx
+                    .prepare("INSERT OR IGNORE INTO delivery_articles (recipient, article_id, issue) VALUES (?1, ?2, ?3)")
+                    .map_err(anyhow::Error::from)?,
+                issue,
+                now,
+            };
+            produce(&mut fixer)?;
         }
-        tx.commit()?;
+        tx.commit().map_err(anyhow::Error::from)?;
         Ok(())
     }
 
-    /// Every message still to deliver, oldest issue first.
+    /// Every message still to deliver, oldest issue first (without bodies:
+    /// senders read each from the database when they send it).
     pub fn pending(&self) -> Result<Vec<Pending>> {
         let mut statement = self.conn.prepare(
-            "SELECT issue, recipient, address, message_id, message FROM deliveries
+            "SELECT issue, recipient, address, message_id FROM deliveries
              WHERE status = 'pending' ORDER BY issue, recipient",
         )?;
         let rows = statement.query_map([], |row| {
-            Ok(Pending {
-                issue: row.get(0)?,
-                recipient: row.get(1)?,
-                address: row.get(2)?,
-                message_id: row.get(3)?,
-                message: row.get(4)?,
-            })
+            Ok(Pending { issue: row.get(0)?, recipient: row.get(1)?, address: row.get(2)?, message_id: row.get(3)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -273,7 +305,7 @@ mod tests {
             message: b"m",
             article_ids: vec!["a1", "a2"],
         };
-        state.fix_issue("2017-03-25", &[d], "now").unwrap();
+        state.fix_issue("2017-03-25", "now", |f| f.add(&d)).unwrap();
         assert!(state.has_delivery("2017-03-25", "a@example.com").unwrap());
         assert_eq!(state.articles_for("a@EXAMPLE.com").unwrap().len(), 2);
         assert_eq!(state.pending().unwrap().len(), 1);

@@ -13,7 +13,6 @@ use crate::config::{Config, DigestConfig};
 use crate::diag::{Location, Problem, Problems};
 use crate::digest::render::{DEFAULT_HTML, DEFAULT_TEXT, Source, Templates};
 use crate::digest::{self, History, Settings, message};
-use crate::feed::OutputFile;
 use crate::load::subscribers::load_subscribers;
 use crate::mail::{self, Job, Outcome};
 use crate::model::{Article, Subscriber};
@@ -220,35 +219,39 @@ fn secret(digest: &DigestConfig, config: &Config) -> Result<Option<Vec<u8>>, Fai
     }
 }
 
-/// Composes every message of this run. `history` says what each recipient
+/// Decides what every recipient gets this run; `history` says what each
 /// already has.
-pub fn compose<'a>(
+pub fn plan<'a>(
     config: &'a Config,
     setup: &'a Setup,
     articles: &'a [Article],
     now: DateTime<Utc>,
-    secret: Option<&[u8]>,
     history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
     say: Verbosity,
-) -> Result<(digest::Digest<'a>, Vec<Composed<'a>>), Failure> {
+) -> Result<digest::Digest<'a>, Failure> {
     let settings = Settings {
         now,
         window: setup.digest.window,
         related: setup.digest.related,
         max_items: setup.digest.max_items,
     };
-    let plan = digest::plan(
-        &config.site,
-        articles,
-        &setup.subscribers,
-        &settings,
-        history,
-    )?;
+    let plan = digest::plan(&config.site, articles, &setup.subscribers, &settings, history)?;
     for (article, id) in &plan.unknown_related {
-        say.warn(format!(
-            "article {article:?} lists related id {id:?}, which is not an article; skipped"
-        ));
+        say.warn(format!("article {article:?} lists related id {id:?}, which is not an article; skipped"));
     }
+    Ok(plan)
+}
+
+/// Renders and builds each planned message in turn and hands it to `emit`,
+/// so a run never holds more than one message in memory.
+pub fn compose_each<'a>(
+    config: &'a Config,
+    setup: &'a Setup,
+    plan: &digest::Digest<'a>,
+    now: DateTime<Utc>,
+    secret: Option<&[u8]>,
+    mut emit: impl FnMut(Composed<'a>) -> Result<(), Failure>,
+) -> Result<(), Failure> {
     let envelope = message::Envelope {
         site: &config.site,
         from: &setup.from,
@@ -256,42 +259,25 @@ pub fn compose<'a>(
         date: config.site.zone.local(now),
     };
     let prepared = plan.prepare();
-    let mut composed = Vec::with_capacity(plan.emails.len());
     for email in &plan.emails {
         let subscriber = email.subscriber;
-        let unsubscribe = setup
-            .digest
-            .unsubscribe_url
-            .as_deref()
-            .map(|url| match secret {
-                Some(key) => url.replace(
-                    "{{token}}",
-                    &message::unsubscribe_token(key, &subscriber.email),
-                ),
-                None => url.to_owned(),
-            });
-        let context = digest::context(
-            &config.site,
-            &plan.issue,
-            email,
-            unsubscribe.as_deref(),
-            &prepared,
-        );
+        let unsubscribe = setup.digest.unsubscribe_url.as_deref().map(|url| match secret {
+            Some(key) => url.replace("{{token}}", &message::unsubscribe_token(key, &subscriber.email)),
+            None => url.to_owned(),
+        });
+        let context = digest::context(&config.site, &plan.issue, email, unsubscribe.as_deref(), &prepared);
         let rendered = setup.templates.render(&context)?;
         let message = message::build(&envelope, subscriber, &rendered, unsubscribe.as_deref())?;
-        composed.push(Composed {
+        emit(Composed {
             subscriber,
             message_id: message::message_id(&config.site, &plan.issue, &subscriber.email),
             subject: rendered.subject,
             html: rendered.html,
             bytes: message.formatted(),
-            article_ids: email
-                .items()
-                .map(|i| -> &'a str { &i.article.id })
-                .collect(),
-        });
+            article_ids: email.items().map(|i| -> &'a str { &i.article.id }).collect(),
+        })?;
     }
-    Ok((plan, composed))
+    Ok(())
 }
 
 /// What a recipient already has, according to the state store (if any).
@@ -309,44 +295,28 @@ pub fn history_from(
     }
 }
 
-pub fn dry_run(
-    config: &Config,
-    dir: &Path,
-    now: DateTime<Utc>,
-    say: Verbosity,
-) -> Result<(), Failure> {
+pub fn dry_run(config: &Config, dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure> {
     let started = Instant::now();
     let articles = load::load_articles(config)?;
     let setup = setup(config)?;
     let secret = secret(&setup.digest, config)?;
     let state = State::open_read_only(&setup.digest.state)?;
     let issue = digest::issue_key(&config.site, now);
-    let (plan, composed) = compose(
-        config,
-        &setup,
-        &articles,
-        now,
-        secret.as_deref(),
-        |s| history_from(state.as_ref(), &issue, s),
-        say,
-    )?;
+    let plan = plan(config, &setup, &articles, now, |s| history_from(state.as_ref(), &issue, s), say)?;
 
-    let mut files = Vec::new();
+    // Everything is staged beside its target and moved into place only when
+    // every message rendered: an error leaves the folder as it was.
+    let mut staging = output::Staging::new(dir);
     let mut rows = String::new();
     let mut used = std::collections::HashSet::new();
-    for c in &composed {
+    let (mut emails, mut items) = (0usize, 0usize);
+    compose_each(config, &setup, &plan, now, secret.as_deref(), |c| {
         let mut name = file_name(&c.subscriber.email);
         while !used.insert(name.clone()) {
             name.push('_');
         }
-        files.push(OutputFile {
-            path: format!("{name}.eml"),
-            bytes: c.bytes.clone(),
-        });
-        files.push(OutputFile {
-            path: format!("preview/{name}.html"),
-            bytes: c.html.clone().into_bytes(),
-        });
+        staging.add(&format!("{name}.eml"), &c.bytes)?;
+        staging.add(&format!("preview/{name}.html"), c.html.as_bytes())?;
         let e = |s: &str| html_escape::encode_text(s).into_owned();
         let a = |s: &str| html_escape::encode_double_quoted_attribute(s).into_owned();
         rows.push_str(&format!(
@@ -357,24 +327,19 @@ pub fn dry_run(
             a(&name),
             a(&name),
         ));
-    }
+        emails += 1;
+        items += c.article_ids.len();
+        Ok(())
+    })?;
     let index = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>digest {issue} (dry run)</title></head>\n<body style=\"font-family:sans-serif\">\n<h1>Digest {issue}: dry run</h1>\n<p>{} emails, {} items; {} subscribers with nothing new; {} already have this issue.</p>\n<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n<tr><th>to</th><th>name</th><th>subject</th><th>preview</th></tr>\n{rows}</table>\n</body></html>\n",
-        composed.len(),
-        composed.iter().map(|c| c.article_ids.len()).sum::<usize>(),
-        plan.nothing_new,
-        plan.already_sent,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>digest {issue} (dry run)</title></head>\n<body style=\"font-family:sans-serif\">\n<h1>Digest {issue}: dry run</h1>\n<p>{emails} emails, {items} items; {} subscribers with nothing new; {} already have this issue.</p>\n<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n<tr><th>to</th><th>name</th><th>subject</th><th>preview</th></tr>\n{rows}</table>\n</body></html>\n",
+        plan.nothing_new, plan.already_sent,
     );
-    files.push(OutputFile {
-        path: "index.html".into(),
-        bytes: index.into_bytes(),
-    });
-    output::write_owned_set(dir, DRY_RUN_MANIFEST, &files).map_err(|e| anyhow!(e))?;
+    staging.add("index.html", index.as_bytes())?;
+    staging.commit_owned_set(DRY_RUN_MANIFEST)?;
     say.summary(format!(
-        "dry run of digest {}: {} emails ({} items) for {} subscribers, {} with nothing new, {} already sent; written to {} in {:.2} s",
+        "dry run of digest {}: {emails} emails ({items} items) for {} subscribers, {} with nothing new, {} already sent; written to {} in {:.2} s",
         plan.issue,
-        composed.len(),
-        composed.iter().map(|c| c.article_ids.len()).sum::<usize>(),
         setup.subscribers.len(),
         plan.nothing_new,
         plan.already_sent,
@@ -451,43 +416,25 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
     let issue = digest::issue_key(&config.site, now);
     let stamp = now.to_rfc3339();
     let already = state.count(&issue, Status::Sent)?;
-    let (plan, composed) = compose(
-        config,
-        &setup,
-        &articles,
-        now,
-        secret.as_deref(),
-        |s| history_from(Some(&state), &issue, s),
-        say,
-    )?;
-    let fixed: Vec<NewDelivery> = composed
-        .iter()
-        .map(|c| NewDelivery {
-            recipient: &c.subscriber.email,
-            message_id: &c.message_id,
-            message: &c.bytes,
-            article_ids: c.article_ids.clone(),
+    let plan = plan(config, &setup, &articles, now, |s| history_from(Some(&state), &issue, s), say)?;
+    state.fix_issue(&issue, &stamp, |fixer| {
+        compose_each(config, &setup, &plan, now, secret.as_deref(), |c| {
+            let delivery = NewDelivery {
+                recipient: &c.subscriber.email,
+                message_id: &c.message_id,
+                message: &c.bytes,
+                article_ids: c.article_ids.clone(),
+            };
+            fixer.add(&delivery).map_err(Failure::Error)
         })
-        .collect();
-    state.fix_issue(&issue, &fixed, &stamp)?;
-    drop(composed);
+    })?;
 
     let pending = state.pending()?;
     let mut jobs = Vec::with_capacity(pending.len());
     for (key, p) in pending.iter().enumerate() {
         match p.address.parse::<lettre::Address>() {
-            Ok(recipient) => jobs.push(Job {
-                key,
-                recipient,
-                bytes: std::sync::Arc::new(p.message.clone()),
-            }),
-            Err(e) => state.record(
-                &p.issue,
-                &p.recipient,
-                Status::Failed,
-                Some(&e.to_string()),
-                &stamp,
-            )?,
+            Ok(recipient) => jobs.push(Job { key, recipient }),
+            Err(e) => state.record(&p.issue, &p.recipient, Status::Failed, Some(&e.to_string()), &stamp)?,
         }
     }
     let from: lettre::Address = setup.from.email.clone();
@@ -504,7 +451,13 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
     let (sender, receiver) = std::sync::mpsc::channel();
     let (mut sent, mut rejected, mut deferred) = (0usize, 0usize, 0usize);
     std::thread::scope(|scope| -> Result<(), Failure> {
-        scope.spawn(move || mail::deliver(jobs, &settings, sender));
+        let state_path = setup.digest.state.as_path();
+        let pending = &pending;
+        let fetch = move |key: usize| {
+            let p = &pending[key];
+            crate::state::read_message(state_path, &p.issue, &p.recipient)
+        };
+        scope.spawn(move || mail::deliver(jobs, &settings, &fetch, sender));
         // Each outcome is committed before the next is read: a crash loses
         // at most the one in flight.
         for report in receiver {
