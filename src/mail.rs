@@ -55,6 +55,10 @@ pub enum Outcome {
 pub struct Report {
     pub key: usize,
     pub outcome: Outcome,
+    /// Dropped (or answered) once the outcome is recorded: the sender waits
+    /// for it before it takes another job, so a stalled or dead recorder
+    /// stops sending at once — at most one unrecorded message per connection.
+    pub recorded: std::sync::mpsc::SyncSender<()>,
 }
 
 /// Delivery settings derived from `[smtp]` and the environment.
@@ -76,6 +80,10 @@ enum Failure {
     Temporary(String),
     /// 421, or the connection broke: drop it and reconnect.
     Connection(String),
+    /// The message went out in full but no reply came back: the server may
+    /// have it. Not retried in this run (each retry could add a copy); the
+    /// next run sends it again, with the same Message-ID.
+    Ambiguous(String),
 }
 
 /// Sends every job, reporting each outcome on `reports` as it happens.
@@ -95,11 +103,19 @@ pub fn deliver(jobs: Vec<Job>, settings: &Settings, fetch: Fetch<'_>, reports: S
     });
 }
 
-fn worker(queue: &Queue, pacer: &Pacer, settings: &Settings, fetch: Fetch<'_>, reports: &Sender<Report>) {
+fn worker(
+    queue: &Queue,
+    pacer: &Pacer,
+    settings: &Settings,
+    fetch: Fetch<'_>,
+    reports: &Sender<Report>,
+) {
     let mut connection: Option<SmtpConnection> = None;
     while let Some((job, attempt)) = queue.next() {
         let result = match fetch(job.key) {
-            Err(e) => Err(Failure::Temporary(format!("cannot read the message from the state store: {e:#}"))),
+            Err(e) => Err(Failure::Temporary(format!(
+                "cannot read the message from the state store: {e:#}"
+            ))),
             Ok(bytes) => {
                 pacer.wait();
                 match settings.smtp.transport {
@@ -111,6 +127,9 @@ fn worker(queue: &Queue, pacer: &Pacer, settings: &Settings, fetch: Fetch<'_>, r
         let outcome = match result {
             Ok(()) => Outcome::Sent,
             Err(Failure::Permanent(why)) => Outcome::Rejected(why),
+            Err(Failure::Ambiguous(why)) => Outcome::Deferred(format!(
+                "no reply after the message was sent ({why}); the server may have it"
+            )),
             Err(Failure::Temporary(why) | Failure::Connection(why)) => {
                 if attempt < settings.retries {
                     queue.retry(job, attempt + 1, settings.retry_delay * 2u32.pow(attempt));
@@ -120,13 +139,15 @@ fn worker(queue: &Queue, pacer: &Pacer, settings: &Settings, fetch: Fetch<'_>, r
             }
         };
         queue.done();
-        if reports
-            .send(Report {
-                key: job.key,
-                outcome,
-            })
-            .is_err()
-        {
+        let (recorded, wait) = std::sync::mpsc::sync_channel(1);
+        let report = Report {
+            key: job.key,
+            outcome,
+            recorded,
+        };
+        if reports.send(report).is_err() || wait.recv().is_err() {
+            // The recorder is gone: stop sending.
+            queue.abandon();
             break;
         }
     }
@@ -150,7 +171,7 @@ fn send_smtp(
     let conn = slot.as_mut().expect("connected above");
     let result = transaction(conn, job, bytes, settings);
     match &result {
-        Err(Failure::Connection(_)) => {
+        Err(Failure::Connection(_) | Failure::Ambiguous(_)) => {
             if let Some(mut c) = slot.take() {
                 c.abort();
             }
@@ -234,7 +255,12 @@ fn tls_parameters(settings: &Settings) -> Result<TlsParameters, Failure> {
 }
 
 /// One MAIL / RCPT / DATA transaction on an open connection.
-fn transaction(conn: &mut SmtpConnection, job: &Job, bytes: &[u8], settings: &Settings) -> Result<(), Failure> {
+fn transaction(
+    conn: &mut SmtpConnection,
+    job: &Job,
+    bytes: &[u8],
+    settings: &Settings,
+) -> Result<(), Failure> {
     let mut parameters = Vec::new();
     if !bytes.is_ascii() {
         if !conn.server_info().supports_feature(Extension::EightBitMime) {
@@ -251,7 +277,11 @@ fn transaction(conn: &mut SmtpConnection, job: &Job, bytes: &[u8], settings: &Se
     conn.command(Data).map_err(classify)?;
     let body = std::str::from_utf8(bytes)
         .map_err(|_| Failure::Permanent("the message is not UTF-8".into()))?;
-    conn.command(DataBody(body)).map_err(classify)?;
+    conn.command(DataBody(body))
+        .map_err(|e| match classify(e) {
+            Failure::Connection(why) if !why.starts_with("421") => Failure::Ambiguous(why),
+            other => other,
+        })?;
     Ok(())
 }
 
@@ -276,7 +306,7 @@ impl fmt::Display for DataBody<'_> {
 fn classify(e: lettre::transport::smtp::Error) -> Failure {
     let code = e.status().map(|c| c.to_string());
     match code.as_deref() {
-        Some("421") => Failure::Connection(e.to_string()),
+        Some("421") => Failure::Connection(format!("421 {e}")),
         Some(_) if e.is_permanent() => Failure::Permanent(e.to_string()),
         Some(_) => Failure::Temporary(e.to_string()),
         // No reply code: the connection broke or timed out. The server may
@@ -355,6 +385,14 @@ impl Queue {
         let mut state = self.state.lock().expect("queue lock");
         state.in_flight -= 1;
         state.waiting.push((Instant::now() + delay, job, attempt));
+        self.wake.notify_all();
+    }
+
+    /// Drops every job still waiting: nothing more will be sent.
+    fn abandon(&self) {
+        let mut state = self.state.lock().expect("queue lock");
+        state.ready.clear();
+        state.waiting.clear();
         self.wake.notify_all();
     }
 

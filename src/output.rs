@@ -34,7 +34,12 @@ pub struct Staging {
 
 impl Staging {
     pub fn new(dir: &Path) -> Staging {
-        Staging { dir: dir.to_path_buf(), staged: Vec::new(), paths: Vec::new(), report: WriteReport::default() }
+        Staging {
+            dir: dir.to_path_buf(),
+            staged: Vec::new(),
+            paths: Vec::new(),
+            report: WriteReport::default(),
+        }
     }
 
     /// Stages `bytes` for `path` (relative to the folder), unless the file
@@ -47,7 +52,8 @@ impl Staging {
             return Ok(());
         }
         let parent = target.parent().expect("a joined path has a parent");
-        fs::create_dir_all(parent).with_context(|| format!("cannot create folder {}", parent.display()))?;
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create folder {}", parent.display()))?;
         let temp = temp_path(&target);
         // Record first, so a failed write is cleaned up too.
         self.staged.push((temp.clone(), target));
@@ -57,7 +63,8 @@ impl Staging {
     /// Moves every staged file into place.
     pub fn commit(mut self) -> Result<WriteReport> {
         for (temp, target) in std::mem::take(&mut self.staged) {
-            fs::rename(&temp, &target).with_context(|| format!("cannot move {} into place", target.display()))?;
+            fs::rename(&temp, &target)
+                .with_context(|| format!("cannot move {} into place", target.display()))?;
             self.report.changed += 1;
             // Makes the rename durable; not every file system allows it.
             if let Some(Ok(folder)) = target.parent().map(fs::File::open) {
@@ -77,7 +84,10 @@ impl Staging {
         self.add(manifest, listing.as_bytes())?;
         let dir = self.dir.clone();
         let report = self.commit()?;
-        for stale in previous.lines().filter(|p| !p.is_empty() && !current.contains(*p)) {
+        for stale in previous
+            .lines()
+            .filter(|p| !p.is_empty() && !current.contains(*p))
+        {
             if let Ok(relative) = safe_relative(stale) {
                 let _ = fs::remove_file(dir.join(relative));
             }
@@ -99,7 +109,9 @@ impl Drop for Staging {
 pub fn write_files(dir: &Path, files: &[OutputFile]) -> Result<WriteReport> {
     let mut staging = Staging::new(dir);
     for file in files {
-        staging.add(&file.path, &file.bytes).context("nothing was changed in the output folder")?;
+        staging
+            .add(&file.path, &file.bytes)
+            .context("nothing was changed in the output folder")?;
     }
     staging.commit()
 }

@@ -68,6 +68,14 @@ pub struct NewDelivery<'a> {
     pub article_ids: Vec<&'a str>,
 }
 
+/// The outcome of one attempt, to record.
+pub struct Outcome<'a> {
+    pub issue: &'a str,
+    pub recipient: &'a str,
+    pub status: Status,
+    pub error: Option<&'a str>,
+}
+
 /// A recorded message not yet delivered.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -88,7 +96,14 @@ pub struct Fixer<'t> {
 impl Fixer<'_> {
     pub fn add(&mut self, d: &NewDelivery<'_>) -> Result<()> {
         let recipient = d.recipient.to_lowercase();
-        self.insert.execute(params![self.issue, recipient, d.recipient, d.message_id, d.message, self.now])?;
+        self.insert.execute(params![
+            self.issue,
+            recipient,
+            d.recipient,
+            d.message_id,
+            d.message,
+            self.now
+        ])?;
         for id in &d.article_ids {
             self.article.execute(params![recipient, id, self.issue])?;
         }
@@ -246,7 +261,12 @@ impl State {
              WHERE status = 'pending' ORDER BY issue, recipient",
         )?;
         let rows = statement.query_map([], |row| {
-            Ok(Pending { issue: row.get(0)?, recipient: row.get(1)?, address: row.get(2)?, message_id: row.get(3)? })
+            Ok(Pending {
+                issue: row.get(0)?,
+                recipient: row.get(1)?,
+                address: row.get(2)?,
+                message_id: row.get(3)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -266,6 +286,29 @@ impl State {
                  WHERE issue = ?1 AND recipient = ?2",
             )?
             .execute(params![issue, recipient, status.as_str(), error, now])?;
+        Ok(())
+    }
+
+    /// Records several outcomes in one transaction (one sync to disk for
+    /// all: a group commit), before any of their senders goes on.
+    pub fn record_all(&mut self, outcomes: &[Outcome<'_>], now: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5
+                 WHERE issue = ?1 AND recipient = ?2",
+            )?;
+            for o in outcomes {
+                update.execute(params![
+                    o.issue,
+                    o.recipient,
+                    o.status.as_str(),
+                    o.error,
+                    now
+                ])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -235,9 +235,17 @@ pub fn plan<'a>(
         related: setup.digest.related,
         max_items: setup.digest.max_items,
     };
-    let plan = digest::plan(&config.site, articles, &setup.subscribers, &settings, history)?;
+    let plan = digest::plan(
+        &config.site,
+        articles,
+        &setup.subscribers,
+        &settings,
+        history,
+    )?;
     for (article, id) in &plan.unknown_related {
-        say.warn(format!("article {article:?} lists related id {id:?}, which is not an article; skipped"));
+        say.warn(format!(
+            "article {article:?} lists related id {id:?}, which is not an article; skipped"
+        ));
     }
     Ok(plan)
 }
@@ -261,11 +269,24 @@ pub fn compose_each<'a>(
     let prepared = plan.prepare();
     for email in &plan.emails {
         let subscriber = email.subscriber;
-        let unsubscribe = setup.digest.unsubscribe_url.as_deref().map(|url| match secret {
-            Some(key) => url.replace("{{token}}", &message::unsubscribe_token(key, &subscriber.email)),
-            None => url.to_owned(),
-        });
-        let context = digest::context(&config.site, &plan.issue, email, unsubscribe.as_deref(), &prepared);
+        let unsubscribe = setup
+            .digest
+            .unsubscribe_url
+            .as_deref()
+            .map(|url| match secret {
+                Some(key) => url.replace(
+                    "{{token}}",
+                    &message::unsubscribe_token(key, &subscriber.email),
+                ),
+                None => url.to_owned(),
+            });
+        let context = digest::context(
+            &config.site,
+            &plan.issue,
+            email,
+            unsubscribe.as_deref(),
+            &prepared,
+        );
         let rendered = setup.templates.render(&context)?;
         let message = message::build(&envelope, subscriber, &rendered, unsubscribe.as_deref())?;
         emit(Composed {
@@ -274,7 +295,10 @@ pub fn compose_each<'a>(
             subject: rendered.subject,
             html: rendered.html,
             bytes: message.formatted(),
-            article_ids: email.items().map(|i| -> &'a str { &i.article.id }).collect(),
+            article_ids: email
+                .items()
+                .map(|i| -> &'a str { &i.article.id })
+                .collect(),
         })?;
     }
     Ok(())
@@ -295,14 +319,26 @@ pub fn history_from(
     }
 }
 
-pub fn dry_run(config: &Config, dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure> {
+pub fn dry_run(
+    config: &Config,
+    dir: &Path,
+    now: DateTime<Utc>,
+    say: Verbosity,
+) -> Result<(), Failure> {
     let started = Instant::now();
     let articles = load::load_articles(config)?;
     let setup = setup(config)?;
     let secret = secret(&setup.digest, config)?;
     let state = State::open_read_only(&setup.digest.state)?;
     let issue = digest::issue_key(&config.site, now);
-    let plan = plan(config, &setup, &articles, now, |s| history_from(state.as_ref(), &issue, s), say)?;
+    let plan = plan(
+        config,
+        &setup,
+        &articles,
+        now,
+        |s| history_from(state.as_ref(), &issue, s),
+        say,
+    )?;
 
     // Everything is staged beside its target and moved into place only when
     // every message rendered: an error leaves the folder as it was.
@@ -416,7 +452,14 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
     let issue = digest::issue_key(&config.site, now);
     let stamp = now.to_rfc3339();
     let already = state.count(&issue, Status::Sent)?;
-    let plan = plan(config, &setup, &articles, now, |s| history_from(Some(&state), &issue, s), say)?;
+    let plan = plan(
+        config,
+        &setup,
+        &articles,
+        now,
+        |s| history_from(Some(&state), &issue, s),
+        say,
+    )?;
     state.fix_issue(&issue, &stamp, |fixer| {
         compose_each(config, &setup, &plan, now, secret.as_deref(), |c| {
             let delivery = NewDelivery {
@@ -434,7 +477,13 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
     for (key, p) in pending.iter().enumerate() {
         match p.address.parse::<lettre::Address>() {
             Ok(recipient) => jobs.push(Job { key, recipient }),
-            Err(e) => state.record(&p.issue, &p.recipient, Status::Failed, Some(&e.to_string()), &stamp)?,
+            Err(e) => state.record(
+                &p.issue,
+                &p.recipient,
+                Status::Failed,
+                Some(&e.to_string()),
+                &stamp,
+            )?,
         }
     }
     let from: lettre::Address = setup.from.email.clone();
@@ -450,6 +499,7 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
     let total = jobs.len();
     let (sender, receiver) = std::sync::mpsc::channel();
     let (mut sent, mut rejected, mut deferred) = (0usize, 0usize, 0usize);
+    let mut reasons: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     std::thread::scope(|scope| -> Result<(), Failure> {
         let state_path = setup.digest.state.as_path();
         let pending = &pending;
@@ -460,25 +510,48 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
         scope.spawn(move || mail::deliver(jobs, &settings, &fetch, sender));
         // Each outcome is committed before the next is read: a crash loses
         // at most the one in flight.
-        for report in receiver {
-            let p = &pending[report.key];
-            let stamp = Utc::now().to_rfc3339();
-            match &report.outcome {
-                Outcome::Sent => {
-                    state.record(&p.issue, &p.recipient, Status::Sent, None, &stamp)?;
-                    sent += 1;
-                    say.detail(format!("sent {} to {}", p.message_id, p.address));
+        // Outcomes that arrive together are committed together (one sync to
+        // disk); every sender waits until its outcome is on disk.
+        while let Ok(first) = receiver.recv() {
+            let mut batch = vec![first];
+            batch.extend(receiver.try_iter());
+            let outcomes: Vec<crate::state::Outcome> = batch
+                .iter()
+                .map(|report| {
+                    let p = &pending[report.key];
+                    let (status, error) = match &report.outcome {
+                        Outcome::Sent => (Status::Sent, None),
+                        Outcome::Rejected(why) => (Status::Failed, Some(why.as_str())),
+                        Outcome::Deferred(why) => (Status::Pending, Some(why.as_str())),
+                    };
+                    crate::state::Outcome {
+                        issue: &p.issue,
+                        recipient: &p.recipient,
+                        status,
+                        error,
+                    }
+                })
+                .collect();
+            state.record_all(&outcomes, &Utc::now().to_rfc3339())?;
+            for report in &batch {
+                let p = &pending[report.key];
+                match &report.outcome {
+                    Outcome::Sent => {
+                        sent += 1;
+                        say.detail(format!("sent {} to {}", p.message_id, p.address));
+                    }
+                    Outcome::Rejected(why) => {
+                        rejected += 1;
+                        say.warn(format!("{} refused the digest for good: {why}", p.address));
+                    }
+                    Outcome::Deferred(why) => {
+                        deferred += 1;
+                        *reasons.entry(why.clone()).or_insert(0usize) += 1;
+                        say.detail(format!("{} deferred: {why}", p.address));
+                    }
                 }
-                Outcome::Rejected(why) => {
-                    state.record(&p.issue, &p.recipient, Status::Failed, Some(why), &stamp)?;
-                    rejected += 1;
-                    say.warn(format!("{} refused the digest for good: {why}", p.address));
-                }
-                Outcome::Deferred(why) => {
-                    state.record(&p.issue, &p.recipient, Status::Pending, Some(why), &stamp)?;
-                    deferred += 1;
-                    say.detail(format!("{} deferred: {why}", p.address));
-                }
+                // Recorded: the sender may take its next message.
+                let _ = report.recorded.send(());
             }
         }
         Ok(())
@@ -499,6 +572,12 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
         say.summary(summary);
     } else {
         eprintln!("{summary}");
+        // Why messages are still pending, most common first.
+        let mut reasons: Vec<(String, usize)> = reasons.into_iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        for (why, n) in reasons.iter().take(5) {
+            eprintln!("  {n} pending: {why}");
+        }
         if deferred > 0 || pending_left > 0 {
             eprintln!(
                 "bulletin: delivery incomplete; run `bulletin digest --send` again to finish the pending messages"
