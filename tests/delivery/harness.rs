@@ -96,12 +96,6 @@ impl Site {
         let text = fs::read_to_string(repo().join("feeds.toml")).expect("read feeds.toml");
         let mut config: toml::Table = text.parse().expect("feeds.toml parses");
         let templates = repo().join("templates");
-        let site = Site {
-            dir,
-            config: toml::Table::new(),
-            recipients,
-            servers: AtomicUsize::new(0),
-        };
         set_key(
             &mut config,
             "input.paths",
@@ -132,8 +126,12 @@ impl Site {
         smtp.insert("retries".into(), 3.into());
         smtp.insert("retry_delay".into(), "100ms".into());
         config.insert("smtp".into(), toml::Value::Table(smtp));
-        let mut site = site;
-        site.config = config;
+        let site = Site {
+            dir,
+            config,
+            recipients,
+            servers: AtomicUsize::new(0),
+        };
         site.write_config();
         site
     }
