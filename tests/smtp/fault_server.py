@@ -15,7 +15,7 @@ Faults ("the Nth message" counts DATA commands across all connections, from 1):
   --fail-every N --fail-code 451   every Nth message is refused after its DATA
   --reject ADDRESS                 550 on RCPT for that address (repeatable)
   --close-after N                  on each connection, after N accepted
-                                   messages, answer the next command with 421
+                                   messages, answer the next MAIL with 421
                                    and close the connection
   --drop-mid-data N                the Nth message: read a line of its content,
                                    then drop the connection (nothing stored)
