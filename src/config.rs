@@ -77,6 +77,10 @@ pub struct SmtpConfig {
     /// Seconds before a stalled SMTP exchange is abandoned.
     #[serde(default = "default_timeout")]
     pub timeout: u64,
+    /// Seconds to wait for the reply to the end of a message (RFC 5321
+    /// suggests 10 minutes: a server may be slow to queue).
+    #[serde(default = "default_data_timeout")]
+    pub data_timeout: u64,
     /// Path of the sendmail binary for `transport = "sendmail"`.
     #[serde(default)]
     pub sendmail: Option<PathBuf>,
@@ -126,6 +130,9 @@ fn default_connections() -> usize {
 }
 fn default_timeout() -> u64 {
     60
+}
+fn default_data_timeout() -> u64 {
+    600
 }
 fn default_retries() -> u32 {
     3

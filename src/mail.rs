@@ -277,11 +277,17 @@ fn transaction(
     conn.command(Data).map_err(classify)?;
     let body = std::str::from_utf8(bytes)
         .map_err(|_| Failure::Permanent("the message is not UTF-8".into()))?;
-    conn.command(DataBody(body))
-        .map_err(|e| match classify(e) {
-            Failure::Connection(why) if !why.starts_with("421") => Failure::Ambiguous(why),
-            other => other,
-        })?;
+    // RFC 5321 §4.5.3.2.6: wait long for the reply to the final dot; giving
+    // up early is what turns a slow server into a duplicate.
+    let data_timeout =
+        Duration::from_secs(settings.smtp.data_timeout.max(settings.smtp.timeout).max(1));
+    let _ = conn.set_timeout(Some(data_timeout));
+    let reply = conn.command(DataBody(body));
+    let _ = conn.set_timeout(Some(Duration::from_secs(settings.smtp.timeout.max(1))));
+    reply.map_err(|e| match classify(e) {
+        Failure::Connection(why) if !why.starts_with("421") => Failure::Ambiguous(why),
+        other => other,
+    })?;
     Ok(())
 }
 

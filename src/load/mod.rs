@@ -184,16 +184,12 @@ fn send_blocks(
     let mut chunk = 0;
     loop {
         let mut block = std::mem::take(&mut carry);
-        let start = block.len();
-        block.resize(start + BLOCK, 0);
-        let n = loop {
-            match input.read(&mut block[start..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(cannot(e)),
-            }
-        };
-        block.truncate(start + n);
+        block.reserve(BLOCK);
+        // `read_to_end` on a `Take` fills the spare capacity without zeroing it.
+        let n = (&mut input)
+            .take(BLOCK as u64)
+            .read_to_end(&mut block)
+            .map_err(cannot)?;
         if n == 0 {
             if !block.is_empty() {
                 sender
@@ -206,9 +202,11 @@ fn send_blocks(
             }
             return Ok(());
         }
-        match block.iter().rposition(|&b| b == b'\n') {
+        match memchr::memrchr(b'\n', &block) {
             Some(end) => {
-                carry = block.split_off(end + 1);
+                carry.reserve(BLOCK);
+                carry.extend_from_slice(&block[end + 1..]);
+                block.truncate(end + 1);
                 sender
                     .send(Unit {
                         file,
