@@ -1,22 +1,63 @@
-//! The command line, as clap definitions.
+//! The command line, as clap definitions. The help, the shell completions
+//! (`bulletin completions SHELL`) and the man pages (`bulletin man`) are all
+//! generated from these.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
+
+/// The first steps, in `bulletin --help` and the man page.
+const FIRST_STEPS: &str = "  bulletin init mysite && cd mysite    # a working starter site
+  bulletin check                       # validate config, articles, subscribers, templates
+  bulletin build                       # write public/feeds/...
+  bulletin digest --dry-run preview    # the digest emails, as files to look at";
+
+/// The exit codes, in `bulletin --help` and the man page.
+const EXIT_STATUS: &str = "\
+0  success
+1  invalid usage, config, input or template: nothing written, nothing sent
+2  delivery incomplete (run `bulletin digest --send` again), or another
+   `digest --send` is running";
+
+/// Shown under `bulletin --help`.
+fn getting_started() -> String {
+    format!(
+        "Get started:\n{FIRST_STEPS}\n\nExit status:\n{}\n\nMore: `bulletin help COMMAND`, `bulletin man`, README.md.",
+        EXIT_STATUS
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "bulletin",
     version,
-    about = "RSS, Atom and JSON feeds and an email digest for news sites"
+    about = "RSS, Atom and JSON feeds and an email digest for news sites",
+    long_about = "RSS, Atom and JSON feeds and an email digest for news sites.\n\n\
+        Reads article records (TOML, JSON, JSON Lines) listed in a site config \
+        (feeds.toml), writes RSS 2.0, Atom 1.0 and JSON Feed 1.1 feeds for the \
+        whole site and for every section, and sends subscribers a daily digest \
+        of what is new over SMTP, exactly once each.",
+    after_help = getting_started()
 )]
 pub struct Cli {
     /// Print only errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub quiet: bool,
-    /// Print more detail (warnings about data, each file written).
-    #[arg(short, long, global = true)]
+    /// Print more detail (each file built, each message sent).
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -28,8 +69,11 @@ pub enum Command {
     ///
     /// Reads every input and validates it first: when any record is invalid,
     /// nothing is written. Files whose bytes would not change are left alone.
-    ///
-    /// Example: bulletin build --config feeds.toml --now 2017-03-24T20:00:00+08:00
+    #[command(after_help = "\
+Examples:
+  bulletin build
+  bulletin build --config site/feeds.toml --out /var/www/html
+  bulletin build --now 2017-03-24T20:00:00+08:00    # as if it were that time")]
     Build {
         #[command(flatten)]
         config: ConfigArg,
@@ -38,12 +82,19 @@ pub enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         now: NowArg,
+        /// Parse every input again instead of reusing results for inputs
+        /// whose bytes did not change (`output.cache`).
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Validate the config, every record and the templates; write nothing.
     ///
-    /// Lists every problem found, each as `file:line:column: field: what is wrong`.
-    ///
-    /// Example: bulletin check --config feeds.toml
+    /// Lists every problem found, each as `file:line:column: field: what is
+    /// wrong`, followed by the offending line of the file.
+    #[command(after_help = "\
+Examples:
+  bulletin check
+  bulletin check --config site/feeds.toml")]
     Check {
         #[command(flatten)]
         config: ConfigArg,
@@ -54,8 +105,14 @@ pub enum Command {
     /// sent) plus DIR/index.html linking an HTML preview of each, and changes
     /// no state. `--send` delivers over SMTP and records every outcome;
     /// running it again sends nothing twice and completes an interrupted run.
-    ///
-    /// Example: bulletin digest --dry-run /tmp/digest --now 2017-03-25T08:00:00+08:00
+    #[command(after_help = "\
+Examples:
+  bulletin digest --dry-run /tmp/digest && xdg-open /tmp/digest/index.html
+  bulletin digest --dry-run /tmp/digest --now 2017-03-25T08:00:00+08:00
+  BULLETIN_SMTP_PASSWORD=... bulletin digest --send
+
+Environment: BULLETIN_SMTP_PASSWORD (when smtp.username is set),
+BULLETIN_UNSUBSCRIBE_SECRET (when digest.unsubscribe_url uses {{token}}).")]
     Digest {
         #[command(flatten)]
         config: ConfigArg,
@@ -67,13 +124,40 @@ pub enum Command {
     /// Write a working starter site (config, templates, articles, subscribers) into DIR.
     ///
     /// Refuses to overwrite existing files.
-    ///
-    /// Example: bulletin init mysite && cd mysite && bulletin build
+    #[command(after_help = "\
+Example:
+  bulletin init mysite && cd mysite && bulletin check && bulletin build")]
     Init {
         /// The folder to create the site in (created if missing).
         dir: PathBuf,
     },
+    /// Print a shell completion script for bulletin to stdout.
+    #[command(after_help = "\
+Examples:
+  bulletin completions bash > ~/.local/share/bash-completion/completions/bulletin
+  bulletin completions zsh > ~/.zfunc/_bulletin     # with fpath+=~/.zfunc in .zshrc
+  bulletin completions fish > ~/.config/fish/completions/bulletin.fish
+  bulletin completions powershell >> $PROFILE")]
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print a man page (roff) to stdout: bulletin's, or one command's.
+    #[command(after_help = "\
+Examples:
+  bulletin man | man -l -
+  bulletin man > ~/.local/share/man/man1/bulletin.1
+  bulletin man digest > ~/.local/share/man/man1/bulletin-digest.1")]
+    Man {
+        /// The command whose page to print (default: the main page).
+        #[arg(value_name = "COMMAND", value_parser = COMMANDS)]
+        command: Option<String>,
+    },
 }
+
+/// The commands' names, for `bulletin man COMMAND` (a test keeps the list whole).
+const COMMANDS: [&str; 6] = ["build", "check", "digest", "init", "completions", "man"];
 
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
@@ -106,4 +190,124 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| {
             format!("{text:?} is not an RFC 3339 time like 2017-03-24T20:00:00+08:00 ({e})")
         })
+}
+
+/// The completion script for `shell`.
+pub fn completions(shell: Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "bulletin", &mut script);
+    script
+}
+
+/// The man page (roff) of bulletin, or of one of its commands (`None` when
+/// there is no such command): the sections clap_mangen renders from the
+/// definitions above, plus examples (each command's `after_help`), and for
+/// the main page the environment and files.
+pub fn man(command: Option<&str>) -> Option<String> {
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    cli.build();
+    let (cmd, examples) = match command {
+        None => (cli.clone(), FIRST_STEPS.to_owned()),
+        Some(name) => {
+            let sub = cli.find_subcommand(name)?;
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            // The page's heading says "EXAMPLES" already.
+            let examples = match help.split_once('\n') {
+                Some((first, rest)) if first.starts_with("Example") => rest.to_owned(),
+                _ => help,
+            };
+            (sub.clone(), examples)
+        }
+    };
+    let page = clap_mangen::Man::new(cmd.clone());
+    let mut out = Vec::new();
+    let mut render = || -> std::io::Result<()> {
+        let out: &mut dyn Write = &mut out;
+        page.render_title(out)?;
+        page.render_name_section(out)?;
+        page.render_synopsis_section(out)?;
+        page.render_description_section(out)?;
+        if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+            page.render_options_section(out)?;
+        }
+        if cmd.has_subcommands() {
+            page.render_subcommands_section(out)?;
+        }
+        if !examples.is_empty() {
+            roff_section(out, "EXAMPLES", &examples)?;
+        }
+        if command.is_none() {
+            roff_section(out, "EXIT STATUS", EXIT_STATUS)?;
+            roff_section(
+                out,
+                "ENVIRONMENT",
+                "BULLETIN_SMTP_PASSWORD       the SMTP password, when smtp.username is set
+BULLETIN_UNSUBSCRIBE_SECRET  the key of the unsubscribe tokens, when
+                             digest.unsubscribe_url uses {{token}}
+NO_COLOR                     set to anything: no colour in messages",
+            )?;
+            roff_section(
+                out,
+                "FILES",
+                "feeds.toml                   the site configuration (--config)
+<output.dir>/feeds/          the feeds that build writes",
+            )?;
+            page.render_version_section(out)?;
+        }
+        Ok(())
+    };
+    render().expect("writing to memory");
+    let text = String::from_utf8(out).expect("roff is UTF-8");
+    // Each section clap_mangen renders starts with the definition of the
+    // apostrophe string; keep one, after the title, so the page starts with `.TH`.
+    const PREAMBLE: &str = ".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+    let text = text.replace(PREAMBLE, "");
+    let (title, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    Some(format!("{title}\n{PREAMBLE}{rest}"))
+}
+
+/// A man page section whose text is kept as laid out (no filling).
+fn roff_section(out: &mut dyn Write, heading: &str, text: &str) -> std::io::Result<()> {
+    writeln!(out, ".SH {heading}\n.nf")?;
+    for line in text.lines() {
+        let line = line.replace('\\', "\\e").replace('-', "\\-");
+        let guard = if line.starts_with(['.', '\'']) {
+            "\\&"
+        } else {
+            ""
+        };
+        writeln!(out, "{guard}{line}")?;
+    }
+    writeln!(out, ".fi")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn man_knows_every_command() {
+        let cli = Cli::command();
+        let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+        assert_eq!(names, COMMANDS);
+    }
+
+    #[test]
+    fn every_man_page_renders() {
+        for command in std::iter::once(None).chain(COMMANDS.map(Some)) {
+            let page = man(command).unwrap();
+            assert!(page.starts_with(".TH "), "{page}");
+            assert_eq!(page.matches(".ds Aq").count(), 2, "{page}");
+            assert!(page.contains("\n.SH EXAMPLES\n"), "{command:?}: {page}");
+        }
+        assert_eq!(man(Some("nope")), None);
+    }
 }

@@ -19,6 +19,9 @@ use crate::model::{Section, Site, SiteZone};
 pub struct Config {
     /// The config file itself, for messages.
     pub path: PathBuf,
+    /// A hash of the config text: results cached under another config are
+    /// never reused.
+    pub fingerprint: u128,
     pub site: Site,
     /// Input files and folders, resolved against the config's folder.
     pub inputs: Vec<PathBuf>,
@@ -35,6 +38,8 @@ pub struct Output {
     pub rss: bool,
     pub atom: bool,
     pub json: bool,
+    /// Where `build` keeps what it learned about unchanged inputs.
+    pub cache: PathBuf,
 }
 
 /// `[digest]`, paths resolved. Used by the `digest` command.
@@ -191,6 +196,8 @@ struct RawOutput {
     items: usize,
     #[serde(default = "default_formats")]
     formats: Vec<String>,
+    #[serde(default = "default_cache")]
+    cache: PathBuf,
 }
 
 impl Default for RawOutput {
@@ -199,6 +206,7 @@ impl Default for RawOutput {
             dir: default_dir(),
             items: default_items(),
             formats: default_formats(),
+            cache: default_cache(),
         }
     }
 }
@@ -208,6 +216,9 @@ fn default_dir() -> PathBuf {
 }
 fn default_items() -> usize {
     50
+}
+fn default_cache() -> PathBuf {
+    ".bulletin/cache".into()
 }
 fn default_formats() -> Vec<String> {
     vec!["rss".into(), "atom".into()]
@@ -465,6 +476,7 @@ impl Config {
             .unwrap_or_else(|| raw.site.title.clone());
         Ok(Config {
             path: path.to_path_buf(),
+            fingerprint: xxhash_rust::xxh3::xxh3_128(text.as_bytes()),
             site: Site {
                 title: raw.site.title,
                 base_url,
@@ -480,6 +492,7 @@ impl Config {
                 rss: formats.0,
                 atom: formats.1,
                 json: formats.2,
+                cache: folder.join(raw.output.cache),
             },
             digest,
             smtp,

@@ -4,6 +4,7 @@
 //! clock and the environment, runs one command and picks the exit code
 //! (0 success, 1 invalid usage or input, 2 delivery incomplete).
 
+mod cache;
 mod cli;
 mod commands;
 mod config;
@@ -14,6 +15,8 @@ mod load;
 mod mail;
 mod model;
 mod output;
+mod progress;
+mod report;
 mod state;
 mod text;
 
@@ -38,12 +41,12 @@ fn main() -> ExitCode {
             };
         }
     };
-    match run(&cli) {
+    report::init_tracing(cli.quiet, cli.verbose);
+    let mut context = report::Context::default();
+    match run(&cli, &mut context) {
         Ok(code) => code,
         Err(Failure::Invalid(problems)) => {
-            for problem in &problems.0 {
-                eprintln!("error: {problem}");
-            }
+            report::problems(&problems, &context);
             let n = problems.len();
             eprintln!(
                 "bulletin: {n} problem{} found; nothing was written or sent",
@@ -52,7 +55,7 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Error(e)) => {
-            eprintln!("error: {e:#}");
+            report::error(&format!("{e:#}"));
             ExitCode::from(1)
         }
         Err(Failure::Busy(why)) => {
@@ -62,23 +65,59 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<ExitCode, Failure> {
+/// Writes generated text to stdout; a reader that stopped early (`| head`)
+/// is no error.
+fn print(bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::new(e)
+            .context("cannot write to stdout")
+            .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the command; what it learns that helps explain a failure (the
+/// declared sections) goes into `context`.
+fn run(cli: &Cli, context: &mut report::Context) -> Result<ExitCode, Failure> {
     let say = Verbosity {
         quiet: cli.quiet,
         verbose: cli.verbose,
     };
+    let mut load = |path: &std::path::Path| -> Result<Config, Failure> {
+        let config = Config::from_file(path)?;
+        context.sections = config.site.sections.iter().map(|s| s.id.clone()).collect();
+        Ok(config)
+    };
     match &cli.command {
-        Command::Build { config, out, now } => {
-            let config = Config::from_file(&config.path)?;
-            commands::build::run(&config, out.clone(), now.now.unwrap_or_else(Utc::now), say)?;
+        Command::Build {
+            config,
+            out,
+            now,
+            no_cache,
+        } => {
+            let config = load(&config.path)?;
+            commands::build::run(
+                &config,
+                out.clone(),
+                now.now.unwrap_or_else(Utc::now),
+                !*no_cache,
+                say,
+            )?;
         }
         Command::Check { config } => {
-            let config = Config::from_file(&config.path)?;
+            let config = load(&config.path)?;
             commands::check::run(&config, say)?;
         }
         Command::Init { dir } => commands::init::run(dir, Utc::now(), say)?,
+        Command::Completions { shell } => print(&cli::completions(*shell))?,
+        Command::Man { command } => {
+            let page = cli::man(command.as_deref()).expect("clap checked the command");
+            print(page.as_bytes())?;
+        }
         Command::Digest { config, mode, now } => {
-            let config = Config::from_file(&config.path)?;
+            let config = load(&config.path)?;
             let now = now.now.unwrap_or_else(Utc::now);
             if let Some(dir) = &mode.dry_run {
                 commands::digest::dry_run(&config, dir, now, say)?;

@@ -104,7 +104,7 @@ impl Site {
 }
 
 /// One article, validated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Article {
     pub id: String,
     pub title: String,

@@ -6,6 +6,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use super::{Failure, Verbosity};
+use crate::cache::BuildCache;
 use crate::config::Config;
 use crate::{feed, load, output};
 
@@ -13,16 +14,35 @@ pub fn run(
     config: &Config,
     out: Option<PathBuf>,
     now: DateTime<Utc>,
+    use_cache: bool,
     say: Verbosity,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let (selection, count) = load::scan(config, || {
-        feed::Selection::new(&config.site, now, config.output.items)
-    })?;
+    let cache = BuildCache::new(
+        &config.output.cache,
+        config.fingerprint,
+        &config.site,
+        now,
+        config.output.items,
+    );
+    let reuse: Option<&dyn load::Reuse<feed::Selection>> =
+        if use_cache { Some(&cache) } else { None };
+    let (selection, count) = load::scan(
+        config,
+        || feed::Selection::new(&config.site, now, config.output.items),
+        reuse,
+    )?;
     let feeds = selection.feeds();
     let files = feed::render(&config.site, &feeds, &config.output);
     let dir = out.unwrap_or_else(|| config.output.dir.clone());
     let report = output::write_files(&dir, &files)?;
+    for file in &files {
+        say.detail(format!(
+            "{} ({} bytes)",
+            dir.join(&file.path).display(),
+            file.bytes.len()
+        ));
+    }
     say.summary(format!(
         "built {} files ({} changed, {} unchanged) from {} articles into {} in {:.2} s",
         files.len(),

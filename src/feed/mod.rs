@@ -48,7 +48,14 @@ pub struct Selection<'s> {
     heaps: Vec<BinaryHeap<Ranked>>,
     /// Per section id: the feeds its articles go to.
     targets: HashMap<String, Vec<usize>>,
+    /// Articles scheduled after `now`: not in any feed, but kept (up to a
+    /// limit) so a cached result stays right for a later clock.
+    future: Vec<Arc<Article>>,
+    future_overflow: bool,
 }
+
+/// Scheduled articles kept per selection; past this, results are not cached.
+const FUTURE_LIMIT: usize = 10_000;
 
 /// Heap order: the worst-placed (oldest) article on top, to be evicted.
 struct Ranked(Arc<Article>);
@@ -99,6 +106,8 @@ impl<'s> Selection<'s> {
                 .map(|_| BinaryHeap::new())
                 .collect(),
             targets,
+            future: Vec::new(),
+            future_overflow: false,
         }
     }
 
@@ -124,6 +133,25 @@ impl<'s> Selection<'s> {
         }
     }
 
+    /// Every article this selection holds (feed items and scheduled ones),
+    /// each once; `None` when scheduled articles were too many to keep.
+    pub fn kept(&self) -> Option<Vec<&Article>> {
+        if self.future_overflow {
+            return None;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let all = self
+            .heaps
+            .iter()
+            .flat_map(|h| h.iter().map(|r| &r.0))
+            .chain(&self.future);
+        Some(
+            all.filter(|a| seen.insert(Arc::as_ptr(a)))
+                .map(|a| a.as_ref())
+                .collect(),
+        )
+    }
+
     /// The feeds, items newest first.
     pub fn feeds(&self) -> Vec<Feed<'_>> {
         self.heaps
@@ -147,21 +175,31 @@ impl<'s> Selection<'s> {
 
 impl Sink for Selection<'_> {
     fn wants(&self, published: DateTime<Utc>, id: &str, section: &str) -> bool {
-        // A scheduled article stays out until its time.
-        published <= self.now
-            && self
-                .targets
-                .get(section)
-                .is_some_and(|targets| targets.iter().any(|&feed| self.takes(feed, published, id)))
+        let Some(targets) = self.targets.get(section) else {
+            return false;
+        };
+        if published > self.now {
+            // Scheduled: out of the feeds until its time, but remembered.
+            return !self.future_overflow;
+        }
+        targets.iter().any(|&feed| self.takes(feed, published, id))
     }
 
     fn accept(&mut self, article: Article) {
         if !self.wants(article.published, &article.id, &article.section) {
             return;
         }
-        let targets = self.targets[&article.section].clone();
         let article = Arc::new(article);
-        for feed in targets {
+        if article.published > self.now {
+            if self.future.len() < FUTURE_LIMIT {
+                self.future.push(article);
+            } else {
+                self.future_overflow = true;
+                self.future.clear();
+            }
+            return;
+        }
+        for feed in self.targets[&article.section].clone() {
             self.insert(feed, &article);
         }
     }
@@ -171,6 +209,13 @@ impl Sink for Selection<'_> {
             for ranked in heap {
                 self.insert(feed, &ranked.0);
             }
+        }
+        self.future_overflow |= other.future_overflow;
+        if self.future_overflow || self.future.len() + other.future.len() > FUTURE_LIMIT {
+            self.future_overflow = true;
+            self.future.clear();
+        } else {
+            self.future.extend(other.future);
         }
     }
 }

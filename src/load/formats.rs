@@ -11,27 +11,38 @@ use super::record::RawRecord;
 use super::{Collector, Format, Locate, Sink};
 use crate::diag::{Location, Problem, line_col};
 
-/// Reads a whole TOML or JSON file.
-pub(super) fn read_file<S: Sink>(path: &Path, format: Format, out: &mut Collector<'_, S>) {
-    let text = match std::fs::read(path).map(String::from_utf8) {
-        Ok(Ok(text)) => text,
-        Ok(Err(e)) => {
-            let (line, col) = line_col(
-                &String::from_utf8_lossy(e.as_bytes()),
-                e.utf8_error().valid_up_to(),
-            );
-            return out.problem(Problem::new(
-                Location::at(path, line, col),
-                None,
-                "is not valid UTF-8",
-            ));
-        }
+/// Reads a whole TOML or JSON file; returns the hash of its bytes (`None`
+/// when it could not be read).
+pub(super) fn read_file<S: Sink>(
+    path: &Path,
+    format: Format,
+    out: &mut Collector<'_, S>,
+) -> Option<u128> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) => {
-            return out.problem(Problem::new(
+            out.problem(Problem::new(
                 Location::file(path),
                 None,
                 format!("cannot read: {e}"),
             ));
+            return None;
+        }
+    };
+    let hash = super::content_hash(&bytes);
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let (line, col) = line_col(
+                &String::from_utf8_lossy(e.as_bytes()),
+                e.utf8_error().valid_up_to(),
+            );
+            out.problem(Problem::new(
+                Location::at(path, line, col),
+                None,
+                "is not valid UTF-8",
+            ));
+            return Some(hash);
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -41,6 +52,7 @@ pub(super) fn read_file<S: Sink>(path: &Path, format: Format, out: &mut Collecto
         Format::Json => read_json(path, text, &lines, out),
         Format::JsonLines => unreachable!("JSON Lines are read in blocks"),
     }
+    Some(hash)
 }
 
 /// Line starts of a text, for positions in large files without rescanning.

@@ -67,15 +67,51 @@ impl Sink for KeepAll {
 
 /// Loads and validates every article of the site, keeping them all.
 pub fn load_articles(config: &Config) -> Result<Vec<Article>, Problems> {
-    let (all, _) = scan(config, KeepAll::default)?;
+    let (all, _) = scan(config, KeepAll::default, None)?;
     Ok(all.0)
+}
+
+/// Where an id was seen in a file: a fingerprint of the id and its place.
+/// 16 bytes an article; the full ids are not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdPlace {
+    pub hash: u64,
+    pub line: u32,
+    pub col: u32,
+}
+
+/// What one input file contributed: its sink, the ids it holds, and how
+/// many valid articles.
+pub struct FileResult<S> {
+    pub sink: S,
+    pub ids: Vec<IdPlace>,
+    pub count: usize,
+}
+
+/// A store of earlier results per file, keyed on the file's content.
+pub trait Reuse<S>: Sync {
+    /// An earlier result for exactly the current content of `path`.
+    fn lookup(&self, path: &Path) -> Option<FileResult<S>>;
+    /// Keeps the result of a file parsed without problems; `content` is the
+    /// hash of exactly the bytes that were parsed.
+    fn store(&self, path: &Path, content: u128, result: &FileResult<S>);
+}
+
+/// The hash that identifies a file's content for [`Reuse`] (XXH3-128).
+pub fn content_hash(bytes: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(bytes)
 }
 
 /// Reads and validates every input, handing each valid article to a sink,
 /// on all cores: JSON Lines files are cut into blocks at line ends and the
-/// blocks parsed in parallel; other files are parsed whole. Returns the
-/// merged sink and the number of articles, or every problem found.
-pub fn scan<S: Sink>(config: &Config, make: impl Fn() -> S + Sync) -> Result<(S, usize), Problems> {
+/// blocks parsed in parallel; other files are parsed whole. Files `reuse`
+/// knows unchanged are not parsed at all. Returns the merged sink and the
+/// number of articles, or every problem found.
+pub fn scan<S: Sink>(
+    config: &Config,
+    make: impl Fn() -> S + Sync,
+    reuse: Option<&dyn Reuse<S>>,
+) -> Result<(S, usize), Problems> {
     let mut problems = Problems::default();
     let files = input_files(&config.inputs, &mut problems);
     let section_exists = |id: &str| config.site.section(id).is_some();
@@ -84,18 +120,24 @@ pub fn scan<S: Sink>(config: &Config, make: impl Fn() -> S + Sync) -> Result<(S,
         zone: config.site.zone,
         section_exists: &section_exists,
     };
+
+    let mut reused: Vec<Option<FileResult<S>>> = files
+        .iter()
+        .map(|(path, _)| reuse.and_then(|r| r.lookup(path)))
+        .collect();
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 16);
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Unit>(workers * 2);
     let receiver = std::sync::Mutex::new(receiver);
     let mut read_errors = Vec::new();
+    let mut block_hashes: HashMap<u32, u128> = HashMap::new();
     let collectors: Vec<Collector<S>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let (receiver, files, cx, make) = (&receiver, &files, &cx, &make);
                 scope.spawn(move || {
-                    let mut out = Collector::new(cx, make());
+                    let mut out = Collector::new(cx);
                     loop {
                         let unit = receiver.lock().expect("a worker panicked").recv();
                         let Ok(unit) = unit else { break };
@@ -103,9 +145,13 @@ pub fn scan<S: Sink>(config: &Config, make: impl Fn() -> S + Sync) -> Result<(S,
                             file: unit.file,
                             chunk: unit.chunk,
                         };
+                        out.sinks.entry(unit.file).or_insert_with(make);
                         let (path, format) = &files[unit.file as usize];
                         match unit.lines {
-                            None => formats::read_file(path, *format, &mut out),
+                            None => {
+                                let hash = formats::read_file(path, *format, &mut out);
+                                out.whole_hashes.extend(hash.map(|h| (unit.file, h)));
+                            }
                             Some(block) => {
                                 let lines = formats::read_json_lines(
                                     path,
@@ -122,9 +168,14 @@ pub fn scan<S: Sink>(config: &Config, make: impl Fn() -> S + Sync) -> Result<(S,
             })
             .collect();
         for (index, (path, format)) in files.iter().enumerate() {
+            if reused[index].is_some() {
+                continue;
+            }
             let file = index as u32;
             let sent = match format {
-                Format::JsonLines => send_blocks(path, file, &sender),
+                Format::JsonLines => send_blocks(path, file, &sender).map(|hash| {
+                    block_hashes.insert(file, hash);
+                }),
                 _ => sender
                     .send(Unit {
                         file,
@@ -150,7 +201,36 @@ pub fn scan<S: Sink>(config: &Config, make: impl Fn() -> S + Sync) -> Result<(S,
     for other in collectors {
         all.absorb(other);
     }
-    let Collector { sink, count, .. } = all.finish(&files, &mut problems);
+    let mut hashes = block_hashes;
+    hashes.extend(all.whole_hashes.drain(..));
+    let Parsed {
+        mut results,
+        problem_files,
+    } = all.finish(&files, &mut reused, &mut problems);
+
+    // Keep what each cleanly parsed file contributed, for the next run.
+    if let Some(reuse) = reuse {
+        for (index, result) in results.iter().enumerate() {
+            let file = index as u32;
+            if let (Some(result), Some(hash), false) = (
+                result,
+                hashes.get(&file),
+                reused[index].is_some() || problem_files.contains(&file),
+            ) {
+                reuse.store(&files[index].0, *hash, result);
+            }
+        }
+    }
+    let mut sink = make();
+    let mut count = 0;
+    for result in results
+        .iter_mut()
+        .zip(reused)
+        .filter_map(|(parsed, reused)| reused.or_else(|| parsed.take()))
+    {
+        count += result.count;
+        sink.merge(result.sink);
+    }
     problems.into_result((sink, count))
 }
 
@@ -165,12 +245,13 @@ struct Unit {
 /// longer block).
 const BLOCK: usize = 4 << 20;
 
-/// Cuts a JSON Lines file into blocks that end at line ends.
+/// Cuts a JSON Lines file into blocks that end at line ends; returns the
+/// hash of everything read.
 fn send_blocks(
     path: &Path,
     file: u32,
     sender: &std::sync::mpsc::SyncSender<Unit>,
-) -> Result<(), Option<Problem>> {
+) -> Result<u128, Option<Problem>> {
     use std::io::Read;
     let cannot = |e: std::io::Error| {
         Some(Problem::new(
@@ -180,16 +261,19 @@ fn send_blocks(
         ))
     };
     let mut input = std::fs::File::open(path).map_err(cannot)?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut carry: Vec<u8> = Vec::new();
     let mut chunk = 0;
     loop {
         let mut block = std::mem::take(&mut carry);
+        let start = block.len();
         block.reserve(BLOCK);
         // `read_to_end` on a `Take` fills the spare capacity without zeroing it.
         let n = (&mut input)
             .take(BLOCK as u64)
             .read_to_end(&mut block)
             .map_err(cannot)?;
+        hasher.update(&block[start..]);
         if n == 0 {
             if !block.is_empty() {
                 sender
@@ -200,7 +284,7 @@ fn send_blocks(
                     })
                     .map_err(|_| None)?;
             }
-            return Ok(());
+            return Ok(hasher.digest128());
         }
         match memchr::memrchr(b'\n', &block) {
             Some(end) => {
@@ -229,26 +313,31 @@ pub(crate) struct Origin {
     chunk: u32,
 }
 
-/// Where an id was seen: a fingerprint of the id and its place. 24 bytes an
-/// article; the full ids are not kept.
+/// An id as seen by a loader thread, its line still block-relative.
 struct IdSeen {
-    hash: u64,
     origin: Origin,
-    line: u32,
-    col: u32,
+    place: IdPlace,
 }
 
 /// Receives records from the format readers, validates them and hands the
-/// articles to the sink; keeps what is wrong.
+/// articles to the current file's sink; keeps what is wrong.
 pub(crate) struct Collector<'a, S> {
     cx: &'a RecordContext<'a>,
-    sink: S,
-    count: usize,
+    sinks: HashMap<u32, S>,
+    counts: HashMap<u32, usize>,
     origin: Origin,
     ids: Vec<IdSeen>,
     problems: Vec<(Origin, Problem)>,
     /// Lines in each JSON Lines block, to turn block lines into file lines.
     chunk_lines: Vec<(Origin, usize)>,
+    /// Content hashes of whole files read by this thread.
+    whole_hashes: Vec<(u32, u128)>,
+}
+
+/// What all loader threads found, per file.
+struct Parsed<S> {
+    results: Vec<Option<FileResult<S>>>,
+    problem_files: std::collections::HashSet<u32>,
 }
 
 /// Finds where a record and its fields are in the input text.
@@ -261,15 +350,16 @@ pub(crate) trait Locate {
 }
 
 impl<'a, S: Sink> Collector<'a, S> {
-    fn new(cx: &'a RecordContext<'a>, sink: S) -> Self {
+    fn new(cx: &'a RecordContext<'a>) -> Self {
         Collector {
             cx,
-            sink,
-            count: 0,
+            sinks: HashMap::new(),
+            counts: HashMap::new(),
             origin: Origin::default(),
             ids: Vec::new(),
             problems: Vec::new(),
             chunk_lines: Vec::new(),
+            whole_hashes: Vec::new(),
         }
     }
 
@@ -283,25 +373,26 @@ impl<'a, S: Sink> Collector<'a, S> {
             .map(crate::text::one_line)
             .filter(|id| !id.is_empty())
         {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::hash::DefaultHasher::new();
-            id.hash(&mut hasher);
             let (line, col) = at.field("id");
-            self.ids.push(IdSeen {
-                hash: hasher.finish(),
-                origin: self.origin,
+            let place = IdPlace {
+                hash: id_fingerprint(&id),
                 line: line as u32,
                 col: col as u32,
+            };
+            self.ids.push(IdSeen {
+                origin: self.origin,
+                place,
             });
         }
         match raw.check(self.cx) {
             Ok(checked) => {
-                self.count += 1;
-                if self
-                    .sink
-                    .wants(checked.published(), &checked.id(), &checked.section())
-                {
-                    self.sink.accept(checked.into_article());
+                *self.counts.entry(self.origin.file).or_default() += 1;
+                let sink = self
+                    .sinks
+                    .get_mut(&self.origin.file)
+                    .expect("a sink per file being read");
+                if sink.wants(checked.published(), &checked.id(), &checked.section()) {
+                    sink.accept(checked.into_article());
                 }
             }
             Err(errors) => {
@@ -315,16 +406,32 @@ impl<'a, S: Sink> Collector<'a, S> {
     }
 
     fn absorb(&mut self, other: Self) {
-        self.sink.merge(other.sink);
-        self.count += other.count;
+        for (file, sink) in other.sinks {
+            match self.sinks.get_mut(&file) {
+                Some(mine) => mine.merge(sink),
+                None => {
+                    self.sinks.insert(file, sink);
+                }
+            }
+        }
+        for (file, n) in other.counts {
+            *self.counts.entry(file).or_default() += n;
+        }
         self.ids.extend(other.ids);
         self.problems.extend(other.problems);
         self.chunk_lines.extend(other.chunk_lines);
+        self.whole_hashes.extend(other.whole_hashes);
     }
 
     /// Turns block-relative lines into file lines, reports duplicate ids
-    /// (naming both places), and appends every problem in input order.
-    fn finish(mut self, files: &[(PathBuf, Format)], problems: &mut Problems) -> Self {
+    /// across parsed and reused files (naming both places), appends every
+    /// problem in input order, and splits the results per file.
+    fn finish(
+        mut self,
+        files: &[(PathBuf, Format)],
+        reused: &mut [Option<FileResult<S>>],
+        problems: &mut Problems,
+    ) -> Parsed<S> {
         self.chunk_lines.sort();
         let mut first_line: HashMap<Origin, usize> = HashMap::new();
         let mut running = (u32::MAX, 0usize);
@@ -337,33 +444,45 @@ impl<'a, S: Sink> Collector<'a, S> {
         }
         let offset = |origin: &Origin| first_line.get(origin).copied().unwrap_or(0);
 
-        self.ids.sort_by_key(|s| (s.hash, s.origin, s.line, s.col));
-        let place = |s: &IdSeen| {
-            Location::at(
-                &files[s.origin.file as usize].0,
-                s.line as usize + offset(&s.origin),
-                s.col as usize,
-            )
+        // Every id with its file and file line, parsed or reused.
+        let mut per_file: Vec<Vec<IdPlace>> = vec![Vec::new(); files.len()];
+        for seen in &self.ids {
+            let mut place = seen.place;
+            place.line += offset(&seen.origin) as u32;
+            per_file[seen.origin.file as usize].push(place);
+        }
+        let mut all: Vec<(u64, u32, u32, u32)> = Vec::new();
+        for (file, places) in per_file.iter().enumerate() {
+            all.extend(places.iter().map(|p| (p.hash, file as u32, p.line, p.col)));
+        }
+        for (file, result) in reused.iter().enumerate() {
+            if let Some(result) = result {
+                all.extend(
+                    result
+                        .ids
+                        .iter()
+                        .map(|p| (p.hash, file as u32, p.line, p.col)),
+                );
+            }
+        }
+        all.sort_unstable();
+        let place = |&(_, file, line, col): &(u64, u32, u32, u32)| {
+            Location::at(&files[file as usize].0, line as usize, col as usize)
         };
         // Equal fingerprints are confirmed by reading both ids back (rare:
         // only on the error path), so a hash collision is never reported.
         let mut found = Vec::new();
-        let mut group_start = 0;
-        for i in 1..=self.ids.len() {
-            if i < self.ids.len() && self.ids[i].hash == self.ids[group_start].hash {
-                continue;
-            }
-            let group = &self.ids[group_start..i];
-            group_start = i;
-            if group.len() < 2 {
-                continue;
-            }
+        for group in all.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
             let ids: Vec<Option<String>> = group.iter().map(|s| id_at(&place(s))).collect();
             for (j, seen) in group.iter().enumerate().skip(1) {
                 if let Some(first) = (0..j).find(|&k| ids[k].is_some() && ids[k] == ids[j]) {
                     let id = ids[j].as_deref().unwrap_or_default();
                     let message = format!("{id:?} is already used at {}", place(&group[first]));
-                    found.push((seen.origin, Problem::new(place(seen), Some("id"), message)));
+                    let origin = Origin {
+                        file: seen.1,
+                        chunk: 0,
+                    };
+                    found.push((origin, Problem::new(place(seen), Some("id"), message)));
                 }
             }
         }
@@ -376,9 +495,29 @@ impl<'a, S: Sink> Collector<'a, S> {
         self.problems.extend(found);
         self.problems
             .sort_by_key(|(origin, p)| (origin.file, p.location.line, p.location.col));
+        let problem_files = self
+            .problems
+            .iter()
+            .map(|(origin, _)| origin.file)
+            .collect();
         problems.0.extend(self.problems.drain(..).map(|(_, p)| p));
-        self
+
+        let mut results: Vec<Option<FileResult<S>>> = (0..files.len()).map(|_| None).collect();
+        for (file, sink) in self.sinks {
+            let ids = std::mem::take(&mut per_file[file as usize]);
+            let count = self.counts.get(&file).copied().unwrap_or(0);
+            results[file as usize] = Some(FileResult { sink, ids, count });
+        }
+        Parsed {
+            results,
+            problem_files,
+        }
     }
+}
+
+/// A 64-bit fingerprint of an id, for the duplicate check.
+fn id_fingerprint(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
 /// The id value assigned at `at` (the position of its `id` key), read back

@@ -1034,3 +1034,69 @@ fn every_feed_of_a_small_site_parses_in_feed_rs_and_strictly() {
     assert_eq!(site.assert_all_feeds_valid(), 13);
     let _ = parse_feed("feeds/rss.xml", &site.read_out("feeds/rss.xml"));
 }
+
+/// The build cache reuses an input only when its bytes are unchanged: an
+/// edit that keeps the file's size and modification time must still show.
+#[test]
+fn cache_never_misses_an_edit_that_keeps_size_and_mtime() {
+    let site = Site::new();
+    let records = [article("a1", "news", "2017-03-20T10:00:00+08:00")];
+    site.write_jsonl("articles/a.jsonl", &records);
+    site.build_at(NOW).assert_success();
+    assert!(site.read_out_text("feeds/rss.xml").contains("标题 a1"));
+
+    let path = site.path("articles/a.jsonl");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let before = std::fs::read_to_string(&path).unwrap();
+    let after = before.replace("标题 a1", "标题 b2");
+    assert_eq!(before.len(), after.len());
+    std::fs::write(&path, after).unwrap();
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(mtime).unwrap();
+    drop(file);
+
+    site.build_at(NOW).assert_success();
+    let rss = site.read_out_text("feeds/rss.xml");
+    assert!(rss.contains("标题 b2") && !rss.contains("标题 a1"), "{rss}");
+}
+
+/// A cached run gives the same feeds as a full parse, also for a later clock
+/// (a scheduled article comes out of the cache when its time comes) and an
+/// earlier one (the cache is not used).
+#[test]
+fn cached_builds_match_full_parses_for_any_clock() {
+    let site = Site::new();
+    let records = [
+        article("p1", "news", "2017-03-20T10:00:00+08:00"),
+        article("s1", "yushi", "2017-03-26T10:00:00+08:00"),
+        article("t1", "tech", "2017-03-21T10:00:00+08:00"),
+    ];
+    site.write_jsonl("articles/a.jsonl", &records);
+    let full = Site::new();
+    full.write_jsonl("articles/a.jsonl", &records);
+    for now in [
+        NOW,
+        "2017-03-27T00:00:00+08:00",
+        "2017-03-21T00:00:00+08:00",
+        NOW,
+    ] {
+        site.build_at(now).assert_success();
+        full.cmd("build")
+            .args(["--now", now, "--no-cache"])
+            .run()
+            .assert_success();
+        for rel in [
+            "feeds/rss.xml",
+            "feeds/news/atom.xml",
+            "feeds/yushi/rss.xml",
+        ] {
+            assert_eq!(
+                site.read_out_text(rel),
+                full.read_out_text(rel),
+                "{rel} at {now}"
+            );
+        }
+    }
+    assert!(site.read_out_text("feeds/rss.xml").contains("标题 p1"));
+    assert!(!site.read_out_text("feeds/rss.xml").contains("标题 s1"));
+}
