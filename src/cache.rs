@@ -164,18 +164,17 @@ impl<'s> Reuse<Selection<'s>> for BuildCache<'s> {
             ids: pack(&result.ids),
             articles: articles.into_iter().cloned().collect(),
         };
-        // A cache that cannot be written only costs the next build time.
+        // Not synced to disk: a torn entry fails to parse and is a miss. A
+        // cache that cannot be written only costs the next build time.
         if let Ok(bytes) = serde_json::to_vec(&entry) {
-            let _ = crate::output::write_files(
-                &self.dir,
-                &[crate::feed::OutputFile {
-                    path: format!(
-                        "{:016x}.json",
-                        xxhash_rust::xxh3::xxh3_64(path.as_os_str().as_encoded_bytes())
-                    ),
-                    bytes,
-                }],
-            );
+            let target = self.entry_path(path);
+            let temp = target.with_extension(format!("{}.tmp", std::process::id()));
+            let written = std::fs::create_dir_all(&self.dir)
+                .and_then(|()| std::fs::write(&temp, bytes))
+                .and_then(|()| std::fs::rename(&temp, &target));
+            if written.is_err() {
+                let _ = std::fs::remove_file(&temp);
+            }
         }
     }
 }
