@@ -222,7 +222,8 @@ pub fn man(command: Option<&str>) -> Option<String> {
             (sub.clone(), examples)
         }
     };
-    let page = clap_mangen::Man::new(cmd.clone());
+    let page = clap_mangen::Man::new(cmd.clone())
+        .source(format!("bulletin {}", env!("CARGO_PKG_VERSION")));
     let mut out = Vec::new();
     let mut render = || -> std::io::Result<()> {
         let out: &mut dyn Write = &mut out;
@@ -271,7 +272,11 @@ NO_COLOR                     set to anything: no colour in messages",
 
 /// A man page section whose text is kept as laid out (no filling).
 fn roff_section(out: &mut dyn Write, heading: &str, text: &str) -> std::io::Result<()> {
-    writeln!(out, ".SH {heading}\n.nf")?;
+    if heading.contains(' ') {
+        writeln!(out, ".SH \"{heading}\"\n.nf")?;
+    } else {
+        writeln!(out, ".SH {heading}\n.nf")?;
+    }
     for line in text.lines() {
         let line = line.replace('\\', "\\e").replace('-', "\\-");
         let guard = if line.starts_with(['.', '\'']) {

@@ -2,8 +2,9 @@
 //!
 //! Loading and validation never stop at the first mistake: each step pushes
 //! [`Problem`]s into a list and the command prints them together, one line
-//! each, as `path:line:col: field: message`. This module owns that format and
-//! the helpers that turn byte offsets into line and column.
+//! each, as `path:line:col: field: message`. This module owns that format,
+//! the helpers that turn byte offsets into line and column, and the
+//! did-you-mean hints; `report` shows them with the offending source line.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,83 @@ impl Problem {
             message: message.into(),
         }
     }
+}
+
+impl Problem {
+    /// A suggestion for fixing the problem, when one can be read from it: the
+    /// closest known name to a misspelled field, key, value or section id.
+    /// `sections` are the section ids the config declares (may be empty).
+    pub fn hint(&self, sections: &[String]) -> Option<String> {
+        let message = self.message.as_str();
+        if let Some((word, expected)) = unknown_name(message) {
+            return closest(word, expected.iter().copied())
+                .or_else(|| alias(word).filter(|a| expected.contains(a)))
+                .map(|name| format!("did you mean `{name}`?"));
+        }
+        let section = message.strip_suffix(" is not a section declared in the config")?;
+        let section: String = serde_json::from_str(section).ok()?;
+        if sections.is_empty() {
+            return None;
+        }
+        if let Some(name) = closest(&section, sections.iter().map(String::as_str)) {
+            return Some(format!("did you mean `{name}`?"));
+        }
+        const SHOWN: usize = 12;
+        let mut list: Vec<String> = sections
+            .iter()
+            .take(SHOWN)
+            .map(|s| format!("`{s}`"))
+            .collect();
+        if sections.len() > SHOWN {
+            list.push(format!("and {} more", sections.len() - SHOWN));
+        }
+        Some(format!("the declared sections are {}", list.join(", ")))
+    }
+}
+
+/// The name and the expected names of serde's `unknown field `x`, expected
+/// one of `a`, `b`` (also `expected `a` or `b``, and `unknown variant`),
+/// and of the config's `unknown format "x"; expected "a" or "b"`.
+fn unknown_name(message: &str) -> Option<(&str, Vec<&str>)> {
+    let (_kind, rest) = message.strip_prefix("unknown ")?.split_once(' ')?;
+    let quote = rest.chars().next().filter(|&c| c == '`' || c == '"')?;
+    let (word, rest) = rest[1..].split_once(quote)?;
+    let (_, list) = rest.split_once("expected")?;
+    let expected = list.split(quote).skip(1).step_by(2).collect();
+    Some((word, expected))
+}
+
+/// The candidate closest to `word` by edit distance (a swap of two letters
+/// counts once, case is ignored), when close enough to be a typo of it: at
+/// most one edit per three characters. The first of equally close ones.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(&word, &c.to_lowercase()), c))
+        .filter(|&(distance, _)| distance <= limit)
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, c)| c)
+}
+
+/// The record field that other systems' exports call `word`.
+fn alias(word: &str) -> Option<&'static str> {
+    Some(match word.to_lowercase().as_str() {
+        "date" | "pubdate" | "pub_date" | "published_at" | "publish_date" | "datetime" | "time"
+        | "created" | "created_at" => "published",
+        "modified" | "updated_at" | "last_modified" | "lastmod" => "updated",
+        "link" | "href" | "permalink" => "url",
+        "tags" | "tag" | "keyword" => "keywords",
+        "body" | "content" | "html" | "text" => "content_html",
+        "category" | "channel" | "column" => "section",
+        "description" | "excerpt" | "abstract" | "lead" => "summary",
+        "byline" | "writer" | "creator" => "author",
+        "headline" => "title",
+        "guid" => "id",
+        "img" | "thumbnail" | "cover" | "picture" => "image",
+        _ => return None,
+    })
 }
 
 impl fmt::Display for Problem {
@@ -160,6 +238,44 @@ mod tests {
         let offset = text.find('x').unwrap();
         assert_eq!(line_col(text, offset), (2, 6));
         assert_eq!(line_col(text, 0), (1, 1));
+    }
+
+    fn problem(message: &str) -> Problem {
+        Problem::new(Location::at(Path::new("a.toml"), 1, 1), None, message)
+    }
+
+    #[test]
+    fn an_unknown_field_hints_the_closest_expected_one() {
+        let fields = "expected one of `id`, `title`, `section`, `url`, `published`, `author`";
+        let hint = |word: &str| problem(&format!("unknown field `{word}`, {fields}")).hint(&[]);
+        assert_eq!(hint("sectoin").as_deref(), Some("did you mean `section`?"));
+        assert_eq!(hint("auther").as_deref(), Some("did you mean `author`?"));
+        assert_eq!(hint("Title").as_deref(), Some("did you mean `title`?"));
+        assert_eq!(hint("date").as_deref(), Some("did you mean `published`?"));
+        assert_eq!(hint("tags"), None, "keywords is not expected here");
+        assert_eq!(hint("zzzzzz"), None);
+        let two = problem("unknown variant `startls`, expected `starttls` or `tls`");
+        assert_eq!(two.hint(&[]).as_deref(), Some("did you mean `starttls`?"));
+        assert_eq!(
+            problem("unknown field `x`, there are no fields").hint(&[]),
+            None
+        );
+    }
+
+    #[test]
+    fn an_unknown_section_hints_a_declared_one_or_lists_them() {
+        let sections = ["news".to_owned(), "yushi".to_owned(), "tech".to_owned()];
+        let hint = |id: &str| {
+            problem(&format!("{id:?} is not a section declared in the config")).hint(&sections)
+        };
+        assert_eq!(hint("nwes").as_deref(), Some("did you mean `news`?"));
+        assert_eq!(hint("yushì").as_deref(), Some("did you mean `yushi`?"));
+        assert_eq!(
+            hint("world").as_deref(),
+            Some("the declared sections are `news`, `yushi`, `tech`")
+        );
+        let unknown = problem("\"world\" is not a section declared in the config");
+        assert_eq!(unknown.hint(&[]), None);
     }
 
     #[test]

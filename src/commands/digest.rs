@@ -497,6 +497,7 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
     };
 
     let total = jobs.len();
+    let progress = crate::progress::Delivery::start(total, say);
     let (sender, receiver) = std::sync::mpsc::channel();
     let (mut sent, mut rejected, mut deferred) = (0usize, 0usize, 0usize);
     let mut reasons: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
@@ -550,12 +551,14 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
                         say.detail(format!("{} deferred: {why}", p.address));
                     }
                 }
+                progress.record(&report.outcome);
                 // Recorded: the sender may take its next message.
                 let _ = report.recorded.send(());
             }
         }
         Ok(())
     })?;
+    drop(progress);
 
     let failed_issue = state.count(&issue, Status::Failed)?;
     let pending_left = state.count_all(Status::Pending)?;

@@ -67,6 +67,7 @@ pub fn run(dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure
         std::fs::create_dir_all(folder)
             .with_context(|| format!("cannot create {}", folder.display()))?;
         write_new(&target, text.as_bytes())?;
+        say.detail(format!("created {}", target.display()));
     }
     say.summary(format!(
         "created a starter site in {d}\nnext: cd {d} && bulletin check && bulletin build && bulletin digest --dry-run preview",

@@ -32,7 +32,9 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-/// What the user asked to hear.
+/// What the user asked to hear (`-q`, `-v`). Warnings and detail are
+/// `tracing` events, which `main` shows on stderr according to the same
+/// flags (see `report::init_tracing`); summaries go to stdout.
 #[derive(Clone, Copy)]
 pub struct Verbosity {
     pub quiet: bool,
@@ -47,17 +49,17 @@ impl Verbosity {
         }
     }
 
-    /// A warning about the data, on stderr unless `-q`.
+    /// A warning about the data: `warning: ...` on stderr unless `-q`.
     pub fn warn(&self, line: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("warning: {}", line.as_ref());
+            tracing::warn!("{}", line.as_ref());
         }
     }
 
     /// Detail shown only with `-v`.
     pub fn detail(&self, line: impl AsRef<str>) {
         if self.verbose {
-            eprintln!("{}", line.as_ref());
+            tracing::info!("{}", line.as_ref());
         }
     }
 }

@@ -6,5 +6,8 @@
 
 mod build;
 mod check;
+mod diagnostics;
 mod golden;
 mod harness;
+mod help;
+mod init;

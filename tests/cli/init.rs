@@ -1,0 +1,78 @@
+//! `bulletin init DIR`, then the first commands a newcomer runs there.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{BIN, assert_all_feeds_valid, files_under};
+
+/// `bulletin ARGS` in `dir`: must succeed; returns stdout.
+#[track_caller]
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BULLETIN_UNSUBSCRIBE_SECRET")
+        .env_remove("BULLETIN_SMTP_PASSWORD")
+        .output()
+        .expect("run bulletin");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "bulletin {args:?} failed ({:?}):\n{stdout}{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn init_then_check_build_and_digest_dry_run_succeed() {
+    let temp = tempfile::tempdir().unwrap();
+    let said = ok(temp.path(), &["init", "mysite"]);
+    assert_eq!(
+        said,
+        "created a starter site in mysite\n\
+         next: cd mysite && bulletin check && bulletin build && bulletin digest --dry-run preview\n"
+    );
+    let site = temp.path().join("mysite");
+    assert_eq!(
+        files_under(&site),
+        [
+            "articles/articles.json",
+            "articles/articles.jsonl",
+            "articles/articles.toml",
+            "feeds.toml",
+            "subscribers.toml",
+            "templates/digest.html.hbs",
+            "templates/digest.txt.hbs",
+        ]
+    );
+
+    // The commands `init` suggests, as it suggests them.
+    let checked = ok(&site, &["check"]);
+    assert!(checked.ends_with(": no problems\n"), "{checked}");
+    let built = ok(&site, &["build"]);
+    assert!(built.starts_with("built "), "{built}");
+    assert!(assert_all_feeds_valid(&site.join("public")) > 0);
+    let previewed = ok(&site, &["digest", "--dry-run", "preview"]);
+    assert!(previewed.starts_with("dry run of digest "), "{previewed}");
+    let previews = files_under(&site.join("preview"));
+    assert!(previews.contains(&"index.html".to_owned()), "{previews:?}");
+    assert!(
+        previews.iter().any(|f| f.ends_with(".eml")),
+        "no email in the preview: {previews:?}"
+    );
+
+    // A second init there refuses, naming what exists, and changes nothing.
+    let again = Command::new(BIN)
+        .args(["init", "mysite"])
+        .current_dir(temp.path())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.starts_with("error: refusing to overwrite existing files: mysite/feeds.toml, "),
+        "{stderr}"
+    );
+}
