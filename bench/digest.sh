@@ -11,13 +11,15 @@
 # compose+write part alone (dry-run wall minus check wall).
 #
 # Environment: SECTIONS (100), SEED (1), NOW (2026-11-01T00:00:00+08:00),
-# SKIP_BUILD=1.
+# SKIP_BUILD=1, MEM_LIMIT_GB (14: `ulimit -v` for the digest run; bulletin
+# holds every composed message in memory, ~0.4 MB per email).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
 N="${1:?usage: bench/digest.sh N [K] [RUNS]}"
 K="${2:-100000}"
 RUNS="${3:-1}"
+MEM_LIMIT_GB="${MEM_LIMIT_GB:-14}"
 SECTIONS="${SECTIONS:-100}"
 NOW="${NOW:-$NOW_DEFAULT}"
 CORPUS="$BENCH/corpus-$N"
@@ -27,7 +29,7 @@ SITE="$CORPUS/digest-$K"
 ensure_time
 ensure_corpus "$CORPUS" "$N" "$SECTIONS"
 ensure_corpus "$SITE" "$N" "$SECTIONS" --subscribers "$K" --no-articles --articles-path ../articles.jsonl
-[[ "${SKIP_BUILD:-}" == 1 ]] || ensure_bulletin
+if [[ "${SKIP_BUILD:-}" == 1 ]]; then use_bulletin; else ensure_bulletin; fi
 
 RESULTS="$BENCH/results/digest-$N-$K-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RESULTS"
@@ -41,7 +43,10 @@ for run in $(seq 1 "$RUNS"); do
   measure "$TSV" "bulletin check (load + validate)" "$run" -- \
     "$BULLETIN" check --config "$SITE/feeds.toml"
   rm -rf "$SITE/dry-run" "$SITE/state"
-  measure "$TSV" "bulletin digest --dry-run" "$run" -- \
+  # Capped address space: a digest that outgrows the machine fails alone
+  # instead of waking the OOM killer among other people's processes.
+  measure "$TSV" "bulletin digest --dry-run" "$run" -- bash -c 'ulimit -v "$1"; shift; exec "$@"' _ \
+    "$((MEM_LIMIT_GB * 1024 * 1024))" \
     "$BULLETIN" digest --config "$SITE/feeds.toml" --dry-run "$SITE/dry-run" --now "$NOW"
 done
 
@@ -69,7 +74,8 @@ else:
     print(f"- {emails} emails: {emails / d:.0f} emails/s overall; "
           f"compose + write alone ({d:.2f} - {check:.2f} s): {emails / max(d - check, 1e-9):.0f} emails/s")
 EOF
-  echo "- bulletin says: ${summary:-$(tail -2 "$RESULTS/bulletin digest --dry-run.1.err")}"
+  echo "- bulletin says: ${summary:-$(tail -2 "$RESULTS/bulletin digest --dry-run.1.err" | tr '\n' ' ')}"
+  echo "- digest run under ulimit -v ${MEM_LIMIT_GB} GiB"
   if [[ -d "$SITE/dry-run" ]]; then
     echo "- dry-run output: $(find "$SITE/dry-run" -name '*.eml' | wc -l) .eml, $(du -sh "$SITE/dry-run" | cut -f1); mean .eml size $(find "$SITE/dry-run" -maxdepth 1 -name '*.eml' -printf '%s\n' | awk '{s+=$1; n++} END {if (n) printf "%.1f KB", s/n/1024}')"
   fi

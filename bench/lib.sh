@@ -3,7 +3,9 @@
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
-BULLETIN="$ROOT/target/release/bulletin"
+# The binary under test is a copy: target/release is shared with whoever
+# else builds in this work tree, and may change under a running benchmark.
+BULLETIN="$BENCH/bin/bulletin"
 FLOOR="$BENCH/parse-floor/target/release/parse-floor"
 PYTHON="${PYTHON:-python3}"
 SEED="${SEED:-1}"
@@ -35,9 +37,23 @@ ensure_corpus() {
 
 ensure_bulletin() {
   say "building bulletin (cargo build --release) ..."
-  BUILT_FROM="$(cd "$ROOT" && git describe --always --dirty 2>/dev/null)"
+  local from
+  from="$(cd "$ROOT" && git describe --always --dirty 2>/dev/null)"
   (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
-  [[ -x "$BULLETIN" ]] || die "no $BULLETIN"
+  mkdir -p "$BENCH/bin"
+  cp -f "$ROOT/target/release/bulletin" "$BULLETIN.new" && mv -f "$BULLETIN.new" "$BULLETIN" \
+    || die "cannot copy the bulletin binary"
+  echo "work tree $from, built $(date '+%F %T')" >"$BENCH/bin/bulletin.built"
+  BUILT_FROM="$from"
+}
+
+# With SKIP_BUILD=1: the last copy, or the current target/release binary.
+use_bulletin() {
+  [[ -x "$BULLETIN" ]] && return
+  [[ -x "$ROOT/target/release/bulletin" ]] || die "no bulletin binary: run without SKIP_BUILD=1"
+  mkdir -p "$BENCH/bin"
+  cp -f "$ROOT/target/release/bulletin" "$BULLETIN"
+  echo "copied from target/release ($(date -r "$ROOT/target/release/bulletin" '+%F %T')), work tree $(cd "$ROOT" && git describe --always --dirty 2>/dev/null)" >"$BENCH/bin/bulletin.built"
 }
 
 ensure_floor() {
@@ -97,6 +113,6 @@ machine_info() {
   echo "- machine: $(nproc) cores, $mem RAM, CPU: $cpu; kernel $(uname -r)"
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (others compile on this machine: expect noise)"
   local built="built now from work tree ${BUILT_FROM:-?} (-dirty: others' uncommitted edits are in the binary)"
-  [[ -n "${BUILT_FROM:-}" ]] || built="not rebuilt (SKIP_BUILD=1): binary of $(date -r "$BULLETIN" '+%F %T'), work tree now $(cd "$ROOT" && git describe --always --dirty 2>/dev/null)"
+  [[ -n "${BUILT_FROM:-}" ]] || built="not rebuilt (SKIP_BUILD=1): $(cat "$BENCH/bin/bulletin.built" 2>/dev/null)"
   echo "- bulletin: $built; $(rustc --version 2>/dev/null); $("$PYTHON" --version 2>&1), feedgen $("$PYTHON" -c 'import importlib.metadata as m; print(m.version("feedgen"))' 2>/dev/null)"
 }

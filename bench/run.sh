@@ -8,9 +8,11 @@
 # 2. builds bulletin (cargo build --release at the repo root) and
 #    bench/parse-floor; installs feedgen if missing;
 # 3. warms the page cache with the JSONL, then runs RUNS rounds (default 3),
-#    each: parse floor, bulletin build into an empty output folder ("cold"),
-#    bulletin build again over that output ("rebuild, unchanged inputs"),
-#    feedgen peer; each under /usr/bin/time -v;
+#    each: parse floor, bulletin build into an empty output folder without a
+#    build cache ("cold"), bulletin build again over that output ("rebuild,
+#    unchanged inputs": output and cache in place), the same with --no-cache
+#    (when the binary has that flag), feedgen peer; each under
+#    /usr/bin/time -v;
 # 4. prints a Markdown table (also saved in bench/results/N-<time>/table.md).
 #
 # Environment: SECTIONS (100), SEED (1), NOW (2026-11-01T00:00:00+08:00),
@@ -30,6 +32,9 @@ ensure_corpus "$CORPUS" "$N" "$SECTIONS"
 if [[ "${SKIP_BUILD:-}" != 1 ]]; then
   ensure_bulletin
   ensure_floor
+else
+  use_bulletin
+  [[ -x "$FLOOR" ]] || ensure_floor
 fi
 ensure_feedgen
 
@@ -40,6 +45,8 @@ TSV="$RESULTS/measurements.tsv"
 INFO="$(machine_info)"
 
 JSONL="$CORPUS/articles.jsonl"
+HAS_NO_CACHE=""
+"$BULLETIN" build --help 2>&1 | grep -q -- --no-cache && HAS_NO_CACHE=1
 say "warming the page cache ($(du -h "$JSONL" | cut -f1)) ..."
 cat "$JSONL" >/dev/null
 
@@ -47,11 +54,17 @@ for run in $(seq 1 "$RUNS"); do
   say "round $run/$RUNS ..."
   cat "$JSONL" >/dev/null
   measure "$TSV" "parse floor" "$run" -- "$FLOOR" "$JSONL"
-  rm -rf "$CORPUS/public"
+  # Cold: empty output folder and no build cache (output.cache, default
+  # .bulletin/cache beside the config).
+  rm -rf "$CORPUS/public" "$CORPUS/.bulletin/cache"
   measure "$TSV" "bulletin build (cold)" "$run" -- \
     "$BULLETIN" build --config "$CORPUS/feeds.toml" --now "$NOW"
   measure "$TSV" "bulletin build (rebuild, unchanged)" "$run" -- \
     "$BULLETIN" build --config "$CORPUS/feeds.toml" --now "$NOW"
+  if [[ -n "$HAS_NO_CACHE" ]]; then
+    measure "$TSV" "bulletin build --no-cache (rebuild, unchanged)" "$run" -- \
+      "$BULLETIN" build --config "$CORPUS/feeds.toml" --now "$NOW" --no-cache
+  fi
   rm -rf "$CORPUS/out-feedgen"
   measure "$TSV" "feedgen peer" "$run" -- \
     "$PYTHON" "$BENCH/peer_feedgen.py" "$CORPUS" "$CORPUS/out-feedgen" --now "$NOW"
@@ -60,7 +73,7 @@ done
 {
   echo "### $N articles ($(du -h "$JSONL" | cut -f1) JSONL, $SECTIONS sections), $RUNS runs each, interleaved"
   echo
-  "$PYTHON" "$BENCH/table.py" "$TSV" --main "bulletin build (cold)" --main "bulletin build (rebuild, unchanged)"
+  "$PYTHON" "$BENCH/table.py" "$TSV" --main "bulletin build (cold)" --main "bulletin build (rebuild, unchanged)" --main "bulletin build --no-cache (rebuild, unchanged)"
   echo
   echo "$INFO"
   echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -37,7 +37,7 @@ fi
 ensure_time
 ensure_corpus "$CORPUS" "$ARTICLES" "$SECTIONS"
 ensure_corpus "$SITE" "$ARTICLES" "$SECTIONS" --subscribers "$MESSAGES" --no-articles --articles-path ../articles.jsonl
-[[ "${SKIP_BUILD:-}" == 1 ]] || ensure_bulletin
+if [[ "${SKIP_BUILD:-}" == 1 ]]; then use_bulletin; else ensure_bulletin; fi
 
 # --now: one minute after the newest article (naive times are +08:00).
 NOW="$("$PYTHON" - "$CORPUS/articles.jsonl" <<'EOF'
