@@ -26,6 +26,8 @@ pub struct WriteReport {
 /// paths only, so any number of large files can be staged.
 pub struct Staging {
     dir: PathBuf,
+    /// Sync each file to disk before it is moved into place.
+    durable: bool,
     staged: Vec<(PathBuf, PathBuf)>,
     /// Every path added, written or unchanged.
     paths: Vec<String>,
@@ -36,10 +38,19 @@ impl Staging {
     pub fn new(dir: &Path) -> Staging {
         Staging {
             dir: dir.to_path_buf(),
+            durable: true,
             staged: Vec::new(),
             paths: Vec::new(),
             report: WriteReport::default(),
         }
+    }
+
+    /// For files nobody serves or depends on after a crash (previews): still
+    /// moved into place whole, but not synced one by one.
+    pub fn scratch(dir: &Path) -> Staging {
+        let mut staging = Staging::new(dir);
+        staging.durable = false;
+        staging
     }
 
     /// Stages `bytes` for `path` (relative to the folder), unless the file
@@ -57,7 +68,12 @@ impl Staging {
         let temp = temp_path(&target);
         // Record first, so a failed write is cleaned up too.
         self.staged.push((temp.clone(), target));
-        write_synced(&temp, bytes).with_context(|| format!("cannot write {}", temp.display()))
+        let written = if self.durable {
+            write_synced(&temp, bytes)
+        } else {
+            fs::write(&temp, bytes)
+        };
+        written.with_context(|| format!("cannot write {}", temp.display()))
     }
 
     /// Moves every staged file into place.
@@ -67,7 +83,9 @@ impl Staging {
                 .with_context(|| format!("cannot move {} into place", target.display()))?;
             self.report.changed += 1;
             // Makes the rename durable; not every file system allows it.
-            if let Some(Ok(folder)) = target.parent().map(fs::File::open) {
+            if self.durable
+                && let Some(Ok(folder)) = target.parent().map(fs::File::open)
+            {
                 let _ = folder.sync_all();
             }
         }

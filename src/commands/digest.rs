@@ -186,7 +186,7 @@ pub fn check(config: &Config) -> Result<(), Problems> {
             subscriber,
             groups: groups(),
         };
-        setup.templates.render(&digest::context(
+        setup.templates.render(digest::context(
             site,
             &issue,
             &email,
@@ -267,7 +267,7 @@ pub fn compose_each<'a>(
         date: config.site.zone.local(now),
     };
     let prepared = plan.prepare();
-    for email in &plan.emails {
+    let compose = |email: &digest::Email<'a>| -> Result<Composed<'a>, Failure> {
         let subscriber = email.subscriber;
         let unsubscribe = setup
             .digest
@@ -287,9 +287,9 @@ pub fn compose_each<'a>(
             unsubscribe.as_deref(),
             &prepared,
         );
-        let rendered = setup.templates.render(&context)?;
+        let rendered = setup.templates.render(context)?;
         let message = message::build(&envelope, subscriber, &rendered, unsubscribe.as_deref())?;
-        emit(Composed {
+        Ok(Composed {
             subscriber,
             message_id: message::message_id(&config.site, &plan.issue, &subscriber.email),
             subject: rendered.subject,
@@ -299,7 +299,32 @@ pub fn compose_each<'a>(
                 .items()
                 .map(|i| -> &'a str { &i.article.id })
                 .collect(),
-        })?;
+        })
+    };
+    // Rendering is the costly part and independent per email: batches are
+    // rendered on every core, then handed on in order (a bounded number of
+    // messages in memory at a time).
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 16);
+    for batch in plan.emails.chunks(64 * workers) {
+        let share = batch.len().div_ceil(workers);
+        let results: Vec<Vec<Result<Composed<'a>, Failure>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .chunks(share)
+                .map(|part| {
+                    let compose = &compose;
+                    scope.spawn(move || part.iter().map(compose).collect::<Vec<_>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a composing thread panicked"))
+                .collect()
+        });
+        for composed in results.into_iter().flatten() {
+            emit(composed?)?;
+        }
     }
     Ok(())
 }
@@ -342,7 +367,7 @@ pub fn dry_run(
 
     // Everything is staged beside its target and moved into place only when
     // every message rendered: an error leaves the folder as it was.
-    let mut staging = output::Staging::new(dir);
+    let mut staging = output::Staging::scratch(dir);
     let mut rows = String::new();
     let mut used = std::collections::HashSet::new();
     let (mut emails, mut items) = (0usize, 0usize);

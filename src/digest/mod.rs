@@ -190,14 +190,18 @@ pub fn context(
                 .iter()
                 .map(|item| {
                     let mut value = article(item.article);
-                    value["related"] = item.related.iter().map(|r| article(r)).collect();
+                    value["related"] = Value::Array(item.related.iter().map(|r| article(r)).collect());
                     value
                 })
                 .collect();
-            json!({ "id": g.section.id, "title": g.section.title, "url": g.section.url.as_str(), "items": items })
+            // Nested values are moved in, not passed to `json!` (which would
+            // serialize, i.e. copy, them again).
+            let mut section = json!({ "id": g.section.id, "title": g.section.title, "url": g.section.url.as_str() });
+            section["items"] = Value::Array(items);
+            section
         })
         .collect();
-    json!({
+    let mut context = json!({
         "site": {
             "title": site.title,
             "url": site.base_url.as_str(),
@@ -208,7 +212,8 @@ pub fn context(
         "date": issue,
         "recipient": { "email": email.subscriber.email, "name": email.subscriber.name },
         "item_count": email.items().count(),
-        "sections": sections,
         "unsubscribe_url": unsubscribe_url,
-    })
+    });
+    context["sections"] = Value::Array(sections);
+    context
 }

@@ -122,16 +122,20 @@ impl Templates {
 
     /// Renders one email. An error here is a template mistake (strict mode:
     /// an unknown variable), reported with the template and its line.
-    pub fn render(&self, context: &Value) -> Result<Rendered, Problems> {
+    pub fn render(&self, context: Value) -> Result<Rendered, Problems> {
         let mut problems = Problems::default();
-        let mut run =
-            |registry: &Handlebars<'static>, name: &str| match registry.render(name, context) {
-                Ok(out) => out,
-                Err(e) => {
-                    problems.push(self.problem(name, &e));
-                    String::new()
-                }
-            };
+        // One context for the three templates: `render` would copy the data
+        // into a new context on every call.
+        let context = Context::from(context);
+        let mut run = |registry: &Handlebars<'static>, name: &str| match registry
+            .render_with_context(name, &context)
+        {
+            Ok(out) => out,
+            Err(e) => {
+                problems.push(self.problem(name, &e));
+                String::new()
+            }
+        };
         let subject = run(&self.text, SUBJECT);
         let text = run(&self.text, TEXT);
         let html = run(&self.html, HTML);

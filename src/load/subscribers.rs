@@ -9,7 +9,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::diag::{Location, Problem, Problems, line_col};
+use super::formats::LineIndex;
+use crate::diag::{Location, Problem, Problems};
 use crate::model::{Site, Subscriber};
 
 #[derive(Debug, Deserialize)]
@@ -43,8 +44,9 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
     let mut problems = Problems::default();
     let mut seen: HashMap<String, Location> = HashMap::new();
     let mut subscribers = Vec::new();
+    let lines = LineIndex::new(text);
     for (raw, offset) in entries {
-        let (line, col) = line_col(text, offset);
+        let (line, col) = lines.position(text, offset);
         let here = Location::at(path, line, col);
         let mut report = |field: &str, message: String| {
             problems.push(Problem::new(here.clone(), Some(field), message))
@@ -153,7 +155,7 @@ fn parse_json(text: &str, path: &Path) -> Result<Vec<(RawSubscriber, usize)>, Pr
         match serde_json::from_str::<RawSubscriber>(value.get()) {
             Ok(s) => out.push((s, offset)),
             Err(e) => {
-                let (line, col) = line_col(text, offset);
+                let (line, col) = LineIndex::new(text).position(text, offset);
                 let message = e.to_string();
                 let message = message
                     .rfind(" at line ")
