@@ -223,7 +223,11 @@ fn read_json<S: Sink>(path: &Path, text: &str, lines: &LineIndex, out: &mut Coll
     };
     let records = match records {
         Ok(records) => records,
-        Err(e) => return out.problem(json_problem(path, 1, &e, None)),
+        Err(e) => {
+            return out.problem(json_problem(path, text, &e, None, |at| {
+                lines.position(text, at)
+            }));
+        }
     };
     for raw in records {
         // RawValue borrows from `text`: its address gives its offset.
@@ -314,23 +318,23 @@ fn read_json_record<S: Sink>(json: &str, span: &Span<'_>, out: &mut Collector<'_
     match result {
         Ok(raw) => out.record(raw, span),
         Err((field, e)) => {
-            let (line, col) = span.record();
-            let mut problem = json_problem(span.path, line, &e, field.as_deref());
-            // Columns inside the record's first line are shifted by its start.
-            if e.line() == 1 {
-                problem.location.col = Some(col + e.column().saturating_sub(1));
-            }
+            let problem = json_problem(span.path, json, &e, field.as_deref(), |at| {
+                span.position(span.range.start + at)
+            });
             out.problem(problem)
         }
     }
 }
 
-/// A serde_json error as a problem; `first_line` is the line of the text's start.
+/// A serde_json error in `text` as a problem. serde_json counts columns in
+/// bytes; `position` turns a byte offset in `text` into the file's line and
+/// column (in characters).
 fn json_problem(
     path: &Path,
-    first_line: usize,
+    text: &str,
     e: &serde_json::Error,
     field: Option<&str>,
+    position: impl Fn(usize) -> (usize, usize),
 ) -> Problem {
     let message = e.to_string();
     // serde_json appends " at line L column C", which the location already says.
@@ -341,7 +345,17 @@ fn json_problem(
     let location = if e.line() == 0 {
         Location::file(path)
     } else {
-        Location::at(path, e.line() + first_line - 1, e.column().max(1))
+        let line_start = text
+            .split_inclusive('\n')
+            .take(e.line() - 1)
+            .map(str::len)
+            .sum::<usize>();
+        let mut offset = (line_start + e.column().saturating_sub(1)).min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let (line, col) = position(offset);
+        Location::at(path, line, col)
     };
     Problem::new(location, field, message)
 }

@@ -304,7 +304,11 @@ fn a_json_lines_syntax_error_names_its_line() {
         format!("{}\n{}\n{broken}\n", good("l1"), good("l2")),
     );
     let output = failed_build(&site, 1);
-    let col = broken.find(r#" "section""#).unwrap() + 2;
+    // Columns count characters, not bytes (the title is CJK).
+    let col = broken[..broken.find(r#" "section""#).unwrap()]
+        .chars()
+        .count()
+        + 2;
     output.assert_error_line(&format!(
         "articles/export.jsonl:3:{col}: expected `,` or `}}`"
     ));
