@@ -329,6 +329,20 @@ pub fn compose_each<'a>(
     Ok(())
 }
 
+/// Every article the digest can show, as of `now`.
+fn load_archive(
+    config: &Config,
+    setup: &Setup,
+    now: DateTime<Utc>,
+) -> Result<Vec<Article>, Problems> {
+    let (archive, _) = load::scan(
+        config,
+        || digest::Archive::new(now, setup.digest.window),
+        None,
+    )?;
+    Ok(archive.articles)
+}
+
 /// What a recipient already has, according to the state store (if any).
 pub fn history_from(
     state: Option<&State>,
@@ -351,8 +365,8 @@ pub fn dry_run(
     say: Verbosity,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let articles = load::load_articles(config)?;
     let setup = setup(config)?;
+    let articles = load_archive(config, &setup, now)?;
     let secret = secret(&setup.digest, config)?;
     let state = State::open_read_only(&setup.digest.state)?;
     let issue = digest::issue_key(&config.site, now);
@@ -440,8 +454,8 @@ pub struct SendSummary {
 /// everything still pending (this issue's and any interrupted earlier run's).
 pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendSummary, Failure> {
     let started = Instant::now();
-    let articles = load::load_articles(config)?;
     let setup = setup(config)?;
+    let articles = load_archive(config, &setup, now)?;
     let secret = secret(&setup.digest, config)?;
     let smtp = config.smtp.clone().expect("setup requires [smtp]");
     let password = match std::env::var(PASSWORD_VAR) {

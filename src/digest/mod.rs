@@ -32,6 +32,50 @@ impl Digest<'_> {
     }
 }
 
+/// The archive as the digest needs it, built while loading: articles new
+/// enough for this run in full; older ones without their body and their own
+/// related list (they can only be related reads: shown by title, link and
+/// their record's `summary`, with no summary derived from a body they no
+/// longer carry); scheduled ones not at all. Keeps memory far below the
+/// inputs' size on large archives.
+pub struct Archive {
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    pub articles: Vec<Article>,
+}
+
+impl Archive {
+    pub fn new(now: DateTime<Utc>, window: Duration) -> Self {
+        Archive {
+            since: now - window,
+            now,
+            articles: Vec::new(),
+        }
+    }
+}
+
+impl crate::load::Sink for Archive {
+    fn wants(&self, published: DateTime<Utc>, _: &str, _: &str) -> bool {
+        published <= self.now
+    }
+
+    fn accept(&mut self, mut article: Article) {
+        if article.published > self.now {
+            return;
+        }
+        if article.published <= self.since {
+            article.content_html = None;
+            article.related = Vec::new();
+            article.related.shrink_to_fit();
+        }
+        self.articles.push(article);
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.articles.extend(other.articles);
+    }
+}
+
 /// One recipient's email.
 pub struct Email<'a> {
     pub subscriber: &'a Subscriber,

@@ -51,24 +51,23 @@ pub trait Sink: Send + Sized {
     fn merge(&mut self, other: Self);
 }
 
-/// Keeps every article: for small sites and the digest.
+/// Keeps nothing: for validating only.
 #[derive(Default)]
-pub struct KeepAll(pub Vec<Article>);
+pub struct Discard;
 
-impl Sink for KeepAll {
-    fn accept(&mut self, article: Article) {
-        self.0.push(article);
+impl Sink for Discard {
+    fn wants(&self, _: DateTime<Utc>, _: &str, _: &str) -> bool {
+        false
     }
 
-    fn merge(&mut self, other: Self) {
-        self.0.extend(other.0);
-    }
+    fn accept(&mut self, _: Article) {}
+
+    fn merge(&mut self, _: Self) {}
 }
 
-/// Loads and validates every article of the site, keeping them all.
-pub fn load_articles(config: &Config) -> Result<Vec<Article>, Problems> {
-    let (all, _) = scan(config, KeepAll::default, None)?;
-    Ok(all.0)
+/// Validates every article of the site; returns how many there are.
+pub fn validate(config: &Config) -> Result<usize, Problems> {
+    scan(config, || Discard, None).map(|(_, count)| count)
 }
 
 /// Where an id was seen in a file: a fingerprint of the id and its place.
