@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Passes stdin through, timing lines that start with PREFIX (default "sent ").
+"""Passes stdin through, timing lines that contain the word PREFIX (default
+"sent ") at the start or after a log prefix.
 
     COMMAND -v 2>&1 | stamp_lines.py [PREFIX]
 
@@ -8,15 +9,18 @@ At the end prints one line: when the first and the last matching line came
 many there were, and the rate between the first and the last: for
 `bulletin digest --send -v`, the delivery phase alone.
 """
+import re
 import sys
 import time
 
 start = time.monotonic()
 prefix = sys.argv[1] if len(sys.argv) > 1 else "sent "
+# The word anywhere after a log prefix (time, level, target) is fine too.
+pattern = re.compile(r"(^|[\s:\]])" + re.escape(prefix))
 first = last = None
 count = 0
 for line in sys.stdin:
-    if line.startswith(prefix):
+    if pattern.search(line):
         now = time.monotonic() - start
         if first is None:
             first = now
