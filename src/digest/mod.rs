@@ -155,23 +155,56 @@ pub fn plan<'a, E>(
         already_sent: 0,
         unknown_related: Vec::new(),
     };
-    let mut unknown_seen = HashSet::new();
+    // First what each subscriber gets...
+    let mut chosen_for: Vec<(&Subscriber, Vec<&Article>)> = Vec::new();
     for subscriber in subscribers {
         let past = history(subscriber)?;
         if past.has_issue {
             digest.already_sent += 1;
             continue;
         }
+        // The sections this subscriber gets (children included), as a set:
+        // checked once per fresh article.
+        let wanted: Option<HashSet<&str>> = subscriber.sections.as_ref().map(|_| {
+            site.sections
+                .iter()
+                .filter(|s| subscriber.wants(site, &s.id))
+                .map(|s| s.id.as_str())
+                .collect()
+        });
         let chosen: Vec<&Article> = fresh
             .iter()
             .copied()
-            .filter(|a| subscriber.wants(site, &a.section) && !past.sent.contains(&a.id))
+            .filter(|a| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| w.contains(a.section.as_str()))
+                    && !past.sent.contains(&a.id)
+            })
             .take(settings.max_items)
             .collect();
         if chosen.is_empty() {
             digest.nothing_new += 1;
-            continue;
+        } else {
+            chosen_for.push((subscriber, chosen));
         }
+    }
+    // ...then the related reads of every article some email carries, ranked
+    // once each on all cores...
+    if settings.related > 0 {
+        let mut seen = HashSet::new();
+        let items: Vec<&Article> = chosen_for
+            .iter()
+            .flat_map(|(_, chosen)| chosen.iter().copied())
+            .filter(|a| seen.insert(&a.id))
+            .collect();
+        let mut unknown = index.prerank(&items);
+        unknown.sort();
+        unknown.dedup();
+        digest.unknown_related = unknown;
+    }
+    // ...and each email, its items grouped by section with their reads.
+    for (subscriber, chosen) in chosen_for {
         let mut listed: HashSet<&str> = chosen.iter().map(|a| a.id.as_str()).collect();
         let mut groups: Vec<Group> = Vec::new();
         for section in &site.sections {
@@ -179,14 +212,8 @@ pub fn plan<'a, E>(
                 .iter()
                 .filter(|a| a.section == section.id)
                 .map(|&article| {
-                    let mut unknown = Vec::new();
                     let related =
-                        index.related(article, settings.related, &mut listed, &mut unknown);
-                    for id in unknown {
-                        if unknown_seen.insert((article.id.clone(), id.clone())) {
-                            digest.unknown_related.push((article.id.clone(), id));
-                        }
-                    }
+                        index.related(article, settings.related, &mut listed, &mut Vec::new());
                     Item { article, related }
                 })
                 .collect();

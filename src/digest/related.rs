@@ -6,9 +6,9 @@
 //! keywords, never the whole archive. Keywords are interned to integers and
 //! postings are `u32` indexes: about 4 bytes per (article, keyword) pair.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
@@ -17,10 +17,13 @@ use crate::model::Article;
 /// Postings scanned per keyword at most. A keyword on more articles than
 /// this carries little information (its weight is near zero); scanning only
 /// its newest postings bounds the cost on very large archives.
-const MAX_POSTINGS_SCANNED: usize = 50_000;
+const MAX_POSTINGS_SCANNED: usize = 20_000;
+
+/// A ranking candidate: (score, same section, published, article index).
+type Candidate = (f64, bool, i64, u32);
 
 /// A cached ranking, and whether it was cut short at its depth.
-type Ranking = (Rc<[u32]>, bool);
+type Ranking = (Arc<[u32]>, bool);
 
 pub struct RelatedIndex<'a> {
     articles: &'a [Article],
@@ -30,9 +33,16 @@ pub struct RelatedIndex<'a> {
     postings: Vec<Vec<u32>>,
     /// Articles published by the digest's clock; later ones are embargoed.
     visible: Vec<bool>,
+    /// Per article: its section, interned, and its publication time, so
+    /// ranking compares integers.
+    section_of: Vec<u32>,
+    published: Vec<i64>,
     /// Candidates ranked per article, the first `depth` of them.
-    cache: RefCell<HashMap<String, Ranking>>,
+    cache: Mutex<HashMap<String, Ranking>>,
     depth: usize,
+    /// Scores by article index, all zero between rankings (dense: one add
+    /// per posting, no hashing).
+    scores: Mutex<Vec<f64>>,
 }
 
 impl<'a> RelatedIndex<'a> {
@@ -68,8 +78,20 @@ impl<'a> RelatedIndex<'a> {
             keyword_ids,
             postings,
             visible: articles.iter().map(|a| a.published <= now).collect(),
-            cache: RefCell::new(HashMap::new()),
+            section_of: {
+                let mut sections: HashMap<&str, u32> = HashMap::new();
+                articles
+                    .iter()
+                    .map(|a| {
+                        let next = sections.len() as u32;
+                        *sections.entry(a.section.as_str()).or_insert(next)
+                    })
+                    .collect()
+            },
+            published: articles.iter().map(|a| a.published.timestamp()).collect(),
+            cache: Mutex::new(HashMap::new()),
             depth: 64,
+            scores: Mutex::new(vec![0.0; articles.len()]),
         }
     }
 
@@ -122,19 +144,17 @@ impl<'a> RelatedIndex<'a> {
     /// The cached ranking of `article`'s candidates, at least `depth` long
     /// when there are that many.
     /// The list, and whether it was cut short at its depth.
-    fn ranked(
-        &self,
-        article: &Article,
-        depth: usize,
-        unknown: &mut Vec<String>,
-    ) -> (Rc<[u32]>, bool) {
+    fn ranked(&self, article: &Article, depth: usize, unknown: &mut Vec<String>) -> Ranking {
         let key = article.id.clone();
-        if let Some(hit) = self.cache.borrow().get(&key) {
+        if let Some(hit) = self.cache.lock().expect("cache lock").get(&key) {
             return hit.clone();
         }
-        let list: Rc<[u32]> = self.rank(article, depth, unknown).into();
+        let list: Arc<[u32]> = self.rank(article, depth, unknown).into();
         let entry = (list.clone(), list.len() >= depth);
-        self.cache.borrow_mut().insert(key, entry.clone());
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(key, entry.clone());
         entry
     }
 
@@ -142,6 +162,51 @@ impl<'a> RelatedIndex<'a> {
     /// weighted by rarity, same section and recency breaking ties. Never the
     /// article itself, never an embargoed one, each once; at most `depth`.
     fn rank(&self, article: &Article, depth: usize, unknown: &mut Vec<String>) -> Vec<u32> {
+        let mut scores = self.scores.lock().expect("scores lock");
+        self.rank_with(article, depth, unknown, &mut scores)
+    }
+
+    /// Ranks the candidates of every article in `articles` on all cores, so
+    /// later calls to [`related`](Self::related) find them cached. Returns
+    /// the editor's related ids that name no article.
+    pub fn prerank(&self, articles: &[&Article]) -> Vec<(String, String)> {
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 16);
+        let share = articles.len().div_ceil(workers).max(1);
+        let depth = self.depth;
+        let unknown = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for part in articles.chunks(share) {
+                let unknown = &unknown;
+                scope.spawn(move || {
+                    let mut scores = vec![0.0; self.articles.len()];
+                    for &article in part {
+                        let mut missing = Vec::new();
+                        let list: Arc<[u32]> = self
+                            .rank_with(article, depth, &mut missing, &mut scores)
+                            .into();
+                        let cut = list.len() >= depth;
+                        self.cache
+                            .lock()
+                            .expect("cache lock")
+                            .insert(article.id.clone(), (list, cut));
+                        let mut all = unknown.lock().expect("unknown lock");
+                        all.extend(missing.into_iter().map(|id| (article.id.clone(), id)));
+                    }
+                });
+            }
+        });
+        unknown.into_inner().expect("unknown lock")
+    }
+
+    fn rank_with(
+        &self,
+        article: &Article,
+        depth: usize,
+        unknown: &mut Vec<String>,
+        scores: &mut [f64],
+    ) -> Vec<u32> {
         let mut order = Vec::new();
         let mut seen = HashSet::new();
         let usable =
@@ -158,7 +223,7 @@ impl<'a> RelatedIndex<'a> {
         }
 
         let total = self.articles.len() as f64;
-        let mut scores: HashMap<u32, f64> = HashMap::new();
+        let mut touched: Vec<u32> = Vec::new();
         for keyword in &article.keywords {
             let Some(&k) = self.keyword_ids.get(keyword.as_str()) else {
                 continue;
@@ -167,27 +232,63 @@ impl<'a> RelatedIndex<'a> {
             // Rarer keywords say more: an IDF-like weight.
             let weight = (total / posting.len() as f64).ln() + 1.0;
             for &i in posting.iter().take(MAX_POSTINGS_SCANNED) {
-                *scores.entry(i).or_default() += weight;
+                let score = &mut scores[i as usize];
+                if *score == 0.0 {
+                    touched.push(i);
+                }
+                *score += weight;
             }
         }
-        let mut ranked: Vec<(u32, f64)> = scores
-            .into_iter()
-            .filter(|&(i, _)| usable(i) && !seen.contains(&i))
-            .collect();
-        let better = |&(a, score_a): &(u32, f64), &(b, score_b): &(u32, f64)| {
-            let (a, b) = (&self.articles[a as usize], &self.articles[b as usize]);
-            score_b
-                .total_cmp(&score_a)
-                .then_with(|| (b.section == article.section).cmp(&(a.section == article.section)))
-                .then_with(|| Article::newest_first(a, b))
+        let own_section = self
+            .by_id
+            .get(article.id.as_str())
+            .map(|&i| self.section_of[i as usize]);
+        // Candidates as (score, same section, published, index), compared
+        // without touching the articles; the id breaks a full tie. Only the
+        // best `wanted` are kept, in a bounded heap whose top is the worst.
+        let better = |a: &Candidate, b: &Candidate| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| b.1.cmp(&a.1))
+                .then_with(|| b.2.cmp(&a.2))
+                .then_with(|| {
+                    self.articles[a.3 as usize]
+                        .id
+                        .cmp(&self.articles[b.3 as usize].id)
+                })
         };
         let wanted = depth.saturating_sub(order.len());
-        if ranked.len() > wanted && wanted > 0 {
-            ranked.select_nth_unstable_by(wanted - 1, better);
-            ranked.truncate(wanted);
+        let mut best: Vec<Candidate> = Vec::with_capacity(wanted.min(touched.len()) + 1);
+        for &i in &touched {
+            if wanted == 0 {
+                break;
+            }
+            if !usable(i) || seen.contains(&i) {
+                continue;
+            }
+            let same = Some(self.section_of[i as usize]) == own_section
+                || (own_section.is_none() && self.articles[i as usize].section == article.section);
+            let candidate = (scores[i as usize], same, self.published[i as usize], i);
+            if best.len() < wanted {
+                best.push(candidate);
+                if best.len() == wanted {
+                    // Worst first from here on.
+                    best.sort_by(|a, b| better(b, a));
+                }
+            } else if better(&candidate, &best[0]).is_lt() {
+                // Replace the worst and restore the order (k is small).
+                let at = best.partition_point(|kept| {
+                    better(kept, &candidate).is_lt() == false && better(&candidate, kept).is_lt()
+                });
+                best.insert(at, candidate);
+                best.remove(0);
+            }
         }
+        for &i in &touched {
+            scores[i as usize] = 0.0;
+        }
+        let mut ranked = best;
         ranked.sort_by(better);
-        order.extend(ranked.into_iter().map(|(i, _)| i).take(wanted));
+        order.extend(ranked.into_iter().map(|(_, _, _, i)| i).take(wanted));
         order.truncate(depth);
         order
     }
