@@ -235,6 +235,7 @@ pub fn plan<'a>(
         related: setup.digest.related,
         max_items: setup.digest.max_items,
     };
+    let started = Instant::now();
     let plan = digest::plan(
         &config.site,
         articles,
@@ -242,6 +243,12 @@ pub fn plan<'a>(
         &settings,
         history,
     )?;
+    say.detail(format!(
+        "planned {} emails over {} articles (related-read index and rankings included) in {:.3} s",
+        plan.emails.len(),
+        articles.len(),
+        started.elapsed().as_secs_f64()
+    ));
     for (article, id) in &plan.unknown_related {
         say.warn(format!(
             "article {article:?} lists related id {id:?}, which is not an article; skipped"

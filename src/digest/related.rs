@@ -276,9 +276,8 @@ impl<'a> RelatedIndex<'a> {
                 }
             } else if better(&candidate, &best[0]).is_lt() {
                 // Replace the worst and restore the order (k is small).
-                let at = best.partition_point(|kept| {
-                    better(kept, &candidate).is_lt() == false && better(&candidate, kept).is_lt()
-                });
+                // Worse-than-candidate entries come first.
+                let at = best.partition_point(|kept| better(&candidate, kept).is_lt());
                 best.insert(at, candidate);
                 best.remove(0);
             }
