@@ -347,7 +347,10 @@ fn load_archive(
         || digest::Archive::new(now, setup.digest.window),
         None,
     )?;
-    Ok(archive.articles)
+    let mut articles = archive.articles;
+    // Loading threads finish in any order: fix one, newest first.
+    articles.sort_unstable_by(Article::newest_first);
+    Ok(articles)
 }
 
 /// What a recipient already has, according to the state store (if any).

@@ -19,6 +19,10 @@ use crate::model::Article;
 /// its newest postings bounds the cost on very large archives.
 const MAX_POSTINGS_SCANNED: usize = 20_000;
 
+/// Hash maps over the archive's ids and keywords: XXH3 instead of SipHash
+/// (no untrusted-key flooding concern for a batch tool; much faster).
+type FastMap<K, V> = HashMap<K, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
+
 /// A ranking candidate: (score, same section, published, article index).
 type Candidate = (f64, bool, i64, u32);
 
@@ -27,8 +31,8 @@ type Ranking = (Arc<[u32]>, bool);
 
 pub struct RelatedIndex<'a> {
     articles: &'a [Article],
-    by_id: HashMap<&'a str, u32>,
-    keyword_ids: HashMap<&'a str, u32>,
+    by_id: FastMap<&'a str, u32>,
+    keyword_ids: FastMap<&'a str, u32>,
     /// Per keyword id: article indexes, newest first.
     postings: Vec<Vec<u32>>,
     /// Articles published by the digest's clock; later ones are embargoed.
@@ -54,32 +58,70 @@ impl<'a> RelatedIndex<'a> {
     }
 
     pub fn new(articles: &'a [Article], now: DateTime<Utc>) -> Self {
+        // Newest first; pdqsort finds an already sorted archive in one pass.
         let mut order: Vec<u32> = (0..articles.len() as u32).collect();
-        order.sort_by(|&a, &b| Article::newest_first(&articles[a as usize], &articles[b as usize]));
-        let mut keyword_ids: HashMap<&str, u32> = HashMap::new();
+        order.sort_unstable_by(|&a, &b| {
+            Article::newest_first(&articles[a as usize], &articles[b as usize])
+        });
+        // Postings are built in parallel over runs of the newest-first order
+        // and joined in order, while this thread maps ids to articles.
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 8);
+        let run = order.len().div_ceil(workers).max(1);
+        let (parts, by_id) = std::thread::scope(|scope| {
+            let handles: Vec<_> = order
+                .chunks(run)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut map: FastMap<&str, Vec<u32>> = FastMap::default();
+                        let mut first_seen: Vec<&str> = Vec::new();
+                        for &i in part {
+                            for keyword in &articles[i as usize].keywords {
+                                let list = map.entry(keyword.as_str()).or_insert_with(|| {
+                                    first_seen.push(keyword.as_str());
+                                    Vec::new()
+                                });
+                                list.push(i);
+                            }
+                        }
+                        (first_seen, map)
+                    })
+                })
+                .collect();
+            let by_id: FastMap<&str, u32> = articles
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.id.as_str(), i as u32))
+                .collect();
+            let parts: Vec<_> = handles
+                .into_iter()
+                .map(|h| h.join().expect("an index thread panicked"))
+                .collect();
+            (parts, by_id)
+        });
+        let mut keyword_ids: FastMap<&str, u32> = FastMap::default();
         let mut postings: Vec<Vec<u32>> = Vec::new();
-        for &i in &order {
-            for keyword in &articles[i as usize].keywords {
+        for (first_seen, mut map) in parts {
+            for keyword in first_seen {
+                let list = map.remove(keyword).expect("every keyword seen has a list");
                 let next = keyword_ids.len() as u32;
-                let k = *keyword_ids.entry(keyword.as_str()).or_insert(next);
+                let k = *keyword_ids.entry(keyword).or_insert(next);
                 if k as usize == postings.len() {
-                    postings.push(Vec::new());
+                    postings.push(list);
+                } else {
+                    postings[k as usize].extend(list);
                 }
-                postings[k as usize].push(i);
             }
         }
         RelatedIndex {
             articles,
-            by_id: articles
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (a.id.as_str(), i as u32))
-                .collect(),
+            by_id,
             keyword_ids,
             postings,
             visible: articles.iter().map(|a| a.published <= now).collect(),
             section_of: {
-                let mut sections: HashMap<&str, u32> = HashMap::new();
+                let mut sections: FastMap<&str, u32> = FastMap::default();
                 articles
                     .iter()
                     .map(|a| {
