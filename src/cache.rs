@@ -12,7 +12,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -33,8 +32,11 @@ struct Entry {
     size: u64,
     now: DateTime<Utc>,
     count: usize,
-    /// Id fingerprints and places, packed little-endian (u64, u32, u32).
-    ids: String,
+    /// How many id places the companion `.ids` file holds, packed
+    /// little-endian (u64, u32, u32): 16 bytes each.
+    ids: usize,
+    /// XXH3-64 of the `.ids` file, so it is never paired with another entry.
+    ids_hash: u64,
     articles: Vec<Article>,
 }
 
@@ -95,32 +97,46 @@ fn hash_file(path: &Path) -> Option<(u128, u64)> {
     }
 }
 
-fn pack(ids: &[IdPlace]) -> String {
-    let mut bytes = Vec::with_capacity(ids.len() * 16);
+const ID_BYTES: usize = 16;
+
+/// Writes id places packed, without building a copy of them all; returns
+/// the hash of what it wrote.
+fn write_ids(path: &Path, ids: &[IdPlace]) -> std::io::Result<u64> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(path)?);
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for id in ids {
-        bytes.extend_from_slice(&id.hash.to_le_bytes());
-        bytes.extend_from_slice(&id.line.to_le_bytes());
-        bytes.extend_from_slice(&id.col.to_le_bytes());
+        let mut packed = [0u8; ID_BYTES];
+        packed[..8].copy_from_slice(&id.hash.to_le_bytes());
+        packed[8..12].copy_from_slice(&id.line.to_le_bytes());
+        packed[12..].copy_from_slice(&id.col.to_le_bytes());
+        hasher.update(&packed);
+        out.write_all(&packed)?;
     }
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    out.flush()?;
+    Ok(hasher.digest())
 }
 
-fn unpack(text: &str) -> Option<Vec<IdPlace>> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .ok()?;
-    if bytes.len() % 16 != 0 {
+/// Reads `count` packed id places, in small blocks, if they hash to `hash`.
+fn read_ids(path: &Path, count: usize, hash: u64) -> Option<Vec<IdPlace>> {
+    let mut file = std::fs::File::open(path).ok()?;
+    if file.metadata().ok()?.len() != (count * ID_BYTES) as u64 {
         return None;
     }
-    let ids = bytes
-        .chunks_exact(16)
-        .map(|c| IdPlace {
+    let mut ids = Vec::with_capacity(count);
+    let mut block = vec![0u8; ID_BYTES * 4096];
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    while ids.len() < count {
+        let n = (count - ids.len()).min(4096) * ID_BYTES;
+        file.read_exact(&mut block[..n]).ok()?;
+        hasher.update(&block[..n]);
+        ids.extend(block[..n].chunks_exact(ID_BYTES).map(|c| IdPlace {
             hash: u64::from_le_bytes(c[..8].try_into().expect("8 bytes")),
             line: u32::from_le_bytes(c[8..12].try_into().expect("4 bytes")),
             col: u32::from_le_bytes(c[12..].try_into().expect("4 bytes")),
-        })
-        .collect();
-    Some(ids)
+        }));
+    }
+    (hasher.digest() == hash).then_some(ids)
 }
 
 impl<'s> Reuse<Selection<'s>> for BuildCache<'s> {
@@ -134,7 +150,11 @@ impl<'s> Reuse<Selection<'s>> for BuildCache<'s> {
         if format!("{content:032x}") != entry.content || size != entry.size {
             return None;
         }
-        let ids = unpack(&entry.ids)?;
+        let ids = read_ids(
+            &self.entry_path(path).with_extension("ids"),
+            entry.ids,
+            entry.ids_hash,
+        )?;
         let mut sink = Selection::new(self.site, self.now, self.per_feed);
         for article in entry.articles {
             sink.accept(article);
@@ -153,28 +173,36 @@ impl<'s> Reuse<Selection<'s>> for BuildCache<'s> {
         let Ok(size) = std::fs::metadata(path).map(|m| m.len()) else {
             return;
         };
-        let entry = Entry {
-            format: FORMAT,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            config: format!("{:032x}", self.config),
-            content: format!("{content:032x}"),
-            size,
-            now: self.now,
-            count: result.count,
-            ids: pack(&result.ids),
-            articles: articles.into_iter().cloned().collect(),
-        };
-        // Not synced to disk: a torn entry fails to parse and is a miss. A
-        // cache that cannot be written only costs the next build time.
-        if let Ok(bytes) = serde_json::to_vec(&entry) {
-            let target = self.entry_path(path);
-            let temp = target.with_extension(format!("{}.tmp", std::process::id()));
-            let written = std::fs::create_dir_all(&self.dir)
-                .and_then(|()| std::fs::write(&temp, bytes))
-                .and_then(|()| std::fs::rename(&temp, &target));
-            if written.is_err() {
-                let _ = std::fs::remove_file(&temp);
-            }
+        let target = self.entry_path(path);
+        let pid = std::process::id();
+        let ids_temp = target.with_extension(format!("ids.{pid}.tmp"));
+        let entry_temp = target.with_extension(format!("{pid}.tmp"));
+        // Not synced to disk: a torn entry fails to parse, a torn or foreign
+        // id file fails its hash, and either is a miss. A cache that cannot
+        // be written only costs the next build time.
+        let written = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| write_ids(&ids_temp, &result.ids))
+            .and_then(|ids_hash| {
+                let entry = Entry {
+                    format: FORMAT,
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    config: format!("{:032x}", self.config),
+                    content: format!("{content:032x}"),
+                    size,
+                    now: self.now,
+                    count: result.count,
+                    ids: result.ids.len(),
+                    ids_hash,
+                    articles: articles.into_iter().cloned().collect(),
+                };
+                let bytes = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
+                std::fs::rename(&ids_temp, target.with_extension("ids"))?;
+                std::fs::write(&entry_temp, bytes)?;
+                std::fs::rename(&entry_temp, &target)
+            });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&ids_temp);
+            let _ = std::fs::remove_file(&entry_temp);
         }
     }
 }
@@ -185,19 +213,18 @@ mod tests {
 
     #[test]
     fn id_places_round_trip() {
-        let ids = vec![
-            IdPlace {
-                hash: u64::MAX,
-                line: 7,
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.ids");
+        let ids: Vec<IdPlace> = (0..10_000u32)
+            .map(|i| IdPlace {
+                hash: u64::MAX - i as u64,
+                line: i,
                 col: 3,
-            },
-            IdPlace {
-                hash: 1,
-                line: 1,
-                col: 1,
-            },
-        ];
-        assert_eq!(unpack(&pack(&ids)).unwrap(), ids);
-        assert!(unpack("AAAA").is_none());
+            })
+            .collect();
+        let hash = write_ids(&path, &ids).unwrap();
+        assert_eq!(read_ids(&path, ids.len(), hash).unwrap(), ids);
+        assert!(read_ids(&path, ids.len() + 1, hash).is_none());
+        assert!(read_ids(&path, ids.len(), hash ^ 1).is_none());
     }
 }

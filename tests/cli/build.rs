@@ -1100,3 +1100,27 @@ fn cached_builds_match_full_parses_for_any_clock() {
     assert!(site.read_out_text("feeds/rss.xml").contains("标题 p1"));
     assert!(!site.read_out_text("feeds/rss.xml").contains("标题 s1"));
 }
+
+/// A duplicate id is found between a file reused from the cache and a new
+/// one, and both places are named.
+#[test]
+fn cached_file_ids_still_catch_duplicates() {
+    let site = Site::new();
+    site.write_jsonl(
+        "articles/a.jsonl",
+        &[article("x1", "news", "2017-03-20T10:00:00+08:00")],
+    );
+    site.build_at(NOW).assert_success();
+    site.write_jsonl(
+        "articles/b.jsonl",
+        &[article("x1", "tech", "2017-03-21T10:00:00+08:00")],
+    );
+    let output = site.build_at(NOW);
+    output.assert_code(1);
+    let errors = output.errors().join("\n");
+    assert!(
+        errors.contains("articles/b.jsonl:1:2: id: \"x1\" is already used at ")
+            && errors.contains("articles/a.jsonl:1:2"),
+        "{errors}"
+    );
+}
