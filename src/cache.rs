@@ -97,6 +97,27 @@ fn hash_file(path: &Path) -> Option<(u128, u64)> {
     }
 }
 
+/// Whether a cached article has the shape validation gives fresh ones:
+/// http(s) links, a declared section, clean one-line text, no characters
+/// XML cannot carry.
+fn plausible(article: &Article, site: &Site) -> bool {
+    use crate::text::{is_one_line, is_unsafe_char};
+    let web = |url: &url::Url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty());
+    let line = |text: &str| !text.is_empty() && is_one_line(text);
+    let clean = |text: &str| !text.chars().any(is_unsafe_char);
+    web(&article.url)
+        && article.image.as_ref().is_none_or(web)
+        && site.section(&article.section).is_some()
+        && line(&article.id)
+        && line(&article.title)
+        && [&article.author, &article.editor, &article.source].iter().all(|t| t.as_deref().is_none_or(line))
+        && article.keywords.iter().all(|k| line(k))
+        && article.related.iter().all(|r| line(r))
+        && article.summary.as_deref().is_none_or(clean)
+        && article.content_html.as_deref().is_none_or(clean)
+        && article.updated >= article.published
+}
+
 const ID_BYTES: usize = 16;
 
 /// Writes id places packed, without building a copy of them all; returns
@@ -155,6 +176,12 @@ impl<'s> Reuse<Selection<'s>> for BuildCache<'s> {
             entry.ids,
             entry.ids_hash,
         )?;
+        // Entries are keyed on hashes anyone can recompute: what they hold is
+        // checked like fresh input, and one article that would not pass
+        // makes the whole entry a miss.
+        if !entry.articles.iter().all(|a| plausible(a, self.site)) {
+            return None;
+        }
         let mut sink = Selection::new(self.site, self.now, self.per_feed);
         for article in entry.articles {
             sink.accept(article);
