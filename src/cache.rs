@@ -102,7 +102,9 @@ fn hash_file(path: &Path) -> Option<(u128, u64)> {
 /// XML cannot carry.
 fn plausible(article: &Article, site: &Site) -> bool {
     use crate::text::{is_one_line, is_unsafe_char};
-    let web = |url: &url::Url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty());
+    let web = |url: &url::Url| {
+        matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty())
+    };
     let line = |text: &str| !text.is_empty() && is_one_line(text);
     let clean = |text: &str| !text.chars().any(is_unsafe_char);
     web(&article.url)
@@ -110,7 +112,9 @@ fn plausible(article: &Article, site: &Site) -> bool {
         && site.section(&article.section).is_some()
         && line(&article.id)
         && line(&article.title)
-        && [&article.author, &article.editor, &article.source].iter().all(|t| t.as_deref().is_none_or(line))
+        && [&article.author, &article.editor, &article.source]
+            .iter()
+            .all(|t| t.as_deref().is_none_or(line))
         && article.keywords.iter().all(|k| line(k))
         && article.related.iter().all(|r| line(r))
         && article.summary.as_deref().is_none_or(clean)

@@ -64,13 +64,32 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// Control characters from the input (a key named with an escape
+    /// sequence, say) are shown escaped: a problem is one line, and never
+    /// drives the terminal.
     pub fn new(location: Location, field: Option<&str>, message: impl Into<String>) -> Self {
         Problem {
             location,
-            field: field.map(str::to_owned),
-            message: message.into(),
+            field: field.map(escape_controls),
+            message: escape_controls(&message.into()),
         }
     }
+}
+
+/// `text` with control characters written as `\u{1b}` escapes.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl Problem {

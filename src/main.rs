@@ -4,6 +4,15 @@
 //! clock and the environment, runs one command and picks the exit code
 //! (0 success, 1 invalid usage or input, 2 delivery incomplete).
 
+/// `writeln!` that ignores a closed pipe (`bulletin build | head`): the
+/// reader going away is no reason to panic.
+macro_rules! ignore_closed {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 mod cache;
 mod cli;
 mod commands;
@@ -29,6 +38,28 @@ use cli::{Cli, Command};
 use commands::{Failure, Verbosity};
 use config::Config;
 
+/// The run's clock: `--now`, or the real one. A `--now` whose date cannot
+/// be written in the site's timezone is a usage error.
+fn clock(
+    now: Option<chrono::DateTime<Utc>>,
+    config: &Config,
+) -> Result<chrono::DateTime<Utc>, Failure> {
+    let now = now.unwrap_or_else(Utc::now);
+    if config.site.zone.representable(now) {
+        Ok(now)
+    } else {
+        let location = diag::Location::file(std::path::Path::new("--now"));
+        Err(Failure::Invalid(
+            diag::Problem::new(
+                location,
+                None,
+                "is outside the years 1 to 9999 in the site's timezone",
+            )
+            .into(),
+        ))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -48,7 +79,8 @@ fn main() -> ExitCode {
         Err(Failure::Invalid(problems)) => {
             report::problems(&problems, &context);
             let n = problems.len();
-            eprintln!(
+            ignore_closed!(
+                std::io::stderr(),
                 "bulletin: {n} problem{} found; nothing was written or sent",
                 if n == 1 { "" } else { "s" }
             );
@@ -59,7 +91,7 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Busy(why)) => {
-            eprintln!("bulletin: {why}");
+            ignore_closed!(std::io::stderr(), "bulletin: {why}");
             ExitCode::from(2)
         }
     }
@@ -101,7 +133,7 @@ fn run(cli: &Cli, context: &mut report::Context) -> Result<ExitCode, Failure> {
             commands::build::run(
                 &config,
                 out.clone(),
-                now.now.unwrap_or_else(Utc::now),
+                clock(now.now, &config)?,
                 !*no_cache,
                 say,
             )?;
@@ -118,7 +150,7 @@ fn run(cli: &Cli, context: &mut report::Context) -> Result<ExitCode, Failure> {
         }
         Command::Digest { config, mode, now } => {
             let config = load(&config.path)?;
-            let now = now.now.unwrap_or_else(Utc::now);
+            let now = clock(now.now, &config)?;
             if let Some(dir) = &mode.dry_run {
                 commands::digest::dry_run(&config, dir, now, say)?;
             } else if mode.send {

@@ -47,6 +47,13 @@ impl SiteZone {
         }
     }
 
+    /// Whether `instant` has a year from 1 to 9999 both in UTC and in this
+    /// zone: what feed and mail dates (RFC 2822) can carry.
+    pub fn representable(&self, instant: DateTime<Utc>) -> bool {
+        use chrono::Datelike;
+        (1..=9999).contains(&instant.year()) && (1..=9999).contains(&self.local(instant).year())
+    }
+
     /// Reads a wall-clock time in this zone. In a daylight-saving overlap the
     /// earlier instant wins; a time inside a gap does not exist and is `None`.
     pub fn resolve_local(&self, naive: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {

@@ -623,15 +623,16 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
     if complete {
         say.summary(summary);
     } else {
-        eprintln!("{summary}");
+        ignore_closed!(std::io::stderr(), "{summary}");
         // Why messages are still pending, most common first.
         let mut reasons: Vec<(String, usize)> = reasons.into_iter().collect();
         reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         for (why, n) in reasons.iter().take(5) {
-            eprintln!("  {n} pending: {why}");
+            ignore_closed!(std::io::stderr(), "  {n} pending: {why}");
         }
         if deferred > 0 || pending_left > 0 {
-            eprintln!(
+            ignore_closed!(
+                std::io::stderr(),
                 "bulletin: delivery incomplete; run `bulletin digest --send` again to finish the pending messages"
             );
         }

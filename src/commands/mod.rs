@@ -45,7 +45,7 @@ impl Verbosity {
     /// The closing summary of a command, on stdout unless `-q`.
     pub fn summary(&self, line: impl AsRef<str>) {
         if !self.quiet {
-            println!("{}", line.as_ref());
+            ignore_closed!(std::io::stdout(), "{}", line.as_ref());
         }
     }
 

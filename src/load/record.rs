@@ -260,7 +260,14 @@ pub fn web_url(text: &str, base: &Url) -> Result<Url, String> {
 /// Reads `published`/`updated`: RFC 3339 with an offset, or a wall-clock time
 /// `YYYY-MM-DD HH:MM[:SS]` (or a bare date) in the site's timezone.
 pub fn parse_datetime(text: &str, zone: SiteZone) -> Result<DateTime<Utc>, String> {
-    let text = text.trim();
+    let instant = parse_any_datetime(text.trim(), zone)?;
+    if !zone.representable(instant) {
+        return Err(format!("{:?} is outside the years 1 to 9999", text.trim()));
+    }
+    Ok(instant)
+}
+
+fn parse_any_datetime(text: &str, zone: SiteZone) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.to_utc());
     }
