@@ -399,6 +399,13 @@ impl Config {
         let sections = validate_sections(&raw.sections, base_url.as_ref(), &mut report);
 
         let digest = raw.digest.map(|d| {
+            // Both end up in mail headers: a line break there is an attack or
+            // a mistake, never something to fold away quietly.
+            for (key, value) in [("digest.subject", Some(d.subject.as_str())), ("digest.unsubscribe_url", d.unsubscribe_url.as_deref())] {
+                if let Some(value) = value.filter(|v| v.chars().any(char::is_control)) {
+                    report(key, format!("{value:?} contains a control character (line breaks are not allowed in mail headers)"));
+                }
+            }
             let window = parse_duration(&d.window).unwrap_or_else(|| {
                 report(
                     "digest.window",

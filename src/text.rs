@@ -92,9 +92,17 @@ pub fn split_keywords(line: &str) -> Vec<String> {
         .collect()
 }
 
-/// Keywords without repeats, first occurrence kept. (Lists are short: a
-/// linear scan beats hashing.)
+/// Keywords without repeats, first occurrence kept. (Short lists, the usual
+/// case, by a scan; long ones by hashing.)
 pub fn dedup_keywords(keywords: Vec<String>) -> Vec<String> {
+    if keywords.len() > 16 {
+        // Input decides the length: stay linear for long lists.
+        let mut seen = std::collections::HashSet::with_capacity(keywords.len());
+        return keywords
+            .into_iter()
+            .filter(|k| seen.insert(k.clone()))
+            .collect();
+    }
     let mut unique: Vec<String> = Vec::with_capacity(keywords.len());
     for keyword in keywords {
         if !unique.contains(&keyword) {

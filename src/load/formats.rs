@@ -72,6 +72,13 @@ impl LineIndex {
         LineIndex { starts }
     }
 
+    /// Line `number` (1-based) of `text`, without its line break.
+    pub(crate) fn line<'t>(&self, text: &'t str, number: usize) -> Option<&'t str> {
+        let start = *self.starts.get(number.checked_sub(1)?)?;
+        let end = self.starts.get(number).map_or(text.len(), |&next| next - 1);
+        Some(text[start..end].trim_end_matches('\r'))
+    }
+
     /// 1-based line and column (in characters) of byte `offset`.
     pub(crate) fn position(&self, text: &str, offset: usize) -> (usize, usize) {
         let line = self.starts.partition_point(|&start| start <= offset);

@@ -475,20 +475,25 @@ impl<'a, S: Sink> Collector<'a, S> {
             Location::at(&files[file as usize].0, p.line as usize, p.col as usize)
         };
         let mut found = Vec::new();
+        let mut sources = Sources::default();
         for mut group in duplicate_fingerprints(&lists) {
             group.sort_unstable_by_key(|&(file, p)| (file, p.line, p.col));
             // Equal fingerprints are confirmed by reading both ids back (rare:
             // only on the error path), so a hash collision is never reported.
-            let ids: Vec<Option<String>> = group.iter().map(|s| id_at(&place(s))).collect();
-            for (j, seen) in group.iter().enumerate().skip(1) {
-                if let Some(first) = (0..j).find(|&k| ids[k].is_some() && ids[k] == ids[j]) {
-                    let id = ids[j].as_deref().unwrap_or_default();
+            let mut first_of: HashMap<String, usize> = HashMap::new();
+            for (j, seen) in group.iter().enumerate() {
+                let Some(id) = id_at(&place(seen), &mut sources) else {
+                    continue;
+                };
+                if let Some(&first) = first_of.get(&id) {
                     let message = format!("{id:?} is already used at {}", place(&group[first]));
                     let origin = Origin {
                         file: seen.0,
                         chunk: 0,
                     };
                     found.push((origin, Problem::new(place(seen), Some("id"), message)));
+                } else {
+                    first_of.insert(id, j);
                 }
             }
         }
@@ -557,11 +562,29 @@ fn id_fingerprint(id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
+/// Input files read back for the duplicate check, each once.
+#[derive(Default)]
+struct Sources {
+    files: HashMap<PathBuf, Option<(String, formats::LineIndex)>>,
+}
+
+impl Sources {
+    /// Line `number` (1-based) of the file at `path`.
+    fn line(&mut self, path: &Path, number: usize) -> Option<&str> {
+        let entry = self.files.entry(path.to_path_buf()).or_insert_with(|| {
+            let text = std::fs::read_to_string(path).ok()?;
+            let index = formats::LineIndex::new(&text);
+            Some((text, index))
+        });
+        let (text, index) = entry.as_ref()?;
+        index.line(text, number)
+    }
+}
+
 /// The id value assigned at `at` (the position of its `id` key), read back
 /// from the file: `"id": "x"` in JSON, `id = "x"` in TOML.
-fn id_at(at: &Location) -> Option<String> {
-    let text = std::fs::read_to_string(&at.path).ok()?;
-    let line = text.lines().nth(at.line? - 1)?;
+fn id_at(at: &Location, sources: &mut Sources) -> Option<String> {
+    let line = sources.line(&at.path, at.line?)?;
     let start = line.char_indices().nth(at.col? - 1).map(|(i, _)| i)?;
     let rest = line[start..]
         .trim_start_matches('"')
