@@ -76,11 +76,13 @@ impl Staging {
         written.with_context(|| format!("cannot write {}", temp.display()))
     }
 
-    /// Moves every staged file into place.
+    /// Moves every staged file into place. If one cannot be moved, the
+    /// temporary files not yet moved are removed (when `self` drops).
     pub fn commit(mut self) -> Result<WriteReport> {
-        for (temp, target) in std::mem::take(&mut self.staged) {
+        while let Some((temp, target)) = self.staged.first().cloned() {
             fs::rename(&temp, &target)
                 .with_context(|| format!("cannot move {} into place", target.display()))?;
+            self.staged.remove(0);
             self.report.changed += 1;
             // Makes the rename durable; not every file system allows it.
             if self.durable

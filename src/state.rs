@@ -68,6 +68,26 @@ pub struct NewDelivery<'a> {
     pub article_ids: Vec<&'a str>,
 }
 
+/// An error opening the database, saying which file and, for a lock, what
+/// to do.
+fn unusable(path: &Path, e: rusqlite::Error) -> anyhow::Error {
+    let locked = matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    if locked {
+        anyhow::Error::from(e).context(format!(
+            "state database {} is locked by another program; nothing was sent, try again when it is done",
+            path.display()
+        ))
+    } else {
+        anyhow::Error::from(e).context(format!(
+            "{} is not a usable SQLite database",
+            path.display()
+        ))
+    }
+}
+
 /// The outcome of one attempt, to record.
 pub struct Outcome<'a> {
     pub issue: &'a str,
@@ -87,6 +107,8 @@ pub struct Pending {
 
 /// Adds the messages of one issue inside [`State::fix_issue`]'s transaction.
 pub struct Fixer<'t> {
+    /// Names the database in errors.
+    label: String,
     insert: rusqlite::Statement<'t>,
     article: rusqlite::Statement<'t>,
     issue: &'t str,
@@ -95,6 +117,10 @@ pub struct Fixer<'t> {
 
 impl Fixer<'_> {
     pub fn add(&mut self, d: &NewDelivery<'_>) -> Result<()> {
+        self.insert_all(d).with_context(|| self.label.clone())
+    }
+
+    fn insert_all(&mut self, d: &NewDelivery<'_>) -> Result<()> {
         let recipient = d.recipient.to_lowercase();
         self.insert.execute(params![
             self.issue,
@@ -136,9 +162,17 @@ pub fn read_message(path: &Path, issue: &str, recipient: &str) -> Result<Vec<u8>
 
 pub struct State {
     conn: Connection,
+    /// For messages: every error names the database file.
+    path: std::path::PathBuf,
 }
 
 impl State {
+    /// Names the database file in an error (damage or a lock is found by
+    /// whatever query meets it first).
+    fn labelled<T>(&self, result: Result<T>) -> Result<T> {
+        result.with_context(|| format!("state database {}", self.path.display()))
+    }
+
     /// Opens (creating when needed) the database at `path` for writing.
     pub fn open(path: &Path) -> Result<State> {
         if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -149,9 +183,13 @@ impl State {
             .with_context(|| format!("cannot open the state database {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .with_context(|| format!("{} is not a usable SQLite database", path.display()))?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let mut state = State { conn };
+            .map_err(|e| unusable(path, e))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| unusable(path, e))?;
+        let mut state = State {
+            conn,
+            path: path.to_path_buf(),
+        };
         state.migrate(path)?;
         Ok(state)
     }
@@ -164,7 +202,10 @@ impl State {
         }
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("cannot open the state database {}", path.display()))?;
-        let state = State { conn };
+        let state = State {
+            conn,
+            path: path.to_path_buf(),
+        };
         let version = state.version(path)?;
         if version != SCHEMA_VERSION {
             bail!(
@@ -183,7 +224,7 @@ impl State {
     fn version(&self, path: &Path) -> Result<i64> {
         self.conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
-            .with_context(|| format!("{} is not a usable SQLite database", path.display()))
+            .map_err(|e| unusable(path, e))
     }
 
     fn migrate(&mut self, path: &Path) -> Result<()> {
@@ -205,23 +246,31 @@ impl State {
 
     /// Articles already sent to (or fixed for) `recipient` in any issue.
     pub fn articles_for(&self, recipient: &str) -> Result<HashSet<String>> {
-        let mut statement = self.conn.prepare_cached(
-            "SELECT a.article_id FROM delivery_articles a
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<HashSet<String>> {
+            let mut statement = self.conn.prepare_cached(
+                "SELECT a.article_id FROM delivery_articles a
              JOIN deliveries d ON d.issue = a.issue AND d.recipient = a.recipient
              WHERE a.recipient = ?1 AND d.status != 'failed'",
-        )?;
-        let rows = statement.query_map([recipient.to_lowercase()], |row| row.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            )?;
+            let rows = statement.query_map([recipient.to_lowercase()], |row| row.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })();
+        self.labelled(result)
     }
 
     /// Whether `recipient` already has a message fixed for `issue`.
     pub fn has_delivery(&self, issue: &str, recipient: &str) -> Result<bool> {
-        let found = self
-            .conn
-            .prepare_cached("SELECT 1 FROM deliveries WHERE issue = ?1 AND recipient = ?2")?
-            .query_row(params![issue, recipient.to_lowercase()], |_| Ok(()))
-            .optional()?;
-        Ok(found.is_some())
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<bool> {
+            let found = self
+                .conn
+                .prepare_cached("SELECT 1 FROM deliveries WHERE issue = ?1 AND recipient = ?2")?
+                .query_row(params![issue, recipient.to_lowercase()], |_| Ok(()))
+                .optional()?;
+            Ok(found.is_some())
+        })();
+        self.labelled(result)
     }
 
     /// Fixes the messages of an issue, all in one transaction: `produce`
@@ -232,43 +281,53 @@ impl State {
         now: &str,
         produce: impl FnOnce(&mut Fixer<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let tx = self.conn.transaction().map_err(anyhow::Error::from)?;
+        let label = format!("state database {}", self.path.display());
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| anyhow::Error::from(e).context(label.clone()))?;
         {
             let mut fixer = Fixer {
+                label: label.clone(),
                 insert: tx
                     .prepare(
                         "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, created_at, updated_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
                     )
-                    .map_err(anyhow::Error::from)?,
+                    .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
                 article: tx
                     .prepare("INSERT OR IGNORE INTO delivery_articles (recipient, article_id, issue) VALUES (?1, ?2, ?3)")
-                    .map_err(anyhow::Error::from)?,
+                    .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
                 issue,
                 now,
             };
             produce(&mut fixer)?;
         }
-        tx.commit().map_err(anyhow::Error::from)?;
+        tx.commit()
+            .map_err(|e| anyhow::Error::from(e).context(label))?;
         Ok(())
     }
 
     /// Every message still to deliver, oldest issue first (without bodies:
     /// senders read each from the database when they send it).
     pub fn pending(&self) -> Result<Vec<Pending>> {
-        let mut statement = self.conn.prepare(
-            "SELECT issue, recipient, address, message_id FROM deliveries
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<Vec<Pending>> {
+            let mut statement = self.conn.prepare(
+                "SELECT issue, recipient, address, message_id FROM deliveries
              WHERE status = 'pending' ORDER BY issue, recipient",
-        )?;
-        let rows = statement.query_map([], |row| {
-            Ok(Pending {
-                issue: row.get(0)?,
-                recipient: row.get(1)?,
-                address: row.get(2)?,
-                message_id: row.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(Pending {
+                    issue: row.get(0)?,
+                    recipient: row.get(1)?,
+                    address: row.get(2)?,
+                    message_id: row.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })();
+        self.labelled(result)
     }
 
     /// Records the outcome of one attempt, durably, before the next send.
@@ -280,56 +339,72 @@ impl State {
         error: Option<&str>,
         now: &str,
     ) -> Result<()> {
-        self.conn
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<()> {
+            self.conn
             .prepare_cached(
                 "UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5
                  WHERE issue = ?1 AND recipient = ?2",
             )?
             .execute(params![issue, recipient, status.as_str(), error, now])?;
-        Ok(())
+            Ok(())
+        })();
+        self.labelled(result)
     }
 
     /// Records several outcomes in one transaction (one sync to disk for
     /// all: a group commit), before any of their senders goes on.
     pub fn record_all(&mut self, outcomes: &[Outcome<'_>], now: &str) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut update = tx.prepare_cached(
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<()> {
+            let tx = self.conn.transaction()?;
+            {
+                let mut update = tx.prepare_cached(
                 "UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5
                  WHERE issue = ?1 AND recipient = ?2",
             )?;
-            for o in outcomes {
-                update.execute(params![
-                    o.issue,
-                    o.recipient,
-                    o.status.as_str(),
-                    o.error,
-                    now
-                ])?;
+                for o in outcomes {
+                    update.execute(params![
+                        o.issue,
+                        o.recipient,
+                        o.status.as_str(),
+                        o.error,
+                        now
+                    ])?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })();
+        self.labelled(result)
     }
 
     /// Recipients per status for `issue`.
     pub fn count(&self, issue: &str, status: Status) -> Result<usize> {
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM deliveries WHERE issue = ?1 AND status = ?2",
-            params![issue, status.as_str()],
-            |row| row.get(0),
-        )?;
-        Ok(n as usize)
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<usize> {
+            let n: i64 = self.conn.query_row(
+                "SELECT count(*) FROM deliveries WHERE issue = ?1 AND status = ?2",
+                params![issue, status.as_str()],
+                |row| row.get(0),
+            )?;
+            Ok(n as usize)
+        })();
+        self.labelled(result)
     }
 
     /// Recipients per status across every issue.
     pub fn count_all(&self, status: Status) -> Result<usize> {
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM deliveries WHERE status = ?1",
-            [status.as_str()],
-            |row| row.get(0),
-        )?;
-        Ok(n as usize)
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<usize> {
+            let n: i64 = self.conn.query_row(
+                "SELECT count(*) FROM deliveries WHERE status = ?1",
+                [status.as_str()],
+                |row| row.get(0),
+            )?;
+            Ok(n as usize)
+        })();
+        self.labelled(result)
     }
 }
 
