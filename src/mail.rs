@@ -73,6 +73,23 @@ pub struct Settings {
     pub retry_delay: Duration,
 }
 
+impl Settings {
+    /// `text` without the password, plain or as AUTH PLAIN / LOGIN sent it.
+    pub fn redact(&self, text: &str) -> String {
+        use base64::Engine as _;
+        let Some(password) = self.password.as_deref().filter(|p| !p.is_empty()) else {
+            return text.to_owned();
+        };
+        let engine = base64::engine::general_purpose::STANDARD;
+        let forms = [
+            engine.encode(format!("\0{}\0{password}", self.smtp.username)),
+            engine.encode(password),
+            password.to_owned(),
+        ];
+        forms.iter().fold(text.to_owned(), |text, form| text.replace(form.as_str(), "[redacted]"))
+    }
+}
+
 /// Why one attempt failed.
 #[derive(Debug)]
 enum Failure {
@@ -137,6 +154,13 @@ fn worker(
                 }
                 Outcome::Deferred(why)
             }
+        };
+        // A server reply may quote what it was sent: never show or store the
+        // password, in any form it went out in.
+        let outcome = match outcome {
+            Outcome::Rejected(why) => Outcome::Rejected(settings.redact(&why)),
+            Outcome::Deferred(why) => Outcome::Deferred(settings.redact(&why)),
+            sent => sent,
         };
         queue.done();
         let (recorded, wait) = std::sync::mpsc::sync_channel(1);
