@@ -86,7 +86,9 @@ impl Settings {
             engine.encode(password),
             password.to_owned(),
         ];
-        forms.iter().fold(text.to_owned(), |text, form| text.replace(form.as_str(), "[redacted]"))
+        forms.iter().fold(text.to_owned(), |text, form| {
+            text.replace(form.as_str(), "[redacted]")
+        })
     }
 }
 

@@ -56,7 +56,9 @@ impl Staging {
     /// Stages `bytes` for `path` (relative to the folder), unless the file
     /// already holds exactly these bytes.
     pub fn add(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
-        let target = self.dir.join(safe_relative(path)?);
+        let relative = safe_relative(path)?;
+        no_symlink_between(&self.dir, relative)?;
+        let target = self.dir.join(relative);
         self.paths.push(path.to_owned());
         if fs::read(&target).is_ok_and(|old| old == bytes) {
             self.report.unchanged += 1;
@@ -108,7 +110,9 @@ impl Staging {
             .lines()
             .filter(|p| !p.is_empty() && !current.contains(*p))
         {
-            if let Ok(relative) = safe_relative(stale) {
+            if let Ok(relative) = safe_relative(stale)
+                && no_symlink_between(&dir, relative).is_ok()
+            {
                 let _ = fs::remove_file(dir.join(relative));
             }
         }
@@ -149,6 +153,27 @@ fn temp_path(target: &Path) -> PathBuf {
         .and_then(|n| n.to_str())
         .unwrap_or("file");
     target.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Refuses a path under `dir` whose folders include a symbolic link: it
+/// could lead anywhere, and generated files stay inside the output folder.
+/// (`dir` itself may be a link: the user chose it. A link as the final
+/// file is fine: the rename replaces the link, never what it points to.)
+pub fn no_symlink_between(dir: &Path, relative: &Path) -> Result<()> {
+    let mut path = dir.to_path_buf();
+    if let Some(parent) = relative.parent() {
+        for component in parent.components() {
+            path.push(component);
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                bail!(
+                    "refusing to write through the symlink {}: files are only written inside {}",
+                    path.display(),
+                    dir.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Generated paths are relative and never climb out of the output folder.

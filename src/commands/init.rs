@@ -52,7 +52,8 @@ pub fn run(dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure
     let existing: Vec<String> = files
         .iter()
         .map(|(p, _)| dir.join(p))
-        .filter(|p| p.exists())
+        // A dangling symlink counts: writing would follow it.
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
         .map(|p| p.display().to_string())
         .collect();
     if !existing.is_empty() {
@@ -60,6 +61,10 @@ pub fn run(dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure
             "refusing to overwrite existing files: {}; nothing was written",
             existing.join(", ")
         )));
+    }
+    for (path, _) in &files {
+        crate::output::no_symlink_between(dir, std::path::Path::new(path))
+            .map_err(Failure::Error)?;
     }
     for (path, text) in &files {
         let target = dir.join(path);
