@@ -1,0 +1,27 @@
+//! Hostile input and failure: nothing crashes, nothing half-written,
+//! nothing leaks. Every test runs the real `bulletin` binary on a
+//! throw-away site and checks the exact message, the exit code, and that
+//! nothing was written or sent.
+//!
+//! - `headers`: control characters in anything that reaches a mail header;
+//! - `markup`: HTML in titles, summaries, names, keywords (digest parts);
+//! - `hygiene`: character references and leap seconds in feeds;
+//! - `paths`: section ids, symlinks out of the output and dry-run folders;
+//! - `urls`: `javascript:`, `data:`, `file:` links;
+//! - `limits`: 200 MB inputs, 50 MB lines, deep nesting, huge fields;
+//! - `state`: read-only output, corrupt / newer / missing / locked state;
+//! - `secrets`: the SMTP password and the unsubscribe key never leak;
+//! - `cache`: damaged build cache entries;
+//! - `crashes`: panics and terminal escapes found by fuzzing (fuzz/).
+
+mod cache;
+mod crashes;
+mod harness;
+mod headers;
+mod hygiene;
+mod limits;
+mod markup;
+mod paths;
+mod secrets;
+mod state;
+mod urls;

@@ -1,0 +1,280 @@
+//! Files and state: an output folder that cannot be written, a state
+//! database that is corrupt, newer, missing or locked — each ends in a
+//! clear message and the right exit code, with nothing half-written.
+
+use std::fs;
+use std::process::Command;
+
+use crate::harness::{Site, Snapshot, set_mode};
+
+/// Makes a folder unwritable for this process, and undoes it on drop. As
+/// root `chmod` is not enough: the folder is then made immutable
+/// (`chattr +i`).
+struct ReadOnly {
+    dirs: Vec<std::path::PathBuf>,
+    immutable: bool,
+}
+
+impl ReadOnly {
+    fn new(dirs: &[std::path::PathBuf]) -> ReadOnly {
+        for dir in dirs {
+            set_mode(dir, 0o555);
+        }
+        let probe = dirs[0].join(".probe");
+        let immutable = fs::write(&probe, "x").is_ok();
+        if immutable {
+            fs::remove_file(&probe).unwrap();
+            for dir in dirs {
+                let status = Command::new("chattr").arg("+i").arg(dir).status();
+                assert!(
+                    status.is_ok_and(|s| s.success()),
+                    "running as root and `chattr +i` failed: cannot make {} read-only",
+                    dir.display()
+                );
+            }
+            assert!(fs::write(&probe, "x").is_err(), "still writable");
+        }
+        ReadOnly {
+            dirs: dirs.to_vec(),
+            immutable,
+        }
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            if self.immutable {
+                let _ = Command::new("chattr").arg("-i").arg(dir).status();
+            }
+            set_mode(dir, 0o755);
+        }
+    }
+}
+
+#[test]
+fn a_read_only_output_folder_fails_cleanly_and_keeps_the_previous_feeds() {
+    let site = Site::new();
+    site.build().expect(0);
+    site.write_jsonl("articles/a.jsonl", &[crate::harness::article("a2", "news")]);
+    let dirs: Vec<_> = [
+        "public/feeds",
+        "public/feeds/news",
+        "public/feeds/yushi",
+        "public/feeds/tech",
+    ]
+    .iter()
+    .map(|d| site.path(d))
+    .collect();
+    let before = Snapshot::of(&site.path("public"));
+    let guard = ReadOnly::new(&dirs);
+    let run = site.build();
+    drop(guard);
+    run.expect(1);
+    let line = run.error_line();
+    assert!(
+        line.starts_with(
+            "error: nothing was changed in the output folder: cannot write ./public/feeds/"
+        ) && (line.ends_with("Permission denied (os error 13)")
+            || line.ends_with("Operation not permitted (os error 1)")),
+        "{line}"
+    );
+    before.assert_same(&site.path("public"), "a failed build");
+}
+
+#[test]
+fn a_failed_move_into_place_leaves_no_temporary_files() {
+    // Regression (fixed in 9300de6): `Staging::commit` takes the staged list before renaming, so when
+    // one rename fails (here: a folder where news/atom.xml goes) the temp
+    // files not yet moved (`.atom.xml.<pid>.tmp`, …) are left in the output
+    // folder, where rsync and web servers see them. (The files renamed
+    // before the failure — the site feeds here — are already replaced: the
+    // output is a mix of old and new feeds; the message says so only as
+    // "cannot move … into place".)
+    let site = Site::new();
+    site.build().expect(0);
+    site.write_jsonl("articles/a.jsonl", &[crate::harness::article("a2", "news")]);
+    fs::remove_file(site.path("public/feeds/news/atom.xml")).unwrap();
+    fs::create_dir(site.path("public/feeds/news/atom.xml")).unwrap();
+    fs::write(site.path("public/feeds/news/atom.xml/in-the-way"), "x").unwrap();
+    let run = site.build();
+    run.expect(1);
+    assert!(
+        run.error_line().starts_with(
+            "error: cannot move ./public/feeds/news/atom.xml into place: Is a directory"
+        ),
+        "{run}"
+    );
+    let leftovers: Vec<String> = Snapshot::of(&site.path("public"))
+        .paths()
+        .into_iter()
+        .filter(|p| p.ends_with(".tmp"))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left behind: {leftovers:?}"
+    );
+}
+
+/// A state database of random bytes.
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_state_database_of_random_bytes_is_refused_untouched() {
+    let site = Site::new();
+    let garbage = random_bytes(16384);
+    site.write("state/state.sqlite", &garbage);
+    let message =
+        "error: ./state/state.sqlite is not a usable SQLite database: file is not a database";
+    for run in [site.dry_run("out"), site.send()] {
+        run.expect(1);
+        assert!(run.error_line().starts_with(message), "{run}");
+    }
+    assert_eq!(fs::read(site.path("state/state.sqlite")).unwrap(), garbage);
+    assert!(site.sent().is_empty());
+    assert!(!site.path("out").exists());
+}
+
+/// A real state database (WAL, as bulletin leaves it) whose pages past the
+/// first are overwritten: opening works, reading fails.
+#[test]
+fn a_state_database_with_corrupt_pages_is_refused_untouched_naming_the_file() {
+    // Regression (fixed in 9300de6): the error was "database disk image is malformed: Error code 11: …"
+    // without the file's name: `State` adds context only when opening, not to
+    // the queries that find the damage.
+    let site = Site::new();
+    site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
+        .expect(0);
+    let path = site.path("state/state.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+            .unwrap();
+    }
+    let mut bytes = fs::read(&path).unwrap();
+    assert!(bytes.len() > 4096, "the database has one page");
+    let noise = random_bytes(bytes.len() - 4096);
+    bytes[4096..].copy_from_slice(&noise);
+    fs::write(&path, &bytes).unwrap();
+    let sent_before = site.sent().len();
+    for run in [site.dry_run("out"), site.send()] {
+        run.expect(1);
+        run.stderr_has(&["database disk image is malformed", "state/state.sqlite"]);
+    }
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        bytes,
+        "the damaged database was changed"
+    );
+    assert_eq!(site.sent().len(), sent_before);
+}
+
+#[test]
+fn a_state_database_from_a_newer_version_is_refused() {
+    let site = Site::new();
+    site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
+        .expect(0);
+    {
+        let conn = rusqlite::Connection::open(site.path("state/state.sqlite")).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let sent_before = site.sent().len();
+    let run = site.dry_run("out");
+    run.expect(1);
+    assert_eq!(
+        run.error_line(),
+        "error: ./state/state.sqlite: the state database has schema version 99, this release reads version 1 (it was written by a newer bulletin)"
+    );
+    let run = site.send();
+    run.expect(1);
+    assert_eq!(
+        run.error_line(),
+        "error: ./state/state.sqlite: the state database has schema version 99, written by a newer bulletin; this release reads version 1"
+    );
+    assert_eq!(site.sent().len(), sent_before);
+    let version: i64 = rusqlite::Connection::open(site.path("state/state.sqlite"))
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 99);
+}
+
+#[test]
+fn a_missing_state_folder_is_created() {
+    let site = Site::new();
+    site.edit_config(
+        "state = \"state/state.sqlite\"",
+        "state = \"deep/new/folder/state.sqlite\"",
+    );
+    site.dry_run("out").expect(0);
+    assert!(
+        !site.path("deep").exists(),
+        "a dry run created the state folder"
+    );
+    site.send().expect(0);
+    assert!(site.path("deep/new/folder/state.sqlite").is_file());
+    assert_eq!(site.sent().len(), 1);
+}
+
+/// Another `digest --send` holds the run lock: exit 2 at once, nothing sent.
+#[test]
+fn a_state_database_locked_by_another_run_exits_2_at_once() {
+    let site = Site::new();
+    fs::create_dir_all(site.path("state")).unwrap();
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(site.path("state/state.lock"))
+        .unwrap();
+    lock.try_lock().expect("take the run lock");
+    let started = std::time::Instant::now();
+    let run = site.send();
+    run.expect(2);
+    assert_eq!(
+        run.stderr.trim_end(),
+        "bulletin: another `bulletin digest --send` is running (it holds ./state/state.lock); nothing was sent by this one"
+    );
+    assert!(started.elapsed().as_secs() < 5);
+    assert!(site.sent().is_empty());
+    drop(lock);
+    site.send().expect(0);
+    assert_eq!(site.sent().len(), 1);
+}
+
+/// Some other program holds a write transaction on the database: after the
+/// busy timeout, a clear error naming the file, exit 1, nothing sent.
+#[test]
+fn a_state_database_locked_by_another_program_is_a_clear_error() {
+    // Regression (fixed in 9300de6): the message was "error: database is locked: Error code 5: database
+    // is locked": it names neither the file nor what to do.
+    let site = Site::new();
+    site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
+        .expect(0);
+    site.write_jsonl(
+        "articles/a.jsonl",
+        &[
+            crate::harness::article("a1", "news"),
+            crate::harness::article("a2", "tech"),
+        ],
+    );
+    let sent_before = site.sent().len();
+    let conn = rusqlite::Connection::open(site.path("state/state.sqlite")).unwrap();
+    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let run = site.send();
+    conn.execute_batch("ROLLBACK").unwrap();
+    run.expect(1);
+    run.stderr_has(&["database is locked", "state/state.sqlite"]);
+    assert_eq!(site.sent().len(), sent_before);
+}

@@ -1,0 +1,176 @@
+//! Article URLs and images with `javascript:`, `data:`, `file:` and other
+//! non-web schemes are refused at load; links of those schemes inside the
+//! content are removed; config URLs are held to the same rule.
+
+use std::fs;
+
+use serde_json::json;
+
+use crate::harness::{Site, article};
+
+/// Each hostile URL and the scheme the error names.
+const HOSTILE: [(&str, &str); 11] = [
+    ("javascript:alert(1)", "javascript"),
+    ("JaVaScRiPt:alert(1)", "javascript"),
+    ("  javascript:alert(1)", "javascript"),
+    ("java\u{0}script:alert(1)", "javascript"),
+    ("data:text/html,<script>alert(1)</script>", "data"),
+    ("data:image/svg+xml;base64,PHN2Zz4=", "data"),
+    ("file:///etc/passwd", "file"),
+    ("vbscript:msgbox(1)", "vbscript"),
+    ("ftp://example.com/a", "ftp"),
+    ("mailto:a@example.com", "mailto"),
+    ("blob:https://example.com/x", "blob"),
+];
+
+#[test]
+fn non_web_schemes_in_url_and_image_are_refused() {
+    for field in ["url", "image"] {
+        for (url, scheme) in HOSTILE {
+            let site = Site::new();
+            let mut record = article("a1", "news");
+            record[field] = url.into();
+            site.write_jsonl("articles/a.jsonl", &[record]);
+            for args in [&["build", "--now", crate::harness::NOW][..], &["check"][..]] {
+                let run = site.run(args);
+                run.expect(1);
+                let line = run.error_line();
+                assert!(
+                    line.starts_with("error: ./articles/a.jsonl:1:")
+                        && line.contains(&format!(": {field}: "))
+                        && line.ends_with(&format!(
+                            "uses the {scheme}: scheme; only http and https links are allowed"
+                        )),
+                    "{field} = {url:?}: {line}"
+                );
+            }
+            assert!(!site.path("public").exists(), "{field} = {url:?}: written");
+        }
+    }
+}
+
+/// A tab inside a scheme is white space folded to a space, which makes
+/// the text a page path on the site, never a `javascript:` URL.
+#[test]
+fn a_scheme_split_by_white_space_is_a_path_on_the_site() {
+    let site = Site::new();
+    let mut record = article("a1", "news");
+    record["url"] = "java\tscript:alert(1)".into();
+    site.write_jsonl("articles/a.jsonl", &[record]);
+    site.build().expect(0);
+    let rss = fs::read_to_string(site.path("public/feeds/rss.xml")).unwrap();
+    assert!(
+        rss.contains("<link>https://news.example.cn/java%20script:alert(1)</link>"),
+        "{rss}"
+    );
+}
+
+#[test]
+fn urls_without_a_host_are_refused() {
+    for url in ["https://", "http://", "https://:80/"] {
+        let site = Site::new();
+        let mut record = article("a1", "news");
+        record["url"] = url.into();
+        site.write_jsonl("articles/a.jsonl", &[record]);
+        site.build()
+            .expect(1)
+            .stderr_has(&[&format!(": url: {url:?} is not a URL: empty host")]);
+        assert!(!site.path("public").exists());
+    }
+}
+
+/// Links in the body with those schemes are dropped by the cleaner; the
+/// article itself is fine.
+#[test]
+fn non_web_links_in_content_are_removed_from_every_feed_and_email() {
+    let site = Site::new();
+    let body = HOSTILE
+        .iter()
+        .filter(|(_, scheme)| *scheme != "mailto")
+        .enumerate()
+        .map(|(i, (url, _))| {
+            let quoted = url.replace('"', "&quot;");
+            format!("<p><a href=\"{quoted}\">a{i}</a><img src=\"{quoted}\"><iframe src=\"{quoted}\"></iframe>\
+                     <form action=\"{quoted}\"><button formaction=\"{quoted}\">b</button></form></p>")
+        })
+        .collect::<String>();
+    site.write_jsonl(
+        "articles/a.jsonl",
+        &[json!({
+            "id": "a1", "title": "t", "section": "news", "url": "/news/a1.html",
+            "published": "2017-03-24 10:00", "content_html": body,
+        })],
+    );
+    site.build().expect(0);
+    site.dry_run("out").expect(0);
+    let mut checked = 0;
+    for dir in ["public/feeds", "out"] {
+        for entry in walk(&site.path(dir)) {
+            let text = fs::read_to_string(&entry).unwrap().to_lowercase();
+            for scheme in [
+                "javascript:",
+                "data:",
+                "file:",
+                "vbscript:",
+                "ftp:",
+                "blob:",
+            ] {
+                // The text of the page may say "data:" only inside href/src.
+                for attr in ["href=", "src=", "action=", "formaction="] {
+                    for quote in ["\"", "'", "&quot;", "&#x22;", ""] {
+                        let needle = format!("{attr}{quote}{scheme}");
+                        assert!(!text.contains(&needle), "{} has {needle}", entry.display());
+                    }
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} files checked");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn non_web_schemes_in_config_urls_are_refused() {
+    for (from, to, key) in [
+        (
+            "base_url = \"https://news.example.cn/\"",
+            "base_url = \"javascript:alert(1)//\"",
+            "site.base_url",
+        ),
+        (
+            "title = \"科技\"",
+            "title = \"科技\"\nurl = \"javascript:alert(1)\"",
+            "sections[2].url",
+        ),
+        (
+            "unsubscribe_url = \"https://news.example.cn/unsubscribe?token={{token}}\"",
+            "unsubscribe_url = \"javascript:alert('{{token}}')\"",
+            "digest.unsubscribe_url",
+        ),
+        (
+            "unsubscribe_url = \"https://news.example.cn/unsubscribe?token={{token}}\"",
+            "unsubscribe_url = \"data:text/html,{{token}}\"",
+            "digest.unsubscribe_url",
+        ),
+    ] {
+        let site = Site::new();
+        site.edit_config(from, to);
+        let run = site.run(&["check"]);
+        run.expect(1).stderr_has(&[&format!("{key}: ")]);
+        site.build().expect(1);
+        assert!(!site.path("public").exists(), "{key}: written");
+    }
+}
