@@ -141,7 +141,9 @@ impl HtmlCleaner {
             .to_string();
         // html5ever writes U+00A0 as `&nbsp;`; a named entity is fine inside the
         // escaped HTML of a feed but not for consumers that decode only XML's five.
-        cleaned.replace("&nbsp;", "\u{a0}")
+        // Character references (`&#1;`) come out of the sanitizer decoded:
+        // strip what XML cannot carry once more.
+        strip_unsafe(&cleaned.replace("&nbsp;", "\u{a0}")).into_owned()
     }
 }
 

@@ -261,6 +261,13 @@ pub fn web_url(text: &str, base: &Url) -> Result<Url, String> {
 /// `YYYY-MM-DD HH:MM[:SS]` (or a bare date) in the site's timezone.
 pub fn parse_datetime(text: &str, zone: SiteZone) -> Result<DateTime<Utc>, String> {
     let instant = parse_any_datetime(text.trim(), zone)?;
+    if chrono::Timelike::nanosecond(&instant) >= 1_000_000_000 {
+        // chrono keeps second 60 as a leap second; feeds and readers refuse it.
+        return Err(format!(
+            "{:?} has second 60 (a leap second); use :59",
+            text.trim()
+        ));
+    }
     if !zone.representable(instant) {
         return Err(format!("{:?} is outside the years 1 to 9999", text.trim()));
     }

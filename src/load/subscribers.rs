@@ -118,6 +118,9 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
 fn ascii_address(email: &str) -> Result<String, String> {
     let invalid = || format!("{email:?} is not an email address");
     let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;
+    if local.contains(['"', ' ', '\\']) {
+        return Err(format!("{email:?} has a quoted local part; not supported"));
+    }
     if !local.is_ascii() {
         return Err(format!(
             "{email:?} has a non-ASCII local part, which needs SMTPUTF8; not supported"
