@@ -4,7 +4,7 @@
 #   bench/smtp.sh [MESSAGES] [CONCURRENCIES]     default: 20000 "1 4 16"
 #
 # For each concurrency C:
-#   (a) smtp-source: MESSAGES messages of ~10 KB over C sessions (-d: each
+#   (a) smtp-source: MESSAGES messages of MSG_BYTES (default 10240) over C sessions (-d: each
 #       session stays connected and sends message after message);
 #   (b) bench/peer_smtplib.py: C threads, one smtplib connection each,
 #       MESSAGES prebuilt ~10 KB messages;
@@ -88,9 +88,9 @@ EML_KB="$(find "$SITE/dry-run" -maxdepth 1 -name '*.eml' -printf '%s\n' 2>/dev/n
 for c in $CONCURRENCIES; do
   say "concurrency $c ..."
   measure "$TSV" "smtp-source C=$c" 1 -- \
-    "$SOURCE" -s "$c" -m "$MESSAGES" -l 10240 -d -f digest@news.example.cn -t reader@example.com 127.0.0.1:"$PORT"
+    "$SOURCE" -s "$c" -m "$MESSAGES" -l "${MSG_BYTES:-10240}" -d -f digest@news.example.cn -t reader@example.com 127.0.0.1:"$PORT"
   measure "$TSV" "python smtplib C=$c" 1 -- \
-    "$PYTHON" "$BENCH/peer_smtplib.py" --port "$PORT" --connections "$c" --messages "$MESSAGES"
+    "$PYTHON" "$BENCH/peer_smtplib.py" --port "$PORT" --connections "$c" --messages "$MESSAGES" --size "${MSG_BYTES:-10240}"
   cfg="$(config_for "$c")"
   rm -rf "$SITE/state-c$c"
   # -v prints "sent <id> to <addr>" per message; stamp_lines.py times them
