@@ -13,7 +13,7 @@ use atom_syndication::{
     Category, Content, Entry, Feed, Generator, Link, Person, Text, WriteConfig,
 };
 
-use super::{ATOM_FILE, FeedInfo, entry_id, image_type};
+use super::{ATOM_FILE, FeedInfo, entry_id, media_content_attrs};
 use crate::model::Article;
 
 const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
@@ -124,14 +124,10 @@ fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
     };
     if let Some(image) = &article.image {
         // The Atom writer copies attribute values verbatim: escape them here.
-        let attr = |v: &str| quick_xml::escape::escape(v).into_owned();
+        let url = quick_xml::escape::escape(image.as_str()).into_owned();
         let content = Extension {
             name: "media:content".into(),
-            attrs: BTreeMap::from([
-                ("url".to_owned(), attr(image.as_str())),
-                ("medium".to_owned(), "image".to_owned()),
-                ("type".to_owned(), image_type(image).to_owned()),
-            ]),
+            attrs: media_content_attrs(image, url),
             ..Default::default()
         };
         let mut media = ExtensionMap::new();

@@ -386,6 +386,20 @@ pub(crate) fn entry_id(site: &Site, article: &Article) -> String {
     )
 }
 
+/// The attributes of a lead image's `media:content` (Media RSS; a byte
+/// length, which `<enclosure>` needs, is unknown), with `url` as the writer
+/// wants it.
+pub(crate) fn media_content_attrs(
+    image: &Url,
+    url: String,
+) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([
+        ("url".to_owned(), url),
+        ("medium".to_owned(), "image".to_owned()),
+        ("type".to_owned(), image_type(image).to_owned()),
+    ])
+}
+
 /// A MIME type for an image URL, by its extension.
 pub(crate) fn image_type(url: &Url) -> &'static str {
     let path = url.path().to_ascii_lowercase();

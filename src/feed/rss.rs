@@ -13,7 +13,7 @@ use ::rss::extension::dublincore::DublinCoreExtension;
 use ::rss::extension::{Extension, ExtensionMap};
 use ::rss::{Category, Channel, Guid, Item};
 
-use super::{FeedInfo, RSS_FILE, image_type};
+use super::{FeedInfo, RSS_FILE, media_content_attrs};
 use crate::model::Article;
 
 const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
@@ -114,11 +114,7 @@ fn item(info: &FeedInfo<'_>, article: &Article) -> Item {
     if let Some(image) = &article.image {
         let content = Extension {
             name: "media:content".into(),
-            attrs: BTreeMap::from([
-                ("url".to_owned(), image.to_string()),
-                ("medium".to_owned(), "image".to_owned()),
-                ("type".to_owned(), image_type(image).to_owned()),
-            ]),
+            attrs: media_content_attrs(image, image.to_string()),
             ..Default::default()
         };
         let mut media = ExtensionMap::new();
