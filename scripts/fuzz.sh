@@ -54,6 +54,12 @@ for target in "${targets[@]}"; do
   if [ -f "dicts/$target.dict" ]; then dict=(-dict="dicts/$target.dict"); fi
   echo "== $target: ${seconds} s" >&2
   set +e
+  # Inputs that crashed this target before (each reported and fixed) first.
+  replayed=ok
+  if compgen -G "regressions/$target/*" >/dev/null; then
+    cargo fuzz run -O -s "$sanitizer" "$target" regressions/"$target"/* >"logs/$target.replay.log" 2>&1 \
+      || { replayed=FAILED; status=1; grep -E 'panicked at' -A1 "logs/$target.replay.log" >&2; }
+  fi
   cargo fuzz run -O -s "$sanitizer" "$target" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
     -print_final_stats=1 "${dict[@]}" "${extra[@]}" >"$log" 2>&1
@@ -66,8 +72,8 @@ for target in "${targets[@]}"; do
   after=$(count_artifacts "$target")
   found=$((after - before))
   if [ "$code" -ne 0 ] || [ "$found" -ne 0 ]; then status=1; fi
-  summary+=("$(printf '%-16s %6s s %12s execs %4s new artifacts  exit %s' \
-    "$target" "$seconds" "${execs:-?}" "$found" "$code")")
+  summary+=("$(printf '%-16s %6s s %12s execs %4s new artifacts  exit %s  regressions %s' \
+    "$target" "$seconds" "${execs:-?}" "$found" "$code" "$replayed")")
   if [ "$found" -ne 0 ] || [ "$code" -ne 0 ]; then
     grep -E 'panicked at|^SUMMARY|Test unit written to' "$log" | sort | uniq -c | head -20 >&2 || true
   fi

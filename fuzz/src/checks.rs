@@ -178,7 +178,7 @@ pub fn check_article(a: &Article) {
 }
 
 /// True when a date of `a` cannot be written as RFC 2822 in the site's
-/// timezone (a year outside 0..=9999): reported as a bug, see
+/// timezone (a year outside 0..=9999): reported and fixed, see
 /// tests/hostile `a_year_outside_rfc_2822_is_an_error_not_a_panic`.
 pub fn known_rfc2822_crash(site: &Site, a: &Article) -> bool {
     [a.published, a.updated]
@@ -188,7 +188,7 @@ pub fn known_rfc2822_crash(site: &Site, a: &Article) -> bool {
 
 /// True when cleaning `a`'s body yields a character XML forbids: numeric
 /// character references (`&#1;`, `&#xFFFE;`) are decoded by the cleaner
-/// after `strip_unsafe` ran. Reported as a bug, see tests/hostile
+/// after `strip_unsafe` ran. Reported and fixed, see tests/hostile
 /// `numeric_character_references_never_put_forbidden_characters_in_feeds`.
 pub fn known_entity_leak(a: &Article) -> bool {
     a.content_html.as_deref().is_some_and(|html| {
@@ -200,7 +200,7 @@ pub fn known_entity_leak(a: &Article) -> bool {
 }
 
 /// True when a date of `a` has a leap second (`:60`) that feeds would
-/// carry as is. Reported, see tests/hostile
+/// carry as is. Reported and fixed, see tests/hostile
 /// `a_leap_second_never_reaches_the_feeds_as_second_60`.
 pub fn known_leap_second(a: &Article) -> bool {
     [a.published, a.updated]
@@ -209,7 +209,7 @@ pub fn known_leap_second(a: &Article) -> bool {
 }
 
 /// True when an address has a quoted local part, which lettre accepts as
-/// an address but not in a message. Reported, see tests/hostile
+/// an address but not in a message. Reported and fixed, see tests/hostile
 /// `a_quoted_local_part_is_refused_at_load_or_delivered`.
 pub fn known_quoted_local_part(email: &str) -> bool {
     email.starts_with('"')

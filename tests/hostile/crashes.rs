@@ -181,3 +181,23 @@ fn a_closed_output_pipe_is_not_a_panic() {
         assert_eq!(status.code(), Some(code), "{args:?}: {status}");
     }
 }
+
+/// File names are input too (an export dropped into the articles folder):
+/// a name with escape sequences is shown escaped in messages.
+#[test]
+fn control_characters_in_an_input_file_name_never_reach_the_terminal() {
+    // BUG: problems print their file with `Path::display`, raw: a record
+    // file named "x\e]0;pwned\ay.jsonl" sets the terminal's title (any
+    // escape sequence goes through) when stderr is a terminal — reproduce
+    // with CLICOLOR_FORCE=1. Show paths escaped, like values.
+    let site = Site::new();
+    site.write("articles/a.jsonl", "");
+    site.write("articles/x\u{1b}]0;pwned\u{7}y.jsonl", "{\"id\":\"a\"}\n");
+    let mut command = site.command(&["check"]);
+    command.env_remove("NO_COLOR").env("CLICOLOR_FORCE", "1");
+    let run = Run::of(&mut command);
+    run.expect(1);
+    for raw in ["\u{1b}]", "\u{7}"] {
+        assert!(!run.stderr.contains(raw), "raw {raw:?} on stderr:\n{run}");
+    }
+}

@@ -29,7 +29,7 @@ fn assert_feeds_well_formed(site: &Site) {
 
 #[test]
 fn numeric_character_references_never_put_forbidden_characters_in_feeds() {
-    // BUG (fuzz: text_hygiene): `text::HtmlCleaner::clean` runs
+    // Regression (fuzz: text_hygiene; fixed in 8a2d3b8): `text::HtmlCleaner::clean` runs
     // `strip_unsafe` on the HTML *before* ammonia, which then decodes
     // character references: `&#1;`, `&#xB;`, `&#xFFFE;`, `&#xFDD0;` come
     // out as raw U+0001, U+000B, U+FFFE, U+FDD0 in content:encoded and Atom
@@ -77,7 +77,7 @@ fn raw_forbidden_characters_in_every_field_never_reach_the_feeds() {
 
 #[test]
 fn a_leap_second_never_reaches_the_feeds_as_second_60() {
-    // BUG (fuzz: keywords_dates): chrono's `%S` and RFC 3339 parser accept
+    // Regression (fuzz: keywords_dates; fixed in 8a2d3b8): chrono's `%S` and RFC 3339 parser accept
     // second 60 at any minute, so "2017-03-23 11:03:60" is kept as a leap
     // second and written as `11:03:60` in pubDate, <updated>, <published>
     // and JSON Feed dates: RFC 3339 allows 60 only for a real leap second

@@ -87,7 +87,7 @@ fn assert_refuses_to_write_through(site: &Site, link: &str, outside: &std::path:
 
 #[test]
 fn a_section_folder_symlinked_outside_is_not_written_through() {
-    // BUG: `output::Staging::add` joins the relative path onto the output
+    // Regression (fixed in 861b599): `output::Staging::add` joins the relative path onto the output
     // folder and calls create_dir_all / File::create / rename, all of which
     // follow symlinks: public/feeds/news -> /elsewhere makes the build write
     // news/rss.xml, news/atom.xml and news/feed.json into /elsewhere (exit 0).
@@ -103,7 +103,7 @@ fn a_section_folder_symlinked_outside_is_not_written_through() {
 
 #[test]
 fn a_feeds_folder_symlinked_outside_is_not_written_through() {
-    // BUG: as above, for public/feeds itself: every feed and index.opml are
+    // Regression (fixed in 861b599): as above, for public/feeds itself: every feed and index.opml are
     // written into the link's target.
     let site = Site::new();
     let outside = tempfile::tempdir().unwrap();
@@ -131,7 +131,7 @@ fn a_feed_file_symlinked_outside_is_replaced_not_written_through() {
 
 #[test]
 fn a_dry_run_preview_folder_symlinked_outside_is_not_written_or_cleaned_through() {
-    // BUG: `digest --dry-run DIR` stages DIR/preview/<address>.html through a
+    // Regression (fixed in 861b599): `digest --dry-run DIR` stages DIR/preview/<address>.html through a
     // DIR/preview symlink (writes outside DIR), and its stale-file cleanup
     // removes every path listed in DIR/.bulletin-dry-run, through the same
     // link: a file outside DIR that the manifest names is deleted.
@@ -202,7 +202,7 @@ fn addresses_become_file_names_inside_the_dry_run_folder() {
 /// goes is refused up front, with nothing written.
 #[test]
 fn init_refuses_a_dangling_symlink_before_writing_anything() {
-    // BUG: the up-front check uses `Path::exists`, which follows links and
+    // Regression (fixed in 861b599): the up-front check uses `Path::exists`, which follows links and
     // says "no" for a dangling one; `write_new` (O_EXCL) then refuses that
     // file, after the files before it in the list were written: DIR is left
     // half-initialised (feeds.toml, templates, articles but no
@@ -234,7 +234,7 @@ fn init_refuses_a_dangling_symlink_before_writing_anything() {
 /// `init DIR` with a folder inside DIR that is a symlink out of it.
 #[test]
 fn init_does_not_write_through_a_symlinked_folder() {
-    // BUG: `create_dir_all` and `write_new` follow DIR/templates -> elsewhere
+    // Regression (fixed in 861b599): `create_dir_all` and `write_new` follow DIR/templates -> elsewhere
     // and create the two templates there.
     let dir = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
