@@ -47,6 +47,8 @@ pub fn problems(problems: &Problems, cx: &Context) {
 
 /// Prints `error: message`.
 pub fn error(message: &str) {
+    // Paths and server replies may carry control characters: never raw.
+    let message = crate::diag::escape_controls(message);
     let _ = writeln!(anstream::stderr(), "{ERROR}error{ERROR:#}: {message}");
 }
 
