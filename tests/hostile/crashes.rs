@@ -186,10 +186,9 @@ fn a_closed_output_pipe_is_not_a_panic() {
 /// a name with escape sequences is shown escaped in messages.
 #[test]
 fn control_characters_in_an_input_file_name_never_reach_the_terminal() {
-    // BUG: problems print their file with `Path::display`, raw: a record
-    // file named "x\e]0;pwned\ay.jsonl" sets the terminal's title (any
-    // escape sequence goes through) when stderr is a terminal — reproduce
-    // with CLICOLOR_FORCE=1. Show paths escaped, like values.
+    // Regression: problems printed their file with `Path::display`, raw: a
+    // record file named "x\e]0;pwned\ay.jsonl" set the terminal's title
+    // when stderr was a terminal. Paths are now shown escaped, like values.
     let site = Site::new();
     site.write("articles/a.jsonl", "");
     site.write("articles/x\u{1b}]0;pwned\u{7}y.jsonl", "{\"id\":\"a\"}\n");
