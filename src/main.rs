@@ -24,6 +24,7 @@ mod load;
 mod mail;
 mod model;
 mod output;
+mod parallel;
 mod progress;
 mod report;
 mod state;

@@ -46,8 +46,9 @@ pub struct Selection<'s> {
     per_feed: usize,
     /// Feed 0 is the site's; feed `i + 1` is section `i`'s.
     heaps: Vec<BinaryHeap<Ranked>>,
-    /// Per section id: the feeds its articles go to.
-    targets: HashMap<String, Vec<usize>>,
+    /// Per section id: the feeds its articles go to (looked up for every
+    /// record loaded: a fast hash).
+    targets: HashMap<String, Vec<usize>, xxhash_rust::xxh3::Xxh3DefaultBuilder>,
     /// Articles scheduled after `now`: not in any feed, but kept (up to a
     /// limit) so a cached result stays right for a later clock.
     future: Vec<Arc<Article>>,
@@ -260,8 +261,9 @@ pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output) -> Vec<OutputFil
         .map(|feed| feed_info(site, feed, site_updated, &prepared))
         .collect();
 
-    let mut files = Vec::new();
-    for (feed, info) in feeds.iter().zip(&infos) {
+    let pairs: Vec<(&Feed, &FeedInfo)> = feeds.iter().zip(&infos).collect();
+    let mut files: Vec<OutputFile> = crate::parallel::map(&pairs, 16, |(feed, info)| {
+        let mut files = Vec::new();
         if output.rss {
             files.push(OutputFile {
                 path: format!("{}{RSS_FILE}", info.folder),
@@ -280,7 +282,11 @@ pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output) -> Vec<OutputFil
                 bytes: jsonfeed::render(info, &feed.items),
             });
         }
-    }
+        files
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     files.push(OutputFile {
         path: "feeds/index.opml".into(),
         bytes: opml::render(site, &infos, output),
@@ -334,17 +340,25 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     pub fn new<'a>(articles: impl IntoIterator<Item = &'a Article>) -> Prepared {
-        let mut cleaner = crate::text::HtmlCleaner::default();
-        let mut by_id = HashMap::new();
-        for article in articles {
-            by_id.entry(article.id.clone()).or_insert_with(|| {
+        let mut seen = std::collections::HashSet::new();
+        let unique: Vec<&Article> = articles
+            .into_iter()
+            .filter(|a| seen.insert(a.id.as_str()))
+            .collect();
+        // Sanitizing bodies is most of rendering: on every core.
+        let prepared = crate::parallel::map_with(
+            &unique,
+            16,
+            crate::text::HtmlCleaner::default,
+            |cleaner, article| {
                 let content = article
                     .content_html
                     .as_deref()
                     .map(|html| cleaner.clean(html, &article.url));
                 (content, summary_text(article))
-            });
-        }
+            },
+        );
+        let by_id = unique.iter().map(|a| a.id.clone()).zip(prepared).collect();
         Prepared { by_id }
     }
 
