@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use bulletin_fuzz::load::record::{RawRecord, RecordContext};
+use bulletin_fuzz::load::record::{JsonText, RawRecord, RecordContext};
 use bulletin_fuzz::model::Subscriber;
 use bulletin_fuzz::{checks, text};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
@@ -170,7 +170,7 @@ fuzz_target!(|input: Input| {
         None => record["keywords"] = input.keyword_list.clone().into(),
     }
     let json = record.to_string();
-    let Ok(raw) = serde_json::from_str::<RawRecord<'_>>(&json) else {
+    let Ok(raw) = serde_json::from_str::<RawRecord<'_, JsonText<'_>>>(&json) else {
         panic!("a record of strings deserializes: {json}");
     };
     let section_exists = |id: &str| site.section(id).is_some();
@@ -182,7 +182,7 @@ fuzz_target!(|input: Input| {
     let Ok(checked) = raw.check(&cx) else {
         return;
     };
-    let article = checked.into_article();
+    let article = checked.into_article(&cx);
     checks::check_article(&article);
     if checks::skip_known() && checks::known_entity_leak(&article) {
         return;

@@ -32,10 +32,18 @@ pub fn run(
         || feed::Selection::new(&config.site, now, config.output.items),
         reuse,
     )?;
+    let loaded = started.elapsed();
     let feeds = selection.feeds();
     let files = feed::render(&config.site, &feeds, &config.output);
+    let rendered = started.elapsed();
     let dir = out.unwrap_or_else(|| config.output.dir.clone());
     let report = output::write_files(&dir, &files)?;
+    say.detail(format!(
+        "read {count} articles in {:.2} s, rendered in {:.2} s, wrote in {:.2} s",
+        loaded.as_secs_f64(),
+        (rendered - loaded).as_secs_f64(),
+        (started.elapsed() - rendered).as_secs_f64()
+    ));
     for file in &files {
         say.detail(format!(
             "{} ({} bytes)",

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::record::RawRecord;
+use super::record::{JsonText, RawRecord};
 use super::{Collector, Format, Locate, Sink};
 use crate::diag::{Location, Problem, line_col};
 
@@ -129,11 +129,20 @@ impl Locate for Span<'_> {
             None => self.record(),
         }
     }
+
+    fn id_place(&self) -> (usize, usize) {
+        match self.lines {
+            // A JSON Lines record is its line: the column is found only if
+            // the id turns out to be a duplicate (most never do).
+            None => (self.first_line, 0),
+            Some(_) => self.field("id"),
+        }
+    }
 }
 
 /// Offset of `key` where it is assigned in a JSON object (`"key":`) or a TOML
 /// table (`key =` at the start of a line, or quoted).
-fn find_key(body: &str, key: &str, json: bool) -> Option<usize> {
+pub(super) fn find_key(body: &str, key: &str, json: bool) -> Option<usize> {
     body.match_indices(key).find_map(|(at, _)| {
         let before = &body[..at];
         let after = &body[at + key.len()..];
@@ -261,8 +270,9 @@ pub(super) fn read_json_lines<S: Sink>(
     file_start: bool,
     out: &mut Collector<'_, S>,
 ) -> usize {
-    // One SIMD check of the whole block; line by line only to find a bad one.
-    let valid = simdutf8::basic::from_utf8(block).is_ok();
+    // One SIMD check of the whole block (small enough to stay in cache);
+    // line by line only to find a bad one.
+    let whole = simdutf8::basic::from_utf8(block).ok();
     let mut count = 0;
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', block)
@@ -276,11 +286,10 @@ pub(super) fn read_json_lines<S: Sink>(
         }
         count += 1;
         let number = index + 1;
-        let line = if valid {
-            // Lines of valid UTF-8 split at '\n' are valid UTF-8.
-            simdutf8::basic::from_utf8(line).map_err(|_| ())
-        } else {
-            std::str::from_utf8(line).map_err(|_| ())
+        let line = match whole {
+            // A '\n' byte is always a character boundary.
+            Some(text) => Ok(&text[end - line.len()..end]),
+            None => std::str::from_utf8(line).map_err(|_| ()),
         };
         let Ok(line) = line else {
             out.problem(Problem::new(
@@ -312,9 +321,10 @@ pub(super) fn read_json_lines<S: Sink>(
 }
 
 fn read_json_record<S: Sink>(json: &str, span: &Span<'_>, out: &mut Collector<'_, S>) {
-    // The fast path parses plainly; only a record that fails is parsed again,
-    // tracking the path, to name the field at fault.
-    let raw = serde_json::from_str::<RawRecord>(json);
+    // The fast path parses plainly, leaving long texts undecoded; only a
+    // record that fails is parsed again, decoding everything and tracking
+    // the path, to name the field at fault.
+    let raw = serde_json::from_str::<RawRecord<JsonText>>(json);
     if let Ok(raw) = raw {
         return out.record(raw, span);
     }

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::diag::{Location, Problem, Problems};
 use crate::model::Article;
-use record::{RawRecord, RecordContext};
+use record::{LongText, RawRecord, RecordContext};
 
 /// The input formats, by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,12 +129,16 @@ pub fn scan<S: Sink>(
         .clamp(1, 16);
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Unit>(workers * 2);
     let receiver = std::sync::Mutex::new(receiver);
+    // Blocks go back to the reader once parsed: a few buffers in circulation
+    // instead of fresh (page-faulting) memory for every block.
+    let (recycle, spare) = std::sync::mpsc::channel::<Vec<u8>>();
     let mut read_errors = Vec::new();
     let mut block_hashes: HashMap<u32, u128> = HashMap::new();
     let collectors: Vec<Collector<S>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let (receiver, files, cx, make) = (&receiver, &files, &cx, &make);
+                let recycle = recycle.clone();
                 scope.spawn(move || {
                     let mut out = Collector::new(cx);
                     loop {
@@ -159,6 +163,7 @@ pub fn scan<S: Sink>(
                                     &mut out,
                                 );
                                 out.chunk_lines.push((out.origin, lines));
+                                let _ = recycle.send(block);
                             }
                         }
                     }
@@ -172,9 +177,11 @@ pub fn scan<S: Sink>(
             }
             let file = index as u32;
             let sent = match format {
-                Format::JsonLines => send_blocks(path, file, &sender).map(|hash| {
-                    block_hashes.insert(file, hash);
-                }),
+                Format::JsonLines => {
+                    send_blocks(path, file, &sender, &spare, reuse.is_some()).map(|hash| {
+                        block_hashes.extend(hash.map(|h| (file, h)));
+                    })
+                }
                 _ => sender
                     .send(Unit {
                         file,
@@ -242,15 +249,17 @@ struct Unit {
 
 /// Bytes per block of JSON Lines handed to a thread (a longer line makes a
 /// longer block).
-const BLOCK: usize = 4 << 20;
+const BLOCK: usize = 512 << 10;
 
 /// Cuts a JSON Lines file into blocks that end at line ends; returns the
-/// hash of everything read.
+/// hash of everything read when `hash` asks for it (for the build cache).
 fn send_blocks(
     path: &Path,
     file: u32,
     sender: &std::sync::mpsc::SyncSender<Unit>,
-) -> Result<u128, Option<Problem>> {
+    spare: &std::sync::mpsc::Receiver<Vec<u8>>,
+    hash: bool,
+) -> Result<Option<u128>, Option<Problem>> {
     use std::io::Read;
     let cannot = |e: std::io::Error| {
         Some(Problem::new(
@@ -272,7 +281,9 @@ fn send_blocks(
             .take(BLOCK as u64)
             .read_to_end(&mut block)
             .map_err(cannot)?;
-        hasher.update(&block[start..]);
+        if hash {
+            hasher.update(&block[start..]);
+        }
         if n == 0 {
             if !block.is_empty() {
                 sender
@@ -283,10 +294,12 @@ fn send_blocks(
                     })
                     .map_err(|_| None)?;
             }
-            return Ok(hasher.digest128());
+            return Ok(hash.then(|| hasher.digest128()));
         }
         match memchr::memrchr(b'\n', &block) {
             Some(end) => {
+                carry = spare.try_recv().unwrap_or_default();
+                carry.clear();
                 carry.reserve(BLOCK);
                 carry.extend_from_slice(&block[end + 1..]);
                 block.truncate(end + 1);
@@ -346,6 +359,11 @@ pub(crate) trait Locate {
     fn record(&self) -> (usize, usize);
     /// Line and column of `field`, or of the record when it cannot be found.
     fn field(&self, field: &str) -> (usize, usize);
+    /// Where the `id` field is, kept for every record in case it turns out
+    /// a duplicate. Column 0: not looked for yet, see [`id_column`].
+    fn id_place(&self) -> (usize, usize) {
+        self.field("id")
+    }
 }
 
 impl<'a, S: Sink> Collector<'a, S> {
@@ -366,13 +384,13 @@ impl<'a, S: Sink> Collector<'a, S> {
         self.problems.push((self.origin, problem));
     }
 
-    pub(crate) fn record(&mut self, raw: RawRecord, at: &dyn Locate) {
+    pub(crate) fn record<L: LongText>(&mut self, raw: RawRecord<L>, at: &dyn Locate) {
         if let Some(id) = raw
             .id()
             .map(crate::text::one_line)
             .filter(|id| !id.is_empty())
         {
-            let (line, col) = at.field("id");
+            let (line, col) = at.id_place();
             let place = IdPlace {
                 hash: id_fingerprint(&id),
                 line: line as u32,
@@ -391,7 +409,7 @@ impl<'a, S: Sink> Collector<'a, S> {
                     .get_mut(&self.origin.file)
                     .expect("a sink per file being read");
                 if sink.wants(checked.published(), &checked.id(), &checked.section()) {
-                    sink.accept(checked.into_article());
+                    sink.accept(checked.into_article(self.cx));
                 }
             }
             Err(errors) => {
@@ -477,6 +495,9 @@ impl<'a, S: Sink> Collector<'a, S> {
         let mut found = Vec::new();
         let mut sources = Sources::default();
         for mut group in duplicate_fingerprints(&lists) {
+            for (file, p) in group.iter_mut().filter(|(_, p)| p.col == 0) {
+                p.col = id_column(&files[*file as usize].0, p.line, &mut sources).unwrap_or(1);
+            }
             group.sort_unstable_by_key(|&(file, p)| (file, p.line, p.col));
             // Equal fingerprints are confirmed by reading both ids back (rare:
             // only on the error path), so a hash collision is never reported.
@@ -579,6 +600,13 @@ impl Sources {
         let (text, index) = entry.as_ref()?;
         index.line(text, number)
     }
+}
+
+/// The column of the `id` key on line `line` of a JSON Lines file.
+fn id_column(path: &Path, line: u32, sources: &mut Sources) -> Option<u32> {
+    let text = sources.line(path, line as usize)?;
+    let offset = formats::find_key(text, "id", true)?;
+    Some(text[..offset].chars().count() as u32 + 1)
 }
 
 /// The id value assigned at `at` (the position of its `id` key), read back

@@ -25,9 +25,14 @@ type Text<'a> = Option<Cow<'a, str>>;
 
 /// A record as deserialized: required fields are optional here so that every
 /// missing one can be reported, not only the first.
+///
+/// `L` holds the two long fields, `summary` and `content_html`: JSON input
+/// leaves them as validated but undecoded [`JsonText`] (most records never
+/// reach a feed, and decoding ~1.5 KB of escaped body each is most of the
+/// cost of loading a large archive); TOML gives them as text.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRecord<'a> {
+#[serde(deny_unknown_fields, bound(deserialize = "L: Deserialize<'de>"))]
+pub struct RawRecord<'a, L = Cow<'a, str>> {
     #[serde(borrow)]
     id: Text<'a>,
     #[serde(borrow)]
@@ -48,10 +53,8 @@ pub struct RawRecord<'a> {
     source: Text<'a>,
     #[serde(borrow)]
     keywords: Option<Keywords<'a>>,
-    #[serde(borrow)]
-    summary: Text<'a>,
-    #[serde(borrow)]
-    content_html: Text<'a>,
+    summary: Option<L>,
+    content_html: Option<L>,
     #[serde(borrow)]
     image: Text<'a>,
     #[serde(borrow)]
@@ -59,7 +62,7 @@ pub struct RawRecord<'a> {
     views: Option<u64>,
 }
 
-impl RawRecord<'_> {
+impl<L> RawRecord<'_, L> {
     /// The id as written, for duplicate detection even when other fields fail.
     pub fn id(&self) -> Option<&str> {
         self.id.as_deref()
@@ -88,10 +91,10 @@ fn field_error(field: &'static str, message: impl Into<String>) -> FieldError {
 }
 
 /// A record whose every field is valid, still borrowing its input.
-pub struct Checked<'a> {
-    raw: RawRecord<'a>,
-    url: Url,
-    image: Option<Url>,
+pub struct Checked<'a, L> {
+    raw: RawRecord<'a, L>,
+    url: Link,
+    image: Option<Link>,
     published: DateTime<Utc>,
     updated: DateTime<Utc>,
 }
@@ -102,9 +105,9 @@ fn has_visible(text: &str) -> bool {
         .any(|c| !c.is_whitespace() && !is_unsafe_char(c))
 }
 
-impl<'a> RawRecord<'a> {
+impl<'a, L: LongText> RawRecord<'a, L> {
     /// Validates every field, or lists every field at fault. Copies nothing.
-    pub fn check(self, cx: &RecordContext<'_>) -> Result<Checked<'a>, Vec<FieldError>> {
+    pub fn check(self, cx: &RecordContext<'_>) -> Result<Checked<'a, L>, Vec<FieldError>> {
         let mut errors = Vec::new();
         for (field, value) in [
             ("id", &self.id),
@@ -138,15 +141,17 @@ impl<'a> RawRecord<'a> {
             }
         }
         let mut url_of = |field: &'static str, value: Option<&str>| {
-            value
-                .filter(|v| has_visible(v))
-                .and_then(|u| match web_url(&clean(u), cx.base_url) {
-                    Ok(url) => Some(url),
-                    Err(why) => {
-                        errors.push(field_error(field, why));
-                        None
-                    }
-                })
+            let text = clean(value.filter(|v| has_visible(v))?);
+            if plainly_on_site(text.trim(), cx.base_url) {
+                return Some(Link::Plain);
+            }
+            match web_url(&text, cx.base_url) {
+                Ok(url) => Some(Link::Parsed(url)),
+                Err(why) => {
+                    errors.push(field_error(field, why));
+                    None
+                }
+            }
         };
         let url = url_of("url", self.url.as_deref());
         let image = url_of("image", self.image.as_deref());
@@ -175,6 +180,38 @@ impl<'a> RawRecord<'a> {
     }
 }
 
+/// A link found valid. Most are plain paths on the site, and most records
+/// are never kept: those are parsed only when their record is.
+enum Link {
+    Parsed(Url),
+    Plain,
+}
+
+impl Link {
+    fn into_url(self, text: Option<&str>, base: &Url) -> Url {
+        match self {
+            Link::Parsed(url) => url,
+            Link::Plain => {
+                let text = clean(text.unwrap_or_default());
+                web_url(&text, base).expect("a plain path on the site is a valid link")
+            }
+        }
+    }
+}
+
+/// Whether `text` is a link [`web_url`] surely accepts: a path (`/a/b.html`)
+/// on the site, or the same after the base URL's scheme and host, made only
+/// of characters that need no encoding.
+fn plainly_on_site(text: &str, base: &Url) -> bool {
+    let origin = &base[..url::Position::BeforePath];
+    let path = text.strip_prefix(origin).unwrap_or(text);
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
+}
+
 /// A one-line field without copying when it is already clean.
 fn clean(text: &str) -> Cow<'_, str> {
     if crate::text::is_one_line(text) {
@@ -184,7 +221,7 @@ fn clean(text: &str) -> Cow<'_, str> {
     }
 }
 
-impl Checked<'_> {
+impl<L: LongText> Checked<'_, L> {
     pub fn published(&self) -> DateTime<Utc> {
         self.published
     }
@@ -198,8 +235,12 @@ impl Checked<'_> {
     }
 
     /// The owned, normalised article.
-    pub fn into_article(self) -> Article {
+    pub fn into_article(self, cx: &RecordContext<'_>) -> Article {
         let raw = self.raw;
+        let url = self.url.into_url(raw.url.as_deref(), cx.base_url);
+        let image = self
+            .image
+            .map(|link| link.into_url(raw.image.as_deref(), cx.base_url));
         let text = |v: Text<'_>| v.map(|v| one_line(&v)).unwrap_or_default();
         let optional = |v: Text<'_>| v.map(|v| one_line(&v)).filter(|v| !v.is_empty());
         let keywords = match raw.keywords {
@@ -220,7 +261,7 @@ impl Checked<'_> {
             // A headline is plain text; exports often carry markup or entities in it.
             title: crate::text::plain_title(&text(raw.title)),
             section: text(raw.section),
-            url: self.url,
+            url,
             published: self.published,
             updated: self.updated,
             author: optional(raw.author),
@@ -229,13 +270,13 @@ impl Checked<'_> {
             keywords,
             summary: raw
                 .summary
-                .map(|s| strip_unsafe(s.trim()).into_owned())
+                .map(|s| strip_unsafe(s.text().trim()).into_owned())
                 .filter(|s| !s.is_empty()),
             content_html: raw
                 .content_html
-                .filter(|h| !h.trim().is_empty())
-                .map(Cow::into_owned),
-            image: self.image,
+                .map(|h| h.text().into_owned())
+                .filter(|h| !h.trim().is_empty()),
+            image,
             related,
             views: raw.views,
         }
@@ -369,6 +410,53 @@ impl<'de: 'a, 'a> Deserialize<'de> for Keywords<'a> {
     }
 }
 
+/// A long text field, decoded only when its record is kept.
+pub trait LongText {
+    fn text(&self) -> Cow<'_, str>;
+}
+
+impl LongText for Cow<'_, str> {
+    fn text(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
+}
+
+/// A JSON string as it is written in the input, quotes and escapes
+/// included. Deserializing checks that it is a string that decodes, without
+/// decoding it.
+#[derive(Debug)]
+pub struct JsonText<'a>(&'a str);
+
+impl LongText for JsonText<'_> {
+    fn text(&self) -> Cow<'_, str> {
+        let inner = &self.0[1..self.0.len() - 1];
+        if !inner.contains('\\') {
+            return Cow::Borrowed(inner);
+        }
+        // Checked to decode when it was deserialized.
+        Cow::Owned(serde_json::from_str(self.0).unwrap_or_default())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonText<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The loader reads a record that fails here again with decoded
+        // strings, for serde's own message and position: these errors only
+        // need to fail.
+        let raw = <&'de serde_json::value::RawValue>::deserialize(deserializer)?.get();
+        if !raw.starts_with('"') {
+            return Err(de::Error::custom("expected a string"));
+        }
+        // Skipping a string checks its escapes but not that `\u` escapes
+        // pair up into characters: decode those (rare) to be sure.
+        let bytes = raw.as_bytes();
+        if memchr::memchr_iter(b'\\', bytes).any(|i| bytes.get(i + 1) == Some(&b'u')) {
+            serde_json::from_str::<String>(raw).map_err(de::Error::custom)?;
+        }
+        Ok(JsonText(raw))
+    }
+}
+
 /// A string borrowed from the input when it holds no escapes.
 #[derive(Debug)]
 struct BorrowedText<'a>(Cow<'a, str>);
@@ -449,6 +537,48 @@ mod tests {
     }
 
     #[test]
+    fn plain_links_skip_parsing_only_when_parsing_surely_succeeds() {
+        let base = Url::parse("https://news.example.cn:8443/").unwrap();
+        for plain in [
+            "/a/b.html",
+            "https://news.example.cn:8443/s030/2025/0105/393889.html",
+            "/a/../b/./c~d_e-f.html",
+            "/",
+        ] {
+            assert!(plainly_on_site(plain, &base), "{plain}");
+            let url = web_url(plain, &base).unwrap();
+            assert_eq!(url.host_str(), Some("news.example.cn"), "{plain}");
+        }
+        for other in [
+            "https://news.example.cn/a.html",
+            "https://news.example.cn:8443.evil.com/a",
+            "https://news.example.cn:8443@evil.com/a",
+            "//evil.com/a",
+            "/a?b=c",
+            "/a#b",
+            "/a%20b",
+            "/a b",
+            "/标题.html",
+            "a.html",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert!(!plainly_on_site(other, &base), "{other}");
+        }
+    }
+
+    #[test]
+    fn json_text_decodes_only_when_asked() {
+        let raw = r#""<p>a\n\"b\" \u4e2d</p>""#;
+        let text: JsonText = serde_json::from_str(raw).unwrap();
+        assert_eq!(text.text(), "<p>a\n\"b\" 中</p>");
+        let plain: JsonText = serde_json::from_str(r#""no escapes""#).unwrap();
+        assert!(matches!(plain.text(), Cow::Borrowed("no escapes")));
+        assert!(serde_json::from_str::<JsonText>(r#""\ud800""#).is_err());
+        assert!(serde_json::from_str::<JsonText>("17").is_err());
+    }
+
+    #[test]
     fn reports_every_bad_field_of_one_record() {
         let base = Url::parse("https://news.example.cn/").unwrap();
         let exists = |s: &str| s == "news";
@@ -479,7 +609,7 @@ mod tests {
             zone: china(),
             section_exists: &exists,
         };
-        let article = raw.check(&cx).unwrap().into_article();
+        let article = raw.check(&cx).unwrap().into_article(&cx);
         assert_eq!(article.published.to_rfc3339(), "2017-03-22T01:10:00+00:00");
         assert_eq!(article.keywords, ["基层干部", "群众路线"]);
         assert_eq!(article.url.as_str(), "https://news.example.cn/a.html");

@@ -242,11 +242,19 @@ impl Run {
     /// The first `error:` line of stderr, without colour (SGR) codes.
     #[track_caller]
     pub fn error_line(&self) -> String {
+        self.errors()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no error line\n{self}"))
+    }
+
+    /// Every `error:` line of stderr, without colour (SGR) codes.
+    pub fn errors(&self) -> Vec<String> {
         self.stderr
             .lines()
             .map(strip_sgr)
-            .find(|l| l.starts_with("error:"))
-            .unwrap_or_else(|| panic!("no error line\n{self}"))
+            .filter(|l| l.starts_with("error:"))
+            .collect()
     }
 }
 

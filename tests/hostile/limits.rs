@@ -109,11 +109,7 @@ fn ten_thousand_levels_of_json_nesting_in_a_field_is_an_error() {
         site.write("articles/b.json", format!("[{}]", record.trim_end()));
         let run = site.build();
         run.expect(1);
-        let errors: Vec<&str> = run
-            .stderr
-            .lines()
-            .filter(|l| l.starts_with("error:"))
-            .collect();
+        let errors = run.errors();
         assert_eq!(errors.len(), 2, "{run}");
         for e in errors {
             assert!(e.ends_with(message), "{e}");
@@ -274,4 +270,67 @@ fn a_file_where_every_record_repeats_one_id_fails_in_linear_time() {
             .count(),
         19_999
     );
+}
+
+/// Bodies and summaries of JSON records are left undecoded unless the
+/// record reaches a feed: a broken escape is still an error wherever the
+/// record is, and a kept record's escapes come out decoded.
+#[test]
+fn long_fields_are_checked_in_every_record_and_decoded_in_kept_ones() {
+    let site = Site::new();
+    let mut lines = String::new();
+    // 60 newer records fill every feed (50 items): the old one is never kept.
+    for i in 0..60 {
+        let mut record = crate::harness::article(&format!("n{i}"), "news");
+        record["published"] = json!("2017-03-24 12:00");
+        record["content_html"] = json!("<p>第一段\n“引号” \"quoted\" \\ 中</p>");
+        lines.push_str(&record.to_string());
+        lines.push('\n');
+    }
+    let bad_body = r#"{"id":"old1","title":"t","section":"news","url":"/a","published":"2001-01-01 10:00","content_html":"<p>\ud800</p>"}"#;
+    let bad_summary = r#"{"id":"old2","title":"t","section":"news","url":"/b","published":"2001-01-01 10:00","summary":"\udc00x"}"#;
+    let not_text = r#"{"id":"old3","title":"t","section":"news","url":"/c","published":"2001-01-01 10:00","content_html":17}"#;
+    site.write(
+        "articles/a.jsonl",
+        format!("{lines}{bad_body}\n{bad_summary}\n{not_text}\n"),
+    );
+    let run = run(&site, &["build", "--now", NOW]);
+    run.expect(1);
+    let errors = run.errors();
+    assert_eq!(errors.len(), 3, "{run}");
+    assert!(
+        errors[0].contains("a.jsonl:61:") && errors[0].contains("content_html: "),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains("a.jsonl:62:") && errors[1].contains("summary: lone "),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[2].contains("a.jsonl:63:")
+            && errors[2].contains("content_html: invalid type: integer `17`, expected a string"),
+        "{}",
+        errors[2]
+    );
+    assert!(!site.path("public").exists());
+
+    site.write("articles/a.jsonl", &lines);
+    run_ok(&site);
+    let rss = fs::read_to_string(site.path("public/feeds/news/rss.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&rss).unwrap();
+    let bodies: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "encoded")
+        .filter_map(|n| n.text())
+        .collect();
+    assert_eq!(bodies.len(), 50, "{rss}");
+    for body in bodies {
+        assert_eq!(body, "<p>第一段\n“引号” \"quoted\" \\ 中</p>");
+    }
+}
+
+fn run_ok(site: &Site) {
+    run(site, &["build", "--now", NOW]).expect(0);
 }
