@@ -7,12 +7,14 @@
 //! not touched at all (its mtime stays, so caches and rsync stay quiet).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
 use crate::feed::OutputFile;
+
+/// Threads syncing files to disk at once.
+const SYNC_THREADS: usize = 8;
 
 /// What a write did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -70,30 +72,51 @@ impl Staging {
         let temp = temp_path(&target);
         // Record first, so a failed write is cleaned up too.
         self.staged.push((temp.clone(), target));
-        let written = if self.durable {
-            write_synced(&temp, bytes)
-        } else {
-            fs::write(&temp, bytes)
-        };
-        written.with_context(|| format!("cannot write {}", temp.display()))
+        fs::write(&temp, bytes).with_context(|| format!("cannot write {}", temp.display()))
     }
 
-    /// Moves every staged file into place. If one cannot be moved, the
+    /// Moves every staged file into place, durable ones synced to disk
+    /// first (all of them, before any is moved). If one cannot be moved, the
     /// temporary files not yet moved are removed (when `self` drops).
     pub fn commit(mut self) -> Result<WriteReport> {
-        while let Some((temp, target)) = self.staged.first().cloned() {
-            fs::rename(&temp, &target)
-                .with_context(|| format!("cannot move {} into place", target.display()))?;
-            self.staged.remove(0);
-            self.report.changed += 1;
-            // Makes the rename durable; not every file system allows it.
-            if self.durable
-                && let Some(Ok(folder)) = target.parent().map(fs::File::open)
-            {
-                let _ = folder.sync_all();
-            }
+        if self.durable {
+            // Syncs wait on the disk, not a core: many at once let the file
+            // system batch them.
+            let synced = crate::parallel::map(&self.staged, SYNC_THREADS, |(temp, _)| {
+                fs::File::open(temp)
+                    .and_then(|f| f.sync_all())
+                    .with_context(|| format!("cannot write {}", temp.display()))
+            });
+            synced.into_iter().collect::<Result<Vec<()>>>()?;
         }
-        Ok(self.report)
+        let mut folders = std::collections::BTreeSet::new();
+        let mut pending = std::mem::take(&mut self.staged).into_iter();
+        let mut failed = None;
+        while let Some((temp, target)) = pending.next() {
+            if let Err(e) = fs::rename(&temp, &target) {
+                failed = Some(
+                    anyhow::Error::new(e)
+                        .context(format!("cannot move {} into place", target.display())),
+                );
+                // This one and the rest are removed on drop.
+                self.staged.push((temp, target));
+                self.staged.extend(pending);
+                break;
+            }
+            self.report.changed += 1;
+            folders.extend(target.parent().map(Path::to_path_buf));
+        }
+        if self.durable {
+            // Makes the renames durable; not every file system allows it.
+            let folders: Vec<PathBuf> = folders.into_iter().collect();
+            crate::parallel::map(&folders, SYNC_THREADS, |folder| {
+                let _ = fs::File::open(folder).and_then(|f| f.sync_all());
+            });
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(self.report),
+        }
     }
 
     /// Like [`Staging::commit`], and keeps a manifest of the added paths
@@ -138,13 +161,6 @@ pub fn write_files(dir: &Path, files: &[OutputFile]) -> Result<WriteReport> {
             .context("nothing was changed in the output folder")?;
     }
     staging.commit()
-}
-
-/// Writes `bytes` to `path` and syncs them to disk.
-pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 fn temp_path(target: &Path) -> PathBuf {

@@ -37,9 +37,9 @@ pub struct RelatedIndex<'a> {
     postings: Vec<Vec<u32>>,
     /// Articles published by the digest's clock; later ones are embargoed.
     visible: Vec<bool>,
-    /// Per article: its section, interned, and its publication time, so
+    /// Per article: its section (hashed) and its publication time, so
     /// ranking compares integers.
-    section_of: Vec<u32>,
+    section_of: Vec<u64>,
     published: Vec<i64>,
     /// Candidates ranked per article, the first `depth` of them.
     cache: Mutex<HashMap<String, Ranking>>,
@@ -114,23 +114,22 @@ impl<'a> RelatedIndex<'a> {
                 }
             }
         }
+        // Per-article integers for ranking, on every core: reading each
+        // article's section is a cache miss. A section is known by a 64-bit
+        // hash of its id (a collision among a site's sections, ~1e-15, would
+        // only merge their "same section" tie-break).
+        let columns = crate::parallel::map(articles, crate::parallel::cores(), |a| {
+            let section = xxhash_rust::xxh3::xxh3_64(a.section.as_bytes());
+            (a.published <= now, section, a.published.timestamp())
+        });
         RelatedIndex {
             articles,
             by_id,
             keyword_ids,
             postings,
-            visible: articles.iter().map(|a| a.published <= now).collect(),
-            section_of: {
-                let mut sections: FastMap<&str, u32> = FastMap::default();
-                articles
-                    .iter()
-                    .map(|a| {
-                        let next = sections.len() as u32;
-                        *sections.entry(a.section.as_str()).or_insert(next)
-                    })
-                    .collect()
-            },
-            published: articles.iter().map(|a| a.published.timestamp()).collect(),
+            visible: columns.iter().map(|c| c.0).collect(),
+            section_of: columns.iter().map(|c| c.1).collect(),
+            published: columns.iter().map(|c| c.2).collect(),
             cache: Mutex::new(HashMap::new()),
             depth: 64,
             scores: Mutex::new(vec![0.0; articles.len()]),
@@ -251,8 +250,16 @@ impl<'a> RelatedIndex<'a> {
     ) -> Vec<u32> {
         let mut order = Vec::new();
         let mut seen = HashSet::new();
-        let usable =
-            |i: u32| self.visible[i as usize] && self.articles[i as usize].id != article.id;
+        // Ids are unique: the article is its index, compared without reading
+        // the candidates (a cache miss each, over many thousands of them).
+        let itself = self.by_id.get(article.id.as_str()).copied();
+        let usable = |i: u32| {
+            self.visible[i as usize]
+                && match itself {
+                    Some(me) => i != me,
+                    None => self.articles[i as usize].id != article.id,
+                }
+        };
         for id in &article.related {
             match self.by_id.get(id.as_str()) {
                 Some(&i) => {
@@ -281,10 +288,7 @@ impl<'a> RelatedIndex<'a> {
                 *score += weight;
             }
         }
-        let own_section = self
-            .by_id
-            .get(article.id.as_str())
-            .map(|&i| self.section_of[i as usize]);
+        let own_section = itself.map(|i| self.section_of[i as usize]);
         // Candidates as (score, same section, published, index), compared
         // without touching the articles; the id breaks a full tie. Only the
         // best `wanted` are kept, in a bounded heap whose top is the worst.

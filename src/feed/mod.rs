@@ -262,31 +262,32 @@ pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output) -> Vec<OutputFil
         .collect();
 
     let pairs: Vec<(&Feed, &FeedInfo)> = feeds.iter().zip(&infos).collect();
-    let mut files: Vec<OutputFile> = crate::parallel::map(&pairs, 16, |(feed, info)| {
-        let mut files = Vec::new();
-        if output.rss {
-            files.push(OutputFile {
-                path: format!("{}{RSS_FILE}", info.folder),
-                bytes: rss::render(info, &feed.items),
-            });
-        }
-        if output.atom {
-            files.push(OutputFile {
-                path: format!("{}{ATOM_FILE}", info.folder),
-                bytes: atom::render(info, &feed.items),
-            });
-        }
-        if output.json {
-            files.push(OutputFile {
-                path: format!("{}{JSON_FILE}", info.folder),
-                bytes: jsonfeed::render(info, &feed.items),
-            });
-        }
-        files
-    })
-    .into_iter()
-    .flatten()
-    .collect();
+    let mut files: Vec<OutputFile> =
+        crate::parallel::map(&pairs, crate::parallel::cores(), |(feed, info)| {
+            let mut files = Vec::new();
+            if output.rss {
+                files.push(OutputFile {
+                    path: format!("{}{RSS_FILE}", info.folder),
+                    bytes: rss::render(info, &feed.items),
+                });
+            }
+            if output.atom {
+                files.push(OutputFile {
+                    path: format!("{}{ATOM_FILE}", info.folder),
+                    bytes: atom::render(info, &feed.items),
+                });
+            }
+            if output.json {
+                files.push(OutputFile {
+                    path: format!("{}{JSON_FILE}", info.folder),
+                    bytes: jsonfeed::render(info, &feed.items),
+                });
+            }
+            files
+        })
+        .into_iter()
+        .flatten()
+        .collect();
     files.push(OutputFile {
         path: "feeds/index.opml".into(),
         bytes: opml::render(site, &infos, output),
@@ -348,7 +349,7 @@ impl Prepared {
         // Sanitizing bodies is most of rendering: on every core.
         let prepared = crate::parallel::map_with(
             &unique,
-            16,
+            crate::parallel::cores(),
             crate::text::HtmlCleaner::default,
             |cleaner, article| {
                 let content = article
