@@ -43,6 +43,55 @@ pub fn map_with<T: Sync, R: Send, S>(
     })
 }
 
+/// Maps `f` over `items` on `threads` threads and hands the results to
+/// `consume` on the calling thread, in input order, as they are ready: the
+/// consumer works while the next results are computed, and only a bounded
+/// number wait in memory. An error from `consume` stops the workers and is
+/// returned.
+pub fn pipeline<T: Sync, R: Send, E>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+    mut consume: impl FnMut(R) -> Result<(), E>,
+) -> Result<(), E> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let threads = threads.clamp(1, items.len().max(1));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<(usize, R)>(threads * 8);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (sender, next, stop, f) = (sender.clone(), &next, &stop, &f);
+            scope.spawn(move || {
+                // Items are taken in order, so results arrive nearly in order.
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    if sender.send((i, f(item))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        let mut early: std::collections::BTreeMap<usize, R> = Default::default();
+        let mut wanted = 0;
+        for (i, result) in receiver.iter() {
+            early.insert(i, result);
+            while let Some(result) = early.remove(&wanted) {
+                wanted += 1;
+                if let Err(e) = consume(result) {
+                    stop.store(true, Ordering::Relaxed);
+                    // Dropping the receiver unblocks workers waiting to send.
+                    drop(receiver);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -51,5 +100,35 @@ mod tests {
         let doubled = super::map(&items, 3, |i| i * 2);
         assert_eq!(doubled, (0..1000).map(|i| i * 2).collect::<Vec<_>>());
         assert!(super::map(&[] as &[u32], 4, |i| *i).is_empty());
+    }
+
+    #[test]
+    fn pipeline_consumes_in_order_and_stops_on_error() {
+        let items: Vec<u32> = (0..5000).collect();
+        let mut seen = Vec::new();
+        super::pipeline(
+            &items,
+            4,
+            |i| i * 3,
+            |r| {
+                seen.push(r);
+                Ok::<(), ()>(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, (0..5000).map(|i| i * 3).collect::<Vec<_>>());
+
+        let mut consumed = 0;
+        let result = super::pipeline(
+            &items,
+            4,
+            |i| *i,
+            |r| {
+                consumed += 1;
+                if r == 100 { Err(r) } else { Ok(()) }
+            },
+        );
+        assert_eq!(result, Err(100));
+        assert_eq!(consumed, 101);
     }
 }

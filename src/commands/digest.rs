@@ -16,7 +16,7 @@ use crate::digest::{self, History, Settings, message};
 use crate::load::subscribers::load_subscribers;
 use crate::mail::{self, Job, Outcome};
 use crate::model::{Article, Subscriber};
-use crate::state::{NewDelivery, State, Status};
+use crate::state::{NewDelivery, Packed, State, Status};
 use crate::{load, output};
 
 /// Lists the files a dry run wrote into its folder, so the next dry run
@@ -257,15 +257,17 @@ pub fn plan<'a>(
     Ok(plan)
 }
 
-/// Renders and builds each planned message in turn and hands it to `emit`,
-/// so a run never holds more than one message in memory.
-pub fn compose_each<'a>(
+/// Renders and builds every planned message, turns each into what the
+/// caller keeps with `finish` (on the composing threads), and hands those
+/// to `emit` in plan order; only a few messages are in memory at a time.
+pub fn compose_each<'a, T: Send>(
     config: &'a Config,
     setup: &'a Setup,
     plan: &digest::Digest<'a>,
     now: DateTime<Utc>,
     secret: Option<&[u8]>,
-    mut emit: impl FnMut(Composed<'a>) -> Result<(), Failure>,
+    finish: impl Fn(Composed<'a>) -> Result<T, Failure> + Sync,
+    mut emit: impl FnMut(T) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let envelope = message::Envelope {
         site: &config.site,
@@ -308,32 +310,22 @@ pub fn compose_each<'a>(
                 .collect(),
         })
     };
-    // Rendering is the costly part and independent per email: batches are
-    // rendered on every core, then handed on in order (a bounded number of
-    // messages in memory at a time).
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 16);
-    for batch in plan.emails.chunks(64 * workers) {
-        let share = batch.len().div_ceil(workers);
-        let results: Vec<Vec<Result<Composed<'a>, Failure>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = batch
-                .chunks(share)
-                .map(|part| {
-                    let compose = &compose;
-                    scope.spawn(move || part.iter().map(compose).collect::<Vec<_>>())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a composing thread panicked"))
-                .collect()
-        });
-        for composed in results.into_iter().flatten() {
-            emit(composed?)?;
-        }
-    }
-    Ok(())
+    // Rendering is the costly part and independent per email: on every
+    // core, while this thread hands the finished ones on, in order.
+    crate::parallel::pipeline(
+        &plan.emails,
+        crate::parallel::cores(),
+        |email| compose(email).and_then(&finish),
+        |result| emit(result?),
+    )
+}
+
+/// A composed message as the state store keeps it, compressed on the
+/// composing thread (the thread that stores them only stores).
+fn pack(mut c: Composed<'_>) -> Result<(Packed, Composed<'_>), Failure> {
+    let packed = Packed::new(&c.bytes);
+    (c.bytes, c.html) = (Vec::new(), String::new());
+    Ok((packed, c))
 }
 
 /// Every article the digest can show, as of `now`.
@@ -395,7 +387,7 @@ pub fn dry_run(
     let mut rows = String::new();
     let mut used = std::collections::HashSet::new();
     let (mut emails, mut items) = (0usize, 0usize);
-    compose_each(config, &setup, &plan, now, secret.as_deref(), |c| {
+    compose_each(config, &setup, &plan, now, secret.as_deref(), Ok, |c| {
         let mut name = file_name(&c.subscriber.email);
         while !used.insert(name.clone()) {
             name.push('_');
@@ -509,18 +501,31 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
         |s| history_from(Some(&state), &issue, s),
         say,
     )?;
+    let fixing = Instant::now();
     state.fix_issue(&issue, &stamp, |fixer| {
-        compose_each(config, &setup, &plan, now, secret.as_deref(), |c| {
-            let delivery = NewDelivery {
-                recipient: &c.subscriber.email,
-                message_id: &c.message_id,
-                message: &c.bytes,
-                article_ids: c.article_ids.clone(),
-            };
-            fixer.add(&delivery).map_err(Failure::Error)
-        })
+        compose_each(
+            config,
+            &setup,
+            &plan,
+            now,
+            secret.as_deref(),
+            pack,
+            |(packed, c)| {
+                let delivery = NewDelivery {
+                    recipient: &c.subscriber.email,
+                    message_id: &c.message_id,
+                    message: &packed,
+                    article_ids: c.article_ids.clone(),
+                };
+                fixer.add(&delivery).map_err(Failure::Error)
+            },
+        )
     })?;
 
+    say.detail(format!(
+        "composed and fixed this issue's messages in the state database in {:.2} s",
+        fixing.elapsed().as_secs_f64()
+    ));
     let pending = state.pending()?;
     let mut jobs = Vec::with_capacity(pending.len());
     for (key, p) in pending.iter().enumerate() {

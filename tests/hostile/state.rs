@@ -194,13 +194,13 @@ fn a_state_database_from_a_newer_version_is_refused() {
     run.expect(1);
     assert_eq!(
         run.error_line(),
-        "error: ./state/state.sqlite: the state database has schema version 99, this release reads version 1 (it was written by a newer bulletin)"
+        "error: ./state/state.sqlite: the state database has schema version 99, this release reads version 2 (it was written by a newer bulletin)"
     );
     let run = site.send();
     run.expect(1);
     assert_eq!(
         run.error_line(),
-        "error: ./state/state.sqlite: the state database has schema version 99, written by a newer bulletin; this release reads version 1"
+        "error: ./state/state.sqlite: the state database has schema version 99, written by a newer bulletin; this release reads version 2"
     );
     assert_eq!(site.sent().len(), sent_before);
     let version: i64 = rusqlite::Connection::open(site.path("state/state.sqlite"))
@@ -277,4 +277,49 @@ fn a_state_database_locked_by_another_program_is_a_clear_error() {
     run.expect(1);
     run.stderr_has(&["database is locked", "state/state.sqlite"]);
     assert_eq!(site.sent().len(), sent_before);
+}
+
+/// A run of an earlier release (schema version 1, messages stored as they
+/// are) was interrupted: this release migrates the database and delivers
+/// the pending message byte for byte.
+#[test]
+fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
+    let site = Site::new();
+    site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
+        .expect(0);
+    let old = b"From: digest@news.example.cn\r\nTo: reader@example.com\r\nSubject: old\r\n\r\nbody of 2017-03-23\r\n";
+    {
+        // Back to version 1: no encoding column, one raw message pending.
+        let conn = rusqlite::Connection::open(site.path("state/state.sqlite")).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE deliveries DROP COLUMN message_encoding; PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, created_at, updated_at)
+             VALUES ('2017-03-23', 'reader@example.com', 'reader@example.com', '<old@x>', ?1, 'pending', 'then', 'then')",
+            [old.as_slice()],
+        )
+        .unwrap();
+    }
+    let before = site.sent().len();
+    // A dry run reads the old database as it is, and leaves it so.
+    site.dry_run("out").expect(0);
+    site.send().expect(0);
+    let sent = site.sent();
+    assert_eq!(sent.len(), before + 1, "only the pending message is sent");
+    assert!(sent.contains(&old.to_vec()), "the stored bytes, unchanged");
+    let conn = rusqlite::Connection::open(site.path("state/state.sqlite")).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let pending: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE status = 'pending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(pending, 0);
 }
