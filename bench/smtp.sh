@@ -4,10 +4,11 @@
 #   bench/smtp.sh [MESSAGES] [CONCURRENCIES]     default: 20000 "1 4 16"
 #
 # For each concurrency C:
-#   (a) smtp-source: MESSAGES messages of MSG_BYTES (default 10240) over C sessions (-d: each
+#   (a) smtp-source: MESSAGES messages of MSG_BYTES (default: the mean size of
+#       bulletin's digests in the dry run, so every sender moves the same bytes) over C sessions (-d: each
 #       session stays connected and sends message after message);
 #   (b) bench/peer_smtplib.py: C threads, one smtplib connection each,
-#       MESSAGES prebuilt ~10 KB messages;
+#       MESSAGES prebuilt messages of MSG_BYTES;
 #   (c) bulletin digest --send with MESSAGES subscribers, [smtp] connections
 #       = C, a fresh state database each time, --now one minute after the
 #       corpus's newest article (so every section has news in the window).
@@ -84,13 +85,15 @@ measure "$TSV" "bulletin digest --dry-run (compose + write previews)" 1 -- \
   "$BULLETIN" digest --config "$SITE/feeds.toml" --dry-run "$SITE/dry-run" --now "$NOW"
 DRY_EMAILS="$(cat "$RESULTS/bulletin digest --dry-run (compose + write previews).1."{out,err} | sed -n 's/.*: \([0-9]*\) emails.*/\1/p' | head -1)"
 EML_KB="$(find "$SITE/dry-run" -maxdepth 1 -name '*.eml' -printf '%s\n' 2>/dev/null | awk '{s+=$1; n++} END {if (n) printf "%.1f", s/n/1024}')"
+EML_BYTES="$(find "$SITE/dry-run" -maxdepth 1 -name '*.eml' -printf '%s\n' 2>/dev/null | awk '{s+=$1; n++} END {if (n) printf "%d", s/n}')"
+MSG_BYTES="${MSG_BYTES:-${EML_BYTES:-10240}}"
 
 for c in $CONCURRENCIES; do
   say "concurrency $c ..."
   measure "$TSV" "smtp-source C=$c" 1 -- \
-    "$SOURCE" -s "$c" -m "$MESSAGES" -l "${MSG_BYTES:-10240}" -d -f digest@news.example.cn -t reader@example.com 127.0.0.1:"$PORT"
+    "$SOURCE" -s "$c" -m "$MESSAGES" -l "$MSG_BYTES" -d -f digest@news.example.cn -t reader@example.com 127.0.0.1:"$PORT"
   measure "$TSV" "python smtplib C=$c" 1 -- \
-    "$PYTHON" "$BENCH/peer_smtplib.py" --port "$PORT" --connections "$c" --messages "$MESSAGES" --size "${MSG_BYTES:-10240}"
+    "$PYTHON" "$BENCH/peer_smtplib.py" --port "$PORT" --connections "$c" --messages "$MESSAGES" --size "$MSG_BYTES"
   cfg="$(config_for "$c")"
   rm -rf "$SITE/state-c$c"
   # -v prints "sent <id> to <addr>" per message; stamp_lines.py times them
@@ -131,7 +134,7 @@ for line in open(tsv, encoding="utf-8"):
             print(f"| ↳ bulletin delivery phase only (first to last 'sent') | {conns} | {n} | {last - first:.2f} | | | {rate:.0f} |")
 EOF
   echo
-  echo "- smtp-source and smtplib send ~10.5 KB messages; bulletin's digest messages average ${EML_KB:-?} KB (from the dry run)."
+  echo "- smtp-source and smtplib send messages of $MSG_BYTES bytes; bulletin's digest messages average ${EML_KB:-?} KB (from the dry run)."
   echo "- bulletin's wall includes loading the corpus, composing every message and fixing them in the state DB before the first is sent (CPU and RSS include the small line-timing filter); the ↳ row times only the deliveries (first to last 'sent' line of -v). The dry-run row is load + compose + writing .eml/.html files."
   for c in $CONCURRENCIES; do
     echo "- bulletin C=$c says: $(cat "$RESULTS/bulletin digest --send C=$c.1."{out,err} | grep -E '^digest |error|stamp:' | tr '\n' ' ')"
