@@ -182,7 +182,7 @@ fuzz_target!(|input: Input| {
     let Ok(checked) = raw.check(&cx) else {
         return;
     };
-    let article = checked.into_article(&cx);
+    let article = checked.into_article(&cx, true);
     checks::check_article(&article);
     if checks::skip_known() && checks::known_entity_leak(&article) {
         return;

@@ -59,16 +59,14 @@ impl crate::load::Sink for Archive {
         published <= self.now
     }
 
-    fn accept(&mut self, mut article: Article) {
-        if article.published > self.now {
-            return;
+    fn wants_body(&self, published: DateTime<Utc>) -> bool {
+        published > self.since
+    }
+
+    fn accept(&mut self, article: Article) {
+        if article.published <= self.now {
+            self.articles.push(article);
         }
-        if article.published <= self.since {
-            article.content_html = None;
-            article.related = Vec::new();
-            article.related.shrink_to_fit();
-        }
-        self.articles.push(article);
     }
 
     fn merge(&mut self, other: Self) {

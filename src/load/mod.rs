@@ -47,6 +47,11 @@ pub trait Sink: Send + Sized {
     fn wants(&self, _published: DateTime<Utc>, _id: &str, _section: &str) -> bool {
         true
     }
+    /// Whether a wanted article published at `published` needs its body
+    /// and its related list; without, they are never decoded.
+    fn wants_body(&self, _published: DateTime<Utc>) -> bool {
+        true
+    }
     fn accept(&mut self, article: Article);
     fn merge(&mut self, other: Self);
 }
@@ -409,7 +414,8 @@ impl<'a, S: Sink> Collector<'a, S> {
                     .get_mut(&self.origin.file)
                     .expect("a sink per file being read");
                 if sink.wants(checked.published(), &checked.id(), &checked.section()) {
-                    sink.accept(checked.into_article(self.cx));
+                    let body = sink.wants_body(checked.published());
+                    sink.accept(checked.into_article(self.cx, body));
                 }
             }
             Err(errors) => {

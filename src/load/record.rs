@@ -234,8 +234,9 @@ impl<L: LongText> Checked<'_, L> {
         clean(self.raw.section.as_deref().unwrap_or_default())
     }
 
-    /// The owned, normalised article.
-    pub fn into_article(self, cx: &RecordContext<'_>) -> Article {
+    /// The owned, normalised article; without `content_html` and `related`
+    /// unless `body`.
+    pub fn into_article(self, cx: &RecordContext<'_>, body: bool) -> Article {
         let raw = self.raw;
         let url = self.url.into_url(raw.url.as_deref(), cx.base_url);
         let image = self
@@ -251,6 +252,7 @@ impl<L: LongText> Checked<'_, L> {
         };
         let related: Vec<String> = raw
             .related
+            .filter(|_| body)
             .unwrap_or_default()
             .iter()
             .map(|r| one_line(&r.0))
@@ -274,6 +276,7 @@ impl<L: LongText> Checked<'_, L> {
                 .filter(|s| !s.is_empty()),
             content_html: raw
                 .content_html
+                .filter(|_| body)
                 .map(|h| h.text().into_owned())
                 .filter(|h| !h.trim().is_empty()),
             image,
@@ -609,7 +612,7 @@ mod tests {
             zone: china(),
             section_exists: &exists,
         };
-        let article = raw.check(&cx).unwrap().into_article(&cx);
+        let article = raw.check(&cx).unwrap().into_article(&cx, true);
         assert_eq!(article.published.to_rfc3339(), "2017-03-22T01:10:00+00:00");
         assert_eq!(article.keywords, ["基层干部", "群众路线"]);
         assert_eq!(article.url.as_str(), "https://news.example.cn/a.html");
