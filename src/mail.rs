@@ -6,10 +6,13 @@
 //! durably before the next one is known. Replies are classified:
 //!
 //! - 2xx: sent;
-//! - 5xx on MAIL, RCPT or the message: permanent, never retried;
+//! - 5xx on RCPT or the message: permanent for that recipient, never retried;
+//! - 5xx on MAIL: the sender is refused; the run stops, all left pending;
 //! - 4xx, a lost connection, a timeout: temporary, retried on a new
 //!   connection with backoff, a bounded number of times, then left pending;
-//! - 421: the server is closing; reconnect after a pause.
+//! - 421: the server is closing; reconnect after a pause;
+//! - no session at all (unreachable, TLS, login): a shared backoff, then
+//!   the run stops (see [`Breaker`]).
 //!
 //! lettre 0.11 writes a message body and its final `.` in two writes and
 //! never sets TCP_NODELAY, so every message waits on Nagle's algorithm for
@@ -97,6 +100,12 @@ impl Settings {
 enum Failure {
     Permanent(String),
     Temporary(String),
+    /// No session: the server cannot be reached, TLS or authentication
+    /// failed. Nothing about this message; counted by the [`Breaker`].
+    Connect(String),
+    /// The server refuses the sender (5xx to MAIL FROM): it would refuse
+    /// every message, so the run stops with everything left pending.
+    Sender(String),
     /// 421, or the connection broke: drop it and reconnect.
     Connection(String),
     /// The message went out in full but no reply came back: the server may
@@ -114,10 +123,12 @@ pub fn deliver(jobs: Vec<Job>, settings: &Settings, fetch: Fetch<'_>, reports: S
     };
     let queue = Arc::new(Queue::new(jobs));
     let pacer = Arc::new(Pacer::new(settings.smtp.max_rate));
+    let breaker = Breaker::new(settings.retries, settings.retry_delay);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let (queue, pacer, reports) = (queue.clone(), pacer.clone(), reports.clone());
-            scope.spawn(move || worker(&queue, &pacer, settings, fetch, &reports));
+            let breaker = &breaker;
+            scope.spawn(move || worker(&queue, &pacer, breaker, settings, fetch, &reports));
         }
     });
 }
@@ -125,6 +136,7 @@ pub fn deliver(jobs: Vec<Job>, settings: &Settings, fetch: Fetch<'_>, reports: S
 fn worker(
     queue: &Queue,
     pacer: &Pacer,
+    breaker: &Breaker,
     settings: &Settings,
     fetch: Fetch<'_>,
     reports: &Sender<Report>,
@@ -139,12 +151,34 @@ fn worker(
                 pacer.wait();
                 match settings.smtp.transport {
                     Transport::Sendmail => send_sendmail(&job, &bytes, settings),
-                    Transport::Smtp => send_smtp(&mut connection, &job, &bytes, settings),
+                    Transport::Smtp => send_smtp(&mut connection, &job, &bytes, settings, breaker),
                 }
             }
         };
         let outcome = match result {
             Ok(()) => Outcome::Sent,
+            Err(Failure::Connect(why)) => {
+                if breaker.failed() {
+                    // The server has been out of reach through every retry:
+                    // stop here, everything not sent stays pending.
+                    queue.abandon();
+                    Outcome::Deferred(format!(
+                        "{why} (gave up after {} attempts)",
+                        settings.retries + 1
+                    ))
+                } else {
+                    // Not this message's fault: it waits for the next try.
+                    queue.retry(job, attempt, Duration::ZERO);
+                    continue;
+                }
+            }
+            Err(Failure::Sender(why)) => {
+                queue.abandon();
+                Outcome::Deferred(format!(
+                    "the server refuses the sender {}: {why}; nothing more is sent this run",
+                    settings.from
+                ))
+            }
             Err(Failure::Permanent(why)) => Outcome::Rejected(why),
             Err(Failure::Ambiguous(why)) => Outcome::Deferred(format!(
                 "no reply after the message was sent ({why}); the server may have it"
@@ -187,12 +221,15 @@ fn send_smtp(
     job: &Job,
     bytes: &[u8],
     settings: &Settings,
+    breaker: &Breaker,
 ) -> Result<(), Failure> {
     if slot.as_mut().is_some_and(|c| c.has_broken()) {
         *slot = None;
     }
     if slot.is_none() {
+        breaker.wait();
         *slot = Some(connect(settings)?);
+        breaker.connected();
     }
     let conn = slot.as_mut().expect("connected above");
     let result = transaction(conn, job, bytes, settings);
@@ -234,7 +271,7 @@ fn connect(settings: &Settings) -> Result<SmtpConnection, Failure> {
         None,
     )
     .map_err(|e| {
-        Failure::Connection(format!(
+        Failure::Connect(format!(
             "cannot connect to {}:{}: {e}",
             smtp.host, smtp.port
         ))
@@ -243,13 +280,13 @@ fn connect(settings: &Settings) -> Result<SmtpConnection, Failure> {
         let params = tls.as_ref().expect("built above");
         if !conn.can_starttls() {
             conn.abort();
-            return Err(Failure::Connection(format!(
+            return Err(Failure::Connect(format!(
                 "{} does not offer STARTTLS",
                 smtp.host
             )));
         }
         conn.starttls(params, &hello)
-            .map_err(|e| Failure::Connection(format!("STARTTLS failed: {e}")))?;
+            .map_err(|e| Failure::Connect(format!("STARTTLS failed: {e}")))?;
     }
     if !smtp.username.is_empty() {
         let password = settings.password.clone().unwrap_or_default();
@@ -262,7 +299,7 @@ fn connect(settings: &Settings) -> Result<SmtpConnection, Failure> {
                 } else {
                     "failed"
                 };
-                Failure::Connection(format!("authentication as {:?} {class}", smtp.username))
+                Failure::Connect(format!("authentication as {:?} {class}", smtp.username))
             })?;
     }
     Ok(conn)
@@ -272,12 +309,12 @@ fn tls_parameters(settings: &Settings) -> Result<TlsParameters, Failure> {
     let mut builder = TlsParameters::builder(settings.smtp.host.clone());
     if let Some(pem) = &settings.tls_roots {
         let certificate = Certificate::from_pem(pem)
-            .map_err(|e| Failure::Connection(format!("smtp.ca_file: {e}")))?;
+            .map_err(|e| Failure::Connect(format!("smtp.ca_file: {e}")))?;
         builder = builder.add_root_certificate(certificate);
     }
     builder
         .build_rustls()
-        .map_err(|e| Failure::Connection(format!("TLS setup failed: {e}")))
+        .map_err(|e| Failure::Connect(format!("TLS setup failed: {e}")))
 }
 
 /// One MAIL / RCPT / DATA transaction on an open connection.
@@ -297,7 +334,10 @@ fn transaction(
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
     conn.command(Mail::new(Some(settings.from.clone()), parameters))
-        .map_err(classify)?;
+        .map_err(|e| match classify(e) {
+            Failure::Permanent(why) => Failure::Sender(why),
+            other => other,
+        })?;
     conn.command(Rcpt::new(job.recipient.clone(), Vec::new()))
         .map_err(classify)?;
     conn.command(Data).map_err(classify)?;
@@ -432,6 +472,60 @@ impl Queue {
         let mut state = self.state.lock().expect("queue lock");
         state.in_flight -= 1;
         self.wake.notify_all();
+    }
+}
+
+/// Stops a run whose server cannot be reached. A failed connection attempt
+/// (refused, timed out, TLS or authentication failed) starts a backoff that
+/// every worker waits out before trying again; once `retries + 1` attempts
+/// in a row have failed, with no session opened in between, the run gives
+/// up — instead of trying each of many thousand messages in turn against a
+/// dead server (or a server refusing the password).
+struct Breaker {
+    state: Mutex<BreakerState>,
+    retries: u32,
+    delay: Duration,
+}
+
+struct BreakerState {
+    failures: u32,
+    not_before: Instant,
+}
+
+impl Breaker {
+    fn new(retries: u32, delay: Duration) -> Breaker {
+        Breaker {
+            state: Mutex::new(BreakerState {
+                failures: 0,
+                not_before: Instant::now(),
+            }),
+            retries,
+            delay,
+        }
+    }
+
+    /// Waits out the backoff after a failed attempt.
+    fn wait(&self) {
+        let until = self.state.lock().expect("breaker lock").not_before;
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    }
+
+    fn connected(&self) {
+        self.state.lock().expect("breaker lock").failures = 0;
+    }
+
+    /// Records a failed attempt; true when it is time to give up. Workers
+    /// failing together count once per backoff period.
+    fn failed(&self) -> bool {
+        let mut state = self.state.lock().expect("breaker lock");
+        let now = Instant::now();
+        if now >= state.not_before {
+            state.failures += 1;
+            let backoff =
+                self.delay * 2u32.saturating_pow(state.failures.saturating_sub(1).min(16));
+            state.not_before = now + backoff;
+        }
+        state.failures > self.retries
     }
 }
 

@@ -635,6 +635,13 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
         for (why, n) in reasons.iter().take(5) {
             ignore_closed!(std::io::stderr(), "  {n} pending: {why}");
         }
+        let untried = total.saturating_sub(sent + rejected + deferred);
+        if untried > 0 {
+            ignore_closed!(
+                std::io::stderr(),
+                "  {untried} pending: not tried, the run stopped early"
+            );
+        }
         if deferred > 0 || pending_left > 0 {
             ignore_closed!(
                 std::io::stderr(),

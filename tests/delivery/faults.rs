@@ -253,18 +253,43 @@ fn unreachable_server_exits_2_and_a_rerun_delivers_everything() {
         first.stderr.contains(&address) || first.stderr.contains("cannot connect"),
         "stderr should say the server at {address} cannot be reached, not only that delivery is incomplete:\n{first}"
     );
+    all_pending_then_a_rerun_delivers(&mut site, "an unreachable server is not a refusal");
+}
+
+/// Nobody was sent the digest or marked failed (`why` says why that is
+/// right); a rerun against a working server delivers one copy to each.
+fn all_pending_then_a_rerun_delivers(site: &mut Site, why: &str) {
     let state = site.state();
     assert_eq!(state.count("sent"), 0, "nothing can have been sent");
-    assert_eq!(
-        state.count("failed"),
-        0,
-        "an unreachable server is not a refusal"
-    );
+    assert_eq!(state.count("failed"), 0, "{why}");
     assert_eq!(state.count("pending"), site.recipients.len());
     drop(state);
 
     let server = site.serve(&[]);
-    site.send().expect(0, "rerun with a server");
+    site.send().expect(0, "rerun with a working server");
     assert_one_each(&server.stored(), &site.recipients);
     site.state().assert_all(&site.recipients, "sent");
+}
+
+#[test]
+fn a_refused_sender_stops_the_run_with_everything_pending() {
+    // A 5xx to MAIL FROM is about the sender (a wrong `from`, a quota, a
+    // policy), not about anyone on the list: nobody may be marked failed,
+    // and the server is not asked once per recipient.
+    let mut site = Site::new(30);
+    let refusing = site.serve(&["--mail-from-code", "553"]);
+    let first = site.send();
+    first.expect(2, "the server refuses the sender");
+    assert!(
+        first.stderr.contains("refuses the sender"),
+        "stderr should say the sender was refused:\n{first}"
+    );
+    assert_eq!(refusing.stored_count(), 0);
+    let tries = refusing.log_count("553 for MAIL");
+    assert!(
+        (1..=4).contains(&tries),
+        "MAIL FROM tried {tries} times (at most once per connection):\n{}",
+        refusing.log()
+    );
+    all_pending_then_a_rerun_delivers(&mut site, "a refused sender is not a refused recipient");
 }

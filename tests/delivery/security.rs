@@ -168,6 +168,32 @@ fn auth_with_a_wrong_password_exits_2_and_never_shows_it() {
 }
 
 #[test]
+fn a_refused_password_is_not_tried_once_per_recipient() {
+    // With 60 recipients, 4 connections and 3 retries, the run gives up
+    // after 4 failed logins in a row (workers failing together count once),
+    // not after 60 × 4 of them: a server that refuses the password would
+    // otherwise see a brute-force attack.
+    let mut site = Site::new(60);
+    let server = site.serve(&["--auth-user", USER, "--auth-password", PASSWORD]);
+    site.set("smtp.username", USER);
+    let run = Run::of(site.send_command(&[]).env(PASSWORD_VAR, "not-the-password"));
+    run.expect(2, "AUTH refused");
+    let attempts = server.log_count("refused");
+    assert!(
+        (4..=16).contains(&attempts),
+        "{attempts} logins tried (expected 4 rounds of at most 4 connections):\n{}",
+        server.log()
+    );
+    assert!(
+        run.stderr.contains("authentication") && run.stderr.contains("gave up after 4 attempts"),
+        "stderr should say why it stopped:\n{run}"
+    );
+    let state = site.state();
+    assert_eq!(state.count("failed"), 0);
+    assert_eq!(state.count("pending"), site.recipients.len());
+}
+
+#[test]
 fn username_without_the_password_variable_is_a_config_error() {
     let (site, server) = auth_site();
     let run = site.send();

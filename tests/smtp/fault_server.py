@@ -14,6 +14,8 @@ Faults ("the Nth message" counts DATA commands across all connections, from 1):
 
   --fail-every N --fail-code 451   every Nth message is refused after its DATA
   --reject ADDRESS                 550 on RCPT for that address (repeatable)
+  --mail-from-code CODE            answer every MAIL FROM with CODE (e.g. 553:
+                                   the server refuses the sender)
   --close-after N                  on each connection, after N accepted
                                    messages, answer the next MAIL with 421
                                    and close the connection
@@ -115,6 +117,11 @@ class FaultSMTP(SMTP):
         self.message_no = 0
 
     async def smtp_MAIL(self, arg):
+        if self.opts.mail_from_code:
+            code = self.opts.mail_from_code
+            log(f"conn {self.conn_id}: {code} for MAIL {arg}")
+            await self.push(f"{code} 5.7.1 sender refused (injected)")
+            return
         if self.opts.close_after and self.accepted >= self.opts.close_after:
             log(f"conn {self.conn_id}: 421 after {self.accepted} messages, closing")
             await self.push("421 4.3.2 too many messages on this connection (injected)")
@@ -145,6 +152,7 @@ def parse_options(argv):
     p.add_argument("--fail-every", type=int, default=0)
     p.add_argument("--fail-code", type=int, default=451)
     p.add_argument("--reject", action="append", default=[])
+    p.add_argument("--mail-from-code", type=int, default=0)
     p.add_argument("--close-after", type=int, default=0)
     p.add_argument("--drop-mid-data", type=int, default=0)
     p.add_argument("--drop-after-store", type=int, default=0)
