@@ -118,7 +118,10 @@ pub fn scan<S: Sink>(
 ) -> Result<(S, usize), Problems> {
     let mut problems = Problems::default();
     let files = input_files(&config.inputs, &mut problems);
-    let section_exists = |id: &str| config.site.section(id).is_some();
+    // Asked for every record: a hash set, not a scan of the sections.
+    let sections: std::collections::HashSet<&str, xxhash_rust::xxh3::Xxh3DefaultBuilder> =
+        config.site.sections.iter().map(|s| s.id.as_str()).collect();
+    let section_exists = |id: &str| sections.contains(id);
     let cx = RecordContext {
         base_url: &config.site.base_url,
         zone: config.site.zone,
@@ -392,7 +395,7 @@ impl<'a, S: Sink> Collector<'a, S> {
     pub(crate) fn record<L: LongText>(&mut self, raw: RawRecord<L>, at: &dyn Locate) {
         if let Some(id) = raw
             .id()
-            .map(crate::text::one_line)
+            .map(crate::text::one_line_cow)
             .filter(|id| !id.is_empty())
         {
             let (line, col) = at.id_place();

@@ -214,11 +214,7 @@ fn plainly_on_site(text: &str, base: &Url) -> bool {
 
 /// A one-line field without copying when it is already clean.
 fn clean(text: &str) -> Cow<'_, str> {
-    if crate::text::is_one_line(text) {
-        Cow::Borrowed(text)
-    } else {
-        Cow::Owned(one_line(text))
-    }
+    crate::text::one_line_cow(text)
 }
 
 impl<L: LongText> Checked<'_, L> {
