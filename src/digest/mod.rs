@@ -70,7 +70,14 @@ impl crate::load::Sink for Archive {
     }
 
     fn merge(&mut self, other: Self) {
-        self.articles.extend(other.articles);
+        // Moving a million records into an empty vector would hold two
+        // copies at once: take the other's instead.
+        if self.articles.is_empty() {
+            self.articles = other.articles;
+        } else {
+            self.articles.reserve_exact(other.articles.len());
+            self.articles.extend(other.articles);
+        }
     }
 }
 
