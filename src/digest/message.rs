@@ -9,8 +9,8 @@
 use anyhow::{Context, Result};
 use hmac::{Hmac, Mac};
 use lettre::Message;
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use super::render::Rendered;
@@ -79,8 +79,8 @@ pub fn build(
     let boundary = format!("bulletin-{}", hex(&Sha256::digest(id.as_bytes())[..12]));
     let body = MultiPart::alternative()
         .boundary(boundary)
-        .singlepart(SinglePart::plain(rendered.text.clone()))
-        .singlepart(SinglePart::html(rendered.html.clone()));
+        .singlepart(text_part(ContentType::TEXT_PLAIN, &rendered.text))
+        .singlepart(text_part(ContentType::TEXT_HTML, &rendered.html));
     let mut message = builder
         .multipart(body)
         .context("cannot build the message")?;
@@ -89,6 +89,55 @@ pub fn build(
         .headers_mut()
         .insert_raw(header("Date", envelope.date.to_rfc2822()));
     Ok(message)
+}
+
+/// One text part, UTF-8 with CRLF line ends. Text that is not plain ASCII
+/// goes out as base64 in 76-column lines, encoded here in one pass: for CJK
+/// it is the smaller encoding (lettre would pick quoted-printable for
+/// markup-heavy HTML, and insert each CR with a copy of the rest).
+fn text_part(content_type: ContentType, text: &str) -> SinglePart {
+    let text = crlf_line_ends(text);
+    let part = SinglePart::builder().header(content_type);
+    if text.is_ascii() {
+        return part.body(text);
+    }
+    let encoded = base64_lines(text.as_bytes());
+    part.body(Body::dangerous_pre_encoded(
+        encoded,
+        ContentTransferEncoding::Base64,
+    ))
+}
+
+/// `text` with every line feed preceded by a carriage return.
+fn crlf_line_ends(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 32);
+    let mut rest = text;
+    while let Some(at) = rest.find('\n') {
+        let line = &rest[..at];
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push_str("\r\n");
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Base64 (RFC 2045) in lines of 76 characters joined by CRLF.
+fn base64_lines(bytes: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    const LINE_INPUT: usize = 57; // 76 characters of output
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(LINE_INPUT) * 78);
+    let mut line = [0u8; 76];
+    for (i, chunk) in bytes.chunks(LINE_INPUT).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(chunk, &mut line)
+            .expect("76 bytes hold the base64 of 57");
+        out.extend_from_slice(&line[..n]);
+    }
+    out
 }
 
 /// `List-Id: <phrase> <digest.domain>` (RFC 2919). The phrase is written
