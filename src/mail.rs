@@ -362,13 +362,21 @@ struct DataBody<'a>(&'a str);
 
 impl fmt::Display for DataBody<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for line in self.0.split_inclusive("\r\n") {
-            if line.starts_with('.') {
-                f.write_str(".")?;
-            }
-            f.write_str(line)?;
+        // Transparency (RFC 5321 §4.5.2): a line starting with '.' gets one
+        // more. Written in runs between such lines (most messages have none);
+        // a bare LF counts as a line end too, as some servers take it.
+        let text = self.0;
+        if text.starts_with('.') {
+            f.write_str(".")?;
         }
-        if !self.0.ends_with("\r\n") {
+        let mut start = 0;
+        for at in memchr::memmem::find_iter(text.as_bytes(), b"\n.") {
+            f.write_str(&text[start..=at])?;
+            f.write_str(".")?;
+            start = at + 1;
+        }
+        f.write_str(&text[start..])?;
+        if !text.ends_with("\r\n") {
             f.write_str("\r\n")?;
         }
         f.write_str(".\r\n")
@@ -569,5 +577,7 @@ mod tests {
             "a\r\n..b\r\n...c\r\n.\r\n"
         );
         assert_eq!(DataBody("x").to_string(), "x\r\n.\r\n");
+        assert_eq!(DataBody(".a\r\nb").to_string(), "..a\r\nb\r\n.\r\n");
+        assert_eq!(DataBody("a\n.b\r\n").to_string(), "a\n..b\r\n.\r\n");
     }
 }
