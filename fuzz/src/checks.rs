@@ -436,8 +436,8 @@ fn render_one(
             }],
         }],
     };
-    let prepared = digest::Prepared::new([article]);
-    let context = digest::context(site, "2017-03-25", &email, None, &prepared);
+    let fields = digest::ArticleFields::new(site, [article]);
+    let context = digest::context(site, "2017-03-25", &email, None, &fields);
     templates
         .render(context)
         .unwrap_or_else(|e| panic!("the probe templates render: {e}"))

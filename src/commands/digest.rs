@@ -174,7 +174,7 @@ pub fn check(config: &Config) -> Result<(), Problems> {
             ],
         }]
     };
-    let prepared = digest::Prepared::new([&full, &bare]);
+    let fields = digest::ArticleFields::new(site, [&full, &bare]);
     let unsubscribe = setup
         .digest
         .unsubscribe_url
@@ -186,13 +186,9 @@ pub fn check(config: &Config) -> Result<(), Problems> {
             subscriber,
             groups: groups(),
         };
-        setup.templates.render(digest::context(
-            site,
-            &issue,
-            &email,
-            unsubscribe,
-            &prepared,
-        ))?;
+        setup
+            .templates
+            .render(digest::context(site, &issue, &email, unsubscribe, &fields))?;
     }
     Ok(())
 }
@@ -275,7 +271,7 @@ pub fn compose_each<'a, T: Send>(
         issue: &plan.issue,
         date: config.site.zone.local(now),
     };
-    let prepared = plan.prepare();
+    let fields = plan.fields(&config.site);
     let compose = |email: &digest::Email<'a>| -> Result<Composed<'a>, Failure> {
         let subscriber = email.subscriber;
         let unsubscribe = setup
@@ -294,7 +290,7 @@ pub fn compose_each<'a, T: Send>(
             &plan.issue,
             email,
             unsubscribe.as_deref(),
-            &prepared,
+            &fields,
         );
         let rendered = setup.templates.render(context)?;
         let message = message::build(&envelope, subscriber, &rendered, unsubscribe.as_deref())?;

@@ -10,7 +10,7 @@ pub mod message;
 pub mod related;
 pub mod render;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
@@ -18,17 +18,62 @@ use serde_json::{Value, json};
 use crate::model::{Article, Section, Site, Subscriber};
 use related::RelatedIndex;
 
-pub(crate) use crate::feed::Prepared;
-
-impl Digest<'_> {
-    /// Summaries of everything the emails show, computed once.
-    pub fn prepare(&self) -> Prepared {
-        Prepared::new(
+impl<'a> Digest<'a> {
+    /// The template fields of everything the emails show, built once.
+    pub fn fields(&self, site: &Site) -> ArticleFields<'a> {
+        ArticleFields::new(
+            site,
             self.emails
                 .iter()
                 .flat_map(|e| e.items())
                 .flat_map(|item| std::iter::once(item.article).chain(item.related.iter().copied())),
         )
+    }
+}
+
+/// What the templates see of each article: its fields as a JSON object,
+/// built once per run on every core (an article is in many emails, and
+/// each copy would otherwise format its dates and look up its section again).
+pub struct ArticleFields<'a> {
+    by_id: HashMap<&'a str, Value>,
+}
+
+impl<'a> ArticleFields<'a> {
+    pub fn new(site: &Site, articles: impl IntoIterator<Item = &'a Article>) -> Self {
+        let mut seen = HashSet::new();
+        let unique: Vec<&Article> = articles
+            .into_iter()
+            .filter(|a| seen.insert(a.id.as_str()))
+            .collect();
+        let values = crate::parallel::map(&unique, crate::parallel::cores(), |a| {
+            json!({
+                "id": a.id,
+                "title": a.title,
+                "url": a.url.as_str(),
+                "summary": crate::feed::summary_text(a),
+                "author": a.author,
+                "editor": a.editor,
+                "source": a.source,
+                "published": site.zone.local(a.published).to_rfc3339(),
+                "updated": site.zone.local(a.updated).to_rfc3339(),
+                "image": a.image.as_ref().map(|u| u.as_str()),
+                "keywords": a.keywords,
+                "views": a.views,
+                "section": a.section,
+                "section_title": site.section(&a.section).map(|s| s.title.as_str()),
+            })
+        });
+        ArticleFields {
+            by_id: unique.iter().map(|a| a.id.as_str()).zip(values).collect(),
+        }
+    }
+
+    /// A copy of `article`'s fields, to add to one email's context.
+    fn get(&self, article: &Article) -> Value {
+        self.by_id
+            .get(article.id.as_str())
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 }
 
@@ -237,26 +282,9 @@ pub fn context(
     issue: &str,
     email: &Email<'_>,
     unsubscribe_url: Option<&str>,
-    prepared: &Prepared,
+    fields: &ArticleFields<'_>,
 ) -> Value {
-    let article = |a: &Article| {
-        json!({
-            "id": a.id,
-            "title": a.title,
-            "url": a.url.as_str(),
-            "summary": prepared.summary(a),
-            "author": a.author,
-            "editor": a.editor,
-            "source": a.source,
-            "published": site.zone.local(a.published).to_rfc3339(),
-            "updated": site.zone.local(a.updated).to_rfc3339(),
-            "image": a.image.as_ref().map(|u| u.as_str()),
-            "keywords": a.keywords,
-            "views": a.views,
-            "section": a.section,
-            "section_title": site.section(&a.section).map(|s| s.title.as_str()),
-        })
-    };
+    let article = |a: &Article| fields.get(a);
     let sections: Vec<Value> = email
         .groups
         .iter()

@@ -378,7 +378,8 @@ impl Prepared {
     }
 }
 
-fn summary_text(article: &Article) -> Option<String> {
+/// The article's plain-text summary: its own, or the start of its body.
+pub(crate) fn summary_text(article: &Article) -> Option<String> {
     const DERIVED_SUMMARY_CHARS: usize = 200;
     match (&article.summary, &article.content_html) {
         (Some(summary), _) => Some(summary.clone()),
