@@ -2,8 +2,8 @@
 //!
 //! One SQLite database (bundled SQLite, WAL journal, full sync) owned by
 //! this module alone. A digest issue is fixed here before its first message
-//! is sent: one row per recipient holding the exact message bytes, and the
-//! articles it carries. Each outcome is committed the moment it is known, so
+//! is sent: one row per recipient holding the exact message bytes (until the
+//! message is sent or refused for good), and the articles it carries. Each outcome is committed the moment it is known, so
 //! a run that dies is completed by the next one from what is recorded;
 //! "finished" is derived from those rows, never stored as a flag.
 //!
@@ -50,6 +50,15 @@ CREATE TABLE delivery_articles (
     PRIMARY KEY (recipient, article_id, issue)
 );
 ";
+
+/// Records one attempt's outcome. A message that is sent or refused for
+/// good is never sent again: its bytes are dropped (its Message-ID, articles
+/// and outcome stay), so the database does not grow by every issue's size.
+const RECORD_OUTCOME: &str = "
+UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5,
+    message = CASE WHEN ?3 = 'pending' THEN message ELSE x'' END,
+    message_encoding = CASE WHEN ?3 = 'pending' THEN message_encoding ELSE 'raw' END
+WHERE issue = ?1 AND recipient = ?2";
 
 /// How one recipient's copy of an issue stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,12 +393,13 @@ impl State {
     ) -> Result<()> {
         #[allow(clippy::redundant_closure_call)]
         let result = (|| -> Result<()> {
-            self.conn
-            .prepare_cached(
-                "UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5
-                 WHERE issue = ?1 AND recipient = ?2",
-            )?
-            .execute(params![issue, recipient, status.as_str(), error, now])?;
+            self.conn.prepare_cached(RECORD_OUTCOME)?.execute(params![
+                issue,
+                recipient,
+                status.as_str(),
+                error,
+                now
+            ])?;
             Ok(())
         })();
         self.labelled(result)
@@ -402,10 +412,7 @@ impl State {
         let result = (|| -> Result<()> {
             let tx = self.conn.transaction()?;
             {
-                let mut update = tx.prepare_cached(
-                "UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5
-                 WHERE issue = ?1 AND recipient = ?2",
-            )?;
+                let mut update = tx.prepare_cached(RECORD_OUTCOME)?;
                 for o in outcomes {
                     update.execute(params![
                         o.issue,
@@ -481,6 +488,11 @@ mod tests {
             .unwrap();
         assert!(state.articles_for("a@example.com").unwrap().is_empty());
         assert_eq!(state.count("2017-03-25", Status::Failed).unwrap(), 1);
+        let kept: i64 = state
+            .conn
+            .query_row("SELECT length(message) FROM deliveries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 0, "a final outcome drops the message bytes");
         assert!(state.pending().unwrap().is_empty());
     }
 

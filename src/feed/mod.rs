@@ -333,7 +333,7 @@ fn feed_info<'a>(
 }
 
 /// Each article's cleaned HTML and plain summary, computed once however many
-/// feeds (or emails) show it.
+/// feeds show it.
 #[derive(Default)]
 pub(crate) struct Prepared {
     by_id: HashMap<String, (Option<String>, Option<String>)>,

@@ -41,6 +41,11 @@ fn every_subscriber_gets_one_checked_digest_and_a_rerun_sends_nothing() {
         );
     }
     site.state().assert_all(&site.recipients, "sent");
+    assert_eq!(
+        site.state().stored_bytes(),
+        0,
+        "sent messages keep their bytes in the state database"
+    );
     assert!(
         run.stdout
             .contains(&format!("{} sent", site.recipients.len())),

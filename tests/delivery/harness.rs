@@ -803,6 +803,17 @@ impl StateDb {
         self.statuses().values().filter(|s| *s == status).count()
     }
 
+    /// Bytes of message bodies still stored, over all rows.
+    pub fn stored_bytes(&self) -> i64 {
+        self.0
+            .query_row(
+                "SELECT coalesce(sum(length(message)), 0) FROM deliveries",
+                [],
+                |r| r.get(0),
+            )
+            .expect("sum message lengths")
+    }
+
     /// `last_error` of one recipient.
     pub fn last_error(&self, recipient: &str) -> Option<String> {
         self.0
