@@ -2,17 +2,22 @@
 //!
 //! One SQLite database (bundled SQLite, WAL journal, full sync) owned by
 //! this module alone. A digest issue is fixed here before its first message
-//! is sent: one row per recipient holding the exact message bytes (until the
-//! message is sent or refused for good), and the articles it carries. Each outcome is committed the moment it is known, so
-//! a run that dies is completed by the next one from what is recorded;
+//! is sent: one row per recipient (`deliveries`), the exact message bytes
+//! (`messages`, until the message is sent or refused for good) and the
+//! articles it carries. Each outcome is committed the moment it is known,
+//! so a run that dies is completed by the next one from what is recorded;
 //! "finished" is derived from those rows, never stored as a flag.
 //!
-//! Messages are stored LZ4-compressed (digests are repetitive markup: about
-//! a third of the bytes to write, sync and read back).
+//! Messages are stored LZ4-compressed (digests are repetitive markup: less
+//! than half the bytes to write, sync and read back) in their own table,
+//! and deleted once final: their pages are reused by the next issue, so the
+//! file stays about one issue's size.
 //!
 //! The schema is versioned with `PRAGMA user_version`; a database from a
-//! newer release is refused rather than misread. Version 2 added
-//! `message_encoding` (`raw` for the rows of version 1, `lz4`).
+//! newer release is refused rather than misread. Version 2 added the
+//! `messages` table; version 1 kept each message raw in
+//! `deliveries.message`, which is still read for its pending rows (new rows
+//! leave it empty).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -25,8 +30,14 @@ const SCHEMA_VERSION: i64 = 2;
 
 /// What turns each earlier version into the next: `MIGRATIONS[v - 1]` takes
 /// version `v` to `v + 1`.
-const MIGRATIONS: [&str; 1] =
-    ["ALTER TABLE deliveries ADD COLUMN message_encoding TEXT NOT NULL DEFAULT 'raw';"];
+const MIGRATIONS: [&str; 1] = ["
+CREATE TABLE messages (
+    issue       TEXT NOT NULL,
+    recipient   TEXT NOT NULL,
+    encoding    TEXT NOT NULL,      -- 'lz4': LZ4 block, size prefixed
+    bytes       BLOB NOT NULL,
+    PRIMARY KEY (issue, recipient)
+);"];
 
 const SCHEMA: &str = "
 CREATE TABLE deliveries (
@@ -34,7 +45,7 @@ CREATE TABLE deliveries (
     recipient   TEXT    NOT NULL,   -- the address, lower-cased: the key
     address     TEXT    NOT NULL,   -- the address as subscribed, for RCPT TO
     message_id  TEXT    NOT NULL,
-    message     BLOB    NOT NULL,   -- the exact bytes sent on every attempt
+    message     BLOB    NOT NULL,   -- version 1: the message; since: empty
     status      TEXT    NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
@@ -54,11 +65,12 @@ CREATE TABLE delivery_articles (
 /// Records one attempt's outcome. A message that is sent or refused for
 /// good is never sent again: its bytes are dropped (its Message-ID, articles
 /// and outcome stay), so the database does not grow by every issue's size.
-const RECORD_OUTCOME: &str = "
-UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5,
-    message = CASE WHEN ?3 = 'pending' THEN message ELSE x'' END,
-    message_encoding = CASE WHEN ?3 = 'pending' THEN message_encoding ELSE 'raw' END
-WHERE issue = ?1 AND recipient = ?2";
+const RECORD_OUTCOME: [&str; 2] = [
+    "UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5,
+         message = CASE WHEN ?3 = 'pending' THEN message ELSE x'' END
+     WHERE issue = ?1 AND recipient = ?2",
+    "DELETE FROM messages WHERE issue = ?1 AND recipient = ?2 AND ?3 != 'pending'",
+];
 
 /// How one recipient's copy of an issue stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +110,6 @@ impl Packed {
 /// The message bytes of a stored row.
 fn unpack(stored: Vec<u8>, encoding: &str) -> Result<Vec<u8>> {
     match encoding {
-        "raw" => Ok(stored),
         "lz4" => lz4_flex::block::decompress_size_prepended(&stored)
             .context("a stored message is damaged (it does not decompress)"),
         other => bail!("a stored message has an unknown encoding {other:?}"),
@@ -147,6 +158,7 @@ pub struct Fixer<'t> {
     /// Names the database in errors.
     label: String,
     insert: rusqlite::Statement<'t>,
+    message: rusqlite::Statement<'t>,
     article: rusqlite::Statement<'t>,
     issue: &'t str,
     now: &'t str,
@@ -164,9 +176,10 @@ impl Fixer<'_> {
             recipient,
             d.recipient,
             d.message_id,
-            d.message.0,
             self.now
         ])?;
+        self.message
+            .execute(params![self.issue, recipient, d.message.0])?;
         for id in &d.article_ids {
             self.article.execute(params![recipient, id, self.issue])?;
         }
@@ -190,12 +203,25 @@ pub fn read_message(path: &Path, issue: &str, recipient: &str) -> Result<Vec<u8>
             *slot = Some((path.to_path_buf(), conn));
         }
         let (_, conn) = slot.as_ref().expect("opened above");
-        let (stored, encoding): (Vec<u8>, String) = conn
+        let packed: Option<(Vec<u8>, String)> = conn
             .prepare_cached(
-                "SELECT message, message_encoding FROM deliveries WHERE issue = ?1 AND recipient = ?2",
+                "SELECT bytes, encoding FROM messages WHERE issue = ?1 AND recipient = ?2",
             )?
-            .query_row(params![issue, recipient], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        unpack(stored, &encoding)
+            .query_row(params![issue, recipient], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        if let Some((stored, encoding)) = packed {
+            return unpack(stored, &encoding);
+        }
+        // A row fixed by version 1 keeps its message raw in `deliveries`.
+        let raw: Vec<u8> = conn
+            .prepare_cached("SELECT message FROM deliveries WHERE issue = ?1 AND recipient = ?2")?
+            .query_row(params![issue, recipient], |row| row.get(0))?;
+        if raw.is_empty() {
+            bail!("the message for {recipient} in issue {issue} is no longer stored");
+        }
+        Ok(raw)
     })
 }
 
@@ -343,9 +369,12 @@ impl State {
                 label: label.clone(),
                 insert: tx
                     .prepare(
-                        "INSERT INTO deliveries (issue, recipient, address, message_id, message, message_encoding, status, created_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, 'lz4', 'pending', ?6, ?6)",
+                        "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, x'', 'pending', ?5, ?5)",
                     )
+                    .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
+                message: tx
+                    .prepare("INSERT INTO messages (issue, recipient, encoding, bytes) VALUES (?1, ?2, 'lz4', ?3)")
                     .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
                 article: tx
                     .prepare("INSERT OR IGNORE INTO delivery_articles (recipient, article_id, issue) VALUES (?1, ?2, ?3)")
@@ -384,25 +413,20 @@ impl State {
 
     /// Records the outcome of one attempt, durably, before the next send.
     pub fn record(
-        &self,
+        &mut self,
         issue: &str,
         recipient: &str,
         status: Status,
         error: Option<&str>,
         now: &str,
     ) -> Result<()> {
-        #[allow(clippy::redundant_closure_call)]
-        let result = (|| -> Result<()> {
-            self.conn.prepare_cached(RECORD_OUTCOME)?.execute(params![
-                issue,
-                recipient,
-                status.as_str(),
-                error,
-                now
-            ])?;
-            Ok(())
-        })();
-        self.labelled(result)
+        let outcome = Outcome {
+            issue,
+            recipient,
+            status,
+            error,
+        };
+        self.record_all(&[outcome], now)
     }
 
     /// Records several outcomes in one transaction (one sync to disk for
@@ -412,15 +436,12 @@ impl State {
         let result = (|| -> Result<()> {
             let tx = self.conn.transaction()?;
             {
-                let mut update = tx.prepare_cached(RECORD_OUTCOME)?;
+                let mut update = tx.prepare_cached(RECORD_OUTCOME[0])?;
+                let mut drop_message = tx.prepare_cached(RECORD_OUTCOME[1])?;
                 for o in outcomes {
-                    update.execute(params![
-                        o.issue,
-                        o.recipient,
-                        o.status.as_str(),
-                        o.error,
-                        now
-                    ])?;
+                    let status = o.status.as_str();
+                    update.execute(params![o.issue, o.recipient, status, o.error, now])?;
+                    drop_message.execute(params![o.issue, o.recipient, status])?;
                 }
             }
             tx.commit()?;
@@ -490,7 +511,7 @@ mod tests {
         assert_eq!(state.count("2017-03-25", Status::Failed).unwrap(), 1);
         let kept: i64 = state
             .conn
-            .query_row("SELECT length(message) FROM deliveries", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
             .unwrap();
         assert_eq!(kept, 0, "a final outcome drops the message bytes");
         assert!(state.pending().unwrap().is_empty());
@@ -534,11 +555,9 @@ mod tests {
         );
         let stored: Vec<u8> = state
             .conn
-            .query_row(
-                "SELECT message FROM deliveries WHERE issue = 'i2'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT bytes FROM messages WHERE issue = 'i2'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert!(
             stored.len() < message.len() / 10,
@@ -547,16 +566,69 @@ mod tests {
         );
         state
             .conn
-            .execute(
-                "UPDATE deliveries SET message = x'0102' WHERE issue = 'i2'",
-                [],
-            )
+            .execute("UPDATE messages SET bytes = x'0102' WHERE issue = 'i2'", [])
             .unwrap();
         let err = format!(
             "{:#}",
             read_message(&path, "i2", "new@example.com").unwrap_err()
         );
         assert!(err.contains("damaged"), "{err}");
+    }
+
+    #[test]
+    fn the_file_stays_one_issue_big_when_messages_are_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let mut state = State::open(&path).unwrap();
+        // Incompressible bytes, so the size is the messages' own.
+        let mut seed = 1u64;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (seed >> 56) as u8
+                })
+                .collect()
+        };
+        let mut send_issue = |state: &mut State, issue: &str| {
+            let recipients: Vec<String> = (0..100).map(|i| format!("r{i}@example.com")).collect();
+            let messages: Vec<Packed> = recipients
+                .iter()
+                .map(|_| Packed::new(&noise(30_000)))
+                .collect();
+            state
+                .fix_issue(issue, "now", |f| {
+                    for (r, m) in recipients.iter().zip(&messages) {
+                        f.add(&NewDelivery {
+                            recipient: r,
+                            message_id: "<x@y>",
+                            message: m,
+                            article_ids: vec![],
+                        })?;
+                    }
+                    Ok::<(), anyhow::Error>(())
+                })
+                .unwrap();
+            for r in &recipients {
+                state.record(issue, r, Status::Sent, None, "now").unwrap();
+            }
+            let pages: i64 = state
+                .conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap();
+            pages
+        };
+        let after_one = send_issue(&mut state, "2017-03-24");
+        let after_three = {
+            send_issue(&mut state, "2017-03-25");
+            send_issue(&mut state, "2017-03-26")
+        };
+        assert!(
+            after_three < after_one + after_one / 4,
+            "{after_one} pages after one issue, {after_three} after three"
+        );
     }
 
     #[test]

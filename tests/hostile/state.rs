@@ -289,12 +289,11 @@ fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
         .expect(0);
     let old = b"From: digest@news.example.cn\r\nTo: reader@example.com\r\nSubject: old\r\n\r\nbody of 2017-03-23\r\n";
     {
-        // Back to version 1: no encoding column, one raw message pending.
+        // Back to version 1: no messages table, one raw message pending in
+        // its row.
         let conn = rusqlite::Connection::open(site.path("state/state.sqlite")).unwrap();
-        conn.execute_batch(
-            "ALTER TABLE deliveries DROP COLUMN message_encoding; PRAGMA user_version = 1;",
-        )
-        .unwrap();
+        conn.execute_batch("DROP TABLE messages; PRAGMA user_version = 1;")
+            .unwrap();
         conn.execute(
             "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, created_at, updated_at)
              VALUES ('2017-03-23', 'reader@example.com', 'reader@example.com', '<old@x>', ?1, 'pending', 'then', 'then')",
