@@ -3,7 +3,8 @@
 //! One SQLite database (bundled SQLite, WAL journal, full sync) owned by
 //! this module alone. A digest issue is fixed here before its first message
 //! is sent: one row per recipient (`deliveries`), the exact message bytes
-//! (`messages`, until the message is sent or refused for good) and the
+//! (`messages`, until the message is sent or refused for good and the run
+//! ends) and the
 //! articles it carries. Each outcome is committed the moment it is known,
 //! so a run that dies is completed by the next one from what is recorded;
 //! "finished" is derived from those rows, never stored as a flag.
@@ -62,15 +63,12 @@ CREATE TABLE delivery_articles (
 );
 ";
 
-/// Records one attempt's outcome. A message that is sent or refused for
-/// good is never sent again: its bytes are dropped (its Message-ID, articles
-/// and outcome stay), so the database does not grow by every issue's size.
-const RECORD_OUTCOME: [&str; 2] = [
-    "UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5,
-         message = CASE WHEN ?3 = 'pending' THEN message ELSE x'' END
-     WHERE issue = ?1 AND recipient = ?2",
-    "DELETE FROM messages WHERE issue = ?1 AND recipient = ?2 AND ?3 != 'pending'",
-];
+/// Records one attempt's outcome (a version 1 row's message, kept in the
+/// row, is dropped once final; see [`State::drop_final_messages`]).
+const RECORD_OUTCOME: &str = "
+UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5,
+    message = CASE WHEN ?3 = 'pending' THEN message ELSE x'' END
+WHERE issue = ?1 AND recipient = ?2";
 
 /// How one recipient's copy of an issue stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -429,6 +427,25 @@ impl State {
         self.record_all(&[outcome], now)
     }
 
+    /// Deletes the bytes of every message that is sent or refused for good:
+    /// it is never sent again, and its Message-ID, articles and outcome stay
+    /// as the record. Their pages are reused by the next issue, so the file
+    /// stays about one issue big. Run after sending (one transaction, off
+    /// the path of each outcome's commit).
+    pub fn drop_final_messages(&mut self) -> Result<usize> {
+        let result = self
+            .conn
+            .execute(
+                "DELETE FROM messages WHERE EXISTS (
+                     SELECT 1 FROM deliveries d
+                     WHERE d.issue = messages.issue AND d.recipient = messages.recipient
+                       AND d.status != 'pending')",
+                [],
+            )
+            .map_err(anyhow::Error::from);
+        self.labelled(result)
+    }
+
     /// Records several outcomes in one transaction (one sync to disk for
     /// all: a group commit), before any of their senders goes on.
     pub fn record_all(&mut self, outcomes: &[Outcome<'_>], now: &str) -> Result<()> {
@@ -436,12 +453,10 @@ impl State {
         let result = (|| -> Result<()> {
             let tx = self.conn.transaction()?;
             {
-                let mut update = tx.prepare_cached(RECORD_OUTCOME[0])?;
-                let mut drop_message = tx.prepare_cached(RECORD_OUTCOME[1])?;
+                let mut update = tx.prepare_cached(RECORD_OUTCOME)?;
                 for o in outcomes {
                     let status = o.status.as_str();
                     update.execute(params![o.issue, o.recipient, status, o.error, now])?;
-                    drop_message.execute(params![o.issue, o.recipient, status])?;
                 }
             }
             tx.commit()?;
@@ -509,6 +524,7 @@ mod tests {
             .unwrap();
         assert!(state.articles_for("a@example.com").unwrap().is_empty());
         assert_eq!(state.count("2017-03-25", Status::Failed).unwrap(), 1);
+        assert_eq!(state.drop_final_messages().unwrap(), 1);
         let kept: i64 = state
             .conn
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
@@ -614,6 +630,7 @@ mod tests {
             for r in &recipients {
                 state.record(issue, r, Status::Sent, None, "now").unwrap();
             }
+            state.drop_final_messages().unwrap();
             let pages: i64 = state
                 .conn
                 .query_row("PRAGMA page_count", [], |r| r.get(0))

@@ -610,6 +610,10 @@ pub fn send(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<SendS
     })?;
     drop(progress);
 
+    // Housekeeping: a failure here loses nothing (the next run retries it).
+    if let Err(e) = state.drop_final_messages() {
+        say.warn(format!("could not drop delivered messages: {e:#}"));
+    }
     let failed_issue = state.count(&issue, Status::Failed)?;
     let pending_left = state.count_all(Status::Pending)?;
     let complete = pending_left == 0 && failed_issue == 0;
