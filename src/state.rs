@@ -4,9 +4,9 @@
 //! this module alone. A digest issue is fixed here before its first message
 //! is sent: one row per recipient (`deliveries`), the exact message bytes
 //! (`messages`, until the message is sent or refused for good and the run
-//! ends) and the
-//! articles it carries. Each outcome is committed the moment it is known,
-//! so a run that dies is completed by the next one from what is recorded;
+//! ends) and the articles it carries. Each outcome is committed the moment
+//! it is known, so a run that dies is completed by the next one from what is
+//! recorded;
 //! "finished" is derived from those rows, never stored as a flag.
 //!
 //! Messages are stored LZ4-compressed (digests are repetitive markup: less
