@@ -38,7 +38,15 @@ CREATE TABLE messages (
     encoding    TEXT NOT NULL,      -- 'lz4': LZ4 block, size prefixed
     bytes       BLOB NOT NULL,
     PRIMARY KEY (issue, recipient)
-);"];
+);
+-- A delivery's article ids, one per line, in its own row: version 1 kept a
+-- row (and an index entry) per article, ~8 times the space.
+ALTER TABLE deliveries ADD COLUMN articles TEXT NOT NULL DEFAULT '';
+UPDATE deliveries SET articles = coalesce(
+    (SELECT group_concat(article_id, char(10)) FROM delivery_articles a
+     WHERE a.recipient = deliveries.recipient AND a.issue = deliveries.issue), '');
+DROP TABLE delivery_articles;
+CREATE INDEX deliveries_recipient ON deliveries (recipient);"];
 
 const SCHEMA: &str = "
 CREATE TABLE deliveries (
@@ -157,7 +165,6 @@ pub struct Fixer<'t> {
     label: String,
     insert: rusqlite::Statement<'t>,
     message: rusqlite::Statement<'t>,
-    article: rusqlite::Statement<'t>,
     issue: &'t str,
     now: &'t str,
 }
@@ -174,13 +181,11 @@ impl Fixer<'_> {
             recipient,
             d.recipient,
             d.message_id,
+            d.article_ids.join("\n"),
             self.now
         ])?;
         self.message
             .execute(params![self.issue, recipient, d.message.0])?;
-        for id in &d.article_ids {
-            self.article.execute(params![recipient, id, self.issue])?;
-        }
         Ok(())
     }
 }
@@ -227,6 +232,8 @@ pub struct State {
     conn: Connection,
     /// For messages: every error names the database file.
     path: std::path::PathBuf,
+    /// The schema version (a read-only database is read as it is).
+    version: i64,
 }
 
 impl State {
@@ -257,8 +264,10 @@ impl State {
         let mut state = State {
             conn,
             path: path.to_path_buf(),
+            version: 0,
         };
         state.migrate(path)?;
+        state.version = SCHEMA_VERSION;
         Ok(state)
     }
 
@@ -270,11 +279,13 @@ impl State {
         }
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("cannot open the state database {}", path.display()))?;
-        let state = State {
+        let mut state = State {
             conn,
             path: path.to_path_buf(),
+            version: 0,
         };
         let version = state.version(path)?;
+        state.version = version;
         // Reading history needs no message: every version this release
         // can migrate is readable as it is.
         if !(1..=SCHEMA_VERSION).contains(&version) {
@@ -324,13 +335,25 @@ impl State {
     pub fn articles_for(&self, recipient: &str) -> Result<HashSet<String>> {
         #[allow(clippy::redundant_closure_call)]
         let result = (|| -> Result<HashSet<String>> {
+            let recipient = recipient.to_lowercase();
+            if self.version < 2 {
+                // A version 1 database read by a dry run, as it is.
+                let mut statement = self.conn.prepare_cached(
+                    "SELECT a.article_id FROM delivery_articles a
+                     JOIN deliveries d ON d.issue = a.issue AND d.recipient = a.recipient
+                     WHERE a.recipient = ?1 AND d.status != 'failed'",
+                )?;
+                let rows = statement.query_map([recipient], |row| row.get(0))?;
+                return Ok(rows.collect::<rusqlite::Result<_>>()?);
+            }
             let mut statement = self.conn.prepare_cached(
-                "SELECT a.article_id FROM delivery_articles a
-             JOIN deliveries d ON d.issue = a.issue AND d.recipient = a.recipient
-             WHERE a.recipient = ?1 AND d.status != 'failed'",
+                "SELECT articles FROM deliveries WHERE recipient = ?1 AND status != 'failed'",
             )?;
-            let rows = statement.query_map([recipient.to_lowercase()], |row| row.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            let mut ids = HashSet::new();
+            for lines in statement.query_map([recipient], |row| row.get::<_, String>(0))? {
+                ids.extend(lines?.lines().map(str::to_owned));
+            }
+            Ok(ids)
         })();
         self.labelled(result)
     }
@@ -367,15 +390,12 @@ impl State {
                 label: label.clone(),
                 insert: tx
                     .prepare(
-                        "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, created_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, x'', 'pending', ?5, ?5)",
+                        "INSERT INTO deliveries (issue, recipient, address, message_id, message, articles, status, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, x'', ?5, 'pending', ?6, ?6)",
                     )
                     .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
                 message: tx
                     .prepare("INSERT INTO messages (issue, recipient, encoding, bytes) VALUES (?1, ?2, 'lz4', ?3)")
-                    .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
-                article: tx
-                    .prepare("INSERT OR IGNORE INTO delivery_articles (recipient, article_id, issue) VALUES (?1, ?2, ?3)")
                     .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
                 issue,
                 now,
@@ -548,11 +568,23 @@ mod tests {
             [b"raw bytes".as_slice()],
         )
         .unwrap();
+        v1.execute_batch(
+            "INSERT INTO delivery_articles VALUES ('old@example.com', 'a1', 'i1'), ('old@example.com', 'a2', 'i1');",
+        )
+        .unwrap();
         drop(v1);
-        assert!(State::open_read_only(&path).unwrap().is_some());
+        let both: HashSet<String> = ["a1".to_owned(), "a2".to_owned()].into();
+        let read_only = State::open_read_only(&path).unwrap().unwrap();
+        assert_eq!(read_only.articles_for("OLD@example.com").unwrap(), both);
+        drop(read_only);
 
         let mut state = State::open(&path).unwrap();
         assert_eq!(state.version(&path).unwrap(), SCHEMA_VERSION);
+        assert_eq!(
+            state.articles_for("old@example.com").unwrap(),
+            both,
+            "migrated"
+        );
         let message = "中文摘要 ".repeat(5000).into_bytes();
         let d = NewDelivery {
             recipient: "new@example.com",

@@ -289,11 +289,37 @@ fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
         .expect(0);
     let old = b"From: digest@news.example.cn\r\nTo: reader@example.com\r\nSubject: old\r\n\r\nbody of 2017-03-23\r\n";
     {
-        // Back to version 1: no messages table, one raw message pending in
-        // its row.
+        // Back to version 1: no messages table, articles one row each, and
+        // one raw message pending in its row.
         let conn = rusqlite::Connection::open(site.path("state/state.sqlite")).unwrap();
-        conn.execute_batch("DROP TABLE messages; PRAGMA user_version = 1;")
+        conn.execute_batch(
+            "CREATE TABLE delivery_articles (recipient TEXT NOT NULL, article_id TEXT NOT NULL,
+                 issue TEXT NOT NULL, PRIMARY KEY (recipient, article_id, issue));",
+        )
+        .unwrap();
+        let rows: Vec<(String, String, String)> = conn
+            .prepare("SELECT recipient, issue, articles FROM deliveries")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
             .unwrap();
+        for (recipient, issue, articles) in rows {
+            for id in articles.lines() {
+                conn.execute(
+                    "INSERT INTO delivery_articles VALUES (?1, ?2, ?3)",
+                    [&recipient, id, &issue],
+                )
+                .unwrap();
+            }
+        }
+        conn.execute_batch(
+            "DROP TABLE messages;
+             DROP INDEX deliveries_recipient;
+             ALTER TABLE deliveries DROP COLUMN articles;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
         conn.execute(
             "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, created_at, updated_at)
              VALUES ('2017-03-23', 'reader@example.com', 'reader@example.com', '<old@x>', ?1, 'pending', 'then', 'then')",
