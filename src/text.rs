@@ -252,6 +252,13 @@ mod tests {
             "tab\there",
             "全角：；（）",
             "",
+            // The printable-ASCII fast path and its edges.
+            "https://news.example.cn/s030/2025/0105/393889.html",
+            &"a".repeat(100),
+            &format!("{} b", "a".repeat(40)),
+            &format!("{}\u{7f}", "a".repeat(33)),
+            &format!("{}\n", "a".repeat(31)),
+            "~!",
         ] {
             assert_eq!(is_one_line(text), one_line(text) == text, "{text:?}");
         }
