@@ -132,6 +132,15 @@ pub struct Article {
 }
 
 impl Article {
+    /// `articles` with each id once (the first), in order.
+    pub fn unique<'a>(articles: impl IntoIterator<Item = &'a Article>) -> Vec<&'a Article> {
+        let mut seen = std::collections::HashSet::new();
+        articles
+            .into_iter()
+            .filter(|a| seen.insert(a.id.as_str()))
+            .collect()
+    }
+
     /// Feed order: newest first, ties broken by id so output is deterministic.
     pub fn newest_first(a: &Article, b: &Article) -> std::cmp::Ordering {
         b.published.cmp(&a.published).then_with(|| a.id.cmp(&b.id))

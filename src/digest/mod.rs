@@ -40,11 +40,7 @@ pub struct ArticleFields<'a> {
 
 impl<'a> ArticleFields<'a> {
     pub fn new(site: &Site, articles: impl IntoIterator<Item = &'a Article>) -> Self {
-        let mut seen = HashSet::new();
-        let unique: Vec<&Article> = articles
-            .into_iter()
-            .filter(|a| seen.insert(a.id.as_str()))
-            .collect();
+        let unique = Article::unique(articles);
         let values = crate::parallel::map(&unique, crate::parallel::cores(), |a| {
             json!({
                 "id": a.id,

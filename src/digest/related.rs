@@ -65,9 +65,7 @@ impl<'a> RelatedIndex<'a> {
         });
         // Postings are built in parallel over runs of the newest-first order
         // and joined in order, while this thread maps ids to articles.
-        let workers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, 8);
+        let workers = crate::parallel::cores().clamp(1, 8);
         let run = order.len().div_ceil(workers).max(1);
         let (parts, by_id) = std::thread::scope(|scope| {
             let handles: Vec<_> = order
@@ -211,34 +209,27 @@ impl<'a> RelatedIndex<'a> {
     /// later calls to [`related`](Self::related) find them cached. Returns
     /// the editor's related ids that name no article.
     pub fn prerank(&self, articles: &[&Article]) -> Vec<(String, String)> {
-        let workers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, 16);
-        let share = articles.len().div_ceil(workers).max(1);
         let depth = self.depth;
-        let unknown = Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for part in articles.chunks(share) {
-                let unknown = &unknown;
-                scope.spawn(move || {
-                    let mut scores = vec![0.0; self.articles.len()];
-                    for &article in part {
-                        let mut missing = Vec::new();
-                        let list: Arc<[u32]> = self
-                            .rank_with(article, depth, &mut missing, &mut scores)
-                            .into();
-                        let cut = list.len() >= depth;
-                        self.cache
-                            .lock()
-                            .expect("cache lock")
-                            .insert(article.id.clone(), (list, cut));
-                        let mut all = unknown.lock().expect("unknown lock");
-                        all.extend(missing.into_iter().map(|id| (article.id.clone(), id)));
-                    }
-                });
-            }
-        });
-        unknown.into_inner().expect("unknown lock")
+        // One dense score buffer per thread (8 bytes an article), so at most 16.
+        let unknown = crate::parallel::map_with(
+            articles,
+            crate::parallel::cores().min(16),
+            || vec![0.0; self.articles.len()],
+            |scores, &article| {
+                let mut missing = Vec::new();
+                let list: Arc<[u32]> = self.rank_with(article, depth, &mut missing, scores).into();
+                let cut = list.len() >= depth;
+                self.cache
+                    .lock()
+                    .expect("cache lock")
+                    .insert(article.id.clone(), (list, cut));
+                missing
+                    .into_iter()
+                    .map(|id| (article.id.clone(), id))
+                    .collect::<Vec<_>>()
+            },
+        );
+        unknown.into_iter().flatten().collect()
     }
 
     fn rank_with(

@@ -341,11 +341,7 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     pub fn new<'a>(articles: impl IntoIterator<Item = &'a Article>) -> Prepared {
-        let mut seen = std::collections::HashSet::new();
-        let unique: Vec<&Article> = articles
-            .into_iter()
-            .filter(|a| seen.insert(a.id.as_str()))
-            .collect();
+        let unique = Article::unique(articles);
         // Sanitizing bodies is most of rendering: on every core.
         let prepared = crate::parallel::map_with(
             &unique,

@@ -132,9 +132,7 @@ pub fn scan<S: Sink>(
         .iter()
         .map(|(path, _)| reuse.and_then(|r| r.lookup(path)))
         .collect();
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 16);
+    let workers = crate::parallel::cores().clamp(1, 16);
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Unit>(workers * 2);
     let receiver = std::sync::Mutex::new(receiver);
     // Blocks go back to the reader once parsed: a few buffers in circulation

@@ -19,7 +19,9 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use url::Url;
 
 use crate::model::{Article, SiteZone};
-use crate::text::{dedup_keywords, is_unsafe_char, one_line, split_keywords, strip_unsafe};
+use crate::text::{
+    dedup_keywords, is_unsafe_char, one_line, one_line_cow, split_keywords, strip_unsafe,
+};
 
 type Text<'a> = Option<Cow<'a, str>>;
 
@@ -132,7 +134,7 @@ impl<'a, L: LongText> RawRecord<'a, L> {
             errors.push(field_error("published", "is missing (required)"));
         }
         if let Some(section) = self.section.as_deref().filter(|s| has_visible(s)) {
-            let section = clean(section);
+            let section = one_line_cow(section);
             if !(cx.section_exists)(&section) {
                 errors.push(field_error(
                     "section",
@@ -141,7 +143,7 @@ impl<'a, L: LongText> RawRecord<'a, L> {
             }
         }
         let mut url_of = |field: &'static str, value: Option<&str>| {
-            let text = clean(value.filter(|v| has_visible(v))?);
+            let text = one_line_cow(value.filter(|v| has_visible(v))?);
             if plainly_on_site(text.trim(), cx.base_url) {
                 return Some(Link::Plain);
             }
@@ -192,7 +194,7 @@ impl Link {
         match self {
             Link::Parsed(url) => url,
             Link::Plain => {
-                let text = clean(text.unwrap_or_default());
+                let text = one_line_cow(text.unwrap_or_default());
                 web_url(&text, base).expect("a plain path on the site is a valid link")
             }
         }
@@ -212,22 +214,17 @@ fn plainly_on_site(text: &str, base: &Url) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
 }
 
-/// A one-line field without copying when it is already clean.
-fn clean(text: &str) -> Cow<'_, str> {
-    crate::text::one_line_cow(text)
-}
-
 impl<L: LongText> Checked<'_, L> {
     pub fn published(&self) -> DateTime<Utc> {
         self.published
     }
 
     pub fn id(&self) -> Cow<'_, str> {
-        clean(self.raw.id.as_deref().unwrap_or_default())
+        one_line_cow(self.raw.id.as_deref().unwrap_or_default())
     }
 
     pub fn section(&self) -> Cow<'_, str> {
-        clean(self.raw.section.as_deref().unwrap_or_default())
+        one_line_cow(self.raw.section.as_deref().unwrap_or_default())
     }
 
     /// The owned, normalised article; without `content_html` and `related`
