@@ -22,8 +22,7 @@ RUNS="${3:-1}"
 MEM_LIMIT_GB="${MEM_LIMIT_GB:-14}"
 SECTIONS="${SECTIONS:-100}"
 NOW="${NOW:-$NOW_DEFAULT}"
-CORPUS="$BENCH/corpus-$N"
-[[ "$SECTIONS" == 100 ]] || CORPUS="$BENCH/corpus-$N-s$SECTIONS"
+CORPUS="$(corpus_dir "$N" "$SECTIONS")"
 SITE="$CORPUS/digest-$K"
 
 ensure_time

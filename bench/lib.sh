@@ -13,6 +13,11 @@ NOW_DEFAULT="2026-11-01T00:00:00+08:00"
 export BULLETIN_UNSUBSCRIBE_SECRET="${BULLETIN_UNSUBSCRIBE_SECRET:-bench-secret}"
 
 say() { printf '%s\n' "$*" >&2; }
+# corpus_dir N SECTIONS: where the corpus of N articles lives (100 sections
+# is the default and has no suffix).
+corpus_dir() {
+  if [[ "$2" == 100 ]]; then echo "$BENCH/corpus-$1"; else echo "$BENCH/corpus-$1-s$2"; fi
+}
 die() { say "error: $*"; exit 1; }
 
 # ensure_corpus DIR N SECTIONS [gen_corpus options...]

@@ -24,8 +24,7 @@ N="${1:?usage: bench/run.sh N [RUNS]}"
 RUNS="${2:-3}"
 SECTIONS="${SECTIONS:-100}"
 NOW="${NOW:-$NOW_DEFAULT}"
-CORPUS="$BENCH/corpus-$N"
-[[ "$SECTIONS" == 100 ]] || CORPUS="$BENCH/corpus-$N-s$SECTIONS"
+CORPUS="$(corpus_dir "$N" "$SECTIONS")"
 
 ensure_time
 ensure_corpus "$CORPUS" "$N" "$SECTIONS"
