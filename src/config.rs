@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
+pub use crate::diag::parse_toml;
 use crate::diag::{Location, Problem, Problems};
 use crate::model::{Section, Site, SiteZone};
 
@@ -35,11 +36,36 @@ pub struct Output {
     pub dir: PathBuf,
     /// Newest items per feed.
     pub items: usize,
-    pub rss: bool,
-    pub atom: bool,
-    pub json: bool,
+    /// The feed formats to write, each once, in [`FeedFormat`] order.
+    pub formats: Vec<FeedFormat>,
     /// Where `build` keeps what it learned about unchanged inputs.
     pub cache: PathBuf,
+}
+
+/// A feed format `output.formats` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FeedFormat {
+    Rss,
+    Atom,
+    Json,
+}
+
+impl FeedFormat {
+    fn named(name: &str) -> Option<FeedFormat> {
+        match name {
+            "rss" => Some(FeedFormat::Rss),
+            "atom" => Some(FeedFormat::Atom),
+            "json" => Some(FeedFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+impl Output {
+    /// Whether `format` is written.
+    pub fn writes(&self, format: FeedFormat) -> bool {
+        self.formats.contains(&format)
+    }
 }
 
 /// `[digest]`, paths resolved. Used by the `digest` command.
@@ -92,17 +118,13 @@ pub struct SmtpConfig {
     /// Attempts after the first for a temporary failure, within one run.
     #[serde(default = "default_retries")]
     pub retries: u32,
-    /// Pause before the first retry; doubled for each further one.
-    #[serde(default = "default_retry_delay")]
-    pub retry_delay: String,
-}
-
-impl SmtpConfig {
-    pub fn retry_delay(&self) -> std::time::Duration {
-        parse_duration(&self.retry_delay)
-            .and_then(|d| d.to_std().ok())
-            .unwrap_or_default()
-    }
+    /// Pause before the first retry, as written (`"2s"`).
+    #[serde(default = "default_retry_delay", rename = "retry_delay")]
+    retry_delay_text: String,
+    /// Pause before the first retry; doubled for each further one. Parsed
+    /// from `retry_delay` when the config is validated.
+    #[serde(skip)]
+    pub retry_delay: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -383,18 +405,18 @@ impl Config {
         if raw.output.items == 0 {
             report("output.items", "must be at least 1".into());
         }
-        let mut formats = (false, false, false);
-        for format in &raw.output.formats {
-            match format.as_str() {
-                "rss" => formats.0 = true,
-                "atom" => formats.1 = true,
-                "json" => formats.2 = true,
-                other => report(
+        let mut formats = Vec::new();
+        for name in &raw.output.formats {
+            match FeedFormat::named(name) {
+                Some(format) => formats.push(format),
+                None => report(
                     "output.formats",
-                    format!("unknown format {other:?}; expected \"rss\", \"atom\" or \"json\""),
+                    format!("unknown format {name:?}; expected \"rss\", \"atom\" or \"json\""),
                 ),
             }
         }
+        formats.sort_unstable();
+        formats.dedup();
 
         let sections = validate_sections(&raw.sections, base_url.as_ref(), &mut report);
 
@@ -454,11 +476,12 @@ impl Config {
                     "must be a number of messages per second, 0 for no limit".into(),
                 );
             }
-            if parse_duration(&s.retry_delay).is_none() {
-                report(
+            match parse_duration(&s.retry_delay_text).and_then(|d| d.to_std().ok()) {
+                Some(delay) => s.retry_delay = delay,
+                None => report(
                     "smtp.retry_delay",
-                    format!("{:?} is not a duration like \"2s\"", s.retry_delay),
-                );
+                    format!("{:?} is not a duration like \"2s\"", s.retry_delay_text),
+                ),
             }
             if let Err(e) = s.from.parse::<lettre::message::Mailbox>() {
                 report(
@@ -496,9 +519,7 @@ impl Config {
             output: Output {
                 dir: folder.join(raw.output.dir),
                 items: raw.output.items,
-                rss: formats.0,
-                atom: formats.1,
-                json: formats.2,
+                formats,
                 cache: folder.join(raw.output.cache),
             },
             digest,
@@ -654,26 +675,6 @@ fn with_trailing_slash(mut url: Url) -> Url {
     url
 }
 
-/// Deserializes TOML, turning a syntax or type error into one problem with
-/// its line, column and key path.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, Problem> {
-    let deserializer =
-        toml::Deserializer::parse(text).map_err(|e| toml_problem(&e, text, path, None))?;
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let key = e.path().to_string();
-        let key = (key != "." && !key.is_empty()).then_some(key);
-        toml_problem(e.inner(), text, path, key.as_deref())
-    })
-}
-
-fn toml_problem(e: &toml::de::Error, text: &str, path: &Path, key: Option<&str>) -> Problem {
-    let location = match e.span() {
-        Some(span) => Location::at_offset(path, text, span.start),
-        None => Location::file(path),
-    };
-    Problem::new(location, key, e.message().trim_end().to_owned())
-}
-
 /// Best-effort position of `a.b.c` (or `sections[2].id`) in a TOML file:
 /// the line where its last key is assigned inside the right table.
 fn key_location(text: &str, path: &Path, key: &str) -> Location {
@@ -752,7 +753,7 @@ parent = "news"
         assert_eq!(config.site.base_url.as_str(), "https://news.example.cn/");
         assert_eq!(config.inputs, vec![PathBuf::from("/site/articles")]);
         assert_eq!(config.output.dir, PathBuf::from("/site/public"));
-        assert!(config.output.rss && config.output.atom && !config.output.json);
+        assert_eq!(config.output.formats, [FeedFormat::Rss, FeedFormat::Atom]);
         assert_eq!(
             config.site.sections[1].url.as_str(),
             "https://news.example.cn/yushi/"

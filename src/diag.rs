@@ -247,6 +247,26 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
     offset
 }
 
+/// Deserializes TOML, turning a syntax or type error into one problem with
+/// its line, column and key path.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, Problem> {
+    let deserializer =
+        toml::Deserializer::parse(text).map_err(|e| toml_problem(&e, text, path, None))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let key = (key != "." && !key.is_empty()).then_some(key);
+        toml_problem(e.inner(), text, path, key.as_deref())
+    })
+}
+
+fn toml_problem(e: &toml::de::Error, text: &str, path: &Path, key: Option<&str>) -> Problem {
+    let location = match e.span() {
+        Some(span) => Location::at_offset(path, text, span.start),
+        None => Location::file(path),
+    };
+    Problem::new(location, key, e.message().trim_end().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,12 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::feed::OutputFile;
+/// A generated file, relative to the output folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
 
 /// Threads syncing files to disk at once.
 const SYNC_THREADS: usize = 8;

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::commands::Verbosity;
-use crate::mail::Outcome;
+use crate::report::Verbosity;
 
 /// The bar on screen, if any.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
@@ -47,6 +46,14 @@ impl Write for Stderr {
     }
 }
 
+/// What became of one message, as the bar counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    Sent,
+    Failed,
+    Deferred,
+}
+
 /// The `digest --send` bar: messages done out of those to send, and how many
 /// were sent, failed or deferred. Drawn only on a terminal and without `-q`;
 /// gone from the screen when dropped.
@@ -59,7 +66,7 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn start(total: usize, say: Verbosity) -> Delivery {
-        let show = !say.quiet && total > 0 && std::io::stderr().is_terminal();
+        let show = !say.is_quiet() && total > 0 && std::io::stderr().is_terminal();
         let bar = show.then(|| {
             let bar =
                 ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
@@ -83,11 +90,11 @@ impl Delivery {
     }
 
     /// Counts one message's outcome.
-    pub fn record(&self, outcome: &Outcome) {
-        let counter = match outcome {
-            Outcome::Sent => &self.sent,
-            Outcome::Rejected(_) => &self.failed,
-            Outcome::Deferred(_) => &self.deferred,
+    pub fn record(&self, tick: Tick) {
+        let counter = match tick {
+            Tick::Sent => &self.sent,
+            Tick::Failed => &self.failed,
+            Tick::Deferred => &self.deferred,
         };
         counter.set(counter.get() + 1);
         if let Some(bar) = &self.bar {

@@ -245,22 +245,82 @@ fn read_lines(path: &Path, wanted: &BTreeSet<usize>) -> Option<HashMap<usize, St
     Some(found)
 }
 
+// ---- what the user asked to hear --------------------------------------------
+
+/// What the user asked to hear (`-q`, `-v`). Warnings and detail are
+/// `tracing` events, which [`init_tracing`] shows on stderr according to
+/// the same choice; summaries go to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    /// `-q`: errors only.
+    Quiet,
+    /// Summaries and warnings.
+    #[default]
+    Normal,
+    /// `-v`: detail too (each file built, each message sent).
+    Verbose,
+}
+
+impl Verbosity {
+    pub fn from_flags(quiet: bool, verbose: bool) -> Verbosity {
+        match (quiet, verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, true) => Verbosity::Verbose,
+            (false, false) => Verbosity::Normal,
+        }
+    }
+
+    pub fn is_quiet(self) -> bool {
+        self == Verbosity::Quiet
+    }
+
+    /// The closing summary of a command, on stdout unless `-q`.
+    pub fn summary(self, line: impl AsRef<str>) {
+        if !self.is_quiet() {
+            stdout_line(line.as_ref());
+        }
+    }
+
+    /// A warning about the data: `warning: ...` on stderr unless `-q`.
+    pub fn warn(self, line: impl AsRef<str>) {
+        if !self.is_quiet() {
+            tracing::warn!("{}", line.as_ref());
+        }
+    }
+
+    /// Detail shown only with `-v`.
+    pub fn detail(self, line: impl AsRef<str>) {
+        if self == Verbosity::Verbose {
+            tracing::info!("{}", line.as_ref());
+        }
+    }
+}
+
+/// A line on stdout; a reader that went away (`bulletin build | head`) is
+/// no reason to panic.
+pub fn stdout_line(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// A line on stderr, as it is (for summaries of an incomplete run).
+pub fn stderr_line(line: &str) {
+    let _ = writeln!(crate::progress::stderr(), "{line}");
+}
+
 // ---- tracing: warnings and detail -----------------------------------------
 
 /// Routes `tracing` events of this crate to stderr: errors only with `-q`,
 /// warnings by default, detail too with `-v`. Other crates' events (lettre's
 /// SMTP traces) are not shown.
-pub fn init_tracing(quiet: bool, verbose: bool) {
+pub fn init_tracing(say: Verbosity) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::{Layer as _, fmt};
 
-    let level = if quiet {
-        LevelFilter::ERROR
-    } else if verbose {
-        LevelFilter::INFO
-    } else {
-        LevelFilter::WARN
+    let level = match say {
+        Verbosity::Quiet => LevelFilter::ERROR,
+        Verbosity::Normal => LevelFilter::WARN,
+        Verbosity::Verbose => LevelFilter::INFO,
     };
     let layer = fmt::layer()
         .event_format(Plain)

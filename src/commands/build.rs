@@ -1,18 +1,19 @@
 //! `bulletin build`: every feed into the output folder.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::{Failure, Verbosity};
-use crate::cache::BuildCache;
+use crate::Failure;
 use crate::config::Config;
+use crate::feed::cache::BuildCache;
+use crate::report::Verbosity;
 use crate::{feed, load, output};
 
 pub fn run(
     config: &Config,
-    out: Option<PathBuf>,
+    out: Option<&Path>,
     now: DateTime<Utc>,
     use_cache: bool,
     say: Verbosity,
@@ -36,8 +37,8 @@ pub fn run(
     let feeds = selection.feeds();
     let files = feed::render(&config.site, &feeds, &config.output);
     let rendered = started.elapsed();
-    let dir = out.unwrap_or_else(|| config.output.dir.clone());
-    let report = output::write_files(&dir, &files)?;
+    let dir = out.unwrap_or(&config.output.dir);
+    let report = output::write_files(dir, &files)?;
     say.detail(format!(
         "read {count} articles in {:.2} s, rendered in {:.2} s, wrote in {:.2} s",
         loaded.as_secs_f64(),

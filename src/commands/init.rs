@@ -9,8 +9,9 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
-use super::{Failure, Verbosity};
+use crate::Failure;
 use crate::digest::render::{DEFAULT_HTML, DEFAULT_TEXT};
+use crate::report::Verbosity;
 
 pub fn run(dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure> {
     // Distinct times an hour or more back, so every feed entry has its own

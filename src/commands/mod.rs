@@ -1,65 +1,114 @@
-//! One function per command. Each reads what it needs through `config`,
-//! `load` and `state`, calls the pure parts (feeds, digest), and hands the
-//! results to the edge (files, SMTP). Only these functions and `main` see the
-//! clock and the environment.
+//! One function per command. A command reads its flags and the environment,
+//! calls the library (config, load, feed, digest, ledger, deliver, output)
+//! and says what happened. Only these functions and `main` see the clock and
+//! the environment; everything below them gets both as values.
 
 pub mod build;
 pub mod check;
 pub mod digest;
 pub mod init;
 
-use crate::diag::Problems;
+use chrono::{DateTime, Utc};
 
-/// How a command failed, which decides the exit code.
-pub enum Failure {
-    /// Bad usage, config, input or template: exit 1, nothing written or sent.
-    Invalid(Problems),
-    /// Anything else that stopped the command (I/O, state): exit 1.
-    Error(anyhow::Error),
-    /// Another run holds the lock: exit 2, nothing sent by this one.
-    Busy(String),
+use crate::Failure;
+use crate::cli::Command;
+use crate::config::Config;
+use crate::diag::{Location, Problem};
+use crate::report::{self, Verbosity};
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    Complete,
+    /// Delivery left messages pending (exit 2).
+    Incomplete,
 }
 
-impl From<Problems> for Failure {
-    fn from(p: Problems) -> Self {
-        Failure::Invalid(p)
-    }
-}
+/// The real clock, or a fixed one in tests.
+pub type Clock = fn() -> DateTime<Utc>;
 
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Failure::Error(e)
-    }
-}
-
-/// What the user asked to hear (`-q`, `-v`). Warnings and detail are
-/// `tracing` events, which `main` shows on stderr according to the same
-/// flags (see `report::init_tracing`); summaries go to stdout.
-#[derive(Clone, Copy)]
-pub struct Verbosity {
-    pub quiet: bool,
-    pub verbose: bool,
-}
-
-impl Verbosity {
-    /// The closing summary of a command, on stdout unless `-q`.
-    pub fn summary(&self, line: impl AsRef<str>) {
-        if !self.quiet {
-            ignore_closed!(std::io::stdout(), "{}", line.as_ref());
+/// Runs one command; what it learns that helps explain a failure (the
+/// declared sections) goes into `context`.
+pub fn run(
+    command: &Command,
+    say: Verbosity,
+    clock: Clock,
+    context: &mut report::Context,
+) -> Result<Done, Failure> {
+    let mut load = |path: &std::path::Path| -> Result<Config, Failure> {
+        let config = Config::from_file(path)?;
+        context.sections = config
+            .site
+            .sections
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect();
+        Ok(config)
+    };
+    match command {
+        Command::Build {
+            config,
+            out,
+            now,
+            no_cache,
+        } => {
+            let config = load(&config.path)?;
+            let now = run_time(now.now, clock, &config)?;
+            build::run(&config, out.as_deref(), now, !*no_cache, say)?;
+        }
+        Command::Check { config } => {
+            let config = load(&config.path)?;
+            check::run(&config, clock(), say)?;
+        }
+        Command::Init { dir } => init::run(dir, clock(), say)?,
+        Command::Completions { shell } => print(&crate::cli::completions(*shell))?,
+        Command::Man { command } => {
+            let page = crate::cli::man(command.as_deref()).expect("clap checked the command");
+            print(page.as_bytes())?;
+        }
+        Command::Digest { config, mode, now } => {
+            let config = load(&config.path)?;
+            let now = run_time(now.now, clock, &config)?;
+            if let Some(dir) = &mode.dry_run {
+                digest::dry_run(&config, dir, now, say)?;
+            } else if mode.send {
+                return digest::send(&config, now, clock, say);
+            }
         }
     }
+    Ok(Done::Complete)
+}
 
-    /// A warning about the data: `warning: ...` on stderr unless `-q`.
-    pub fn warn(&self, line: impl AsRef<str>) {
-        if !self.quiet {
-            tracing::warn!("{}", line.as_ref());
-        }
+/// The run's time: `--now`, or the clock. A `--now` whose date cannot be
+/// written in the site's timezone is a usage error.
+fn run_time(
+    now: Option<DateTime<Utc>>,
+    clock: Clock,
+    config: &Config,
+) -> Result<DateTime<Utc>, Failure> {
+    let now = now.unwrap_or_else(clock);
+    if config.site.zone.representable(now) {
+        Ok(now)
+    } else {
+        let location = Location::file(std::path::Path::new("--now"));
+        Err(Problem::new(
+            location,
+            None,
+            "is outside the years 1 to 9999 in the site's timezone",
+        )
+        .into())
     }
+}
 
-    /// Detail shown only with `-v`.
-    pub fn detail(&self, line: impl AsRef<str>) {
-        if self.verbose {
-            tracing::info!("{}", line.as_ref());
-        }
+/// Writes generated text to stdout; a reader that stopped early (`| head`)
+/// is no error.
+fn print(bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::new(e)
+            .context("cannot write to stdout")
+            .into()),
+        _ => Ok(()),
     }
 }

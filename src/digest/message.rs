@@ -14,7 +14,7 @@ use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use super::render::Rendered;
-use crate::model::{Site, Subscriber};
+use crate::model::{IssueKey, Site, Subscriber};
 
 /// The per-recipient unsubscribe token: an HMAC of the lower-cased address
 /// keyed with a secret, so it cannot be guessed from the address alone.
@@ -25,7 +25,7 @@ pub fn unsubscribe_token(secret: &[u8], email: &str) -> String {
 }
 
 /// `<digest.2017-03-25.3f2a…@news.example.cn>`
-pub fn message_id(site: &Site, issue: &str, email: &str) -> String {
+pub fn message_id(site: &Site, issue: &IssueKey, email: &str) -> String {
     let digest = Sha256::digest(format!("{issue}\n{}", email.to_lowercase()));
     format!("<digest.{issue}.{}@{}>", hex(&digest[..12]), site.domain())
 }
@@ -34,7 +34,7 @@ pub fn message_id(site: &Site, issue: &str, email: &str) -> String {
 pub struct Envelope<'a> {
     pub site: &'a Site,
     pub from: &'a Mailbox,
-    pub issue: &'a str,
+    pub issue: &'a IssueKey,
     /// `Date`, already in the site's timezone.
     pub date: chrono::DateTime<chrono::FixedOffset>,
 }

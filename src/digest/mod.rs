@@ -6,17 +6,27 @@
 //! the templates see. Both are pure: history comes in as a closure, the
 //! clock as a value.
 
+pub mod compose;
 pub mod message;
+pub mod preview;
 pub mod related;
 pub mod render;
+pub mod sample;
+pub mod setup;
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::model::{Article, Section, Site, Subscriber};
+use crate::Failure;
+use crate::config::Config;
+use crate::diag::Problems;
+use crate::ledger::Ledger;
+use crate::model::{Article, IssueKey, RecipientKey, Section, Site, Subscriber};
+use crate::report::Verbosity;
 use related::RelatedIndex;
+use setup::Setup;
 
 impl<'a> Digest<'a> {
     /// The template fields of everything the emails show, built once.
@@ -153,10 +163,71 @@ pub struct History {
     pub sent: HashSet<String>,
 }
 
+impl History {
+    /// What the ledger (if there is one yet) says `subscriber` has.
+    pub fn from_ledger(
+        ledger: Option<&dyn Ledger>,
+        issue: &IssueKey,
+        subscriber: &Subscriber,
+    ) -> anyhow::Result<History> {
+        let Some(ledger) = ledger else {
+            return Ok(History::default());
+        };
+        let recipient = RecipientKey::of(&subscriber.email);
+        Ok(History {
+            has_issue: ledger.has_delivery(issue, &recipient)?,
+            sent: ledger.articles_for(&recipient)?,
+        })
+    }
+}
+
+/// Every article the digest can show, as of `now`, newest first.
+pub fn load_archive(
+    config: &Config,
+    window: Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<Article>, Problems> {
+    let (archive, _) = crate::load::scan(config, || Archive::new(now, window), None)?;
+    let mut articles = archive.articles;
+    // Loading threads finish in any order: fix one, newest first.
+    articles.sort_unstable_by(Article::newest_first);
+    Ok(articles)
+}
+
+/// [`plan`] with what `-v` and warnings say about it.
+pub fn plan_reported<'a>(
+    site: &'a Site,
+    setup: &'a Setup,
+    articles: &'a [Article],
+    now: DateTime<Utc>,
+    history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
+    say: Verbosity,
+) -> Result<Digest<'a>, Failure> {
+    let settings = Settings {
+        now,
+        window: setup.digest.window,
+        related: setup.digest.related,
+        max_items: setup.digest.max_items,
+    };
+    let started = std::time::Instant::now();
+    let plan = plan(site, articles, &setup.subscribers, &settings, history)?;
+    say.detail(format!(
+        "planned {} emails over {} articles (related-read index and rankings included) in {:.3} s",
+        plan.emails.len(),
+        articles.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    for (article, id) in &plan.unknown_related {
+        say.warn(format!(
+            "article {article:?} lists related id {id:?}, which is not an article; skipped"
+        ));
+    }
+    Ok(plan)
+}
+
 /// The digest for one run.
 pub struct Digest<'a> {
-    /// The issue key: the run's date in the site's timezone, `YYYY-MM-DD`.
-    pub issue: String,
+    pub issue: IssueKey,
     pub emails: Vec<Email<'a>>,
     /// Recipients with nothing new.
     pub nothing_new: usize,
@@ -171,11 +242,6 @@ pub struct Settings {
     pub window: Duration,
     pub related: usize,
     pub max_items: usize,
-}
-
-/// The issue key for a run at `now`.
-pub fn issue_key(site: &Site, now: DateTime<Utc>) -> String {
-    site.zone.local(now).format("%Y-%m-%d").to_string()
 }
 
 pub fn plan<'a, E>(
@@ -195,7 +261,7 @@ pub fn plan<'a, E>(
     let index = RelatedIndex::new(articles, settings.now).with_depth(most_listed);
 
     let mut digest = Digest {
-        issue: issue_key(site, settings.now),
+        issue: IssueKey::of(site, settings.now),
         emails: Vec::new(),
         nothing_new: 0,
         already_sent: 0,
@@ -275,7 +341,7 @@ pub fn plan<'a, E>(
 /// The data the templates receive for one email (documented in the README).
 pub fn context(
     site: &Site,
-    issue: &str,
+    issue: &IssueKey,
     email: &Email<'_>,
     unsubscribe_url: Option<&str>,
     fields: &ArticleFields<'_>,
@@ -308,8 +374,8 @@ pub fn context(
             "description": site.description,
             "language": site.language,
         },
-        "issue": issue,
-        "date": issue,
+        "issue": issue.as_str(),
+        "date": issue.as_str(),
         "recipient": { "email": email.subscriber.email, "name": email.subscriber.name },
         "item_count": email.items().count(),
         "unsubscribe_url": unsubscribe_url,

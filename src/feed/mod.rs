@@ -7,6 +7,7 @@
 //! deterministic: the same articles and clock give the same bytes.
 
 mod atom;
+pub mod cache;
 mod jsonfeed;
 mod opml;
 mod rss;
@@ -20,21 +21,15 @@ use url::Url;
 
 use crate::load::Sink;
 
-use crate::config::Output;
+use crate::config::{FeedFormat, Output};
 use crate::model::{Article, Section, Site};
+use crate::output::OutputFile;
 
 /// One feed: whose it is and what it holds, newest first.
 pub struct Feed<'a> {
     /// `None` for the whole site.
     pub section: Option<&'a Section>,
     pub items: Vec<&'a Article>,
-}
-
-/// A generated file, relative to the output folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputFile {
-    pub path: String,
-    pub bytes: Vec<u8>,
 }
 
 /// The newest `per_feed` articles published by `now`, for the site and for
@@ -265,19 +260,19 @@ pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output) -> Vec<OutputFil
     let mut files: Vec<OutputFile> =
         crate::parallel::map(&pairs, crate::parallel::cores(), |(feed, info)| {
             let mut files = Vec::new();
-            if output.rss {
+            if output.writes(FeedFormat::Rss) {
                 files.push(OutputFile {
                     path: format!("{}{RSS_FILE}", info.folder),
                     bytes: rss::render(info, &feed.items),
                 });
             }
-            if output.atom {
+            if output.writes(FeedFormat::Atom) {
                 files.push(OutputFile {
                     path: format!("{}{ATOM_FILE}", info.folder),
                     bytes: atom::render(info, &feed.items),
                 });
             }
-            if output.json {
+            if output.writes(FeedFormat::Json) {
                 files.push(OutputFile {
                     path: format!("{}{JSON_FILE}", info.folder),
                     bytes: jsonfeed::render(info, &feed.items),

@@ -7,18 +7,18 @@ use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 use super::{ATOM_FILE, FeedInfo, JSON_FILE, RSS_FILE};
-use crate::config::Output;
+use crate::config::{FeedFormat, Output};
 use crate::model::Site;
 
 pub(super) fn render(site: &Site, feeds: &[FeedInfo<'_>], output: &Output) -> Vec<u8> {
     let mut formats = Vec::new();
-    if output.rss {
+    if output.writes(FeedFormat::Rss) {
         formats.push(("RSS 2.0", RSS_FILE, Some("RSS2")));
     }
-    if output.atom {
+    if output.writes(FeedFormat::Atom) {
         formats.push(("Atom 1.0", ATOM_FILE, None));
     }
-    if output.json {
+    if output.writes(FeedFormat::Json) {
         formats.push(("JSON Feed 1.1", JSON_FILE, None));
     }
 

@@ -1,18 +1,8 @@
-//! The state store: which digest went to whom, with which articles.
+//! The SQLite ledger: one database file (bundled SQLite, WAL journal, full
+//! sync) owned by this module alone.
 //!
-//! One SQLite database (bundled SQLite, WAL journal, full sync) owned by
-//! this module alone. A digest issue is fixed here before its first message
-//! is sent: one row per recipient (`deliveries`), the exact message bytes
-//! (`messages`, until the message is sent or refused for good and the run
-//! ends) and the articles it carries. Each outcome is committed the moment
-//! it is known, so a run that dies is completed by the next one from what is
-//! recorded;
-//! "finished" is derived from those rows, never stored as a flag.
-//!
-//! Messages are stored LZ4-compressed (digests are repetitive markup: less
-//! than half the bytes to write, sync and read back) in their own table,
-//! and deleted once final: their pages are reused by the next issue, so the
-//! file stays about one issue's size.
+//! Messages are kept in their own table and deleted once final: their pages
+//! are reused by the next issue, so the file stays about one issue's size.
 //!
 //! The schema is versioned with `PRAGMA user_version`; a database from a
 //! newer release is refused rather than misread. Version 2 added the
@@ -21,10 +11,15 @@
 //! leave it empty).
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::{Fixer, Ledger, MessageStore, NewDelivery, Outcome, Pending, Status, unpack};
+use crate::Failure;
+use crate::model::{IssueKey, RecipientKey};
 
 /// The schema version this release writes.
 const SCHEMA_VERSION: i64 = 2;
@@ -78,50 +73,6 @@ UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, upd
     message = CASE WHEN ?3 = 'pending' THEN message ELSE x'' END
 WHERE issue = ?1 AND recipient = ?2";
 
-/// How one recipient's copy of an issue stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    Sent,
-    Failed,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Sent => "sent",
-            Status::Failed => "failed",
-        }
-    }
-}
-
-/// A message to fix for one recipient of an issue.
-pub struct NewDelivery<'a> {
-    pub recipient: &'a str,
-    pub message_id: &'a str,
-    pub message: &'a Packed,
-    pub article_ids: Vec<&'a str>,
-}
-
-/// A message as it is stored: compressed (on the thread that composed it).
-pub struct Packed(Vec<u8>);
-
-impl Packed {
-    pub fn new(message: &[u8]) -> Packed {
-        Packed(lz4_flex::block::compress_prepend_size(message))
-    }
-}
-
-/// The message bytes of a stored row.
-fn unpack(stored: Vec<u8>, encoding: &str) -> Result<Vec<u8>> {
-    match encoding {
-        "lz4" => lz4_flex::block::decompress_size_prepended(&stored)
-            .context("a stored message is damaged (it does not decompress)"),
-        other => bail!("a stored message has an unknown encoding {other:?}"),
-    }
-}
-
 /// An error opening the database, saying which file and, for a lock, what
 /// to do.
 fn unusable(path: &Path, e: rusqlite::Error) -> anyhow::Error {
@@ -142,25 +93,8 @@ fn unusable(path: &Path, e: rusqlite::Error) -> anyhow::Error {
     }
 }
 
-/// The outcome of one attempt, to record.
-pub struct Outcome<'a> {
-    pub issue: &'a str,
-    pub recipient: &'a str,
-    pub status: Status,
-    pub error: Option<&'a str>,
-}
-
-/// A recorded message not yet delivered.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub issue: String,
-    pub recipient: String,
-    pub address: String,
-    pub message_id: String,
-}
-
-/// Adds the messages of one issue inside [`State::fix_issue`]'s transaction.
-pub struct Fixer<'t> {
+/// Adds the messages of one issue inside [`Ledger::fix_issue`]'s transaction.
+struct SqliteFixer<'t> {
     /// Names the database in errors.
     label: String,
     insert: rusqlite::Statement<'t>,
@@ -169,23 +103,28 @@ pub struct Fixer<'t> {
     now: &'t str,
 }
 
-impl Fixer<'_> {
-    pub fn add(&mut self, d: &NewDelivery<'_>) -> Result<()> {
+impl Fixer for SqliteFixer<'_> {
+    fn add(&mut self, d: &NewDelivery<'_>) -> Result<()> {
         self.insert_all(d).with_context(|| self.label.clone())
     }
+}
 
+impl SqliteFixer<'_> {
     fn insert_all(&mut self, d: &NewDelivery<'_>) -> Result<()> {
-        let recipient = d.recipient.to_lowercase();
+        let recipient = RecipientKey::of(d.address);
         self.insert.execute(params![
             self.issue,
-            recipient,
-            d.recipient,
+            recipient.as_str(),
+            d.address,
             d.message_id,
             d.article_ids.join("\n"),
             self.now
         ])?;
-        self.message
-            .execute(params![self.issue, recipient, d.message.0])?;
+        self.message.execute(params![
+            self.issue,
+            recipient.as_str(),
+            d.message.as_bytes()
+        ])?;
         Ok(())
     }
 }
@@ -193,7 +132,7 @@ impl Fixer<'_> {
 /// Reads one fixed message, for sender threads: each thread keeps its own
 /// read-only connection (SQLite's WAL lets them read while the main
 /// connection records outcomes).
-pub fn read_message(path: &Path, issue: &str, recipient: &str) -> Result<Vec<u8>> {
+fn read_message(path: &Path, issue: &str, recipient: &str) -> Result<Vec<u8>> {
     thread_local! {
         static READER: std::cell::RefCell<Option<(std::path::PathBuf, Connection)>> = const { std::cell::RefCell::new(None) };
     }
@@ -228,15 +167,26 @@ pub fn read_message(path: &Path, issue: &str, recipient: &str) -> Result<Vec<u8>
     })
 }
 
-pub struct State {
+/// Sender threads' view of the message table.
+struct Messages {
+    path: PathBuf,
+}
+
+impl MessageStore for Messages {
+    fn read(&self, issue: &IssueKey, recipient: &RecipientKey) -> Result<Vec<u8>> {
+        read_message(&self.path, issue.as_str(), recipient.as_str())
+    }
+}
+
+pub struct Sqlite {
     conn: Connection,
     /// For messages: every error names the database file.
-    path: std::path::PathBuf,
+    path: PathBuf,
     /// The schema version (a read-only database is read as it is).
     version: i64,
 }
 
-impl State {
+impl Sqlite {
     /// Names the database file in an error (damage or a lock is found by
     /// whatever query meets it first).
     fn labelled<T>(&self, result: Result<T>) -> Result<T> {
@@ -244,7 +194,7 @@ impl State {
     }
 
     /// Opens (creating when needed) the database at `path` for writing.
-    pub fn open(path: &Path) -> Result<State> {
+    pub fn open(path: &Path) -> Result<Sqlite> {
         if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(folder)
                 .with_context(|| format!("cannot create the state folder {}", folder.display()))?;
@@ -261,7 +211,7 @@ impl State {
             .map_err(|e| unusable(path, e))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| unusable(path, e))?;
-        let mut state = State {
+        let mut state = Sqlite {
             conn,
             path: path.to_path_buf(),
             version: 0,
@@ -273,13 +223,13 @@ impl State {
 
     /// Opens the database read-only, for dry runs; `None` when it does not
     /// exist yet (nothing has been sent).
-    pub fn open_read_only(path: &Path) -> Result<Option<State>> {
+    pub fn open_read_only(path: &Path) -> Result<Option<Sqlite>> {
         if !path.exists() {
             return Ok(None);
         }
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("cannot open the state database {}", path.display()))?;
-        let mut state = State {
+        let mut state = Sqlite {
             conn,
             path: path.to_path_buf(),
             version: 0,
@@ -331,11 +281,30 @@ impl State {
         Ok(())
     }
 
-    /// Articles already sent to (or fixed for) `recipient` in any issue.
-    pub fn articles_for(&self, recipient: &str) -> Result<HashSet<String>> {
+    /// Records the outcome of one attempt (for tests and one-off records).
+    pub fn record(
+        &mut self,
+        issue: &IssueKey,
+        recipient: &RecipientKey,
+        status: Status,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let outcome = Outcome {
+            issue,
+            recipient,
+            status,
+            error,
+        };
+        self.record_all(&[outcome], now)
+    }
+}
+
+impl Ledger for Sqlite {
+    fn articles_for(&self, recipient: &RecipientKey) -> Result<HashSet<String>> {
         #[allow(clippy::redundant_closure_call)]
         let result = (|| -> Result<HashSet<String>> {
-            let recipient = recipient.to_lowercase();
+            let recipient = recipient.as_str();
             if self.version < 2 {
                 // A version 1 database read by a dry run, as it is.
                 let mut statement = self.conn.prepare_cached(
@@ -358,35 +327,33 @@ impl State {
         self.labelled(result)
     }
 
-    /// Whether `recipient` already has a message fixed for `issue`.
-    pub fn has_delivery(&self, issue: &str, recipient: &str) -> Result<bool> {
+    fn has_delivery(&self, issue: &IssueKey, recipient: &RecipientKey) -> Result<bool> {
         #[allow(clippy::redundant_closure_call)]
         let result = (|| -> Result<bool> {
             let found = self
                 .conn
                 .prepare_cached("SELECT 1 FROM deliveries WHERE issue = ?1 AND recipient = ?2")?
-                .query_row(params![issue, recipient.to_lowercase()], |_| Ok(()))
+                .query_row(params![issue.as_str(), recipient.as_str()], |_| Ok(()))
                 .optional()?;
             Ok(found.is_some())
         })();
         self.labelled(result)
     }
 
-    /// Fixes the messages of an issue, all in one transaction: `produce`
-    /// adds them one by one (so they need not all be in memory at once).
-    pub fn fix_issue<E: From<anyhow::Error>>(
+    fn fix_issue(
         &mut self,
-        issue: &str,
-        now: &str,
-        produce: impl FnOnce(&mut Fixer<'_>) -> Result<(), E>,
-    ) -> Result<(), E> {
+        issue: &IssueKey,
+        now: DateTime<Utc>,
+        produce: &mut dyn FnMut(&mut dyn Fixer) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
         let label = format!("state database {}", self.path.display());
+        let now = now.to_rfc3339();
         let tx = self
             .conn
             .transaction()
             .map_err(|e| anyhow::Error::from(e).context(label.clone()))?;
         {
-            let mut fixer = Fixer {
+            let mut fixer = SqliteFixer {
                 label: label.clone(),
                 insert: tx
                     .prepare(
@@ -397,8 +364,8 @@ impl State {
                 message: tx
                     .prepare("INSERT INTO messages (issue, recipient, encoding, bytes) VALUES (?1, ?2, 'lz4', ?3)")
                     .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
-                issue,
-                now,
+                issue: issue.as_str(),
+                now: &now,
             };
             produce(&mut fixer)?;
         }
@@ -407,9 +374,7 @@ impl State {
         Ok(())
     }
 
-    /// Every message still to deliver, oldest issue first (without bodies:
-    /// senders read each from the database when they send it).
-    pub fn pending(&self) -> Result<Vec<Pending>> {
+    fn pending(&self) -> Result<Vec<Pending>> {
         #[allow(clippy::redundant_closure_call)]
         let result = (|| -> Result<Vec<Pending>> {
             let mut statement = self.conn.prepare(
@@ -418,8 +383,8 @@ impl State {
             )?;
             let rows = statement.query_map([], |row| {
                 Ok(Pending {
-                    issue: row.get(0)?,
-                    recipient: row.get(1)?,
+                    issue: IssueKey::stored(row.get(0)?),
+                    recipient: RecipientKey::stored(row.get(1)?),
                     address: row.get(2)?,
                     message_id: row.get(3)?,
                 })
@@ -429,30 +394,10 @@ impl State {
         self.labelled(result)
     }
 
-    /// Records the outcome of one attempt, durably, before the next send.
-    pub fn record(
-        &mut self,
-        issue: &str,
-        recipient: &str,
-        status: Status,
-        error: Option<&str>,
-        now: &str,
-    ) -> Result<()> {
-        let outcome = Outcome {
-            issue,
-            recipient,
-            status,
-            error,
-        };
-        self.record_all(&[outcome], now)
-    }
-
-    /// Deletes the bytes of every message that is sent or refused for good:
-    /// it is never sent again, and its Message-ID, articles and outcome stay
-    /// as the record. Their pages are reused by the next issue, so the file
-    /// stays about one issue big. Run after sending (one transaction, off
-    /// the path of each outcome's commit).
-    pub fn drop_final_messages(&mut self) -> Result<usize> {
+    /// Their pages are reused by the next issue, so the file stays about
+    /// one issue big. Run after sending (one transaction, off the path of
+    /// each outcome's commit).
+    fn drop_final_messages(&mut self) -> Result<usize> {
         let result = self
             .conn
             .execute(
@@ -466,17 +411,22 @@ impl State {
         self.labelled(result)
     }
 
-    /// Records several outcomes in one transaction (one sync to disk for
-    /// all: a group commit), before any of their senders goes on.
-    pub fn record_all(&mut self, outcomes: &[Outcome<'_>], now: &str) -> Result<()> {
+    fn record_all(&mut self, outcomes: &[Outcome<'_>], now: DateTime<Utc>) -> Result<()> {
         #[allow(clippy::redundant_closure_call)]
         let result = (|| -> Result<()> {
+            let now = now.to_rfc3339();
             let tx = self.conn.transaction()?;
             {
                 let mut update = tx.prepare_cached(RECORD_OUTCOME)?;
                 for o in outcomes {
                     let status = o.status.as_str();
-                    update.execute(params![o.issue, o.recipient, status, o.error, now])?;
+                    update.execute(params![
+                        o.issue.as_str(),
+                        o.recipient.as_str(),
+                        status,
+                        o.error,
+                        now
+                    ])?;
                 }
             }
             tx.commit()?;
@@ -485,13 +435,12 @@ impl State {
         self.labelled(result)
     }
 
-    /// Recipients per status for `issue`.
-    pub fn count(&self, issue: &str, status: Status) -> Result<usize> {
+    fn count(&self, issue: &IssueKey, status: Status) -> Result<usize> {
         #[allow(clippy::redundant_closure_call)]
         let result = (|| -> Result<usize> {
             let n: i64 = self.conn.query_row(
                 "SELECT count(*) FROM deliveries WHERE issue = ?1 AND status = ?2",
-                params![issue, status.as_str()],
+                params![issue.as_str(), status.as_str()],
                 |row| row.get(0),
             )?;
             Ok(n as usize)
@@ -499,8 +448,7 @@ impl State {
         self.labelled(result)
     }
 
-    /// Recipients per status across every issue.
-    pub fn count_all(&self, status: Status) -> Result<usize> {
+    fn count_all(&self, status: Status) -> Result<usize> {
         #[allow(clippy::redundant_closure_call)]
         let result = (|| -> Result<usize> {
             let n: i64 = self.conn.query_row(
@@ -512,38 +460,80 @@ impl State {
         })();
         self.labelled(result)
     }
+
+    fn messages(&self) -> Box<dyn MessageStore> {
+        Box::new(Messages {
+            path: self.path.clone(),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::Packed;
+
+    fn issue(key: &str) -> IssueKey {
+        IssueKey::stored(key.to_owned())
+    }
+
+    fn key(address: &str) -> RecipientKey {
+        RecipientKey::of(address)
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH
+    }
+
+    fn fix(state: &mut Sqlite, at: &str, deliveries: &[NewDelivery<'_>]) {
+        state
+            .fix_issue(&issue(at), now(), &mut |f| {
+                for d in deliveries {
+                    f.add(d)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
 
     #[test]
     fn fixed_articles_count_as_sent_until_failed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/state.sqlite");
-        let mut state = State::open(&path).unwrap();
+        let mut state = Sqlite::open(&path).unwrap();
         let d = NewDelivery {
-            recipient: "A@example.com",
+            address: "A@example.com",
             message_id: "<x@y>",
             message: &Packed::new(b"m"),
             article_ids: vec!["a1", "a2"],
         };
-        state.fix_issue("2017-03-25", "now", |f| f.add(&d)).unwrap();
-        assert!(state.has_delivery("2017-03-25", "a@example.com").unwrap());
-        assert_eq!(state.articles_for("a@EXAMPLE.com").unwrap().len(), 2);
+        fix(&mut state, "2017-03-25", &[d]);
+        assert!(
+            state
+                .has_delivery(&issue("2017-03-25"), &key("a@example.com"))
+                .unwrap()
+        );
+        assert_eq!(state.articles_for(&key("a@EXAMPLE.com")).unwrap().len(), 2);
         assert_eq!(state.pending().unwrap().len(), 1);
         state
             .record(
-                "2017-03-25",
-                "a@example.com",
+                &issue("2017-03-25"),
+                &key("a@example.com"),
                 Status::Failed,
                 Some("550"),
-                "now",
+                now(),
             )
             .unwrap();
-        assert!(state.articles_for("a@example.com").unwrap().is_empty());
-        assert_eq!(state.count("2017-03-25", Status::Failed).unwrap(), 1);
+        assert!(
+            state
+                .articles_for(&key("a@example.com"))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            state.count(&issue("2017-03-25"), Status::Failed).unwrap(),
+            1
+        );
         assert_eq!(state.drop_final_messages().unwrap(), 1);
         let kept: i64 = state
             .conn
@@ -574,25 +564,28 @@ mod tests {
         .unwrap();
         drop(v1);
         let both: HashSet<String> = ["a1".to_owned(), "a2".to_owned()].into();
-        let read_only = State::open_read_only(&path).unwrap().unwrap();
-        assert_eq!(read_only.articles_for("OLD@example.com").unwrap(), both);
+        let read_only = Sqlite::open_read_only(&path).unwrap().unwrap();
+        assert_eq!(
+            read_only.articles_for(&key("OLD@example.com")).unwrap(),
+            both
+        );
         drop(read_only);
 
-        let mut state = State::open(&path).unwrap();
+        let mut state = Sqlite::open(&path).unwrap();
         assert_eq!(state.version(&path).unwrap(), SCHEMA_VERSION);
         assert_eq!(
-            state.articles_for("old@example.com").unwrap(),
+            state.articles_for(&key("old@example.com")).unwrap(),
             both,
             "migrated"
         );
         let message = "中文摘要 ".repeat(5000).into_bytes();
         let d = NewDelivery {
-            recipient: "new@example.com",
+            address: "new@example.com",
             message_id: "<n@x>",
             message: &Packed::new(&message),
             article_ids: vec![],
         };
-        state.fix_issue("i2", "now", |f| f.add(&d)).unwrap();
+        fix(&mut state, "i2", &[d]);
         assert_eq!(
             read_message(&path, "i1", "old@example.com").unwrap(),
             b"raw bytes"
@@ -627,7 +620,7 @@ mod tests {
     fn the_file_stays_one_issue_big_when_messages_are_delivered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite");
-        let mut state = State::open(&path).unwrap();
+        let mut state = Sqlite::open(&path).unwrap();
         // Incompressible bytes, so the size is the messages' own.
         let mut seed = 1u64;
         let mut noise = |n: usize| -> Vec<u8> {
@@ -640,27 +633,27 @@ mod tests {
                 })
                 .collect()
         };
-        let mut send_issue = |state: &mut State, issue: &str| {
+        let mut send_issue = |state: &mut Sqlite, at: &str| {
             let recipients: Vec<String> = (0..100).map(|i| format!("r{i}@example.com")).collect();
             let messages: Vec<Packed> = recipients
                 .iter()
                 .map(|_| Packed::new(&noise(30_000)))
                 .collect();
-            state
-                .fix_issue(issue, "now", |f| {
-                    for (r, m) in recipients.iter().zip(&messages) {
-                        f.add(&NewDelivery {
-                            recipient: r,
-                            message_id: "<x@y>",
-                            message: m,
-                            article_ids: vec![],
-                        })?;
-                    }
-                    Ok::<(), anyhow::Error>(())
+            let deliveries: Vec<NewDelivery<'_>> = recipients
+                .iter()
+                .zip(&messages)
+                .map(|(r, m)| NewDelivery {
+                    address: r,
+                    message_id: "<x@y>",
+                    message: m,
+                    article_ids: vec![],
                 })
-                .unwrap();
+                .collect();
+            fix(state, at, &deliveries);
             for r in &recipients {
-                state.record(issue, r, Status::Sent, None, "now").unwrap();
+                state
+                    .record(&issue(at), &key(r), Status::Sent, None, now())
+                    .unwrap();
             }
             state.drop_final_messages().unwrap();
             let pages: i64 = state
@@ -684,17 +677,17 @@ mod tests {
     fn refuses_a_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite");
-        drop(State::open(&path).unwrap());
+        drop(Sqlite::open(&path).unwrap());
         Connection::open(&path)
             .unwrap()
             .pragma_update(None, "user_version", 99)
             .unwrap();
-        let err = State::open(&path).err().unwrap().to_string();
+        let err = Sqlite::open(&path).err().unwrap().to_string();
         assert!(
             err.contains("schema version 99, written by a newer bulletin"),
             "{err}"
         );
-        let err = State::open_read_only(&path).err().unwrap().to_string();
+        let err = Sqlite::open_read_only(&path).err().unwrap().to_string();
         assert!(err.contains("newer bulletin"), "{err}");
     }
 }

@@ -1,0 +1,165 @@
+//! Delivery: the exactly-once path from a composed issue to the relay.
+//!
+//! 1. [`RunLock`] — one `digest --send` at a time per ledger.
+//! 2. [`fix_issue`] — every message of the issue composed and *persisted*
+//!    in the ledger (bytes, Message-ID, articles) in one transaction.
+//!    Nothing is sent before its bytes are durable.
+//! 3. [`send_pending`] — every pending row (this issue's and any earlier
+//!    interrupted run's) becomes a [`worker::Job`]; the workers *send* them
+//!    over a [`Transport`] ([`smtp::Smtp`] or [`sendmail::Sendmail`]); this
+//!    thread, the recorder, *records* each outcome in the ledger — outcomes
+//!    that arrive together in one transaction (a group commit) — before
+//!    their workers may take their next message. A crash therefore loses at
+//!    most one outcome per connection, and that message goes out again
+//!    (same bytes, same Message-ID) on the next run.
+//! 4. [`tally::Summary`] — what the run did, for the command to print.
+//!
+//! This is the only module that talks to a mail server. It reads neither
+//! the clock nor the environment: both come in as values.
+
+pub mod lock;
+pub mod sendmail;
+pub mod smtp;
+pub mod tally;
+pub mod transport;
+pub mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Utc};
+use lettre::Address;
+
+use crate::Failure;
+use crate::digest::compose::{Composed, Composer};
+use crate::ledger::{self, Ledger, NewDelivery, Packed, Status};
+use crate::model::IssueKey;
+use crate::progress::{self, Tick};
+use crate::report::Verbosity;
+
+pub use lock::RunLock;
+pub use tally::{Summary, Tally};
+pub use transport::Transport;
+pub use worker::{Outcome, Policy};
+
+/// Composes every planned message of `issue` and fixes it in the ledger,
+/// all or nothing.
+pub fn fix_issue(
+    ledger: &mut dyn Ledger,
+    composer: &Composer<'_>,
+    issue: &IssueKey,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
+    ledger.fix_issue(issue, now, &mut |fixer| {
+        composer.each(pack, |(packed, c)| {
+            let delivery = NewDelivery {
+                address: &c.subscriber.email,
+                message_id: &c.message_id,
+                message: &packed,
+                article_ids: c.article_ids,
+            };
+            fixer.add(&delivery).map_err(Failure::Error)
+        })
+    })
+}
+
+/// A composed message as the ledger keeps it, compressed on the composing
+/// thread (the thread that stores them only stores).
+fn pack(mut c: Composed<'_>) -> Result<(Packed, Composed<'_>), Failure> {
+    let packed = Packed::new(&c.bytes);
+    (c.bytes, c.html) = (Vec::new(), String::new());
+    Ok((packed, c))
+}
+
+/// Delivers every message still pending in the ledger; returns what this
+/// run did. `clock` stamps each recorded outcome.
+pub fn send_pending(
+    ledger: &mut dyn Ledger,
+    transport: &dyn Transport,
+    policy: &Policy,
+    from: &Address,
+    clock: fn() -> DateTime<Utc>,
+    say: Verbosity,
+) -> Result<Tally, Failure> {
+    let pending = ledger.pending()?;
+    let mut jobs = Vec::with_capacity(pending.len());
+    for (key, p) in pending.iter().enumerate() {
+        match p.address.parse::<Address>() {
+            Ok(recipient) => jobs.push(worker::Job { key, recipient }),
+            Err(e) => ledger.record_all(
+                &[ledger::Outcome {
+                    issue: &p.issue,
+                    recipient: &p.recipient,
+                    status: Status::Failed,
+                    error: Some(&e.to_string()),
+                }],
+                clock(),
+            )?,
+        }
+    }
+    let mut tally = Tally {
+        total: jobs.len(),
+        ..Tally::default()
+    };
+    let bar = progress::Delivery::start(jobs.len(), say);
+    let (reports, received) = std::sync::mpsc::channel::<worker::Report>();
+    let messages = ledger.messages();
+    let recorded = std::thread::scope(|scope| -> Result<(), Failure> {
+        let pending = &pending;
+        let messages = &messages;
+        let fetch = move |key: usize| {
+            let p = &pending[key];
+            messages.read(&p.issue, &p.recipient)
+        };
+        scope.spawn(move || worker::deliver(jobs, transport, policy, from, &fetch, reports));
+        // Outcomes that arrive together are committed together (one sync to
+        // disk); every sender waits until its outcome is on disk.
+        while let Ok(first) = received.recv() {
+            let mut batch = vec![first];
+            batch.extend(received.try_iter());
+            let outcomes: Vec<ledger::Outcome<'_>> = batch
+                .iter()
+                .map(|report| {
+                    let p = &pending[report.key];
+                    let (status, error) = match &report.outcome {
+                        Outcome::Sent => (Status::Sent, None),
+                        Outcome::Rejected(why) => (Status::Failed, Some(why.as_str())),
+                        Outcome::Deferred(why) => (Status::Pending, Some(why.as_str())),
+                    };
+                    ledger::Outcome {
+                        issue: &p.issue,
+                        recipient: &p.recipient,
+                        status,
+                        error,
+                    }
+                })
+                .collect();
+            ledger.record_all(&outcomes, clock())?;
+            for report in batch {
+                let p = &pending[report.key];
+                tell(say, &report.outcome, &p.message_id, &p.address);
+                bar.record(match report.outcome {
+                    Outcome::Sent => Tick::Sent,
+                    Outcome::Rejected(_) => Tick::Failed,
+                    Outcome::Deferred(_) => Tick::Deferred,
+                });
+                tally.count(&report.outcome);
+                // Recorded: the sender may take its next message.
+                let _ = report.recorded.send(());
+            }
+        }
+        Ok(())
+    });
+    drop(bar);
+    recorded?;
+    Ok(tally)
+}
+
+/// What `-v` and warnings say of one outcome.
+fn tell(say: Verbosity, outcome: &Outcome, message_id: &str, address: &str) {
+    match outcome {
+        Outcome::Sent => say.detail(format!("sent {message_id} to {address}")),
+        Outcome::Rejected(why) => say.warn(format!("{address} refused the digest for good: {why}")),
+        Outcome::Deferred(why) => say.detail(format!("{address} deferred: {why}")),
+    }
+}

@@ -1,0 +1,102 @@
+//! Counting a run's outcomes, and the summary a person reads at the end.
+
+use std::collections::HashMap;
+
+use super::worker::Outcome;
+use crate::model::IssueKey;
+
+/// What this run did with the messages it tried.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    /// Messages the run set out to send.
+    pub total: usize,
+    pub sent: usize,
+    pub rejected: usize,
+    pub deferred: usize,
+    /// Why messages were deferred, with how many each.
+    pub reasons: HashMap<String, usize>,
+}
+
+impl Tally {
+    pub fn count(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Sent => self.sent += 1,
+            Outcome::Rejected(_) => self.rejected += 1,
+            Outcome::Deferred(why) => {
+                self.deferred += 1;
+                *self.reasons.entry(why.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// Messages never tried because the run stopped early.
+    pub fn untried(&self) -> usize {
+        self.total
+            .saturating_sub(self.sent + self.rejected + self.deferred)
+    }
+}
+
+/// How a send ended, from this run's tally and the ledger's counts.
+pub struct Summary {
+    pub issue: IssueKey,
+    pub tally: Tally,
+    /// Recipients who had this issue before this run.
+    pub already: usize,
+    /// Recipients of this issue refused for good (this run or earlier).
+    pub failed_issue: usize,
+    /// Messages still pending, every issue.
+    pub pending_left: usize,
+    /// Subscribers with nothing new.
+    pub nothing_new: usize,
+    pub seconds: f64,
+}
+
+impl Summary {
+    /// Every recipient of every issue has their copy, or was refused for good.
+    pub fn complete(&self) -> bool {
+        self.pending_left == 0 && self.failed_issue == 0
+    }
+
+    /// The closing line.
+    pub fn headline(&self) -> String {
+        let t = &self.tally;
+        format!(
+            "digest {}: {} sent, {} already had it, {} failed permanently, {} pending \
+             ({} to send this run; {} with nothing new) in {:.2} s",
+            self.issue,
+            t.sent,
+            self.already,
+            t.rejected,
+            self.pending_left,
+            t.total,
+            self.nothing_new,
+            self.seconds
+        )
+    }
+
+    /// For an incomplete run: why messages are still pending (most common
+    /// first) and what to do.
+    pub fn details(&self) -> Vec<String> {
+        let t = &self.tally;
+        let mut reasons: Vec<(&String, &usize)> = t.reasons.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        let mut lines: Vec<String> = reasons
+            .iter()
+            .take(5)
+            .map(|(why, n)| format!("  {n} pending: {why}"))
+            .collect();
+        if t.untried() > 0 {
+            lines.push(format!(
+                "  {} pending: not tried, the run stopped early",
+                t.untried()
+            ));
+        }
+        if t.deferred > 0 || self.pending_left > 0 {
+            lines.push(
+                "bulletin: delivery incomplete; run `bulletin digest --send` again to finish the pending messages"
+                    .into(),
+            );
+        }
+        lines
+    }
+}

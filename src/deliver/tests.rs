@@ -1,0 +1,276 @@
+//! The exactly-once loop against an in-memory transport that fails on
+//! command, over a real SQLite ledger in a temporary folder. (The real
+//! servers — smtp-sink, a scriptable aiosmtpd, kill -9 mid-run — are in
+//! `tests/delivery`.)
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lettre::Address;
+
+use super::transport::{Envelope, Failure, Session, Transport};
+use super::{Policy, send_pending};
+use crate::ledger::{Ledger, NewDelivery, Packed, Sqlite, Status};
+use crate::model::{IssueKey, RecipientKey};
+use crate::report::Verbosity;
+
+/// Delivers into memory; each recipient's scripted failures come first,
+/// one per attempt, then it succeeds.
+#[derive(Default)]
+struct Memory {
+    script: Mutex<HashMap<String, VecDeque<Failure>>>,
+    /// Failures of opening a session, one per attempt, before one succeeds.
+    connect: Mutex<VecDeque<Failure>>,
+    delivered: Mutex<Vec<(String, Vec<u8>)>>,
+    opened: Mutex<usize>,
+}
+
+impl Memory {
+    fn fail(&self, recipient: &str, failures: impl IntoIterator<Item = Failure>) {
+        self.script
+            .lock()
+            .unwrap()
+            .entry(recipient.to_owned())
+            .or_default()
+            .extend(failures);
+    }
+
+    fn copies(&self) -> HashMap<String, usize> {
+        let mut copies = HashMap::new();
+        for (to, _) in self.delivered.lock().unwrap().iter() {
+            *copies.entry(to.clone()).or_insert(0) += 1;
+        }
+        copies
+    }
+}
+
+impl Transport for Memory {
+    fn sessions(&self) -> usize {
+        3
+    }
+
+    fn session(&self) -> Box<dyn Session + '_> {
+        Box::new(MemorySession {
+            memory: self,
+            open: false,
+        })
+    }
+}
+
+struct MemorySession<'a> {
+    memory: &'a Memory,
+    open: bool,
+}
+
+impl Session for MemorySession<'_> {
+    fn is_open(&self) -> bool {
+        self.open
+    }
+
+    fn open(&mut self) -> Result<(), Failure> {
+        *self.memory.opened.lock().unwrap() += 1;
+        if let Some(failure) = self.memory.connect.lock().unwrap().pop_front() {
+            return Err(failure);
+        }
+        self.open = true;
+        Ok(())
+    }
+
+    fn send(&mut self, envelope: &Envelope<'_>, message: &[u8]) -> Result<(), Failure> {
+        let to = envelope.to.to_string();
+        let scripted = self
+            .memory
+            .script
+            .lock()
+            .unwrap()
+            .get_mut(&to)
+            .and_then(VecDeque::pop_front);
+        match scripted {
+            Some(failure) => {
+                if matches!(failure, Failure::Connection(_) | Failure::Ambiguous(_)) {
+                    self.open = false;
+                }
+                Err(failure)
+            }
+            None => {
+                self.memory
+                    .delivered
+                    .lock()
+                    .unwrap()
+                    .push((to, message.to_vec()));
+                Ok(())
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        self.open = false;
+    }
+}
+
+const ISSUE: &str = "2017-03-25";
+
+fn clock() -> DateTime<Utc> {
+    DateTime::UNIX_EPOCH
+}
+
+fn policy() -> Policy {
+    Policy {
+        retries: 2,
+        retry_delay: Duration::from_millis(1),
+        max_rate: 0.0,
+    }
+}
+
+/// A ledger with one fixed message per recipient (`r0@example.com`, ...).
+fn ledger_with(recipients: usize) -> (tempfile::TempDir, Sqlite) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Sqlite::open(&dir.path().join("state.sqlite")).unwrap();
+    let addresses: Vec<String> = (0..recipients)
+        .map(|i| format!("r{i}@example.com"))
+        .collect();
+    let packed: Vec<Packed> = addresses
+        .iter()
+        .map(|a| Packed::new(format!("message for {a}\r\n").as_bytes()))
+        .collect();
+    ledger
+        .fix_issue(&issue(), clock(), &mut |fixer| {
+            for (address, message) in addresses.iter().zip(&packed) {
+                fixer.add(&NewDelivery {
+                    address,
+                    message_id: "<id@example.com>",
+                    message,
+                    article_ids: vec!["a1"],
+                })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    (dir, ledger)
+}
+
+fn issue() -> IssueKey {
+    IssueKey::stored(ISSUE.to_owned())
+}
+
+fn send(ledger: &mut Sqlite, memory: &Memory) -> super::Tally {
+    let from: Address = "digest@example.com".parse().unwrap();
+    send_pending(ledger, memory, &policy(), &from, clock, Verbosity::Quiet).unwrap()
+}
+
+#[test]
+fn every_recipient_gets_exactly_their_own_message_once() {
+    let (_dir, mut ledger) = ledger_with(50);
+    let memory = Memory::default();
+    let tally = send(&mut ledger, &memory);
+    assert_eq!((tally.total, tally.sent), (50, 50));
+    let copies = memory.copies();
+    assert_eq!(copies.len(), 50);
+    assert!(copies.values().all(|&n| n == 1), "{copies:?}");
+    for (to, bytes) in memory.delivered.lock().unwrap().iter() {
+        assert_eq!(bytes, format!("message for {to}\r\n").as_bytes());
+    }
+    assert_eq!(ledger.count(&issue(), Status::Sent).unwrap(), 50);
+    assert!(ledger.pending().unwrap().is_empty());
+    // A second run finds nothing to send.
+    let again = Memory::default();
+    assert_eq!(send(&mut ledger, &again).total, 0);
+    assert!(again.delivered.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_permanent_refusal_is_recorded_and_never_retried() {
+    let (_dir, mut ledger) = ledger_with(5);
+    let memory = Memory::default();
+    memory.fail(
+        "r2@example.com",
+        [Failure::Permanent("550 no such user".into())],
+    );
+    let tally = send(&mut ledger, &memory);
+    assert_eq!((tally.sent, tally.rejected), (4, 1));
+    assert!(!memory.copies().contains_key("r2@example.com"));
+    assert_eq!(ledger.count(&issue(), Status::Failed).unwrap(), 1);
+    assert!(ledger.pending().unwrap().is_empty());
+    // Refused for good: the articles count as not sent to that recipient.
+    let refused = ledger
+        .articles_for(&RecipientKey::of("r2@example.com"))
+        .unwrap();
+    assert!(refused.is_empty());
+}
+
+#[test]
+fn temporary_failures_are_retried_within_the_run_then_left_pending() {
+    let (_dir, mut ledger) = ledger_with(4);
+    let memory = Memory::default();
+    // One 4xx then success; and one that fails more often than the retries.
+    memory.fail(
+        "r1@example.com",
+        [Failure::Temporary("451 try later".into())],
+    );
+    memory.fail(
+        "r3@example.com",
+        (0..3).map(|_| Failure::Connection("connection reset".into())),
+    );
+    let tally = send(&mut ledger, &memory);
+    assert_eq!((tally.sent, tally.deferred), (3, 1));
+    assert_eq!(memory.copies().get("r1@example.com"), Some(&1));
+    let pending = ledger.pending().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].address, "r3@example.com");
+    // The next run sends the one left, and only it.
+    let next = Memory::default();
+    assert_eq!(send(&mut ledger, &next).sent, 1);
+    assert_eq!(next.copies().len(), 1);
+}
+
+#[test]
+fn an_ambiguous_failure_is_not_retried_in_the_same_run() {
+    let (_dir, mut ledger) = ledger_with(3);
+    let memory = Memory::default();
+    memory.fail(
+        "r0@example.com",
+        [Failure::Ambiguous("timeout after DATA".into())],
+    );
+    let tally = send(&mut ledger, &memory);
+    assert_eq!((tally.sent, tally.deferred), (2, 1));
+    assert!(!memory.copies().contains_key("r0@example.com"));
+    assert_eq!(ledger.pending().unwrap().len(), 1);
+}
+
+#[test]
+fn an_unreachable_server_stops_the_run_after_the_retries_with_everything_pending() {
+    let (_dir, mut ledger) = ledger_with(40);
+    let memory = Memory::default();
+    memory
+        .connect
+        .lock()
+        .unwrap()
+        .extend((0..1000).map(|_| Failure::Connect("connection refused".into())));
+    let tally = send(&mut ledger, &memory);
+    assert_eq!(tally.sent, 0);
+    let opened = *memory.opened.lock().unwrap();
+    assert!(
+        opened <= 3 * (policy().retries as usize + 1),
+        "{opened} attempts to connect for 40 messages"
+    );
+    assert_eq!(ledger.pending().unwrap().len(), 40);
+}
+
+#[test]
+fn a_refused_sender_stops_the_run_and_fails_nobody() {
+    let (_dir, mut ledger) = ledger_with(30);
+    let memory = Memory::default();
+    for i in 0..30 {
+        memory.fail(
+            &format!("r{i}@example.com"),
+            [Failure::Sender("553 sender rejected".into())],
+        );
+    }
+    let tally = send(&mut ledger, &memory);
+    assert_eq!((tally.sent, tally.rejected), (0, 0));
+    assert!(tally.untried() + tally.deferred == 30);
+    assert_eq!(ledger.count(&issue(), Status::Failed).unwrap(), 0);
+    assert_eq!(ledger.pending().unwrap().len(), 30);
+}

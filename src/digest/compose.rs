@@ -1,0 +1,119 @@
+//! From a plan to messages: each email rendered through the templates and
+//! built into the exact bytes that go on the wire (and into the ledger).
+//!
+//! Rendering is the costly part and independent per email, so
+//! [`Composer::each`] runs it on every core while the calling thread takes
+//! the finished messages in plan order; only a few are in memory at once.
+
+use chrono::{DateTime, Utc};
+
+use super::message::{self, Envelope};
+use super::setup::Setup;
+use super::{ArticleFields, Digest, Email};
+use crate::Failure;
+use crate::model::{Site, Subscriber};
+
+/// One recipient's message, ready for the wire.
+pub struct Composed<'a> {
+    pub subscriber: &'a Subscriber,
+    pub message_id: String,
+    pub subject: String,
+    pub html: String,
+    pub bytes: Vec<u8>,
+    pub article_ids: Vec<&'a str>,
+}
+
+/// Composes the messages of one planned issue.
+pub struct Composer<'a> {
+    site: &'a Site,
+    setup: &'a Setup,
+    plan: &'a Digest<'a>,
+    envelope: Envelope<'a>,
+    fields: ArticleFields<'a>,
+    /// The key of unsubscribe tokens, when the URL has `{{token}}`.
+    secret: Option<&'a [u8]>,
+}
+
+impl<'a> Composer<'a> {
+    pub fn new(
+        site: &'a Site,
+        setup: &'a Setup,
+        plan: &'a Digest<'a>,
+        now: DateTime<Utc>,
+        secret: Option<&'a [u8]>,
+    ) -> Composer<'a> {
+        Composer {
+            site,
+            setup,
+            plan,
+            envelope: Envelope {
+                site,
+                from: &setup.from,
+                issue: &plan.issue,
+                date: site.zone.local(now),
+            },
+            fields: plan.fields(site),
+            secret,
+        }
+    }
+
+    /// The unsubscribe URL for one recipient, its token filled in.
+    fn unsubscribe_url(&self, subscriber: &Subscriber) -> Option<String> {
+        let url = self.setup.digest.unsubscribe_url.as_deref()?;
+        Some(match self.secret {
+            Some(key) => url.replace(
+                "{{token}}",
+                &message::unsubscribe_token(key, &subscriber.email),
+            ),
+            None => url.to_owned(),
+        })
+    }
+
+    /// One email's message.
+    pub fn compose(&self, email: &Email<'a>) -> Result<Composed<'a>, Failure> {
+        let subscriber = email.subscriber;
+        let unsubscribe = self.unsubscribe_url(subscriber);
+        let context = super::context(
+            self.site,
+            &self.plan.issue,
+            email,
+            unsubscribe.as_deref(),
+            &self.fields,
+        );
+        let rendered = self.setup.templates.render(context)?;
+        let message = message::build(
+            &self.envelope,
+            subscriber,
+            &rendered,
+            unsubscribe.as_deref(),
+        )?;
+        Ok(Composed {
+            subscriber,
+            message_id: message::message_id(self.site, &self.plan.issue, &subscriber.email),
+            subject: rendered.subject,
+            html: rendered.html,
+            bytes: message.formatted(),
+            article_ids: email
+                .items()
+                .map(|i| -> &'a str { &i.article.id })
+                .collect(),
+        })
+    }
+
+    /// Composes every planned message, turns each into what the caller keeps
+    /// with `finish` (on the composing threads), and hands those to `emit`
+    /// in plan order.
+    pub fn each<T: Send>(
+        &self,
+        finish: impl Fn(Composed<'a>) -> Result<T, Failure> + Sync,
+        emit: impl FnMut(T) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let mut emit = emit;
+        crate::parallel::pipeline(
+            &self.plan.emails,
+            crate::parallel::cores(),
+            |email| self.compose(email).and_then(&finish),
+            |result| emit(result?),
+        )
+    }
+}

@@ -1,0 +1,82 @@
+//! Everything the digest needs besides the articles, loaded and validated
+//! together so `check`, a dry run and a send report the same problems.
+
+use lettre::message::Mailbox;
+
+use super::render::{DEFAULT_HTML, DEFAULT_TEXT, Source, Templates};
+use crate::config::{Config, DigestConfig};
+use crate::diag::{Location, Problem, Problems};
+use crate::load::subscribers::load_subscribers;
+use crate::model::Subscriber;
+
+/// `[digest]`, the sender, the subscribers and the compiled templates.
+pub struct Setup {
+    pub digest: DigestConfig,
+    pub from: Mailbox,
+    pub subscribers: Vec<Subscriber>,
+    pub templates: Templates,
+}
+
+impl Setup {
+    /// Reads the subscribers and templates the config names; every problem
+    /// found, not the first.
+    pub fn load(config: &Config) -> Result<Setup, Problems> {
+        let mut problems = Problems::default();
+        let at_config = || Location::file(&config.path);
+        let Some(digest) = config.digest.clone() else {
+            return Err(Problem::new(
+                at_config(),
+                Some("digest"),
+                "the config has no [digest] table",
+            )
+            .into());
+        };
+        let from = match &config.smtp {
+            Some(smtp) => smtp.from.parse::<Mailbox>().ok(),
+            None => {
+                problems.push(Problem::new(
+                    at_config(),
+                    Some("smtp.from"),
+                    "the digest needs [smtp] from = \"Name <address>\"",
+                ));
+                None
+            }
+        };
+        let subscribers = load_subscribers(&digest.subscribers, &config.site).unwrap_or_else(|p| {
+            problems.extend(p);
+            Vec::new()
+        });
+        fn source<'p>(path: &'p Option<std::path::PathBuf>, builtin: &'static str) -> Source<'p> {
+            match path {
+                Some(p) => Source::File(p),
+                None => Source::Builtin(builtin),
+            }
+        }
+        let templates = Templates::load(
+            source(&digest.html, DEFAULT_HTML),
+            source(&digest.text, DEFAULT_TEXT),
+            &digest.subject,
+            &config.path,
+            config.site.zone,
+        );
+        let templates = templates.map_err(|p| problems.extend(p)).ok();
+        match (from, templates, problems.is_empty()) {
+            (Some(from), Some(templates), true) => Ok(Setup {
+                digest,
+                from,
+                subscribers,
+                templates,
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// Whether the unsubscribe URL needs a per-recipient token (and so the
+    /// secret).
+    pub fn needs_secret(&self) -> bool {
+        self.digest
+            .unsubscribe_url
+            .as_deref()
+            .is_some_and(|u| u.contains("{{token}}"))
+    }
+}

@@ -1,0 +1,144 @@
+//! The ledger: which digest went to whom, with which articles, and the
+//! exact bytes of every message not yet final.
+//!
+//! An issue is fixed here before its first message is sent: one row per
+//! recipient, the message bytes and the articles it carries, in one
+//! transaction. Each outcome is recorded the moment it is known, so a run
+//! that dies is completed by the next one from what is recorded; "finished"
+//! is derived from those rows, never stored as a flag.
+//!
+//! [`Ledger`] is what the rest of the program sees; [`sqlite`] is the one
+//! store today (a PostgreSQL ledger shared by several machines is planned
+//! behind the same trait). Only this module knows a schema.
+
+pub mod sqlite;
+
+use std::collections::HashSet;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+
+use crate::Failure;
+use crate::model::{IssueKey, RecipientKey};
+
+pub use sqlite::Sqlite;
+
+/// How one recipient's copy of an issue stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Sent,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Sent => "sent",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// A message to fix for one recipient of an issue.
+pub struct NewDelivery<'a> {
+    /// The address as subscribed (what RCPT TO will carry).
+    pub address: &'a str,
+    pub message_id: &'a str,
+    pub message: &'a Packed,
+    pub article_ids: Vec<&'a str>,
+}
+
+/// A message as it is stored: LZ4-compressed (digests are repetitive
+/// markup: less than half the bytes to write, sync and read back), done on
+/// the thread that composed it.
+pub struct Packed(Vec<u8>);
+
+impl Packed {
+    pub fn new(message: &[u8]) -> Packed {
+        Packed(lz4_flex::block::compress_prepend_size(message))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The message bytes of a stored row.
+fn unpack(stored: Vec<u8>, encoding: &str) -> Result<Vec<u8>> {
+    match encoding {
+        "lz4" => lz4_flex::block::decompress_size_prepended(&stored)
+            .context("a stored message is damaged (it does not decompress)"),
+        other => bail!("a stored message has an unknown encoding {other:?}"),
+    }
+}
+
+/// The outcome of one attempt, to record.
+pub struct Outcome<'a> {
+    pub issue: &'a IssueKey,
+    pub recipient: &'a RecipientKey,
+    pub status: Status,
+    pub error: Option<&'a str>,
+}
+
+/// A recorded message not yet delivered.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub issue: IssueKey,
+    pub recipient: RecipientKey,
+    /// The address as subscribed, for RCPT TO.
+    pub address: String,
+    pub message_id: String,
+}
+
+/// Adds the messages of one issue inside [`Ledger::fix_issue`]'s transaction.
+pub trait Fixer {
+    fn add(&mut self, delivery: &NewDelivery<'_>) -> Result<()>;
+}
+
+/// Reads fixed messages back, from any sender thread.
+pub trait MessageStore: Sync {
+    fn read(&self, issue: &IssueKey, recipient: &RecipientKey) -> Result<Vec<u8>>;
+}
+
+/// The store of deliveries. Every error names the store (the database file).
+pub trait Ledger {
+    /// Whether `recipient` already has a message fixed for `issue`.
+    fn has_delivery(&self, issue: &IssueKey, recipient: &RecipientKey) -> Result<bool>;
+
+    /// Articles already sent to (or fixed for) `recipient` in any issue,
+    /// except in messages refused for good.
+    fn articles_for(&self, recipient: &RecipientKey) -> Result<HashSet<String>>;
+
+    /// Fixes the messages of an issue, all in one transaction: `produce`
+    /// adds them one by one (so they need not all be in memory at once).
+    fn fix_issue(
+        &mut self,
+        issue: &IssueKey,
+        now: DateTime<Utc>,
+        produce: &mut dyn FnMut(&mut dyn Fixer) -> Result<(), Failure>,
+    ) -> Result<(), Failure>;
+
+    /// Every message still to deliver, oldest issue first (without bodies:
+    /// senders read each through [`Ledger::messages`] when they send it).
+    fn pending(&self) -> Result<Vec<Pending>>;
+
+    /// Records several outcomes in one transaction (one sync to disk for
+    /// all: a group commit), before any of their senders goes on.
+    fn record_all(&mut self, outcomes: &[Outcome<'_>], now: DateTime<Utc>) -> Result<()>;
+
+    /// Recipients of `issue` with `status`.
+    fn count(&self, issue: &IssueKey, status: Status) -> Result<usize>;
+
+    /// Recipients with `status` across every issue.
+    fn count_all(&self, status: Status) -> Result<usize>;
+
+    /// Deletes the bytes of every message that is sent or refused for good
+    /// (its Message-ID, articles and outcome stay as the record).
+    fn drop_final_messages(&mut self) -> Result<usize>;
+
+    /// Where sender threads read message bytes (independent of `self`, so
+    /// outcomes can be recorded while they read).
+    fn messages(&self) -> Box<dyn MessageStore>;
+}
