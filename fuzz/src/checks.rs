@@ -11,7 +11,8 @@ use html5ever::tokenizer::{
 };
 
 use crate::config::Config;
-use crate::feed::{self, OutputFile, Selection};
+use crate::feed::{self, Selection};
+use crate::output::OutputFile;
 use crate::load::Sink;
 use crate::model::{Article, Site};
 use crate::text;
@@ -385,6 +386,11 @@ const HEADERS: [&str; 11] = [
     "Content-Type",
 ];
 
+/// The issue every probe message belongs to.
+fn issue() -> crate::model::IssueKey {
+    crate::model::IssueKey::stored("2017-03-25".to_owned())
+}
+
 /// The probe templates, compiled once per thread and timezone (compiling
 /// Handlebars costs more than a whole fuzz iteration).
 fn with_probe_templates<R>(config: &Config, f: impl FnOnce(&render::Templates) -> R) -> R {
@@ -437,7 +443,7 @@ fn render_one(
         }],
     };
     let fields = digest::ArticleFields::new(site, [article]);
-    let context = digest::context(site, "2017-03-25", &email, None, &fields);
+    let context = digest::context(site, &issue(), &email, None, &fields);
     templates
         .render(context)
         .unwrap_or_else(|e| panic!("the probe templates render: {e}"))
@@ -531,10 +537,11 @@ pub fn check_digest(config: &Config, article: &Article, subscriber: &Subscriber)
     );
 
     let from: lettre::message::Mailbox = "测试站 <digest@news.example.cn>".parse().unwrap();
+    let issue = issue();
     let envelope = message::Envelope {
         site: &config.site,
         from: &from,
-        issue: "2017-03-25",
+        issue: &issue,
         date: config
             .site
             .zone
