@@ -232,7 +232,7 @@ pub(crate) struct FeedInfo<'a> {
 
 impl FeedInfo<'_> {
     /// The URL a file of this feed is served from.
-    pub fn url(&self, file: &str) -> String {
+    pub(crate) fn url(&self, file: &str) -> String {
         format!("{}{}{}", self.site.base_url, self.folder, file)
     }
 }
@@ -335,7 +335,7 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    pub fn new<'a>(articles: impl IntoIterator<Item = &'a Article>) -> Prepared {
+    pub(crate) fn new<'a>(articles: impl IntoIterator<Item = &'a Article>) -> Prepared {
         let unique = Article::unique(articles);
         // Sanitizing bodies is most of rendering: on every core.
         let prepared = crate::parallel::map_with(
@@ -355,14 +355,14 @@ impl Prepared {
     }
 
     /// The article's body, cleaned for publishing.
-    pub fn content(&self, article: &Article) -> Option<&str> {
+    pub(crate) fn content(&self, article: &Article) -> Option<&str> {
         self.by_id
             .get(&article.id)
             .and_then(|(content, _)| content.as_deref())
     }
 
     /// The article's plain-text summary: its own, or the start of its body.
-    pub fn summary(&self, article: &Article) -> Option<&str> {
+    pub(crate) fn summary(&self, article: &Article) -> Option<&str> {
         self.by_id
             .get(&article.id)
             .and_then(|(_, summary)| summary.as_deref())

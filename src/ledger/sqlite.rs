@@ -134,7 +134,7 @@ impl SqliteFixer<'_> {
 /// connection records outcomes).
 fn read_message(path: &Path, issue: &str, recipient: &str) -> Result<Vec<u8>> {
     thread_local! {
-        static READER: std::cell::RefCell<Option<(std::path::PathBuf, Connection)>> = const { std::cell::RefCell::new(None) };
+        static READER: std::cell::RefCell<Option<(PathBuf, Connection)>> = const { std::cell::RefCell::new(None) };
     }
     READER.with(|cell| {
         let mut slot = cell.borrow_mut();
