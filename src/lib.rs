@@ -35,3 +35,115 @@ pub mod report;
 pub mod text;
 
 pub use error::Failure;
+
+/// The modules each module may use (`crate::…`), as `ARCHITECTURE.md`
+/// draws them: dependencies point one way, down this list. `lib`, `main`
+/// and `commands` sit on top and may use anything.
+#[cfg(test)]
+const LAYERS: &[(&str, &[&str])] = &[
+    ("model", &[]),
+    ("text", &[]),
+    ("diag", &[]),
+    ("parallel", &[]),
+    ("progress", &[]),
+    ("error", &["diag"]),
+    ("report", &["diag", "progress"]),
+    ("config", &["diag", "model", "text"]),
+    ("output", &["parallel"]),
+    ("load", &["config", "diag", "model", "parallel", "text"]),
+    (
+        "feed",
+        &["config", "diag", "load", "model", "output", "parallel", "text"],
+    ),
+    ("ledger", &["error", "model"]),
+    (
+        "digest",
+        &[
+            "config", "diag", "error", "feed", "ledger", "load", "model", "output", "parallel",
+            "report", "text",
+        ],
+    ),
+    (
+        "deliver",
+        &[
+            "config", "digest", "error", "ledger", "model", "progress", "report",
+        ],
+    ),
+    ("cli", &[]),
+];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    /// The crate modules a source file names (`crate::x`, `use crate::{x, y}`),
+    /// its unit tests left out; `crate::Failure` counts as `error`.
+    fn uses(source: &str) -> BTreeSet<String> {
+        let code = source.split("#[cfg(test)]").next().unwrap_or("");
+        let mut found = BTreeSet::new();
+        for (i, _) in code.match_indices("crate::") {
+            let rest = &code[i + "crate::".len()..];
+            let names: Vec<String> = match rest.strip_prefix('{') {
+                Some(list) => list[..list.find('}').unwrap_or(0)]
+                    .split(',')
+                    .filter_map(|item| item.trim().split("::").next())
+                    .map(|name| name.trim().to_owned())
+                    .collect(),
+                None => vec![
+                    rest.chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect(),
+                ],
+            };
+            found.extend(names.into_iter().filter(|n| !n.is_empty()).map(|n| {
+                if n == "Failure" { "error".to_owned() } else { n }
+            }));
+        }
+        found
+    }
+
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, files);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn dependencies_point_one_way() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        let mut wrong = Vec::new();
+        for file in files {
+            let relative = file.strip_prefix(&src).unwrap();
+            let first = relative.iter().next().unwrap().to_string_lossy();
+            let module = first.trim_end_matches(".rs");
+            let Some((_, allowed)) = super::LAYERS.iter().find(|(m, _)| *m == module) else {
+                assert!(
+                    ["lib", "main", "commands"].contains(&module),
+                    "{module} is missing from LAYERS"
+                );
+                continue;
+            };
+            let source = std::fs::read_to_string(&file).unwrap();
+            for used in uses(&source) {
+                let is_module =
+                    super::LAYERS.iter().any(|(m, _)| *m == used) || used == "commands";
+                if used != module && is_module && !allowed.contains(&used.as_str()) {
+                    wrong.push(format!("{} uses crate::{used}", relative.display()));
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "dependencies against ARCHITECTURE.md:\n{}",
+            wrong.join("\n")
+        );
+    }
+}

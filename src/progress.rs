@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::Verbosity;
 
 /// The bar on screen, if any.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
@@ -65,8 +64,9 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn start(total: usize, say: Verbosity) -> Delivery {
-        let show = !say.is_quiet() && total > 0 && std::io::stderr().is_terminal();
+    /// `quiet`: the user asked for errors only (`-q`).
+    pub fn start(total: usize, quiet: bool) -> Delivery {
+        let show = !quiet && total > 0 && std::io::stderr().is_terminal();
         let bar = show.then(|| {
             let bar =
                 ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());

@@ -101,7 +101,7 @@ pub fn send_pending(
         total: jobs.len(),
         ..Tally::default()
     };
-    let bar = progress::Delivery::start(jobs.len(), say);
+    let bar = progress::Delivery::start(jobs.len(), say.is_quiet());
     let (reports, received) = std::sync::mpsc::channel::<worker::Report>();
     let messages = ledger.messages();
     let recorded = std::thread::scope(|scope| -> Result<(), Failure> {
