@@ -338,7 +338,8 @@ pub fn plan<'a, E>(
     Ok(digest)
 }
 
-/// The data the templates receive for one email (documented in the README).
+/// The data the templates receive for one email (documented in
+/// `docs/templates.md`).
 pub fn context(
     site: &Site,
     issue: &IssueKey,
