@@ -9,7 +9,7 @@
 //! - a refused sender stops the run, everything left pending;
 //! - no session at all (unreachable, TLS, login) starts a shared backoff,
 //!   and the run stops after `retries + 1` failed attempts in a row (see
-//!   [`Breaker`]), instead of trying each of thousands of messages in turn.
+//!   `Breaker`), instead of trying each of thousands of messages in turn.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{Sender, SyncSender};
