@@ -33,6 +33,7 @@ pub mod parallel;
 pub mod progress;
 pub mod report;
 pub mod text;
+pub mod token;
 
 pub use error::Failure;
 
@@ -46,6 +47,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("diag", &[]),
     ("parallel", &[]),
     ("progress", &[]),
+    ("token", &[]),
     ("error", &["diag"]),
     ("report", &["diag", "progress"]),
     ("config", &["diag", "model", "text"]),
@@ -53,7 +55,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("load", &["config", "diag", "model", "parallel", "text"]),
     (
         "feed",
-        &["config", "diag", "load", "model", "output", "parallel", "text"],
+        &[
+            "config", "diag", "load", "model", "output", "parallel", "text",
+        ],
     ),
     ("ledger", &["error", "model"]),
     (
@@ -97,7 +101,11 @@ mod tests {
                 ],
             };
             found.extend(names.into_iter().filter(|n| !n.is_empty()).map(|n| {
-                if n == "Failure" { "error".to_owned() } else { n }
+                if n == "Failure" {
+                    "error".to_owned()
+                } else {
+                    n
+                }
             }));
         }
         found
@@ -133,8 +141,7 @@ mod tests {
             };
             let source = std::fs::read_to_string(&file).unwrap();
             for used in uses(&source) {
-                let is_module =
-                    super::LAYERS.iter().any(|(m, _)| *m == used) || used == "commands";
+                let is_module = super::LAYERS.iter().any(|(m, _)| *m == used) || used == "commands";
                 if used != module && is_module && !allowed.contains(&used.as_str()) {
                     wrong.push(format!("{} uses crate::{used}", relative.display()));
                 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-
 /// The bar on screen, if any.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 

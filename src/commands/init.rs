@@ -64,8 +64,7 @@ pub fn run(dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure
         )));
     }
     for (path, _) in &files {
-        crate::output::no_symlink_between(dir, Path::new(path))
-            .map_err(Failure::Error)?;
+        crate::output::no_symlink_between(dir, Path::new(path)).map_err(Failure::Error)?;
     }
     for (path, text) in &files {
         let target = dir.join(path);

@@ -92,6 +92,59 @@ pub struct Pending {
     pub message_id: String,
 }
 
+/// Why an address gets no digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// The recipient asked (one-click, the page's button, `unsubscribe`).
+    Unsubscribed,
+    /// Their server refused the address for good (a 5xx, a hard bounce,
+    /// repeated soft bounces).
+    Bounced,
+    /// They reported the digest as spam (an ARF report).
+    Complained,
+    /// Someone put it on the list by hand (`suppressions import`).
+    Manual,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 4] = [
+        Reason::Unsubscribed,
+        Reason::Bounced,
+        Reason::Complained,
+        Reason::Manual,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unsubscribed => "unsubscribed",
+            Reason::Bounced => "bounced",
+            Reason::Complained => "complained",
+            Reason::Manual => "manual",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One address on the suppression list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub address: RecipientKey,
+    pub reason: Reason,
+    /// When it was put on the list.
+    pub at: DateTime<Utc>,
+    /// Where it came from: the token, the bounce's Message-ID, the file.
+    pub source: String,
+}
+
 /// Adds the messages of one issue inside [`Ledger::fix_issue`]'s transaction.
 pub trait Fixer {
     fn add(&mut self, delivery: &NewDelivery<'_>) -> Result<()>;
@@ -137,6 +190,21 @@ pub trait Ledger {
     /// Deletes the bytes of every message that is sent or refused for good
     /// (its Message-ID, articles and outcome stay as the record).
     fn drop_final_messages(&mut self) -> Result<usize>;
+
+    /// Puts addresses on the suppression list; one already there keeps its
+    /// first entry (so repeating a command changes nothing). Returns how
+    /// many were added.
+    fn suppress(&mut self, entries: &[Suppression]) -> Result<usize>;
+
+    /// Takes addresses off the list; returns how many were on it.
+    fn unsuppress(&mut self, addresses: &[RecipientKey]) -> Result<usize>;
+
+    /// The whole suppression list, by address.
+    fn suppressions(&self) -> Result<Vec<Suppression>>;
+
+    /// Every address a message was ever fixed for (lower-cased): with the
+    /// subscribers, the addresses an unsubscribe token can stand for.
+    fn recipients(&self) -> Result<Vec<String>>;
 
     /// Where sender threads read message bytes (independent of `self`, so
     /// outcomes can be recorded while they read).

@@ -17,16 +17,19 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Fixer, Ledger, MessageStore, NewDelivery, Outcome, Pending, Status, unpack};
+use super::{
+    Fixer, Ledger, MessageStore, NewDelivery, Outcome, Pending, Reason, Status, Suppression, unpack,
+};
 use crate::Failure;
 use crate::model::{IssueKey, RecipientKey};
 
 /// The schema version this release writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// What turns each earlier version into the next: `MIGRATIONS[v - 1]` takes
 /// version `v` to `v + 1`.
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = [
+    "
 CREATE TABLE messages (
     issue       TEXT NOT NULL,
     recipient   TEXT NOT NULL,
@@ -41,7 +44,16 @@ UPDATE deliveries SET articles = coalesce(
     (SELECT group_concat(article_id, char(10)) FROM delivery_articles a
      WHERE a.recipient = deliveries.recipient AND a.issue = deliveries.issue), '');
 DROP TABLE delivery_articles;
-CREATE INDEX deliveries_recipient ON deliveries (recipient);"];
+CREATE INDEX deliveries_recipient ON deliveries (recipient);",
+    "
+-- Version 3: addresses that get no digest, whatever the subscriber file says.
+CREATE TABLE suppressions (
+    address     TEXT NOT NULL PRIMARY KEY,   -- lower-cased
+    reason      TEXT NOT NULL CHECK (reason IN ('unsubscribed', 'bounced', 'complained', 'manual')),
+    created_at  TEXT NOT NULL,
+    source      TEXT NOT NULL
+);",
+];
 
 const SCHEMA: &str = "
 CREATE TABLE deliveries (
@@ -457,6 +469,99 @@ impl Ledger for Sqlite {
                 |row| row.get(0),
             )?;
             Ok(n as usize)
+        })();
+        self.labelled(result)
+    }
+
+    fn suppress(&mut self, entries: &[Suppression]) -> Result<usize> {
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<usize> {
+            let tx = self.conn.transaction()?;
+            let mut added = 0;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO suppressions (address, reason, created_at, source)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for e in entries {
+                    added += insert.execute(params![
+                        e.address.as_str(),
+                        e.reason.as_str(),
+                        e.at.to_rfc3339(),
+                        e.source
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(added)
+        })();
+        self.labelled(result)
+    }
+
+    fn unsuppress(&mut self, addresses: &[RecipientKey]) -> Result<usize> {
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<usize> {
+            let tx = self.conn.transaction()?;
+            let mut removed = 0;
+            {
+                let mut delete =
+                    tx.prepare_cached("DELETE FROM suppressions WHERE address = ?1")?;
+                for address in addresses {
+                    removed += delete.execute([address.as_str()])?;
+                }
+            }
+            tx.commit()?;
+            Ok(removed)
+        })();
+        self.labelled(result)
+    }
+
+    fn suppressions(&self) -> Result<Vec<Suppression>> {
+        if self.version < 3 {
+            // Read as it is by a dry run: no list yet.
+            return Ok(Vec::new());
+        }
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<Vec<Suppression>> {
+            let mut statement = self.conn.prepare(
+                "SELECT address, reason, created_at, source FROM suppressions ORDER BY address",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                ))
+            })?;
+            let mut list = Vec::new();
+            for row in rows {
+                let (address, reason, at, source) = row?;
+                let reason = Reason::named(&reason)
+                    .with_context(|| format!("unknown suppression reason {reason:?}"))?;
+                let at = DateTime::parse_from_rfc3339(&at)
+                    .with_context(|| format!("bad suppression time {at:?}"))?
+                    .to_utc();
+                list.push(Suppression {
+                    address: RecipientKey::stored(address),
+                    reason,
+                    at,
+                    source,
+                });
+            }
+            Ok(list)
+        })();
+        self.labelled(result)
+    }
+
+    fn recipients(&self) -> Result<Vec<String>> {
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<Vec<String>> {
+            let mut statement = self
+                .conn
+                .prepare("SELECT DISTINCT recipient FROM deliveries")?;
+            let rows = statement.query_map([], |row| row.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })();
         self.labelled(result)
     }
