@@ -7,8 +7,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::golden::build_example;
-use crate::harness::{
+use crate::cli::golden::build_example;
+use crate::cli::harness::{
     NOW, Site, age_files, article, changed_files, check_strict_xml, child_text, elements,
     files_under, parse_feed, read, repo_root, snapshot, strict_xml, xml_doc,
 };
@@ -145,7 +145,7 @@ fn control_characters_in_records_never_reach_the_feeds() {
 fn control_characters_in_the_config_never_reach_the_feeds() {
     // A title pasted from a CMS with a stray control character: either the
     // config is refused (exit 1, nothing written) or the feeds stay strict.
-    let config = crate::harness::DEFAULT_CONFIG
+    let config = crate::cli::harness::DEFAULT_CONFIG
         .replace(r#"title = "新闻中心""#, r#"title = "新闻\u000B中心""#)
         .replace(
             r#"description = "测试用的新闻站""#,
@@ -684,7 +684,7 @@ fn an_empty_section_still_gets_valid_empty_feeds() {
 
 #[test]
 fn dates_in_every_accepted_form_come_out_in_china_time() {
-    let config = crate::harness::DEFAULT_CONFIG
+    let config = crate::cli::harness::DEFAULT_CONFIG
         .replace(r#"timezone = "+08:00""#, r#"timezone = "Asia/Shanghai""#);
     let site = Site::with_config(&config);
     site.write(

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::harness::{DEFAULT_CONFIG, Output, Site, article, files_under, repo_root, snapshot};
+use crate::cli::harness::{
+    DEFAULT_CONFIG, Output, Site, article, files_under, repo_root, snapshot,
+};
 
 /// serde's list of the record fields, as the unknown-field message gives it.
 const EXPECTED_FIELDS: &str = "expected one of `id`, `title`, `section`, `url`, `published`, `updated`, \
@@ -496,7 +498,7 @@ fn check_passes_on_the_example_site_and_writes_nothing() {
         copy_dir(&repo.join(folder), &copy.path().join(folder));
     }
     let before = snapshot(copy.path());
-    let output = std::process::Command::new(crate::harness::BIN)
+    let output = std::process::Command::new(crate::cli::harness::BIN)
         .args(["check", "--config"])
         .arg(copy.path().join("feeds.toml"))
         .output()

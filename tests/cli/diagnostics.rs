@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::harness::{BIN, Site, article};
+use crate::cli::harness::{BIN, Site, article};
 
 /// serde's list of the record fields, as the unknown-field message gives it.
 const EXPECTED_FIELDS: &str = "expected one of `id`, `title`, `section`, `url`, `published`, `updated`, \

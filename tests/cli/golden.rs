@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::harness::{self, files_under, read, repo_root};
+use crate::cli::harness::{self, files_under, read, repo_root};
 
 /// The clock the golden files were made with: after every example article.
 pub const EXAMPLE_NOW: &str = "2017-03-25T08:00:00+08:00";
@@ -79,7 +79,7 @@ fn example_site_matches_the_golden_files() {
     let expected = files_under(&golden);
     assert!(
         !expected.is_empty(),
-        "no golden files in {}; create them with BULLETIN_BLESS=1 cargo test --test cli golden",
+        "no golden files in {}; create them with BULLETIN_BLESS=1 cargo test --test integration golden",
         golden.display()
     );
     assert_eq!(

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::harness::BIN;
+use crate::cli::harness::BIN;
 
 /// `bulletin ARGS`: exit code and stdout (stderr must be empty).
 fn stdout_of(args: &[&str]) -> String {

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{BIN, assert_all_feeds_valid, files_under};
+use crate::cli::harness::{BIN, assert_all_feeds_valid, files_under};
 
 /// `bulletin ARGS` in `dir`: must succeed; returns stdout.
 #[track_caller]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::harness::*;
+use crate::delivery::harness::*;
 
 const DRILL_SUBSCRIBERS: usize = 2000;
 const CONNECTIONS: usize = 4;

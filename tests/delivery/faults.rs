@@ -1,7 +1,7 @@
 //! Server faults: temporary and permanent refusals, 421, dropped connections
 //! (before and after the server kept the message), no server at all.
 
-use crate::harness::*;
+use crate::delivery::harness::*;
 
 #[test]
 fn temporary_451_on_every_third_message_is_retried_within_the_run() {

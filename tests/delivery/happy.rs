@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use crate::harness::*;
+use crate::delivery::harness::*;
 
 /// The bytes of a message without the line break the SMTP terminator adds.
 fn body(bytes: &[u8]) -> &[u8] {

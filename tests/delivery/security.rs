@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::harness::*;
+use crate::delivery::harness::*;
 
 /// A site and a TLS server (`security` = "starttls" or "tls") with a fresh
 /// self-signed certificate for localhost, trusted through `ca_file`.

@@ -4,7 +4,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::harness::*;
+use crate::delivery::harness::*;
 
 const END: &str = "=== end of message ===";
 

@@ -1,13 +1,13 @@
 //! The example digest, byte for byte: every `.eml` and `index.html` of a dry
 //! run of the repository's example site at [`NOW`] against
-//! `tests/digest/golden/`. `BULLETIN_BLESS=1 cargo test --test digest`
+//! `tests/digest/golden/`. `BULLETIN_BLESS=1 cargo test --test integration golden`
 //! rewrites the golden files (read the diff before committing it).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use crate::harness::{DryRun, NOW, Site, repo_root};
+use crate::digest::harness::{DryRun, NOW, Site, repo_root};
 
 /// The environment variable that rewrites golden files instead of comparing.
 const BLESS_VAR: &str = "BULLETIN_BLESS";

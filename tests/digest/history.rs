@@ -8,7 +8,7 @@
 
 use rusqlite::{Connection, params};
 
-use crate::harness::{A, ISSUE, NOW, Site, Small, at};
+use crate::digest::harness::{A, ISSUE, NOW, Site, Small, at};
 
 /// `src/state.rs`, schema version 1.
 const SCHEMA: &str = "

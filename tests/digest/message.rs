@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::harness::{A, Email, ISSUE, NOW, SECRET_VAR, Site, Small, at, html_unescape, links};
+use crate::digest::harness::{
+    A, Email, ISSUE, NOW, SECRET_VAR, Site, Small, at, html_unescape, links,
+};
 
 /// The example subscribers: address → name.
 const SUBSCRIBERS: [(&str, &str); 6] = [

@@ -1,7 +1,7 @@
 //! The unsubscribe token's key comes from the environment; without it a
 //! digest whose `unsubscribe_url` needs a token is refused, writing nothing.
 
-use crate::harness::{A, NOW, SECRET_VAR, Site, Small, at};
+use crate::digest::harness::{A, NOW, SECRET_VAR, Site, Small, at};
 
 #[test]
 fn a_missing_secret_is_refused_naming_the_variable() {

@@ -3,11 +3,11 @@
 //! never the article itself and never anything twice in one email.
 //!
 //! Each test writes a small site whose text template lists ids (see
-//! [`crate::harness::LISTING`]).
+//! [`crate::digest::harness::LISTING`]).
 
 use std::collections::HashSet;
 
-use crate::harness::{A, Listing, NOW, Small, at};
+use crate::digest::harness::{A, Listing, NOW, Small, at};
 
 const OLD: f64 = -24.0 * 30.0;
 

@@ -2,7 +2,7 @@
 //! injection, bad addresses, duplicates and unknown sections are errors
 //! with file, line and field; TOML and JSON are both read.
 
-use crate::harness::{A, NOW, Run, Site, Small, at};
+use crate::digest::harness::{A, NOW, Run, Site, Small, at};
 
 fn site() -> Site {
     Small::new()
@@ -230,7 +230,7 @@ fn an_internationalised_domain_never_makes_a_non_ascii_header() {
     let emls = run.emls();
     assert_eq!(emls.len(), 1);
     for (name, raw) in emls {
-        let email = crate::harness::Email::parse(raw);
+        let email = crate::digest::harness::Email::parse(raw);
         for line in email.raw_headers().split("\r\n") {
             assert!(
                 line.is_ascii(),

@@ -2,7 +2,7 @@
 //! with the template's file and line; the built-in templates are the ones
 //! in `templates/`.
 
-use crate::harness::{NOW, Run, Site};
+use crate::digest::harness::{NOW, Run, Site};
 
 const TEXT: &str = "templates/digest.txt.hbs";
 const HTML: &str = "templates/digest.html.hbs";

@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use crate::harness::{Site, Snapshot};
+use crate::hostile::harness::{Site, Snapshot};
 
 /// The cache entries of a site, by path.
 fn entries(site: &Site) -> Vec<std::path::PathBuf> {

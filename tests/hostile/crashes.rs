@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Run, Site};
+use crate::hostile::harness::{Run, Site};
 
 #[test]
 fn a_year_outside_rfc_2822_is_an_error_not_a_panic() {

@@ -2,7 +2,7 @@
 //! reaches a mail header are refused when the input is loaded, with a clear
 //! error, exit 1, and nothing written or sent.
 
-use crate::harness::{Site, only_eml};
+use crate::hostile::harness::{Site, only_eml};
 
 /// Control characters a header must never carry, as TOML escapes, and how
 /// the error message shows them (Rust's `{:?}`).
@@ -23,8 +23,14 @@ const CONTROLS: [(&str, &str); 9] = [
 #[track_caller]
 fn refused_everywhere(site: &Site, line: &str) {
     for args in [
-        &["digest", "--dry-run", "out", "--now", crate::harness::NOW][..],
-        &["digest", "--send", "--now", crate::harness::NOW][..],
+        &[
+            "digest",
+            "--dry-run",
+            "out",
+            "--now",
+            crate::hostile::harness::NOW,
+        ][..],
+        &["digest", "--send", "--now", crate::hostile::harness::NOW][..],
         &["check"][..],
     ] {
         let run = site.run(args);
@@ -113,7 +119,13 @@ fn a_line_break_in_the_subject_template_is_refused() {
     );
     for args in [
         &["check"][..],
-        &["digest", "--dry-run", "out", "--now", crate::harness::NOW][..],
+        &[
+            "digest",
+            "--dry-run",
+            "out",
+            "--now",
+            crate::hostile::harness::NOW,
+        ][..],
     ] {
         let run = site.run(args);
         run.expect(1)
@@ -183,7 +195,7 @@ fn article_fields_in_the_subject_never_add_a_header() {
         "subject = \"{{site.title}} · {{date}} 要闻\"",
         "subject = \"{{site.title}} {{#each sections}}{{#each items}}{{title}} {{author}} {{source}}{{/each}}{{/each}}\"",
     );
-    let mut record = crate::harness::article("a1", "news");
+    let mut record = crate::hostile::harness::article("a1", "news");
     record["title"] = "标题\r\nBcc: evil@example.com".into();
     record["author"] = "作者\nX-Injected: 1".into();
     record["source"] = "来源\r\n\r\n<body>".into();

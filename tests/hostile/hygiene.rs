@@ -5,7 +5,7 @@ use std::fs;
 
 use serde_json::json;
 
-use crate::harness::Site;
+use crate::hostile::harness::Site;
 
 /// Every feed of the site parses in roxmltree (strict XML 1.0 characters).
 #[track_caller]

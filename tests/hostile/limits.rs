@@ -8,7 +8,7 @@ use std::io::{BufWriter, Write};
 
 use serde_json::json;
 
-use crate::harness::{NOW, Run, Site};
+use crate::hostile::harness::{NOW, Run, Site};
 
 /// Runs bulletin in `site` (its output read while it runs, so a long
 /// report cannot fill a pipe and stall it).
@@ -76,7 +76,11 @@ fn a_50_mb_line_that_is_not_json_is_one_clear_error() {
     let site = Site::new();
     let mut junk = vec![b'x'; 50 << 20];
     junk.extend_from_slice(b"\n");
-    junk.extend_from_slice(crate::harness::article("a2", "news").to_string().as_bytes());
+    junk.extend_from_slice(
+        crate::hostile::harness::article("a2", "news")
+            .to_string()
+            .as_bytes(),
+    );
     site.write("articles/b.jsonl", junk);
     let run = site.build();
     run.expect(1);
@@ -281,7 +285,7 @@ fn long_fields_are_checked_in_every_record_and_decoded_in_kept_ones() {
     let mut lines = String::new();
     // 60 newer records fill every feed (50 items): the old one is never kept.
     for i in 0..60 {
-        let mut record = crate::harness::article(&format!("n{i}"), "news");
+        let mut record = crate::hostile::harness::article(&format!("n{i}"), "news");
         record["published"] = json!("2017-03-24 12:00");
         record["content_html"] = json!("<p>第一段\n“引号” \"quoted\" \\ 中</p>");
         lines.push_str(&record.to_string());

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::harness::{NOW, Site, only_eml};
+use crate::hostile::harness::{NOW, Site, only_eml};
 
 /// A template showing every field a record or subscriber brings.
 const HTML_TEMPLATE: &str = r#"<html><body><p id="name">{{#if recipient.name}}{{recipient.name}}{{/if}}</p>

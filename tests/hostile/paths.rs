@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use crate::harness::{Site, Snapshot};
+use crate::hostile::harness::{Site, Snapshot};
 
 #[test]
 fn section_ids_that_leave_the_output_folder_are_refused() {
@@ -38,7 +38,10 @@ fn section_ids_that_leave_the_output_folder_are_refused() {
     ] {
         let site = Site::new();
         site.edit_config("id = \"tech\"", &format!("id = \"{id}\""));
-        site.write_jsonl("articles/a.jsonl", &[crate::harness::article("a1", "news")]);
+        site.write_jsonl(
+            "articles/a.jsonl",
+            &[crate::hostile::harness::article("a1", "news")],
+        );
         let run = site.build();
         run.expect(1);
         let shown = format!(
@@ -65,7 +68,7 @@ fn section_ids_that_leave_the_output_folder_are_refused() {
 #[test]
 fn a_record_section_is_never_a_path() {
     let site = Site::new();
-    let mut record = crate::harness::article("a1", "news");
+    let mut record = crate::hostile::harness::article("a1", "news");
     record["section"] = "../../escape".into();
     site.write_jsonl("articles/a.jsonl", &[record]);
     site.build()
@@ -97,7 +100,10 @@ fn a_section_folder_symlinked_outside_is_not_written_through() {
     fs::write(outside.path().join("keep.txt"), "outside").unwrap();
     fs::remove_dir_all(site.path("public/feeds/news")).unwrap();
     symlink(outside.path(), site.path("public/feeds/news")).unwrap();
-    site.write_jsonl("articles/a.jsonl", &[crate::harness::article("a2", "news")]);
+    site.write_jsonl(
+        "articles/a.jsonl",
+        &[crate::hostile::harness::article("a2", "news")],
+    );
     assert_refuses_to_write_through(&site, "public/feeds/news", outside.path());
 }
 
@@ -212,8 +218,8 @@ fn init_refuses_a_dangling_symlink_before_writing_anything() {
     let site = dir.path().join("site");
     fs::create_dir(&site).unwrap();
     symlink(outside.path().join("pwned"), site.join("subscribers.toml")).unwrap();
-    let run = crate::harness::Run::of(
-        std::process::Command::new(crate::harness::BIN)
+    let run = crate::hostile::harness::Run::of(
+        std::process::Command::new(crate::hostile::harness::BIN)
             .arg("init")
             .arg(&site)
             .env("NO_COLOR", "1"),
@@ -241,8 +247,8 @@ fn init_does_not_write_through_a_symlinked_folder() {
     let site = dir.path().join("site");
     fs::create_dir(&site).unwrap();
     symlink(outside.path(), site.join("templates")).unwrap();
-    let _ = crate::harness::Run::of(
-        std::process::Command::new(crate::harness::BIN)
+    let _ = crate::hostile::harness::Run::of(
+        std::process::Command::new(crate::hostile::harness::BIN)
             .arg("init")
             .arg(&site)
             .env("NO_COLOR", "1"),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 
-use crate::harness::{NOW, PASSWORD_VAR, Run, SECRET, Site, contains_bytes};
+use crate::hostile::harness::{NOW, PASSWORD_VAR, Run, SECRET, Site, contains_bytes};
 
 const USER: &str = "digest-sender";
 const PASSWORD: &str = "smtp-PASS-4b1d-c0ffee-do-not-leak";

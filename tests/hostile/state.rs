@@ -5,7 +5,7 @@
 use std::fs;
 use std::process::Command;
 
-use crate::harness::{Site, Snapshot, set_mode};
+use crate::hostile::harness::{Site, Snapshot, set_mode};
 
 /// Makes a folder unwritable for this process, and undoes it on drop. As
 /// root `chmod` is not enough: the folder is then made immutable
@@ -56,7 +56,10 @@ impl Drop for ReadOnly {
 fn a_read_only_output_folder_fails_cleanly_and_keeps_the_previous_feeds() {
     let site = Site::new();
     site.build().expect(0);
-    site.write_jsonl("articles/a.jsonl", &[crate::harness::article("a2", "news")]);
+    site.write_jsonl(
+        "articles/a.jsonl",
+        &[crate::hostile::harness::article("a2", "news")],
+    );
     let dirs: Vec<_> = [
         "public/feeds",
         "public/feeds/news",
@@ -93,7 +96,10 @@ fn a_failed_move_into_place_leaves_no_temporary_files() {
     // "cannot move … into place".)
     let site = Site::new();
     site.build().expect(0);
-    site.write_jsonl("articles/a.jsonl", &[crate::harness::article("a2", "news")]);
+    site.write_jsonl(
+        "articles/a.jsonl",
+        &[crate::hostile::harness::article("a2", "news")],
+    );
     fs::remove_file(site.path("public/feeds/news/atom.xml")).unwrap();
     fs::create_dir(site.path("public/feeds/news/atom.xml")).unwrap();
     fs::write(site.path("public/feeds/news/atom.xml/in-the-way"), "x").unwrap();
@@ -265,8 +271,8 @@ fn a_state_database_locked_by_another_program_is_a_clear_error() {
     site.write_jsonl(
         "articles/a.jsonl",
         &[
-            crate::harness::article("a1", "news"),
-            crate::harness::article("a2", "tech"),
+            crate::hostile::harness::article("a1", "news"),
+            crate::hostile::harness::article("a2", "tech"),
         ],
     );
     let sent_before = site.sent().len();

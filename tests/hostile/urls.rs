@@ -6,7 +6,7 @@ use std::fs;
 
 use serde_json::json;
 
-use crate::harness::{Site, article};
+use crate::hostile::harness::{Site, article};
 
 /// Each hostile URL and the scheme the error names.
 const HOSTILE: [(&str, &str); 11] = [
@@ -31,7 +31,10 @@ fn non_web_schemes_in_url_and_image_are_refused() {
             let mut record = article("a1", "news");
             record[field] = url.into();
             site.write_jsonl("articles/a.jsonl", &[record]);
-            for args in [&["build", "--now", crate::harness::NOW][..], &["check"][..]] {
+            for args in [
+                &["build", "--now", crate::hostile::harness::NOW][..],
+                &["check"][..],
+            ] {
                 let run = site.run(args);
                 run.expect(1);
                 let line = run.error_line();

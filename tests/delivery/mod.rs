@@ -7,7 +7,7 @@
 //! Needs `python3` with `aiosmtpd`, Postfix's `smtp-sink` and the `openssl`
 //! CLI; a missing one fails the test that needs it, saying what to install.
 //! The crash drill prints its duplicate counts: see them with
-//! `cargo test --test delivery crash -- --nocapture`.
+//! `cargo test --test integration delivery::crash -- --nocapture`.
 
 mod crash;
 mod faults;

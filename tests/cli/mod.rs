@@ -2,7 +2,7 @@
 //! throw-away sites (see `harness`), its feeds read back by strict parsers,
 //! and the example site compared with golden files.
 //!
-//! Bless the golden files with `BULLETIN_BLESS=1 cargo test --test cli golden`.
+//! Bless the golden files with `BULLETIN_BLESS=1 cargo test --test integration golden`.
 
 mod build;
 mod check;
