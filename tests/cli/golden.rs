@@ -1,6 +1,6 @@
 //! The example site (the repository's own `feeds.toml` and `examples/`),
-//! built at a fixed clock and compared byte for byte with
-//! `tests/golden/example/`.
+//! built at a fixed clock; the feeds it writes (`<out>/feeds/`) are compared
+//! byte for byte with `tests/golden/feeds/`.
 //!
 //! `BULLETIN_BLESS=1` rewrites the golden files from the current output
 //! (and removes golden files the build no longer produces) instead of
@@ -40,7 +40,7 @@ pub fn build_example() -> tempfile::TempDir {
 }
 
 fn golden_dir() -> PathBuf {
-    repo_root().join("tests/golden/example")
+    repo_root().join("tests/golden/feeds")
 }
 
 fn blessing() -> bool {
@@ -52,7 +52,7 @@ fn bless(out: &Path, golden: &Path) {
     for stale in files_under(golden) {
         if !produced.contains(&stale) {
             fs::remove_file(golden.join(&stale)).expect("remove a stale golden file");
-            eprintln!("BULLETIN_BLESS: removed tests/golden/example/{stale}");
+            eprintln!("BULLETIN_BLESS: removed tests/golden/feeds/{stale}");
         }
     }
     for rel in &produced {
@@ -70,12 +70,18 @@ fn bless(out: &Path, golden: &Path) {
 #[test]
 fn example_site_matches_the_golden_files() {
     let out = build_example();
+    let everything = files_under(out.path());
+    assert!(
+        everything.iter().all(|f| f.starts_with("feeds/")),
+        "the build wrote outside feeds/: {everything:?}"
+    );
+    let feeds = out.path().join("feeds");
     let golden = golden_dir();
     if blessing() {
-        bless(out.path(), &golden);
+        bless(&feeds, &golden);
         return;
     }
-    let produced = files_under(out.path());
+    let produced = files_under(&feeds);
     let expected = files_under(&golden);
     assert!(
         !expected.is_empty(),
@@ -84,12 +90,12 @@ fn example_site_matches_the_golden_files() {
     );
     assert_eq!(
         produced, expected,
-        "the build wrote a different set of files than tests/golden/example holds \
+        "the build wrote a different set of files than tests/golden/feeds holds \
          (left: built, right: golden); rerun with BULLETIN_BLESS=1 if the change is intended"
     );
     let mut differing = Vec::new();
     for rel in &produced {
-        let built = read(&out.path().join(rel));
+        let built = read(&feeds.join(rel));
         let want = read(&golden.join(rel));
         if built != want {
             differing.push(format!("{rel}\n{}", first_difference(&built, &want)));
@@ -97,7 +103,7 @@ fn example_site_matches_the_golden_files() {
     }
     assert!(
         differing.is_empty(),
-        "{} generated file(s) differ from tests/golden/example (rerun with BULLETIN_BLESS=1 if intended):\n{}",
+        "{} generated file(s) differ from tests/golden/feeds (rerun with BULLETIN_BLESS=1 if intended):\n{}",
         differing.len(),
         differing.join("\n")
     );

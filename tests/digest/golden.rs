@@ -1,6 +1,6 @@
 //! The example digest, byte for byte: every `.eml` and `index.html` of a dry
 //! run of the repository's example site at [`NOW`] against
-//! `tests/digest/golden/`. `BULLETIN_BLESS=1 cargo test --test integration golden`
+//! `tests/golden/digest/`. `BULLETIN_BLESS=1 cargo test --test integration golden`
 //! rewrites the golden files (read the diff before committing it).
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use crate::digest::harness::{DryRun, NOW, Site, repo_root};
 const BLESS_VAR: &str = "BULLETIN_BLESS";
 
 fn golden_dir() -> PathBuf {
-    repo_root().join("tests/digest/golden")
+    repo_root().join("tests/golden/digest")
 }
 
 /// The files a golden comparison covers: the messages and the index.
@@ -26,7 +26,7 @@ fn covered(run: &DryRun) -> BTreeMap<String, Vec<u8>> {
 
 fn golden_files() -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
-    for entry in fs::read_dir(golden_dir()).expect("tests/digest/golden exists") {
+    for entry in fs::read_dir(golden_dir()).expect("tests/golden/digest exists") {
         let entry = entry.expect("a folder entry");
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".eml") || name == "index.html" {
@@ -68,7 +68,7 @@ fn example_digest_matches_the_golden_files() {
 
     if std::env::var_os(BLESS_VAR).is_some_and(|v| v == "1") {
         let dir = golden_dir();
-        fs::create_dir_all(&dir).expect("create tests/digest/golden");
+        fs::create_dir_all(&dir).expect("create tests/golden/digest");
         for name in golden_files().keys() {
             fs::remove_file(dir.join(name)).expect("remove an old golden file");
         }
@@ -89,7 +89,7 @@ fn example_digest_matches_the_golden_files() {
         let got = &actual[name];
         assert!(
             expected == got,
-            "{name} differs from tests/digest/golden/{name} at {} (BULLETIN_BLESS=1 to update)",
+            "{name} differs from tests/golden/digest/{name} at {} (BULLETIN_BLESS=1 to update)",
             first_difference(expected, got)
         );
     }
