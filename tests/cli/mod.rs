@@ -1,5 +1,5 @@
 //! Integration tests for the `bulletin` command line: the real binary run on
-//! throw-away sites (see `harness`), its feeds read back by strict parsers,
+//! throw-away sites (see `crate::support`), its feeds read back by strict parsers,
 //! and the example site compared with golden files.
 //!
 //! Bless the golden files with `BULLETIN_BLESS=1 cargo test --test integration golden`.
@@ -8,6 +8,5 @@ mod build;
 mod check;
 mod diagnostics;
 mod golden;
-mod harness;
 mod help;
 mod init;
