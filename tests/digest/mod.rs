@@ -10,7 +10,6 @@
 //!   is written.
 
 mod golden;
-mod harness;
 mod history;
 mod message;
 mod secret;

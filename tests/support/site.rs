@@ -238,20 +238,27 @@ impl Site {
 
     /// `bulletin digest --dry-run OUT --now NOW`; `out` is relative to the site.
     pub fn dry_run(&self, out: &str) -> DryRun {
-        self.dry_run_at(out, NOW)
+        self.dry_run_with(out, |cmd| cmd)
+    }
+
+    /// [`Site::dry_run`], the command changed by `change` first (its
+    /// environment, more arguments).
+    pub fn dry_run_with(&self, out: &str, change: impl FnOnce(Cmd) -> Cmd) -> DryRun {
+        self.dry_run_of(out, change(self.dry_run_cmd(out, NOW)))
     }
 
     /// `bulletin digest --dry-run OUT --now <now>`.
     pub fn dry_run_at(&self, out: &str, now: &str) -> DryRun {
-        self.dry_run_with(out, now, |cmd| cmd)
+        self.dry_run_of(out, self.dry_run_cmd(out, now))
     }
 
-    /// [`Site::dry_run_at`], the command changed by `change` first (its
-    /// environment, more arguments).
-    pub fn dry_run_with(&self, out: &str, now: &str, change: impl FnOnce(Cmd) -> Cmd) -> DryRun {
-        let cmd = self.site_cmd(&["digest", "--dry-run", out, "--now", now]);
+    fn dry_run_cmd(&self, out: &str, now: &str) -> Cmd {
+        self.site_cmd(&["digest", "--dry-run", out, "--now", now])
+    }
+
+    fn dry_run_of(&self, out: &str, cmd: Cmd) -> DryRun {
         DryRun {
-            run: change(cmd).run(),
+            run: cmd.run(),
             dir: self.path(out),
         }
     }
