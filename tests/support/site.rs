@@ -110,13 +110,13 @@ impl Site {
         self.write(rel, after)
     }
 
-    /// Replaces the first `from` by `to` in `feeds.toml` (which must contain it).
+    /// Replaces the first `from` by `to` in `feeds.toml` (which must contain
+    /// it; `to` may be `from`).
     #[track_caller]
     pub fn edit_config(&self, from: &str, to: &str) -> &Site {
-        self.edit("feeds.toml", |config| {
-            assert!(config.contains(from), "feeds.toml lacks {from:?}");
-            config.replacen(from, to, 1)
-        })
+        let config = self.read("feeds.toml");
+        assert!(config.contains(from), "feeds.toml lacks {from:?}");
+        self.write("feeds.toml", config.replacen(from, to, 1))
     }
 
     /// Adds text at the end of `feeds.toml` (e.g. an `[output]` table).
