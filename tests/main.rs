@@ -16,6 +16,4 @@ mod cli;
 mod delivery;
 mod digest;
 mod hostile;
-// Until every area is on it, parts of the harness are not used yet.
-#[allow(dead_code, unused_imports)]
 mod support;

@@ -1,5 +1,5 @@
 //! Delivery tests for `bulletin digest --send`: the real binary against real
-//! SMTP servers run as child processes — `tests/smtp/fault_server.py`
+//! SMTP servers run as child processes — `tests/support/fault_server.py`
 //! (aiosmtpd, scriptable faults, TLS, AUTH) and Postfix's `smtp-sink` — plus
 //! the sendmail hand-off. Every test counts what the server actually stored
 //! per recipient and reads the state database.
@@ -12,6 +12,5 @@
 mod crash;
 mod faults;
 mod happy;
-mod harness;
 mod security;
 mod sendmail;

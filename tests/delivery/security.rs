@@ -2,12 +2,14 @@
 
 use std::fs;
 
-use crate::delivery::harness::*;
+use crate::support::{
+    FaultServer, PASSWORD_VAR, Run, Site, assert_one_each, check_digest, self_signed_cert,
+};
 
 /// A site and a TLS server (`security` = "starttls" or "tls") with a fresh
 /// self-signed certificate for localhost, trusted through `ca_file`.
 fn tls_site(security: &str) -> (Site, FaultServer) {
-    let mut site = Site::new(5);
+    let site = Site::smtp(5);
     let (cert, key) = self_signed_cert(site.root());
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
     let mut args = vec!["--tls-cert", cert, "--tls-key", key];
@@ -23,27 +25,23 @@ fn tls_site(security: &str) -> (Site, FaultServer) {
 
 fn delivers_over_tls(security: &str) {
     let (site, server) = tls_site(security);
-    site.send()
-        .expect(0, &format!("security = {security:?} with ca_file"));
+    site.send().assert_success(); // with ca_file
     let stored = server.stored();
-    assert_one_each(&stored, &site.recipients);
+    assert_one_each(&stored, &site.recipients());
     for message in &stored {
         check_digest(message);
     }
-    site.state().assert_all(&site.recipients, "sent");
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 /// Without `ca_file` the self-signed certificate is not trusted: the send
 /// fails (exit 2), nothing reaches the server, nobody is marked sent or
 /// failed for good, and there is no silent fallback to plain text.
 fn untrusted_certificate_fails(security: &str) {
-    let (mut site, server) = tls_site(security);
+    let (site, server) = tls_site(security);
     site.unset("smtp.ca_file");
-    let run = Run::of(&mut site.send_command(&["-v"]));
-    run.expect(
-        2,
-        &format!("security = {security:?}, certificate not trusted"),
-    );
+    let run = site.send_cmd().arg("-v").run();
+    run.assert_code(2); // the certificate is not trusted
     assert_eq!(server.stored_count(), 0, "a message got through:\n{run}");
     assert!(
         run.stderr.to_lowercase().contains("certificate"),
@@ -78,7 +76,7 @@ const USER: &str = "digest-sender";
 const PASSWORD: &str = "c0rrect-H0rse-Battery";
 
 fn auth_site() -> (Site, FaultServer) {
-    let mut site = Site::new(5);
+    let site = Site::smtp(5);
     let server = site.serve(&["--auth-user", USER, "--auth-password", PASSWORD]);
     site.set("smtp.username", USER);
     (site, server)
@@ -136,11 +134,11 @@ fn assert_not_leaked(site: &Site, run: &Run, secret: &str) {
 #[test]
 fn auth_with_the_password_from_the_environment_delivers() {
     let (site, server) = auth_site();
-    let run = Run::of(site.send_command(&["-v"]).env(PASSWORD_VAR, PASSWORD));
-    run.expect(0, "AUTH with the right password");
+    let run = site.send_cmd().arg("-v").env(PASSWORD_VAR, PASSWORD).run();
+    run.assert_success(); // AUTH with the right password
     assert!(server.log_count("AUTH") > 0, "the server saw no AUTH");
-    assert_one_each(&server.stored(), &site.recipients);
-    site.state().assert_all(&site.recipients, "sent");
+    assert_one_each(&server.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
     assert_not_leaked(&site, &run, PASSWORD);
 }
 
@@ -148,8 +146,8 @@ fn auth_with_the_password_from_the_environment_delivers() {
 fn auth_with_a_wrong_password_exits_2_and_never_shows_it() {
     let (site, server) = auth_site();
     let wrong = "Wr0ng-Pa55word-XYZZY";
-    let run = Run::of(site.send_command(&["-v"]).env(PASSWORD_VAR, wrong));
-    run.expect(2, "AUTH with a wrong password");
+    let run = site.send_cmd().arg("-v").env(PASSWORD_VAR, wrong).run();
+    run.assert_code(2); // AUTH with a wrong password
     assert!(
         server.log_count("refused") > 0,
         "the server refused no AUTH:\n{}",
@@ -173,11 +171,11 @@ fn a_refused_password_is_not_tried_once_per_recipient() {
     // after 4 failed logins in a row (workers failing together count once),
     // not after 60 × 4 of them: a server that refuses the password would
     // otherwise see a brute-force attack.
-    let mut site = Site::new(60);
+    let site = Site::smtp(60);
     let server = site.serve(&["--auth-user", USER, "--auth-password", PASSWORD]);
     site.set("smtp.username", USER);
-    let run = Run::of(site.send_command(&[]).env(PASSWORD_VAR, "not-the-password"));
-    run.expect(2, "AUTH refused");
+    let run = site.send_cmd().env(PASSWORD_VAR, "not-the-password").run();
+    run.assert_code(2); // AUTH refused
     let attempts = server.log_count("refused");
     assert!(
         (4..=16).contains(&attempts),
@@ -190,14 +188,14 @@ fn a_refused_password_is_not_tried_once_per_recipient() {
     );
     let state = site.state();
     assert_eq!(state.count("failed"), 0);
-    assert_eq!(state.count("pending"), site.recipients.len());
+    assert_eq!(state.count("pending"), site.recipients().len());
 }
 
 #[test]
 fn username_without_the_password_variable_is_a_config_error() {
     let (site, server) = auth_site();
     let run = site.send();
-    run.expect(1, "username set, BULLETIN_SMTP_PASSWORD unset");
+    run.assert_code(1); // username set, BULLETIN_SMTP_PASSWORD unset
     assert!(
         run.stderr.contains(PASSWORD_VAR),
         "stderr should name {PASSWORD_VAR}:\n{run}"

@@ -3,7 +3,7 @@
 //! never the article itself and never anything twice in one email.
 //!
 //! Each test writes a small site whose text template lists ids (see
-//! [`crate::support::LISTING`]).
+//! `LISTING` in `tests/support/sites.rs`).
 
 use std::collections::HashSet;
 

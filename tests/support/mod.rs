@@ -35,11 +35,11 @@ mod xml;
 use std::path::PathBuf;
 
 pub use email::{DryRun, Email, html_unescape, links};
-pub use files::{Snapshot, age_files, contains_bytes, copy_dir, files_under, read, set_mode};
+pub use files::{Snapshot, age_files, contains_bytes, files_under, read, set_mode};
 pub use golden::{assert_golden, first_difference};
-pub use run::{Cmd, Run, Running};
+pub use run::{Cmd, Run};
 pub use site::Site;
-pub use sites::{A, DEFAULT_CONFIG, LISTING, Listing, Small, article, at, digest_article};
+pub use sites::{A, DEFAULT_CONFIG, Listing, Small, article, at, digest_article};
 pub use smtp::{
     FROM, FaultServer, Stored, assert_one_each, check_digest, copies, free_port, parse_stored,
     self_signed_cert,
