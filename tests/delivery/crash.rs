@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::support::{FaultServer, Site, assert_one_each, copies};
+use crate::support::{Site, SmtpServer, assert_one_each, copies};
 
 const DRILL_SUBSCRIBERS: usize = 2000;
 const CONNECTIONS: usize = 4;
 
 /// Waits until the server's store stops growing (messages in flight when the
 /// client died are stored or dropped by then).
-fn settle(server: &FaultServer) -> usize {
+fn settle(server: &SmtpServer) -> usize {
     let mut last = server.stored_count();
     loop {
         std::thread::sleep(Duration::from_millis(300));

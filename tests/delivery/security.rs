@@ -3,12 +3,12 @@
 use std::fs;
 
 use crate::support::{
-    FaultServer, PASSWORD_VAR, Run, Site, assert_one_each, check_digest, self_signed_cert,
+    PASSWORD_VAR, Run, Site, SmtpServer, assert_one_each, check_digest, self_signed_cert,
 };
 
 /// A site and a TLS server (`security` = "starttls" or "tls") with a fresh
 /// self-signed certificate for localhost, trusted through `ca_file`.
-fn tls_site(security: &str) -> (Site, FaultServer) {
+fn tls_site(security: &str) -> (Site, SmtpServer) {
     let site = Site::smtp(5);
     let (cert, key) = self_signed_cert(site.root());
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
@@ -75,7 +75,7 @@ fn implicit_tls_without_ca_file_refuses_the_self_signed_certificate() {
 const USER: &str = "digest-sender";
 const PASSWORD: &str = "c0rrect-H0rse-Battery";
 
-fn auth_site() -> (Site, FaultServer) {
+fn auth_site() -> (Site, SmtpServer) {
     let site = Site::smtp(5);
     let server = site.serve(&["--auth-user", USER, "--auth-password", PASSWORD]);
     site.set("smtp.username", USER);

@@ -41,7 +41,7 @@ pub use run::{Cmd, Run};
 pub use site::Site;
 pub use sites::{A, DEFAULT_CONFIG, Listing, Small, article, at, digest_article};
 pub use smtp::{
-    FROM, FaultServer, Stored, assert_one_each, check_digest, copies, free_port, parse_stored,
+    FROM, SmtpServer, Stored, assert_one_each, check_digest, copies, free_port, parse_stored,
     self_signed_cert,
 };
 pub use xml::{

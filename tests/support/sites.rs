@@ -350,6 +350,14 @@ impl A {
     }
 }
 
+/// The sections of a small site: (id, title, parent).
+const SMALL_SECTIONS: [(&str, &str, Option<&str>); 4] = [
+    ("news", "新闻中心", None),
+    ("yushi", "豫事说事", Some("news")),
+    ("finance", "财经", None),
+    ("tech", "科技", None),
+];
+
 /// A small site: sections news, yushi (child of news), finance and tech in
 /// China time; the digest with [`LISTING`] as its text template and the
 /// built-in HTML template. Every command gets [`super::SECRET`].
@@ -440,29 +448,19 @@ timezone = "+08:00"
 [input]
 paths = ["articles"]
 
-[[sections]]
-id = "news"
-title = "新闻中心"
-
-[[sections]]
-id = "yushi"
-title = "豫事说事"
-parent = "news"
-
-[[sections]]
-id = "finance"
-title = "财经"
-
-[[sections]]
-id = "tech"
-title = "科技"
-
-[digest]
+{sections}[digest]
 {digest}
 [smtp]
 from = "测试站 <digest@news.example.cn>"
 "#,
-                title = self.site_title
+                title = self.site_title,
+                sections = SMALL_SECTIONS
+                    .iter()
+                    .map(|(id, title, parent)| {
+                        let parent = parent.map_or(String::new(), |p| format!("parent = {p:?}\n"));
+                        format!("[[sections]]\nid = {id:?}\ntitle = {title:?}\n{parent}\n")
+                    })
+                    .collect::<String>(),
             ),
         );
         site.write("listing.txt.hbs", LISTING);

@@ -1,7 +1,7 @@
 //! Real SMTP servers run as child processes, and what they stored:
-//! [`FaultServer`] (`tests/support/fault_server.py` on aiosmtpd: scriptable
-//! faults, TLS, AUTH) and Postfix's `smtp-sink` ([`Sink`]), each in a
-//! fresh folder of the site it serves and pointed at by its `[smtp]`.
+//! [`SmtpServer`], `tests/support/fault_server.py` on aiosmtpd (scriptable
+//! faults, TLS, AUTH) or Postfix's `smtp-sink`, each in a fresh folder of
+//! the site it serves and pointed at by its `[smtp]`.
 //! Every stored message is read back with its envelope recipient
 //! ([`Stored`]), and [`check_digest`] checks what every digest of the
 //! example site must carry.
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 
+use super::files::{find_bytes, set_mode};
 use super::run::Run;
 use super::site::Site;
 use super::{ISSUE, repo_root};
@@ -53,15 +54,15 @@ impl Site {
     }
 
     /// Starts `fault_server.py ARGS` on a free port and points the site at it.
-    pub fn serve(&self, args: &[&str]) -> FaultServer {
-        let server = FaultServer::start(&self.fresh_dir("server"), 0, args);
+    pub fn serve(&self, args: &[&str]) -> SmtpServer {
+        let server = SmtpServer::fault(&self.fresh_dir("server"), 0, args);
         self.point_at(server.port);
         server
     }
 
     /// Starts Postfix's `smtp-sink` on a free port and points the site at it.
-    pub fn serve_sink(&self) -> Sink {
-        let sink = Sink::start(&self.fresh_dir("sink"));
+    pub fn serve_sink(&self) -> SmtpServer {
+        let sink = SmtpServer::sink(&self.fresh_dir("sink"));
         self.point_at(sink.port);
         sink
     }
@@ -95,18 +96,22 @@ impl Site {
 
 // ---- servers ------------------------------------------------------------------
 
-/// `tests/support/fault_server.py`, killed when dropped.
-pub struct FaultServer {
+/// A real SMTP server run as a child process, killed when dropped:
+/// `tests/support/fault_server.py` ([`Site::serve`]) or Postfix's
+/// `smtp-sink` ([`Site::serve_sink`]).
+pub struct SmtpServer {
     child: Child,
     pub port: u16,
-    /// Where it stores accepted messages.
-    pub store: PathBuf,
+    /// Where it stores accepted messages, one file each.
+    store: PathBuf,
+    /// Its event log (the fault server's stderr, smtp-sink's stdout).
     log: PathBuf,
 }
 
-impl FaultServer {
-    /// Starts the server with its store and log in `dir`; `port` 0 picks one.
-    pub fn start(dir: &Path, port: u16, args: &[&str]) -> FaultServer {
+impl SmtpServer {
+    /// Starts `fault_server.py ARGS` with its store and log in `dir`; `port`
+    /// 0 picks one.
+    fn fault(dir: &Path, port: u16, args: &[&str]) -> SmtpServer {
         let script = repo_root().join("tests/support/fault_server.py");
         let store = dir.join("store");
         let log = dir.join("server.log");
@@ -139,15 +144,14 @@ impl FaultServer {
             .strip_prefix("LISTENING ")
             .and_then(|p| p.trim().parse::<u16>().ok());
         let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child);
             panic!(
                 "fault_server.py did not start (first stdout line {line:?}); its stderr:\n{}\n\
                  The delivery tests need Python 3 and aiosmtpd: python3 -m pip install aiosmtpd",
                 fs::read_to_string(&log).unwrap_or_default()
             );
         };
-        FaultServer {
+        SmtpServer {
             child,
             port,
             store,
@@ -155,43 +159,9 @@ impl FaultServer {
         }
     }
 
-    /// The server's event log so far.
-    pub fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// How many log lines contain `needle`.
-    pub fn log_count(&self, needle: &str) -> usize {
-        self.log().lines().filter(|l| l.contains(needle)).count()
-    }
-
-    /// How many messages it has stored.
-    pub fn stored_count(&self) -> usize {
-        count_files(&self.store)
-    }
-
-    /// Every stored message, in the order stored.
-    pub fn stored(&self) -> Vec<Stored> {
-        read_store(&self.store)
-    }
-}
-
-impl Drop for FaultServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Postfix's `smtp-sink`, dumping every message to a file; killed when dropped.
-pub struct Sink {
-    child: Child,
-    pub port: u16,
-    pub store: PathBuf,
-}
-
-impl Sink {
-    pub fn start(dir: &Path) -> Sink {
+    /// Starts Postfix's `smtp-sink` on a free port, dumping every message
+    /// into `dir/store`.
+    fn sink(dir: &Path) -> SmtpServer {
         let binary = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"]
             .iter()
             .map(PathBuf::from)
@@ -213,7 +183,7 @@ impl Sink {
         fs::create_dir_all(&store).expect("create the sink folder");
         // As root smtp-sink insists on -u; it must still be able to write the dumps.
         let root = fs::metadata(&store).expect("stat").uid() == 0;
-        fs::set_permissions(&store, fs::Permissions::from_mode(0o777)).expect("chmod");
+        set_mode(&store, 0o777);
         let log = dir.join("sink.log");
         for _attempt in 0..5 {
             let port = free_port();
@@ -237,12 +207,16 @@ impl Sink {
                     break; // the port was taken meanwhile: try another
                 }
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Sink { child, port, store };
+                    return SmtpServer {
+                        child,
+                        port,
+                        store,
+                        log,
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child);
         }
         panic!(
             "smtp-sink did not start; its stderr:\n{}",
@@ -250,16 +224,43 @@ impl Sink {
         );
     }
 
+    /// The server's event log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many log lines contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// How many messages it has stored.
+    pub fn stored_count(&self) -> usize {
+        message_files(&self.store).len()
+    }
+
+    /// Every stored message, in the order stored.
     pub fn stored(&self) -> Vec<Stored> {
-        read_store(&self.store)
+        message_files(&self.store)
+            .into_iter()
+            .map(|file| {
+                let raw = fs::read(&file).expect("read a stored message");
+                parse_stored(file, raw)
+            })
+            .collect()
     }
 }
 
-impl Drop for Sink {
+impl Drop for SmtpServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// SIGKILL, then reap.
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 // ---- what the servers stored ----------------------------------------------
@@ -277,45 +278,27 @@ pub struct Stored {
     pub bytes: Vec<u8>,
 }
 
-fn is_message_file(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    path.is_file() && !name.ends_with(".tmp") && !name.starts_with('.')
-}
-
-fn count_files(dir: &Path) -> usize {
-    match fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .filter(|e| is_message_file(&e.path()))
-            .count(),
-        Err(_) => 0,
-    }
-}
-
-/// Reads every message file in `dir`, sorted by name (the fault server
-/// numbers them in the order stored).
-pub fn read_store(dir: &Path) -> Vec<Stored> {
+/// The message files in `dir`, sorted by name (the fault server numbers
+/// them in the order stored); files being written (`.tmp`) left out.
+fn message_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| is_message_file(p))
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            path.is_file() && !name.ends_with(".tmp") && !name.starts_with('.')
+        })
         .collect();
     files.sort();
     files
-        .into_iter()
-        .map(|file| {
-            let raw = fs::read(&file).expect("read a stored message");
-            parse_stored(file, raw)
-        })
-        .collect()
 }
 
 pub fn parse_stored(file: PathBuf, raw: Vec<u8>) -> Stored {
-    let head_end = find(&raw, b"\r\n\r\n")
-        .or_else(|| find(&raw, b"\n\n"))
+    let head_end = find_bytes(&raw, b"\r\n\r\n")
+        .or_else(|| find_bytes(&raw, b"\n\n"))
         .unwrap_or(raw.len());
     let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
     let (mut rcpt, mut message_id) = (None, None);
@@ -344,10 +327,6 @@ pub fn parse_stored(file: PathBuf, raw: Vec<u8>) -> Stored {
         bytes: raw[envelope_len..].to_vec(),
         file,
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Copies per envelope recipient.
