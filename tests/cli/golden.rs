@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::support::{Cmd, NOW, assert_golden, files_under, read, repo_root};
+use crate::support::{Cmd, NOW, assert_golden, read_files, repo_root};
 
 /// Builds the example site at [`NOW`] (the clock the golden files were made
 /// with: after every example article) into a new temporary folder.
@@ -30,10 +30,9 @@ pub fn build_example() -> tempfile::TempDir {
 #[test]
 fn example_site_matches_the_golden_files() {
     let out = build_example();
-    let feeds: BTreeMap<String, Vec<u8>> = files_under(out.path())
+    let feeds: BTreeMap<String, Vec<u8>> = read_files(out.path())
         .into_iter()
-        .map(|rel| {
-            let bytes = read(&out.path().join(&rel));
+        .map(|(rel, bytes)| {
             let feed = rel
                 .strip_prefix("feeds/")
                 .unwrap_or_else(|| panic!("the build wrote {rel}, outside feeds/"))

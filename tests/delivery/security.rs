@@ -2,8 +2,12 @@
 
 use std::fs;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
 use crate::support::{
-    PASSWORD_VAR, Run, Site, SmtpServer, assert_one_each, check_digest, self_signed_cert,
+    PASSWORD_VAR, Run, Site, SmtpServer, assert_one_each, check_digest, contains_bytes,
+    self_signed_cert,
 };
 
 /// A site and a TLS server (`security` = "starttls" or "tls") with a fresh
@@ -92,30 +96,11 @@ fn state_bytes(site: &Site) -> Vec<u8> {
         .collect()
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Panics if `secret` shows in the output or the state database, as is or
 /// as sent in AUTH PLAIN / LOGIN.
 fn assert_not_leaked(site: &Site, run: &Run, secret: &str) {
-    let plain = base64(format!("\0{USER}\0{secret}").as_bytes());
-    let login = base64(secret.as_bytes());
+    let plain = STANDARD.encode(format!("\0{USER}\0{secret}"));
+    let login = STANDARD.encode(secret);
     for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
         for form in [secret, plain.as_str(), login.as_str()] {
             assert!(!text.contains(form), "the password shows in {what}:\n{run}");
@@ -125,7 +110,7 @@ fn assert_not_leaked(site: &Site, run: &Run, secret: &str) {
     assert!(!db.is_empty(), "no state database to check");
     for form in [secret, plain.as_str(), login.as_str()] {
         assert!(
-            !db.windows(form.len()).any(|w| w == form.as_bytes()),
+            !contains_bytes(&db, form.as_bytes()),
             "the password is stored in the state database"
         );
     }

@@ -1,10 +1,9 @@
 //! `transport = "sendmail"`: each message handed to the local MTA once.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::support::{FROM, Site, Stored, assert_one_each, check_digest, parse_stored};
+use crate::support::{FROM, Site, Stored, assert_one_each, check_digest, parse_stored, set_mode};
 
 const END: &str = "=== end of message ===";
 
@@ -24,9 +23,8 @@ fn fake_sendmail(site: &Site, refuse: Option<&str>) -> PathBuf {
          {{ printf 'X-Test-Rcpt-To: %s\\r\\nX-Test-Mail-From: %s\\r\\n' \"$last\" \"$*\"; cat; printf '\\r\\n{END}\\r\\n'; }} >> '{}'\n",
         out.display()
     );
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(&path, script).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    site.write("bin/sendmail", script);
+    set_mode(&path, 0o755);
     path
 }
 

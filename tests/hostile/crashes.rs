@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::support::Site;
+use crate::support::{Run, Site};
 
 #[test]
 fn a_year_outside_rfc_2822_is_an_error_not_a_panic() {
@@ -76,6 +76,15 @@ fn a_digest_dated_before_year_zero_in_the_site_timezone_is_not_a_panic() {
     run.assert_no_panic();
 }
 
+/// `bulletin check` as on a terminal: colour forced (anstream strips
+/// escape sequences only when it is not).
+fn check_in_colour(site: &Site) -> Run {
+    site.cmd(&["check"])
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .run()
+}
+
 /// JSON keys and TOML keys that hold control characters, and where they
 /// end up in messages.
 const KEYS: [(&str, &str); 2] = [
@@ -112,11 +121,11 @@ fn control_characters_in_an_unknown_key_never_reach_the_terminal() {
             ),
         };
         for colour in [true, false] {
-            let mut cmd = site.cmd(&["check"]);
-            if colour {
-                cmd = cmd.env_remove("NO_COLOR").env("CLICOLOR_FORCE", "1");
-            }
-            let run = cmd.run();
+            let run = if colour {
+                check_in_colour(&site)
+            } else {
+                site.run(&["check"])
+            };
             run.assert_code(1);
             for raw in ["\u{1b}]", "\u{7}", "\u{1b}[2J"] {
                 assert!(
@@ -145,11 +154,7 @@ fn control_characters_in_a_bad_value_are_shown_escaped() {
             "published": "2017-03-24\u{1b}[2J 10:00",
         })],
     );
-    let run = site
-        .cmd(&["check"])
-        .env_remove("NO_COLOR")
-        .env("CLICOLOR_FORCE", "1")
-        .run();
+    let run = check_in_colour(&site);
     run.assert_code(1);
     for raw in ["\u{1b}]", "\u{7}", "\u{1b}[2J"] {
         assert!(!run.stderr.contains(raw), "raw {raw:?} on stderr:\n{run}");
@@ -195,11 +200,7 @@ fn control_characters_in_an_input_file_name_never_reach_the_terminal() {
     let site = Site::with_digest();
     site.write("articles/a.jsonl", "");
     site.write("articles/x\u{1b}]0;pwned\u{7}y.jsonl", "{\"id\":\"a\"}\n");
-    let run = site
-        .cmd(&["check"])
-        .env_remove("NO_COLOR")
-        .env("CLICOLOR_FORCE", "1")
-        .run();
+    let run = check_in_colour(&site);
     run.assert_code(1);
     for raw in ["\u{1b}]", "\u{7}"] {
         assert!(!run.stderr.contains(raw), "raw {raw:?} on stderr:\n{run}");

@@ -260,7 +260,7 @@ fn a_quoted_local_part_is_refused_at_load_or_delivered() {
                 .assert_stderr_has(&["subscribers.toml:4:1: email: "]);
             continue;
         }
-        check.assert_code(0);
+        check.assert_success();
         site.dry_run("out").ok();
     }
 }

@@ -45,7 +45,7 @@ fn numeric_character_references_never_put_forbidden_characters_in_feeds() {
             "content_html": "<p>a&#1;b&#xB;c&#xFFFE;d&#xFDD0;e&#65535;f<a title=\"&#2;\" href=\"/x\">x</a></p>",
         })],
     );
-    site.build().assert_code(0);
+    site.build().assert_success();
     assert_feeds_well_formed(&site);
     let rss = fs::read_to_string(site.path("public/feeds/rss.xml")).unwrap();
     assert!(
@@ -71,7 +71,7 @@ fn raw_forbidden_characters_in_every_field_never_reach_the_feeds() {
             "image": "/i.jpg", "related": [format!("r{bad}")],
         })],
     );
-    site.build().assert_code(0);
+    site.build().assert_success();
     assert_feeds_well_formed(&site);
 }
 
@@ -96,7 +96,7 @@ fn a_leap_second_never_reaches_the_feeds_as_second_60() {
         run.assert_code(1).assert_stderr_has(&["published"]);
         return;
     }
-    run.assert_code(0);
+    run.assert_success();
     for feed in ["rss.xml", "atom.xml", "feed.json"] {
         let text = fs::read_to_string(site.path(&format!("public/feeds/{feed}"))).unwrap();
         assert!(!text.contains(":60"), "{feed} carries second 60:\n{text}");

@@ -36,7 +36,7 @@ fn a_200_mb_json_lines_file_builds() {
     out.flush().unwrap();
     drop(out);
     let run = site.run(&["build", "--no-cache", "--now", NOW]);
-    run.assert_code(0);
+    run.assert_success();
     assert!(run.stdout.contains(&format!("from {n} articles")), "{run}");
     let rss = fs::read_to_string(site.path("public/feeds/rss.xml")).unwrap();
     assert_eq!(rss.matches("<item>").count(), 50);
@@ -55,7 +55,7 @@ fn a_50_mb_record_on_one_line_is_handled() {
         })],
     );
     let run = site.run(&["build", "--no-cache", "--now", NOW]);
-    run.assert_code(0);
+    run.assert_success();
     let atom = fs::read(site.path("public/feeds/tech/atom.xml")).unwrap();
     assert!(
         atom.len() > 50 << 20,
@@ -206,7 +206,7 @@ fn a_one_megabyte_title_is_handled() {
             "published": "2017-03-24 10:00",
         })],
     );
-    site.build().assert_code(0);
+    site.build().assert_success();
     for feed in ["rss.xml", "atom.xml", "news/rss.xml"] {
         let text = fs::read_to_string(site.path(&format!("public/feeds/{feed}"))).unwrap();
         let doc = roxmltree::Document::parse(&text).expect("well-formed");
@@ -237,7 +237,7 @@ fn a_record_with_a_hundred_thousand_keywords_builds_in_linear_time() {
     // Speed is the benchmarks' business; here: it finishes and succeeds
     // (a quadratic deduplication made this take many minutes).
     let run = site.run(&["build", "--no-cache", "--now", NOW]);
-    run.assert_code(0);
+    run.assert_success();
 }
 
 #[test]
@@ -329,5 +329,5 @@ fn long_fields_are_checked_in_every_record_and_decoded_in_kept_ones() {
 }
 
 fn run_ok(site: &Site) {
-    site.run(&["build", "--now", NOW]).assert_code(0);
+    site.run(&["build", "--now", NOW]).assert_success();
 }

@@ -179,7 +179,7 @@ fn html_in_the_site_title_is_escaped_in_html_and_plain_in_the_subject() {
 #[test]
 fn html_in_fields_never_becomes_markup_in_the_feeds() {
     let site = hostile_site(false);
-    site.run(&["build", "--now", NOW]).assert_code(0);
+    site.run(&["build", "--now", NOW]).assert_success();
     for feed in [
         "public/feeds/rss.xml",
         "public/feeds/atom.xml",

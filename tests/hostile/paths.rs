@@ -95,7 +95,7 @@ fn a_section_folder_symlinked_outside_is_not_written_through() {
     // follow symlinks: public/feeds/news -> /elsewhere makes the build write
     // news/rss.xml, news/atom.xml and news/feed.json into /elsewhere (exit 0).
     let site = Site::with_digest();
-    site.build().assert_code(0);
+    site.build().assert_success();
     let outside = tempfile::tempdir().unwrap();
     fs::write(outside.path().join("keep.txt"), "outside").unwrap();
     fs::remove_dir_all(site.path("public/feeds/news")).unwrap();
@@ -123,13 +123,13 @@ fn a_feeds_folder_symlinked_outside_is_not_written_through() {
 #[test]
 fn a_feed_file_symlinked_outside_is_replaced_not_written_through() {
     let site = Site::with_digest();
-    site.build().assert_code(0);
+    site.build().assert_success();
     let outside = tempfile::tempdir().unwrap();
     let victim = outside.path().join("victim.xml");
     fs::write(&victim, "precious").unwrap();
     fs::remove_file(site.path("public/feeds/rss.xml")).unwrap();
     symlink(&victim, site.path("public/feeds/rss.xml")).unwrap();
-    site.build().assert_code(0);
+    site.build().assert_success();
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
     let meta = fs::symlink_metadata(site.path("public/feeds/rss.xml")).unwrap();
     assert!(meta.is_file(), "rss.xml is still a link");

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 
-use crate::support::{NOW, PASSWORD_VAR, Run, SECRET, Site, contains_bytes};
+use crate::support::{NOW, PASSWORD_VAR, Run, SECRET, Site, contains_bytes, read_files};
 
 const USER: &str = "digest-sender";
 const PASSWORD: &str = "smtp-PASS-4b1d-c0ffee-do-not-leak";
@@ -158,8 +158,7 @@ fn forms(secret: &str) -> Vec<String> {
 /// handed on), or `extra`.
 #[track_caller]
 fn assert_not_leaked(site: &Site, runs: &[&Run], extra: &[Vec<u8>]) {
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    collect(site.root(), &mut files);
+    let files = read_files(site.root());
     assert!(
         files.iter().any(|(p, _)| p.contains("state.sqlite")),
         "no state database to check"
@@ -186,17 +185,6 @@ fn assert_not_leaked(site: &Site, runs: &[&Run], extra: &[Vec<u8>]) {
     }
 }
 
-fn collect(dir: &std::path::Path, files: &mut Vec<(String, Vec<u8>)>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            collect(&path, files);
-        } else {
-            files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-        }
-    }
-}
-
 #[test]
 fn secrets_never_leave_in_output_files_messages_or_state_with_sendmail() {
     let site = Site::with_digest();
@@ -209,7 +197,7 @@ fn secrets_never_leave_in_output_files_messages_or_state_with_sendmail() {
         &["-v", "digest", "--send", "--now", NOW][..],
     ] {
         let run = site.cmd(args).env(PASSWORD_VAR, PASSWORD).run();
-        run.assert_code(0);
+        run.assert_success();
         runs.push(run);
     }
     assert_eq!(site.sent().len(), 1);
@@ -225,7 +213,7 @@ fn the_smtp_password_is_used_but_never_shown_or_stored() {
         .cmd(&["-v", "digest", "--send", "--now", NOW])
         .env(PASSWORD_VAR, PASSWORD)
         .run();
-    run.assert_code(0);
+    run.assert_success();
     let messages = stored.lock().unwrap().clone();
     assert_eq!(messages.len(), 1, "{run}");
     assert_not_leaked(&site, &[&run], &messages);

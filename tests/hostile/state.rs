@@ -55,7 +55,7 @@ impl Drop for ReadOnly {
 #[test]
 fn a_read_only_output_folder_fails_cleanly_and_keeps_the_previous_feeds() {
     let site = Site::with_digest();
-    site.build().assert_code(0);
+    site.build().assert_success();
     site.write_jsonl(
         "articles/a.jsonl",
         &[crate::support::digest_article("a2", "news")],
@@ -94,7 +94,7 @@ fn a_failed_move_into_place_leaves_no_temporary_files() {
     // output is a mix of old and new feeds; the message says so only as
     // "cannot move … into place".)
     let site = Site::with_digest();
-    site.build().assert_code(0);
+    site.build().assert_success();
     site.write_jsonl(
         "articles/a.jsonl",
         &[crate::support::digest_article("a2", "news")],
@@ -158,7 +158,7 @@ fn a_state_database_with_corrupt_pages_is_refused_untouched_naming_the_file() {
     // the queries that find the damage.
     let site = Site::with_digest();
     site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
-        .assert_code(0);
+        .assert_success();
     let path = site.path("state/state.sqlite");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -187,7 +187,7 @@ fn a_state_database_with_corrupt_pages_is_refused_untouched_naming_the_file() {
 fn a_state_database_from_a_newer_version_is_refused() {
     let site = Site::with_digest();
     site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
-        .assert_code(0);
+        .assert_success();
     {
         let conn = rusqlite::Connection::open(site.path("state/state.sqlite")).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
@@ -225,7 +225,7 @@ fn a_missing_state_folder_is_created() {
         !site.path("deep").exists(),
         "a dry run created the state folder"
     );
-    site.send().assert_code(0);
+    site.send().assert_success();
     assert!(site.path("deep/new/folder/state.sqlite").is_file());
     assert_eq!(site.sent().len(), 1);
 }
@@ -252,7 +252,7 @@ fn a_state_database_locked_by_another_run_exits_2_at_once() {
     assert!(started.elapsed().as_secs() < 5);
     assert!(site.sent().is_empty());
     drop(lock);
-    site.send().assert_code(0);
+    site.send().assert_success();
     assert_eq!(site.sent().len(), 1);
 }
 
@@ -264,7 +264,7 @@ fn a_state_database_locked_by_another_program_is_a_clear_error() {
     // is locked": it names neither the file nor what to do.
     let site = Site::with_digest();
     site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
-        .assert_code(0);
+        .assert_success();
     site.write_jsonl(
         "articles/a.jsonl",
         &[
@@ -289,7 +289,7 @@ fn a_state_database_locked_by_another_program_is_a_clear_error() {
 fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
     let site = Site::with_digest();
     site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
-        .assert_code(0);
+        .assert_success();
     let old = b"From: digest@news.example.cn\r\nTo: reader@example.com\r\nSubject: old\r\n\r\nbody of 2017-03-23\r\n";
     {
         // Back to version 1: no messages table, articles one row each, and
@@ -333,7 +333,7 @@ fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
     let before = site.sent().len();
     // A dry run reads the old database as it is, and leaves it so.
     site.dry_run("out").ok();
-    site.send().assert_code(0);
+    site.send().assert_success();
     let sent = site.sent();
     assert_eq!(sent.len(), before + 1, "only the pending message is sent");
     assert!(sent.contains(&old.to_vec()), "the stored bytes, unchanged");

@@ -6,7 +6,7 @@ use std::fs;
 
 use serde_json::json;
 
-use crate::support::{Site, digest_article};
+use crate::support::{Site, digest_article, files_under};
 
 /// Each hostile URL and the scheme the error names.
 const HOSTILE: [(&str, &str); 11] = [
@@ -57,7 +57,7 @@ fn a_scheme_split_by_white_space_is_a_path_on_the_site() {
     let mut record = digest_article("a1", "news");
     record["url"] = "java\tscript:alert(1)".into();
     site.write_jsonl("articles/a.jsonl", &[record]);
-    site.build().assert_code(0);
+    site.build().assert_success();
     let rss = fs::read_to_string(site.path("public/feeds/rss.xml")).unwrap();
     assert!(
         rss.contains("<link>https://news.example.cn/java%20script:alert(1)</link>"),
@@ -101,11 +101,12 @@ fn non_web_links_in_content_are_removed_from_every_feed_and_email() {
             "published": "2017-03-24 10:00", "content_html": body,
         })],
     );
-    site.build().assert_code(0);
+    site.build().assert_success();
     site.dry_run("out").ok();
     let mut checked = 0;
     for dir in ["public/feeds", "out"] {
-        for entry in walk(&site.path(dir)) {
+        let dir = site.path(dir);
+        for entry in files_under(&dir).into_iter().map(|rel| dir.join(rel)) {
             let text = fs::read_to_string(&entry).unwrap().to_lowercase();
             for scheme in [
                 "javascript:",
@@ -127,19 +128,6 @@ fn non_web_links_in_content_are_removed_from_every_feed_and_email() {
         }
     }
     assert!(checked >= 8, "only {checked} files checked");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

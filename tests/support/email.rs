@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 
-use super::files::{files_under, read};
+use super::files::read_files;
 use super::run::Run;
 use super::sites::Listing;
 
@@ -29,13 +29,7 @@ impl DryRun {
 
     /// Every file written, by path relative to the folder (`/`-separated).
     pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
-        files_under(&self.dir)
-            .into_iter()
-            .map(|rel| {
-                let bytes = read(&self.dir.join(&rel));
-                (rel, bytes)
-            })
-            .collect()
+        read_files(&self.dir)
     }
 
     /// The `.eml` files, by address (file name without `.eml`).

@@ -36,6 +36,17 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
+/// The bytes of every file under `dir` (see [`files_under`]), by relative path.
+pub fn read_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    files_under(dir)
+        .into_iter()
+        .map(|rel| {
+            let bytes = read(&dir.join(&rel));
+            (rel, bytes)
+        })
+        .collect()
+}
+
 /// Copies the files under `from` into `to`, creating folders.
 pub fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create folder");

@@ -35,7 +35,7 @@ mod xml;
 use std::path::PathBuf;
 
 pub use email::{DryRun, Email, html_unescape, links};
-pub use files::{Snapshot, age_files, contains_bytes, files_under, read, set_mode};
+pub use files::{Snapshot, age_files, contains_bytes, files_under, read, read_files, set_mode};
 pub use golden::{assert_golden, first_difference};
 pub use run::{Cmd, Run};
 pub use site::Site;
