@@ -12,8 +12,9 @@
 //! - `xml`: feeds read by a strict XML 1.0 parser and by feed-rs;
 //! - `email`: a message as a mail reader sees it ([`Email`]) and what a
 //!   dry run wrote ([`DryRun`]);
-//! - `smtp`: real SMTP servers run as child processes (`fault_server.py` on
-//!   aiosmtpd, Postfix's `smtp-sink`) and what they stored;
+//! - `smtp`: real SMTP servers run as child processes ([`SmtpServer`]:
+//!   `fault_server.py` on aiosmtpd, or Postfix's `smtp-sink`) and what they
+//!   stored ([`Stored`]);
 //! - `state`: the state database, read;
 //! - `golden`: generated files compared byte for byte with
 //!   `tests/golden/<name>/`, rewritten with `BULLETIN_BLESS=1`.

@@ -140,7 +140,8 @@ impl Site {
         self.write_config_table(&config)
     }
 
-    fn config_table(&self) -> toml::Table {
+    /// `feeds.toml`, parsed.
+    pub(super) fn config_table(&self) -> toml::Table {
         self.read("feeds.toml").parse().expect("feeds.toml parses")
     }
 

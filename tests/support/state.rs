@@ -10,7 +10,7 @@ impl Site {
     /// The state database: `[digest] state` of the config, or bulletin's
     /// default `.bulletin/state.sqlite`.
     pub fn state_path(&self) -> PathBuf {
-        let config: toml::Table = self.read("feeds.toml").parse().expect("feeds.toml parses");
+        let config = self.config_table();
         let state = config
             .get("digest")
             .and_then(|d| d.get("state"))
