@@ -7,10 +7,10 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::golden::build_example;
-use crate::harness::{
-    NOW, Site, age_files, article, changed_files, check_strict_xml, child_text, elements,
-    files_under, parse_feed, read, repo_root, snapshot, strict_xml, xml_doc,
+use crate::cli::golden::build_example;
+use crate::support::{
+    DEFAULT_CONFIG, NOW, Site, Snapshot, age_files, article, check_strict_xml, child_text,
+    elements, files_under, parse_feed, read, repo_root, strict_xml, xml_doc,
 };
 
 const RSS_NS: &str = "http://purl.org/rss/1.0/modules/content/";
@@ -145,7 +145,7 @@ fn control_characters_in_records_never_reach_the_feeds() {
 fn control_characters_in_the_config_never_reach_the_feeds() {
     // A title pasted from a CMS with a stray control character: either the
     // config is refused (exit 1, nothing written) or the feeds stay strict.
-    let config = crate::harness::DEFAULT_CONFIG
+    let config = DEFAULT_CONFIG
         .replace(r#"title = "新闻中心""#, r#"title = "新闻\u000B中心""#)
         .replace(
             r#"description = "测试用的新闻站""#,
@@ -445,7 +445,7 @@ fn building_twice_gives_the_same_bytes_and_touches_nothing() {
     );
     site.assert_all_feeds_valid();
     age_files(&site.out_dir());
-    let before = snapshot(&site.out_dir());
+    let before = Snapshot::of(&site.out_dir());
 
     let second = site.build();
     second.assert_success();
@@ -454,26 +454,26 @@ fn building_twice_gives_the_same_bytes_and_touches_nothing() {
         "{second:?}"
     );
     assert_eq!(
-        changed_files(&before, &snapshot(&site.out_dir())),
+        before.changed(&Snapshot::of(&site.out_dir())),
         Vec::<String>::new(),
         "bytes or mtimes changed"
     );
 
     // A build into another folder gives the same bytes.
     let other = site.path("other");
-    site.cmd("build")
+    site.cmd(&["build"])
         .config(&site.config_path())
         .out(&other)
         .args(["--now", NOW])
         .run()
         .assert_success();
-    let again = snapshot(&other);
-    assert_eq!(
-        again.keys().collect::<Vec<_>>(),
-        before.keys().collect::<Vec<_>>()
-    );
-    for (rel, (bytes, _)) in &again {
-        assert!(bytes == &before[rel].0, "{rel} differs between two builds");
+    let again = Snapshot::of(&other);
+    assert_eq!(again.paths(), before.paths());
+    for rel in again.paths() {
+        assert!(
+            again.bytes(rel) == before.bytes(rel),
+            "{rel} differs between two builds"
+        );
     }
 }
 
@@ -482,16 +482,16 @@ fn changing_one_article_rewrites_only_the_feeds_that_carry_it() {
     let site = three_section_site();
     site.build().assert_success();
     age_files(&site.out_dir());
-    let before = snapshot(&site.out_dir());
+    let before = Snapshot::of(&site.out_dir());
 
     let mut y1 = article("y1", "yushi", "2017-03-23 10:00");
     y1["title"] = json!("改过的标题");
     site.write_json("articles/yushi.json", &[y1]);
     let output = site.build();
     output.assert_success();
-    let after = snapshot(&site.out_dir());
+    let after = Snapshot::of(&site.out_dir());
     assert_eq!(
-        changed_files(&before, &after),
+        before.changed(&after),
         [
             "feeds/atom.xml",
             "feeds/news/atom.xml",
@@ -514,13 +514,13 @@ fn changing_one_article_rewrites_only_the_feeds_that_carry_it() {
 
     // A change in tech leaves news and yushi alone.
     age_files(&site.out_dir());
-    let before = snapshot(&site.out_dir());
+    let before = Snapshot::of(&site.out_dir());
     let mut t1 = article("t1", "tech", "2017-03-23 11:00");
     t1["summary"] = json!("新的摘要");
     site.write_jsonl("articles/tech.jsonl", &[t1]);
     site.build().assert_success();
     assert_eq!(
-        changed_files(&before, &snapshot(&site.out_dir())),
+        before.changed(&Snapshot::of(&site.out_dir())),
         [
             "feeds/atom.xml",
             "feeds/rss.xml",
@@ -535,7 +535,7 @@ fn a_failed_build_leaves_the_previous_feeds_untouched() {
     let site = three_section_site();
     site.build().assert_success();
     age_files(&site.out_dir());
-    let before = snapshot(&site.out_dir());
+    let before = Snapshot::of(&site.out_dir());
 
     let mut bad = article("bad", "news", "2017-03-23 12:00");
     bad["published"] = json!("2017-13-01");
@@ -547,7 +547,7 @@ fn a_failed_build_leaves_the_previous_feeds_untouched() {
     output.assert_code(1);
     assert!(output.stderr.contains("nothing was written"), "{output:?}");
     assert_eq!(
-        changed_files(&before, &snapshot(&site.out_dir())),
+        before.changed(&Snapshot::of(&site.out_dir())),
         Vec::<String>::new(),
         "a failed build changed the output folder"
     );
@@ -684,8 +684,7 @@ fn an_empty_section_still_gets_valid_empty_feeds() {
 
 #[test]
 fn dates_in_every_accepted_form_come_out_in_china_time() {
-    let config = crate::harness::DEFAULT_CONFIG
-        .replace(r#"timezone = "+08:00""#, r#"timezone = "Asia/Shanghai""#);
+    let config = DEFAULT_CONFIG.replace(r#"timezone = "+08:00""#, r#"timezone = "Asia/Shanghai""#);
     let site = Site::with_config(&config);
     site.write(
         "articles/dates.toml",
@@ -980,10 +979,10 @@ fn opml_lists_every_feed_with_absolute_urls() {
 
 // ---- a second, independent reader: Python's feedparser ---------------------
 
-/// Runs `tests/tools/feedparser_check.py DIR`. Fails (never skips) when
+/// Runs `tests/support/feedparser_check.py DIR`. Fails (never skips) when
 /// python3 or feedparser is missing: CI installs it with `pip install feedparser`.
 fn feedparser_check(dir: &Path) -> std::process::Output {
-    let script = repo_root().join("tests/tools/feedparser_check.py");
+    let script = repo_root().join("tests/support/feedparser_check.py");
     Command::new("python3").arg(&script).arg(dir).output().unwrap_or_else(|e| {
         panic!("cannot run python3 ({e}); install Python 3 and `pip install feedparser` to run this test")
     })
@@ -1081,8 +1080,7 @@ fn cached_builds_match_full_parses_for_any_clock() {
         NOW,
     ] {
         site.build_at(now).assert_success();
-        full.cmd("build")
-            .args(["--now", now, "--no-cache"])
+        full.cmd(&["build", "--now", now, "--no-cache"])
             .run()
             .assert_success();
         for rel in [

@@ -2,11 +2,9 @@
 //! `path:line:col: field: message` on stderr, the command exits 1, and
 //! nothing is written. `check` lists every problem of a corpus in one run.
 
-use std::path::Path;
-
 use serde_json::json;
 
-use crate::harness::{DEFAULT_CONFIG, Output, Site, article, files_under, repo_root, snapshot};
+use crate::support::{DEFAULT_CONFIG, Run, Site, Snapshot, article};
 
 /// serde's list of the record fields, as the unknown-field message gives it.
 const EXPECTED_FIELDS: &str = "expected one of `id`, `title`, `section`, `url`, `published`, `updated`, \
@@ -22,7 +20,7 @@ fn line_of(text: &str, line: &str) -> usize {
 
 /// A build that must fail: exit 1, the given summary, no output folder.
 #[track_caller]
-fn failed_build(site: &Site, problems: usize) -> Output {
+fn failed_build(site: &Site, problems: usize) -> Run {
     let output = site.build();
     output.assert_code(1);
     site.assert_nothing_written();
@@ -322,7 +320,7 @@ fn a_bad_now_is_a_usage_error_with_exit_1() {
         &[article("a1", "news", "2017-03-23 10:00")],
     );
     let output = site
-        .cmd("build")
+        .cmd(&["build"])
         .config(&site.config_path())
         .args(["--now", "garbage"])
         .run();
@@ -340,7 +338,7 @@ fn a_bad_now_is_a_usage_error_with_exit_1() {
     site.assert_nothing_written();
     // A date without an offset is not RFC 3339 either.
     let output = site
-        .cmd("build")
+        .cmd(&["build"])
         .config(&site.config_path())
         .args(["--now", "2017-03-25 08:00"])
         .run();
@@ -351,7 +349,7 @@ fn a_bad_now_is_a_usage_error_with_exit_1() {
 #[test]
 fn a_missing_config_is_an_error_naming_the_file() {
     let site = Site::new();
-    let output = site.cmd("build").config(&site.path("nope.toml")).run();
+    let output = site.cmd(&["build"]).config(&site.path("nope.toml")).run();
     output.assert_code(1);
     assert!(
         output
@@ -408,11 +406,11 @@ published = "2017-03-23 11:03"
 #[test]
 fn check_reports_every_problem_of_every_file_in_one_run() {
     let site = messy_site();
-    let before = snapshot(site.root());
+    let before = Snapshot::of(site.root());
     let output = site.check();
     output.assert_code(1);
     assert_eq!(
-        snapshot(site.root()),
+        Snapshot::of(site.root()),
         before,
         "check changed the site folder"
     );
@@ -486,36 +484,22 @@ fn build_on_the_same_corpus_reports_the_same_problems_and_writes_nothing() {
 #[test]
 fn check_passes_on_the_example_site_and_writes_nothing() {
     // A copy of the example site, so "writes nothing" can be checked.
-    let copy = tempfile::Builder::new()
-        .prefix("bulletin-example-copy-")
-        .tempdir()
-        .unwrap();
-    let repo = repo_root();
-    std::fs::copy(repo.join("feeds.toml"), copy.path().join("feeds.toml")).unwrap();
-    for folder in ["examples", "templates"] {
-        copy_dir(&repo.join(folder), &copy.path().join(folder));
-    }
-    let before = snapshot(copy.path());
-    let output = std::process::Command::new(crate::harness::BIN)
-        .args(["check", "--config"])
-        .arg(copy.path().join("feeds.toml"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let site = Site::example();
+    let before = Snapshot::of(site.root());
+    let output = site
+        .cmd(&["check", "--config"])
+        .arg(site.config_path())
+        .run();
+    output.assert_success();
+    let stdout = &output.stdout;
     assert!(
         stdout.starts_with("checked ") && stdout.contains("no problems"),
         "{stdout}"
     );
     assert!(stdout.contains(" 8 sections"), "{stdout}");
-    assert_eq!(snapshot(copy.path()), before, "check wrote into the site");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for rel in files_under(from) {
-        let target = to.join(&rel);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(from.join(&rel), target).unwrap();
-    }
+    assert_eq!(
+        Snapshot::of(site.root()),
+        before,
+        "check wrote into the site"
+    );
 }

@@ -2,45 +2,24 @@
 //! the offending source line with a caret under the column and, for a
 //! misspelled name, a did-you-mean hint. Colour only on a terminal.
 
-use std::process::Command;
-
 use serde_json::json;
 
-use crate::harness::{BIN, Site, article};
+use crate::support::{Run, Site, article};
 
 /// serde's list of the record fields, as the unknown-field message gives it.
 const EXPECTED_FIELDS: &str = "expected one of `id`, `title`, `section`, `url`, `published`, `updated`, \
      `author`, `editor`, `source`, `keywords`, `summary`, `content_html`, `image`, `related`, `views`";
 
-/// What a run printed, paths relative to the site.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// `bulletin ARGS` in the site's folder, with the colour variables removed
-/// from the environment and then `env` set.
+/// `bulletin ARGS` in the site's folder (no colour variable but `env`),
+/// its stderr with paths relative to the site.
 fn run(site: &Site, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .current_dir(site.root())
-        .env_remove("NO_COLOR")
-        .env_remove("CLICOLOR")
-        .env_remove("CLICOLOR_FORCE")
-        .env_remove("BULLETIN_SMTP_PASSWORD")
-        .env("RUST_BACKTRACE", "0");
+    let mut cmd = site.cmd(args);
     for (key, value) in env {
-        command.env(key, value);
+        cmd = cmd.env(key, value);
     }
-    let output = command.output().expect("run bulletin");
-    let root = format!("{}/", site.root().display());
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).replace(&root, ""),
-    }
+    let mut run = cmd.run();
+    run.stderr = run.stderr_rel();
+    run
 }
 
 /// `bulletin check` with NO_COLOR=1: must fail, and print exactly `stderr`.

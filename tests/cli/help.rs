@@ -2,25 +2,18 @@
 //! help has an example, and the shell completions and man pages come from
 //! the same definitions.
 
-use std::process::Command;
+use crate::support::Cmd;
 
-use crate::harness::BIN;
-
-/// `bulletin ARGS`: exit code and stdout (stderr must be empty).
+/// `bulletin ARGS`: must succeed with nothing on stderr; returns stdout.
 fn stdout_of(args: &[&str]) -> String {
-    let output = Command::new(BIN)
-        .args(args)
-        .env_remove("NO_COLOR")
-        .env_remove("CLICOLOR_FORCE")
-        .output()
-        .expect("run bulletin");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = Cmd::new().args(args).run();
     assert!(
-        output.status.success() && stderr.is_empty(),
-        "bulletin {args:?}: {:?}\n{stderr}",
-        output.status.code()
+        run.code == Some(0) && run.stderr.is_empty(),
+        "bulletin {args:?}: {:?}\n{}",
+        run.code,
+        run.stderr
     );
-    String::from_utf8(output.stdout).expect("UTF-8 on stdout")
+    run.stdout_utf8().to_owned()
 }
 
 const COMMANDS: [&str; 6] = ["build", "check", "digest", "init", "completions", "man"];
@@ -99,13 +92,11 @@ fn completions_are_generated_for_every_shell() {
         );
     }
     // An unknown shell is a usage error naming the ones there are.
-    let output = Command::new(BIN)
-        .args(["completions", "tcsh"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
+    let output = Cmd::new().args(["completions", "tcsh"]).run();
+    assert_eq!(output.code, Some(1));
     assert!(
-        String::from_utf8_lossy(&output.stderr)
+        output
+            .stderr
             .contains("[possible values: bash, elvish, fish, powershell, zsh]")
     );
 }

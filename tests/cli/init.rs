@@ -1,28 +1,15 @@
 //! `bulletin init DIR`, then the first commands a newcomer runs there.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::harness::{BIN, assert_all_feeds_valid, files_under};
+use crate::support::{Cmd, assert_all_feeds_valid, files_under};
 
 /// `bulletin ARGS` in `dir`: must succeed; returns stdout.
 #[track_caller]
 fn ok(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("BULLETIN_UNSUBSCRIBE_SECRET")
-        .env_remove("BULLETIN_SMTP_PASSWORD")
-        .output()
-        .expect("run bulletin");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "bulletin {args:?} failed ({:?}):\n{stdout}{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    let run = Cmd::in_dir(dir).args(args).run();
+    run.assert_success();
+    run.stdout
 }
 
 #[test]
@@ -64,13 +51,9 @@ fn init_then_check_build_and_digest_dry_run_succeed() {
     );
 
     // A second init there refuses, naming what exists, and changes nothing.
-    let again = Command::new(BIN)
-        .args(["init", "mysite"])
-        .current_dir(temp.path())
-        .output()
-        .unwrap();
-    assert_eq!(again.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&again.stderr);
+    let again = Cmd::in_dir(temp.path()).args(["init", "mysite"]).run();
+    assert_eq!(again.code, Some(1));
+    let stderr = &again.stderr;
     assert!(
         stderr.starts_with("error: refusing to overwrite existing files: mysite/feeds.toml, "),
         "{stderr}"

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::harness::*;
+use crate::support::{Site, SmtpServer, assert_one_each, copies};
 
 const DRILL_SUBSCRIBERS: usize = 2000;
 const CONNECTIONS: usize = 4;
 
 /// Waits until the server's store stops growing (messages in flight when the
 /// client died are stored or dropped by then).
-fn settle(server: &FaultServer) -> usize {
+fn settle(server: &SmtpServer) -> usize {
     let mut last = server.stored_count();
     loop {
         std::thread::sleep(Duration::from_millis(300));
@@ -33,7 +33,7 @@ fn settle(server: &FaultServer) -> usize {
 /// with the same Message-ID and bytes; the state database must say all sent.
 #[test]
 fn crash_drill_sigkill_at_10_50_90_percent_then_rerun() {
-    let mut site = Site::new(DRILL_SUBSCRIBERS);
+    let site = Site::smtp(DRILL_SUBSCRIBERS);
     // Three items per email keep the messages small and composing quick.
     site.set("digest.max_items", 3)
         .set("smtp.connections", CONNECTIONS as i64);
@@ -42,7 +42,7 @@ fn crash_drill_sigkill_at_10_50_90_percent_then_rerun() {
     let mut boundaries = Vec::new(); // stored count after each kill
     for percent in [10, 50, 90] {
         let target = DRILL_SUBSCRIBERS * percent / 100;
-        let mut running = Running::spawn(site.send_command(&[]));
+        let mut running = site.send_cmd().spawn();
         let deadline = Instant::now() + Duration::from_secs(180);
         while server.stored_count() < target {
             if running.exited() {
@@ -69,7 +69,7 @@ fn crash_drill_sigkill_at_10_50_90_percent_then_rerun() {
     for (i, s) in stored.iter().enumerate() {
         positions.entry(s.rcpt.as_str()).or_default().push(i);
     }
-    for r in &site.recipients {
+    for r in &site.recipients() {
         assert!(positions.contains_key(r.as_str()), "{r}: no copy at all");
     }
     assert_eq!(
@@ -111,7 +111,7 @@ fn crash_drill_sigkill_at_10_50_90_percent_then_rerun() {
             kill + 1
         );
     }
-    site.state().assert_all(&site.recipients, "sent");
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 /// The journal (the state database) stalls — another process holds its write
@@ -122,11 +122,11 @@ fn crash_drill_sigkill_at_10_50_90_percent_then_rerun() {
 /// turns every queued message into a duplicate after a crash.)
 #[test]
 fn sending_stops_when_outcomes_cannot_be_recorded() {
-    let mut site = Site::new(400);
+    let site = Site::smtp(400);
     site.set("digest.max_items", 3)
         .set("smtp.connections", CONNECTIONS as i64);
     let server = site.serve(&["--delay", "0.005"]);
-    let mut running = Running::spawn(site.send_command(&[]));
+    let mut running = site.send_cmd().spawn();
     let deadline = Instant::now() + Duration::from_secs(120);
     while server.stored_count() < 40 {
         assert!(!running.exited(), "the send ended early");
@@ -169,27 +169,27 @@ fn sending_stops_when_outcomes_cannot_be_recorded() {
         duplicates <= CONNECTIONS,
         "{duplicates} duplicates after one kill; at most {CONNECTIONS} were in flight"
     );
-    for r in &site.recipients {
+    for r in &site.recipients() {
         assert!(copies(&stored).contains_key(r.as_str()), "{r}: no copy");
     }
-    site.state().assert_all(&site.recipients, "sent");
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 #[test]
 fn two_sends_at_once_only_one_sends() {
-    let mut site = Site::new(12);
+    let site = Site::smtp(12);
     let server = site.serve(&["--delay", "0.3"]);
-    let a = Running::spawn(site.send_command(&[]));
-    let b = Running::spawn(site.send_command(&[]));
+    let a = site.send_cmd().spawn();
+    let b = site.send_cmd().spawn();
     let (a, b) = (a.finish(), b.finish());
     let (winner, loser) = if a.code == Some(0) { (a, b) } else { (b, a) };
-    winner.expect(0, "the run holding the lock");
-    loser.expect(2, "the run that found the lock taken");
+    winner.assert_success(); // the run holding the lock
+    loser.assert_code(2); // the run that found the lock taken
     let said = loser.stderr.to_lowercase();
     assert!(
         said.contains("another") && said.contains("lock"),
         "the second run should say another run holds the lock:\n{loser}"
     );
-    assert_one_each(&server.stored(), &site.recipients);
-    site.state().assert_all(&site.recipients, "sent");
+    assert_one_each(&server.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
 }

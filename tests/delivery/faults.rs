@@ -1,11 +1,11 @@
 //! Server faults: temporary and permanent refusals, 421, dropped connections
 //! (before and after the server kept the message), no server at all.
 
-use crate::harness::*;
+use crate::support::{Site, assert_one_each, copies, free_port};
 
 #[test]
 fn temporary_451_on_every_third_message_is_retried_within_the_run() {
-    let mut site = Site::new(12);
+    let site = Site::smtp(12);
     let server = site.serve(&["--fail-every", "3", "--fail-code", "451"]);
     let runs = site.send_until_done(4);
     println!(
@@ -18,8 +18,8 @@ fn temporary_451_on_every_third_message_is_retried_within_the_run() {
         "the fault never fired:\n{}",
         server.log()
     );
-    assert_one_each(&server.stored(), &site.recipients);
-    site.state().assert_all(&site.recipients, "sent");
+    assert_one_each(&server.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
     // `retries = 3`: one run suffices unless a message hit the fault four times.
     assert!(
         runs.len() <= 2,
@@ -30,12 +30,12 @@ fn temporary_451_on_every_third_message_is_retried_within_the_run() {
 
 #[test]
 fn temporary_failures_left_pending_are_finished_by_reruns() {
-    let mut site = Site::new(12);
+    let site = Site::smtp(12);
     site.set("smtp.retries", 0);
     let server = site.serve(&["--fail-every", "3", "--fail-code", "451"]);
 
     let first = site.send();
-    first.expect(2, "a run that leaves messages pending");
+    first.assert_code(2); // a run that leaves messages pending
     let refused = server.log_count("451 (injected)");
     assert_eq!(refused, 4, "every third of 12 messages:\n{}", server.log());
     let state = site.state();
@@ -55,24 +55,24 @@ fn temporary_failures_left_pending_are_finished_by_reruns() {
     let runs = site.send_until_done(10);
     println!("451 with retries = 0: {} more run(s) to finish", runs.len());
     assert!(runs.len() >= 2, "the 451 fired again, so reruns are needed");
-    assert_one_each(&server.stored(), &site.recipients);
-    site.state().assert_all(&site.recipients, "sent");
+    assert_one_each(&server.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 #[test]
 fn permanent_550_is_reported_recorded_and_never_retried() {
-    let mut site = Site::new(8);
+    let site = Site::smtp(8);
     let refused = "reader0003@example.com";
     let server = site.serve(&["--reject", refused]);
 
     let first = site.send();
-    first.expect(2, "one recipient refused");
+    first.assert_code(2); // one recipient refused
     assert!(
         first.stderr.contains(refused),
         "stderr should name the refused recipient:\n{first}"
     );
     let others: Vec<String> = site
-        .recipients
+        .recipients()
         .iter()
         .filter(|r| *r != refused)
         .cloned()
@@ -92,7 +92,7 @@ fn permanent_550_is_reported_recorded_and_never_retried() {
     drop(state);
 
     let rerun = site.send();
-    rerun.expect(2, "a rerun while a recipient stays failed");
+    rerun.assert_code(2); // a rerun while a recipient stays failed
     assert_eq!(server.stored().len(), others.len(), "the rerun sent again");
     assert_eq!(
         server.log_count("550 for RCPT"),
@@ -108,9 +108,9 @@ fn permanent_550_is_reported_recorded_and_never_retried() {
 
 #[test]
 fn permanent_554_after_data_is_recorded_as_failed_and_not_resent() {
-    let mut site = Site::new(8);
+    let site = Site::smtp(8);
     let server = site.serve(&["--fail-every", "4", "--fail-code", "554"]);
-    site.send().expect(2, "two messages refused for good");
+    site.send().assert_code(2); // two messages refused for good
     assert_eq!(server.log_count("554 (injected)"), 2, "{}", server.log());
     let state = site.state();
     assert_eq!(state.count("failed"), 2);
@@ -125,8 +125,7 @@ fn permanent_554_after_data_is_recorded_as_failed_and_not_resent() {
     drop(state);
     assert_one_each(&server.stored(), &sent);
 
-    site.send()
-        .expect(2, "a rerun while two recipients stay failed");
+    site.send().assert_code(2); // a rerun while two recipients stay failed
     assert_eq!(
         server.log_count("554 (injected)"),
         2,
@@ -137,7 +136,7 @@ fn permanent_554_after_data_is_recorded_as_failed_and_not_resent() {
 
 #[test]
 fn server_421_and_close_after_two_messages_per_connection() {
-    let mut site = Site::new(12);
+    let site = Site::smtp(12);
     let server = site.serve(&["--close-after", "2"]);
     let runs = site.send_until_done(4);
     println!(
@@ -150,13 +149,13 @@ fn server_421_and_close_after_two_messages_per_connection() {
         "the fault never fired:\n{}",
         server.log()
     );
-    assert_one_each(&server.stored(), &site.recipients);
-    site.state().assert_all(&site.recipients, "sent");
+    assert_one_each(&server.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 #[test]
 fn connection_dropped_mid_data_is_resent() {
-    let mut site = Site::new(8);
+    let site = Site::smtp(8);
     let server = site.serve(&["--drop-mid-data", "3"]);
     site.send_until_done(4);
     assert_eq!(
@@ -165,13 +164,13 @@ fn connection_dropped_mid_data_is_resent() {
         "the fault did not fire once:\n{}",
         server.log()
     );
-    assert_one_each(&server.stored(), &site.recipients);
-    site.state().assert_all(&site.recipients, "sent");
+    assert_one_each(&server.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 #[test]
 fn connection_dropped_after_store_gives_at_most_one_duplicate_with_the_same_id() {
-    let mut site = Site::new(8);
+    let site = Site::smtp(8);
     let server = site.serve(&["--drop-after-store", "3"]);
     site.send_until_done(4);
     assert_eq!(
@@ -182,7 +181,7 @@ fn connection_dropped_after_store_gives_at_most_one_duplicate_with_the_same_id()
     );
     let stored = server.stored();
     let copies = copies(&stored);
-    for r in &site.recipients {
+    for r in &site.recipients() {
         assert!(copies.contains_key(r.as_str()), "{r}: no copy");
     }
     let duplicated: Vec<_> = copies.iter().filter(|(_, c)| c.len() > 1).collect();
@@ -207,10 +206,10 @@ fn connection_dropped_after_store_gives_at_most_one_duplicate_with_the_same_id()
     }
     assert_eq!(
         copies.len(),
-        site.recipients.len(),
+        site.recipients().len(),
         "mail for a non-subscriber"
     );
-    site.state().assert_all(&site.recipients, "sent");
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 /// The server keeps each message and takes 2.5 s to say 250, longer than
@@ -221,7 +220,7 @@ fn connection_dropped_after_store_gives_at_most_one_duplicate_with_the_same_id()
 /// final dot, to avoid exactly this).
 #[test]
 fn slow_reply_after_data_does_not_multiply_copies() {
-    let mut site = Site::new(2);
+    let site = Site::smtp(2);
     site.set("smtp.timeout", 1).set("smtp.retries", 3);
     let server = site.serve(&["--delay", "2.5"]);
     let run = site.send();
@@ -231,7 +230,7 @@ fn slow_reply_after_data_does_not_multiply_copies() {
         .map(|(r, c)| (r, c.len()))
         .collect();
     println!("slow 250 after DATA: copies per recipient after one run {counts:?}");
-    for r in &site.recipients {
+    for r in &site.recipients() {
         let n = counts.iter().find(|(x, _)| x == r).map_or(0, |(_, n)| *n);
         assert!(
             (1..=2).contains(&n),
@@ -242,33 +241,33 @@ fn slow_reply_after_data_does_not_multiply_copies() {
 
 #[test]
 fn unreachable_server_exits_2_and_a_rerun_delivers_everything() {
-    let mut site = Site::new(6);
+    let site = Site::smtp(6);
     let port = free_port();
     site.point_at(port);
 
     let first = site.send();
-    first.expect(2, "no server listening");
+    first.assert_code(2); // no server listening
     let address = format!("127.0.0.1:{port}");
     assert!(
         first.stderr.contains(&address) || first.stderr.contains("cannot connect"),
         "stderr should say the server at {address} cannot be reached, not only that delivery is incomplete:\n{first}"
     );
-    all_pending_then_a_rerun_delivers(&mut site, "an unreachable server is not a refusal");
+    all_pending_then_a_rerun_delivers(&site, "an unreachable server is not a refusal");
 }
 
 /// Nobody was sent the digest or marked failed (`why` says why that is
 /// right); a rerun against a working server delivers one copy to each.
-fn all_pending_then_a_rerun_delivers(site: &mut Site, why: &str) {
+fn all_pending_then_a_rerun_delivers(site: &Site, why: &str) {
     let state = site.state();
     assert_eq!(state.count("sent"), 0, "nothing can have been sent");
     assert_eq!(state.count("failed"), 0, "{why}");
-    assert_eq!(state.count("pending"), site.recipients.len());
+    assert_eq!(state.count("pending"), site.recipients().len());
     drop(state);
 
     let server = site.serve(&[]);
-    site.send().expect(0, "rerun with a working server");
-    assert_one_each(&server.stored(), &site.recipients);
-    site.state().assert_all(&site.recipients, "sent");
+    site.send().assert_success(); // rerun with a working server
+    assert_one_each(&server.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 #[test]
@@ -276,10 +275,10 @@ fn a_refused_sender_stops_the_run_with_everything_pending() {
     // A 5xx to MAIL FROM is about the sender (a wrong `from`, a quota, a
     // policy), not about anyone on the list: nobody may be marked failed,
     // and the server is not asked once per recipient.
-    let mut site = Site::new(30);
+    let site = Site::smtp(30);
     let refusing = site.serve(&["--mail-from-code", "553"]);
     let first = site.send();
-    first.expect(2, "the server refuses the sender");
+    first.assert_code(2); // the server refuses the sender
     assert!(
         first.stderr.contains("refuses the sender"),
         "stderr should say the sender was refused:\n{first}"
@@ -291,5 +290,5 @@ fn a_refused_sender_stops_the_run_with_everything_pending() {
         "MAIL FROM tried {tries} times (at most once per connection):\n{}",
         refusing.log()
     );
-    all_pending_then_a_rerun_delivers(&mut site, "a refused sender is not a refused recipient");
+    all_pending_then_a_rerun_delivers(&site, "a refused sender is not a refused recipient");
 }

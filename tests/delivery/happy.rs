@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use crate::harness::*;
+use crate::support::{Site, assert_one_each, check_digest};
 
 /// The bytes of a message without the line break the SMTP terminator adds.
 fn body(bytes: &[u8]) -> &[u8] {
@@ -12,15 +12,15 @@ fn body(bytes: &[u8]) -> &[u8] {
 
 #[test]
 fn every_subscriber_gets_one_checked_digest_and_a_rerun_sends_nothing() {
-    let mut site = Site::with_examples(10);
+    let site = Site::smtp_with_examples(10);
     let preview = site.path("preview");
-    site.dry_run(&preview).expect(0, "dry run");
+    site.dry_run("preview").ok();
     let server = site.serve(&[]);
 
     let run = site.send();
-    run.expect(0, "first send");
+    run.assert_success();
     let stored = server.stored();
-    assert_one_each(&stored, &site.recipients);
+    assert_one_each(&stored, &site.recipients());
     for message in &stored {
         check_digest(message);
     }
@@ -40,7 +40,7 @@ fn every_subscriber_gets_one_checked_digest_and_a_rerun_sends_nothing() {
             message.rcpt
         );
     }
-    site.state().assert_all(&site.recipients, "sent");
+    site.state().assert_all(&site.recipients(), "sent");
     assert_eq!(
         site.state().stored_bytes(),
         0,
@@ -48,32 +48,32 @@ fn every_subscriber_gets_one_checked_digest_and_a_rerun_sends_nothing() {
     );
     assert!(
         run.stdout
-            .contains(&format!("{} sent", site.recipients.len())),
+            .contains(&format!("{} sent", site.recipients().len())),
         "the summary should count the messages sent:\n{run}"
     );
 
     let again = site.send();
-    again.expect(0, "second send");
+    again.assert_success();
     assert_eq!(
         server.stored_count(),
         stored.len(),
         "the second run sent again:\n{again}"
     );
-    site.state().assert_all(&site.recipients, "sent");
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 #[test]
 fn postfix_smtp_sink_accepts_every_digest() {
-    let mut site = Site::with_examples(20);
+    let site = Site::smtp_with_examples(20);
     let sink = site.serve_sink();
-    site.send().expect(0, "send to smtp-sink");
+    site.send().assert_success();
     let stored = sink.stored();
-    assert_one_each(&stored, &site.recipients);
+    assert_one_each(&stored, &site.recipients());
     for message in &stored {
         check_digest(message);
     }
-    site.state().assert_all(&site.recipients, "sent");
-    site.send().expect(0, "second send to smtp-sink");
+    site.state().assert_all(&site.recipients(), "sent");
+    site.send().assert_success();
     assert_eq!(
         sink.stored().len(),
         stored.len(),

@@ -2,12 +2,18 @@
 
 use std::fs;
 
-use crate::harness::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::support::{
+    PASSWORD_VAR, Run, Site, SmtpServer, assert_one_each, check_digest, contains_bytes,
+    self_signed_cert,
+};
 
 /// A site and a TLS server (`security` = "starttls" or "tls") with a fresh
 /// self-signed certificate for localhost, trusted through `ca_file`.
-fn tls_site(security: &str) -> (Site, FaultServer) {
-    let mut site = Site::new(5);
+fn tls_site(security: &str) -> (Site, SmtpServer) {
+    let site = Site::smtp(5);
     let (cert, key) = self_signed_cert(site.root());
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
     let mut args = vec!["--tls-cert", cert, "--tls-key", key];
@@ -23,27 +29,23 @@ fn tls_site(security: &str) -> (Site, FaultServer) {
 
 fn delivers_over_tls(security: &str) {
     let (site, server) = tls_site(security);
-    site.send()
-        .expect(0, &format!("security = {security:?} with ca_file"));
+    site.send().assert_success(); // with ca_file
     let stored = server.stored();
-    assert_one_each(&stored, &site.recipients);
+    assert_one_each(&stored, &site.recipients());
     for message in &stored {
         check_digest(message);
     }
-    site.state().assert_all(&site.recipients, "sent");
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 /// Without `ca_file` the self-signed certificate is not trusted: the send
 /// fails (exit 2), nothing reaches the server, nobody is marked sent or
 /// failed for good, and there is no silent fallback to plain text.
 fn untrusted_certificate_fails(security: &str) {
-    let (mut site, server) = tls_site(security);
+    let (site, server) = tls_site(security);
     site.unset("smtp.ca_file");
-    let run = Run::of(&mut site.send_command(&["-v"]));
-    run.expect(
-        2,
-        &format!("security = {security:?}, certificate not trusted"),
-    );
+    let run = site.send_cmd().arg("-v").run();
+    run.assert_code(2); // the certificate is not trusted
     assert_eq!(server.stored_count(), 0, "a message got through:\n{run}");
     assert!(
         run.stderr.to_lowercase().contains("certificate"),
@@ -77,8 +79,8 @@ fn implicit_tls_without_ca_file_refuses_the_self_signed_certificate() {
 const USER: &str = "digest-sender";
 const PASSWORD: &str = "c0rrect-H0rse-Battery";
 
-fn auth_site() -> (Site, FaultServer) {
-    let mut site = Site::new(5);
+fn auth_site() -> (Site, SmtpServer) {
+    let site = Site::smtp(5);
     let server = site.serve(&["--auth-user", USER, "--auth-password", PASSWORD]);
     site.set("smtp.username", USER);
     (site, server)
@@ -94,30 +96,11 @@ fn state_bytes(site: &Site) -> Vec<u8> {
         .collect()
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Panics if `secret` shows in the output or the state database, as is or
 /// as sent in AUTH PLAIN / LOGIN.
 fn assert_not_leaked(site: &Site, run: &Run, secret: &str) {
-    let plain = base64(format!("\0{USER}\0{secret}").as_bytes());
-    let login = base64(secret.as_bytes());
+    let plain = STANDARD.encode(format!("\0{USER}\0{secret}"));
+    let login = STANDARD.encode(secret);
     for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
         for form in [secret, plain.as_str(), login.as_str()] {
             assert!(!text.contains(form), "the password shows in {what}:\n{run}");
@@ -127,7 +110,7 @@ fn assert_not_leaked(site: &Site, run: &Run, secret: &str) {
     assert!(!db.is_empty(), "no state database to check");
     for form in [secret, plain.as_str(), login.as_str()] {
         assert!(
-            !db.windows(form.len()).any(|w| w == form.as_bytes()),
+            !contains_bytes(&db, form.as_bytes()),
             "the password is stored in the state database"
         );
     }
@@ -136,11 +119,11 @@ fn assert_not_leaked(site: &Site, run: &Run, secret: &str) {
 #[test]
 fn auth_with_the_password_from_the_environment_delivers() {
     let (site, server) = auth_site();
-    let run = Run::of(site.send_command(&["-v"]).env(PASSWORD_VAR, PASSWORD));
-    run.expect(0, "AUTH with the right password");
+    let run = site.send_cmd().arg("-v").env(PASSWORD_VAR, PASSWORD).run();
+    run.assert_success(); // AUTH with the right password
     assert!(server.log_count("AUTH") > 0, "the server saw no AUTH");
-    assert_one_each(&server.stored(), &site.recipients);
-    site.state().assert_all(&site.recipients, "sent");
+    assert_one_each(&server.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
     assert_not_leaked(&site, &run, PASSWORD);
 }
 
@@ -148,8 +131,8 @@ fn auth_with_the_password_from_the_environment_delivers() {
 fn auth_with_a_wrong_password_exits_2_and_never_shows_it() {
     let (site, server) = auth_site();
     let wrong = "Wr0ng-Pa55word-XYZZY";
-    let run = Run::of(site.send_command(&["-v"]).env(PASSWORD_VAR, wrong));
-    run.expect(2, "AUTH with a wrong password");
+    let run = site.send_cmd().arg("-v").env(PASSWORD_VAR, wrong).run();
+    run.assert_code(2); // AUTH with a wrong password
     assert!(
         server.log_count("refused") > 0,
         "the server refused no AUTH:\n{}",
@@ -173,11 +156,11 @@ fn a_refused_password_is_not_tried_once_per_recipient() {
     // after 4 failed logins in a row (workers failing together count once),
     // not after 60 × 4 of them: a server that refuses the password would
     // otherwise see a brute-force attack.
-    let mut site = Site::new(60);
+    let site = Site::smtp(60);
     let server = site.serve(&["--auth-user", USER, "--auth-password", PASSWORD]);
     site.set("smtp.username", USER);
-    let run = Run::of(site.send_command(&[]).env(PASSWORD_VAR, "not-the-password"));
-    run.expect(2, "AUTH refused");
+    let run = site.send_cmd().env(PASSWORD_VAR, "not-the-password").run();
+    run.assert_code(2); // AUTH refused
     let attempts = server.log_count("refused");
     assert!(
         (4..=16).contains(&attempts),
@@ -190,14 +173,14 @@ fn a_refused_password_is_not_tried_once_per_recipient() {
     );
     let state = site.state();
     assert_eq!(state.count("failed"), 0);
-    assert_eq!(state.count("pending"), site.recipients.len());
+    assert_eq!(state.count("pending"), site.recipients().len());
 }
 
 #[test]
 fn username_without_the_password_variable_is_a_config_error() {
     let (site, server) = auth_site();
     let run = site.send();
-    run.expect(1, "username set, BULLETIN_SMTP_PASSWORD unset");
+    run.assert_code(1); // username set, BULLETIN_SMTP_PASSWORD unset
     assert!(
         run.stderr.contains(PASSWORD_VAR),
         "stderr should name {PASSWORD_VAR}:\n{run}"

@@ -1,10 +1,9 @@
 //! `transport = "sendmail"`: each message handed to the local MTA once.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::harness::*;
+use crate::support::{FROM, Site, Stored, assert_one_each, check_digest, parse_stored, set_mode};
 
 const END: &str = "=== end of message ===";
 
@@ -24,9 +23,8 @@ fn fake_sendmail(site: &Site, refuse: Option<&str>) -> PathBuf {
          {{ printf 'X-Test-Rcpt-To: %s\\r\\nX-Test-Mail-From: %s\\r\\n' \"$last\" \"$*\"; cat; printf '\\r\\n{END}\\r\\n'; }} >> '{}'\n",
         out.display()
     );
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(&path, script).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    site.write("bin/sendmail", script);
+    set_mode(&path, 0o755);
     path
 }
 
@@ -49,13 +47,13 @@ fn handed_over(site: &Site) -> Vec<Stored> {
 
 #[test]
 fn sendmail_transport_hands_each_message_over_once() {
-    let mut site = Site::with_examples(4);
+    let site = Site::smtp_with_examples(4);
     let sendmail = fake_sendmail(&site, None);
     site.set("smtp.transport", "sendmail")
         .set("smtp.sendmail", sendmail.to_str().unwrap());
-    site.send().expect(0, "send through sendmail");
+    site.send().assert_success();
     let messages = handed_over(&site);
-    assert_one_each(&messages, &site.recipients);
+    assert_one_each(&messages, &site.recipients());
     for message in &messages {
         check_digest(message);
     }
@@ -64,9 +62,9 @@ fn sendmail_transport_hands_each_message_over_once() {
         args.contains(&format!("X-Test-Mail-From: -i -f {FROM} -- ")),
         "sendmail should get -i -f {FROM} -- RCPT"
     );
-    site.state().assert_all(&site.recipients, "sent");
+    site.state().assert_all(&site.recipients(), "sent");
 
-    site.send().expect(0, "second send through sendmail");
+    site.send().assert_success();
     assert_eq!(
         handed_over(&site).len(),
         messages.len(),
@@ -76,14 +74,14 @@ fn sendmail_transport_hands_each_message_over_once() {
 
 #[test]
 fn failing_sendmail_leaves_the_message_pending_for_the_next_run() {
-    let mut site = Site::new(4);
+    let site = Site::smtp(4);
     let busy = "reader0002@example.com";
     let sendmail = fake_sendmail(&site, Some(busy));
     site.set("smtp.transport", "sendmail")
         .set("smtp.sendmail", sendmail.to_str().unwrap());
-    site.send().expect(2, "sendmail exits 75 for one recipient");
+    site.send().assert_code(2); // sendmail exits 75 for one recipient
     let others: Vec<String> = site
-        .recipients
+        .recipients()
         .iter()
         .filter(|r| *r != busy)
         .cloned()
@@ -95,7 +93,7 @@ fn failing_sendmail_leaves_the_message_pending_for_the_next_run() {
     );
 
     fake_sendmail(&site, None);
-    site.send().expect(0, "rerun with a working sendmail");
-    assert_one_each(&handed_over(&site), &site.recipients);
-    site.state().assert_all(&site.recipients, "sent");
+    site.send().assert_success(); // rerun with a working sendmail
+    assert_one_each(&handed_over(&site), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
 }

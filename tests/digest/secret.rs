@@ -1,15 +1,15 @@
 //! The unsubscribe token's key comes from the environment; without it a
 //! digest whose `unsubscribe_url` needs a token is refused, writing nothing.
 
-use crate::harness::{A, NOW, SECRET_VAR, Site, Small, at};
+use crate::support::{A, SECRET_VAR, Site, Small, at};
 
 #[test]
 fn a_missing_secret_is_refused_naming_the_variable() {
     let site = Site::example();
     for value in [None, Some("")] {
-        let run = site.dry_run_env("out", NOW, &[(SECRET_VAR, value)]);
+        let run = site.dry_run_with("out", |cmd| cmd.envs(&[(SECRET_VAR, value)]));
         run.run
-            .assert_invalid()
+            .assert_code(1)
             .assert_stderr_has(&[SECRET_VAR, "unsubscribe_url"]);
         assert!(
             !run.dir.exists(),
@@ -34,7 +34,9 @@ fn an_unsubscribe_url_without_token_needs_no_secret() {
             "\"mailto:unsubscribe@news.example.cn?subject=unsubscribe\"",
         )
         .build();
-    let run = site.dry_run_env("out", NOW, &[(SECRET_VAR, None)]).ok();
+    let run = site
+        .dry_run_with("out", |cmd| cmd.env_remove(SECRET_VAR))
+        .ok();
     let email = run.email("reader@example.com");
     assert_eq!(
         email.unsubscribe_url(),
@@ -47,7 +49,9 @@ fn an_unsubscribe_url_without_token_needs_no_secret() {
 #[test]
 fn without_an_unsubscribe_url_there_are_no_unsubscribe_headers() {
     let site = small().without("unsubscribe_url").without("text").build();
-    let run = site.dry_run_env("out", NOW, &[(SECRET_VAR, None)]).ok();
+    let run = site
+        .dry_run_with("out", |cmd| cmd.env_remove(SECRET_VAR))
+        .ok();
     let email = run.email("reader@example.com");
     assert_eq!(email.header("List-Unsubscribe"), None);
     assert_eq!(email.header("List-Unsubscribe-Post"), None);

@@ -3,11 +3,11 @@
 //! never the article itself and never anything twice in one email.
 //!
 //! Each test writes a small site whose text template lists ids (see
-//! [`crate::harness::LISTING`]).
+//! `LISTING` in `tests/support/sites.rs`).
 
 use std::collections::HashSet;
 
-use crate::harness::{A, Listing, NOW, Small, at};
+use crate::support::{A, Listing, Small, at};
 
 const OLD: f64 = -24.0 * 30.0;
 
@@ -48,7 +48,7 @@ fn no_article_is_its_own_related_read_or_appears_twice() {
         .article(A::new("c3", "finance", &at(OLD + 24.0)).keywords(&["k1", "k2"]))
         .subscriber("all@example.com", "全部", None)
         .build();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
     let listing = run.listing("all@example.com");
     assert_no_repeats(&listing);
     assert_eq!(listing.item_ids(), ["a1", "a2", "t1"]);
@@ -74,7 +74,7 @@ fn editor_site(related: &[&str], limit: usize) -> Listing {
         .article(A::new("k1", "news", &at(-24.0 * 10.0)).keywords(&["shared"]))
         .subscriber("reader@example.com", "读者", Some(&["news"]))
         .build();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
     run.listing("reader@example.com")
 }
 
@@ -105,7 +105,7 @@ fn an_unknown_related_id_is_skipped_with_one_warning_naming_it() {
         .subscriber("one@example.com", "一", None)
         .subscriber("two@example.com", "二", Some(&["news"]))
         .build();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
     for address in ["one@example.com", "two@example.com"] {
         assert_eq!(run.listing(address).related_of("x"), ["p1", "p2"]);
     }
@@ -140,7 +140,7 @@ fn keyword_picks_prefer_rarer_shared_keywords() {
         .digest("related", "2")
         .subscriber("reader@example.com", "读者", Some(&["news"]))
         .build();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
     let listing = run.listing("reader@example.com");
     assert_eq!(listing.item_ids(), ["x"]);
     assert_eq!(listing.related_of("x"), ["z", "y"]);
@@ -157,7 +157,7 @@ fn the_window_excludes_older_articles() {
             .subscriber("reader@example.com", "读者", None)
     };
     let site = small().build();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
     assert_eq!(
         run.listing("reader@example.com").item_ids(),
         ["today", "in"],
@@ -165,14 +165,14 @@ fn the_window_excludes_older_articles() {
     );
 
     let site = small().digest("window", "\"9d\"").build();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
     assert_eq!(
         run.listing("reader@example.com").item_ids(),
         ["today", "in", "edge", "out"]
     );
 
     let site = small().digest("window", "\"6h\"").build();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
     assert!(!run.has_email("reader@example.com"), "nothing in 6 hours");
 }
 
@@ -191,13 +191,13 @@ fn articles_after_now_are_left_out_also_as_related_reads() {
             .build()
     };
     let site = small();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
     let listing = run.listing("reader@example.com");
     assert_eq!(listing.item_ids(), ["n1"]);
     assert_eq!(listing.related_of("n1"), Vec::<&str>::new());
 
     // Two hours later, `future` is published; `later` still is not.
-    let run = site.dry_run("later", &at(2.0)).ok();
+    let run = site.dry_run_at("later", &at(2.0)).ok();
     let listing = run.listing("reader@example.com");
     assert_eq!(listing.item_ids(), ["future", "n1"]);
     assert!(!listing.all_ids().contains(&"later"), "{listing:?}");
@@ -217,7 +217,7 @@ fn sections_choose_what_each_recipient_gets() {
         .subscriber("fin@example.com", "财经", Some(&["finance"]))
         .subscriber("multi@example.com", "多个", Some(&["tech", "finance"]))
         .build();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
 
     let all = run.listing("all@example.com");
     assert_eq!(all.sections, ["news", "yushi", "finance", "tech"]);
@@ -250,7 +250,7 @@ fn a_recipient_with_nothing_new_gets_no_email_and_is_counted() {
         .subscriber("all@example.com", "全部", None)
         .subscriber("tech@example.com", "科技", Some(&["tech"]))
         .build();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
     assert!(run.has_email("all@example.com"));
     assert!(!run.has_email("tech@example.com"));
     assert!(
@@ -284,7 +284,7 @@ fn related_zero_gives_no_related_reads() {
         .article(A::new("p", "tech", &at(OLD)).keywords(&["k"]))
         .subscriber("reader@example.com", "读者", Some(&["news"]))
         .build();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
     let listing = run.listing("reader@example.com");
     assert_eq!(listing.item_ids(), ["x"]);
     assert!(listing.related.is_empty(), "{listing:?}");
@@ -302,7 +302,7 @@ fn max_items_caps_the_items_keeping_the_newest() {
         small = small.article(A::new(&format!("m{i}"), section, &at(-1.0 - i as f64)));
     }
     let site = small.subscriber("reader@example.com", "读者", None).build();
-    let run = site.dry_run("out", NOW).ok();
+    let run = site.dry_run("out").ok();
     let listing = run.listing("reader@example.com");
     // The two newest, m0 (finance) and m1 (news), grouped in config order.
     assert_eq!(listing.item_ids(), ["m1", "m0"]);

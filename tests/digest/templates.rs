@@ -2,7 +2,7 @@
 //! with the template's file and line; the built-in templates are the ones
 //! in `templates/`.
 
-use crate::harness::{NOW, Run, Site};
+use crate::support::{Run, Site};
 
 const TEXT: &str = "templates/digest.txt.hbs";
 const HTML: &str = "templates/digest.html.hbs";
@@ -37,8 +37,8 @@ fn errors_in(run: &Run, file: &str) -> Vec<(Option<usize>, String)> {
 /// `check` fails naming `file` and `line`, and so does `digest`, which writes nothing.
 #[track_caller]
 fn assert_template_error(site: &Site, file: &str, line: Option<usize>, words: &[&str]) {
-    for run in [site.check(), site.dry_run("out", NOW).run] {
-        run.assert_invalid().assert_stderr_has(words);
+    for run in [site.check(), site.dry_run("out").run] {
+        run.assert_code(1).assert_stderr_has(words);
         let errors = errors_in(&run, file);
         assert!(!errors.is_empty(), "no error names {file}:\n{}", run.stderr);
         match line {
@@ -61,7 +61,7 @@ fn assert_template_error(site: &Site, file: &str, line: Option<usize>, words: &[
 fn the_example_site_checks_clean() {
     let site = Site::example();
     let run = site.check();
-    run.assert_ok();
+    run.assert_success();
     assert!(run.stdout.contains("no problems"), "{}", run.stdout);
 }
 
@@ -129,8 +129,8 @@ fn a_misspelled_variable_in_the_subject_names_the_setting() {
     site.edit("feeds.toml", |c| {
         c.replace("subject = \"{{site.title}}", "subject = \"{{site.titel}}")
     });
-    for run in [site.check(), site.dry_run("out", NOW).run] {
-        run.assert_invalid()
+    for run in [site.check(), site.dry_run("out").run] {
+        run.assert_code(1)
             .assert_stderr_has(&["feeds.toml", "digest.subject", "site.titel"]);
     }
 }
@@ -140,22 +140,22 @@ fn a_missing_template_file_is_reported() {
     let site = Site::example();
     std::fs::remove_file(site.path(HTML)).unwrap();
     site.check()
-        .assert_invalid()
+        .assert_code(1)
         .assert_stderr_has(&["digest.html.hbs"]);
 }
 
 #[test]
 fn the_built_in_templates_render_like_the_repository_templates() {
     let site = Site::example();
-    let with_files = site.dry_run("with-files", NOW).ok().files();
+    let with_files = site.dry_run("with-files").ok().files();
     site.edit("feeds.toml", |c| {
         c.replace("html = \"templates/digest.html.hbs\"\n", "")
             .replace("text = \"templates/digest.txt.hbs\"\n", "")
     });
     // Without the folder too: the built-in templates need no file.
     std::fs::remove_dir_all(site.path("templates")).unwrap();
-    site.check().assert_ok();
-    let built_in = site.dry_run("built-in", NOW).ok().files();
+    site.check().assert_success();
+    let built_in = site.dry_run("built-in").ok().files();
     assert_eq!(
         with_files.keys().collect::<Vec<_>>(),
         built_in.keys().collect::<Vec<_>>()
@@ -185,16 +185,16 @@ fn check_catches_a_misspelled_variable_in_the_nameless_greeting() {
     subscribers.push_str("\n[[subscribers]]\nemail = \"noname@example.com\"\n");
     site.write("examples/subscribers.toml", &subscribers);
 
-    let digest = site.dry_run("out", NOW).run;
-    digest
-        .assert_invalid()
-        .assert_stderr_has(&["recipent.email"]);
+    let digest = site.dry_run("out").run;
+    digest.assert_code(1).assert_stderr_has(&["recipent.email"]);
 
     let check = site.check();
     assert_eq!(
-        check.code, 1,
+        check.code,
+        Some(1),
         "`check` passed a template that `digest` then refused:\n--- check stdout\n{}\n--- digest stderr\n{}",
-        check.stdout, digest.stderr
+        check.stdout,
+        digest.stderr
     );
     check.assert_stderr_has(&["digest.txt.hbs", "recipent.email"]);
 }

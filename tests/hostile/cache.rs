@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use crate::harness::{Site, Snapshot};
+use crate::support::{Site, Snapshot};
 
 /// The cache entries of a site, by path.
 fn entries(site: &Site) -> Vec<std::path::PathBuf> {
@@ -72,8 +72,8 @@ fn damaged_cache_entries_are_misses() {
         ),
     ];
     for (what, damage) in damage {
-        let site = Site::new();
-        site.build().expect(0);
+        let site = Site::with_digest();
+        site.build().assert_success();
         let clean = feeds(&site);
         fs::remove_dir_all(site.path("public")).unwrap();
         for entry in entries(&site) {
@@ -81,7 +81,7 @@ fn damaged_cache_entries_are_misses() {
             fs::write(&entry, damage(&bytes)).unwrap();
         }
         let run = site.build();
-        run.expect(0);
+        run.assert_success();
         assert_eq!(feeds(&site), clean, "{what}: the feeds changed");
     }
 }
@@ -97,8 +97,8 @@ fn a_tampered_cache_entry_cannot_put_unvalidated_articles_in_the_feeds() {
     // XML, a `javascript:` url becomes the item's link. Entries are keyed on
     // hashes anyone can recompute; re-validating kept articles (or signing
     // entries with a per-cache key) closes this.
-    let site = Site::new();
-    site.build().expect(0);
+    let site = Site::with_digest();
+    site.build().assert_success();
     for entry in entries(&site) {
         let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&entry).unwrap()).unwrap();
         for article in v["articles"].as_array_mut().unwrap() {
@@ -108,7 +108,7 @@ fn a_tampered_cache_entry_cannot_put_unvalidated_articles_in_the_feeds() {
         fs::write(&entry, serde_json::to_vec(&v).unwrap()).unwrap();
     }
     fs::remove_dir_all(site.path("public")).unwrap();
-    site.build().expect(0);
+    site.build().assert_success();
     let rss = fs::read_to_string(site.path("public/feeds/rss.xml")).unwrap();
     assert!(!rss.contains("javascript:"), "{rss}");
     roxmltree::Document::parse(&rss).expect("rss.xml is well-formed");

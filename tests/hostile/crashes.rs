@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Run, Site};
+use crate::support::{Run, Site};
 
 #[test]
 fn a_year_outside_rfc_2822_is_an_error_not_a_panic() {
@@ -20,7 +20,7 @@ fn a_year_outside_rfc_2822_is_an_error_not_a_panic() {
         ("0000-01-01T00:00:00Z", "-05:00"),
         ("0000-01-01", "-05:00"),
     ] {
-        let site = Site::new();
+        let site = Site::with_digest();
         site.edit_config("timezone = \"+08:00\"", &format!("timezone = \"{zone}\""));
         site.write_jsonl(
             "articles/a.jsonl",
@@ -31,13 +31,13 @@ fn a_year_outside_rfc_2822_is_an_error_not_a_panic() {
         );
         let run = site.build();
         assert!(
-            run.code == 1 || run.code == 0,
-            "{published:?} in {zone}: exit {}\n{run}",
+            run.code == Some(1) || run.code == Some(0),
+            "{published:?} in {zone}: exit {:?}\n{run}",
             run.code
         );
-        run.expect(run.code);
-        if run.code == 1 {
-            run.stderr_has(&["published"]);
+        run.assert_no_panic();
+        if run.code == Some(1) {
+            run.assert_stderr_has(&["published"]);
         }
     }
 }
@@ -50,7 +50,7 @@ fn a_digest_dated_before_year_zero_in_the_site_timezone_is_not_a_panic() {
     // templates the run stops earlier, blaming the template: "error:
     // (built-in template):9:3: format_date: "-0001-12-31T19:00:00-05:00" is
     // not an RFC 3339 time" — the data is at fault, not the template.)
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config("timezone = \"+08:00\"", "timezone = \"-05:00\"");
     site.write("digest.html.hbs", "<p>{{item_count}}</p>");
     site.write("digest.txt.hbs", "{{item_count}}");
@@ -72,8 +72,17 @@ fn a_digest_dated_before_year_zero_in_the_site_timezone_is_not_a_panic() {
         "--now",
         "0000-01-01T00:00:00Z",
     ]);
-    assert!(run.code == 0 || run.code == 1, "{run}");
-    run.expect(run.code);
+    assert!(run.code == Some(0) || run.code == Some(1), "{run}");
+    run.assert_no_panic();
+}
+
+/// `bulletin check` as on a terminal: colour forced (anstream strips
+/// escape sequences only when it is not).
+fn check_in_colour(site: &Site) -> Run {
+    site.cmd(&["check"])
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .run()
 }
 
 /// JSON keys and TOML keys that hold control characters, and where they
@@ -93,7 +102,7 @@ fn control_characters_in_an_unknown_key_never_reach_the_terminal() {
     // per-line format of `check` in every case. Keys should be shown escaped
     // ({:?}), as values already are.
     for (key, format) in KEYS {
-        let site = Site::new();
+        let site = Site::with_digest();
         match format {
             "json" => site.write(
                 "articles/a.jsonl",
@@ -112,12 +121,12 @@ fn control_characters_in_an_unknown_key_never_reach_the_terminal() {
             ),
         };
         for colour in [true, false] {
-            let mut command = site.command(&["check"]);
-            if colour {
-                command.env_remove("NO_COLOR").env("CLICOLOR_FORCE", "1");
-            }
-            let run = Run::of(&mut command);
-            run.expect(1);
+            let run = if colour {
+                check_in_colour(&site)
+            } else {
+                site.run(&["check"])
+            };
+            run.assert_code(1);
             for raw in ["\u{1b}]", "\u{7}", "\u{1b}[2J"] {
                 assert!(
                     !run.stderr.contains(raw),
@@ -137,7 +146,7 @@ fn control_characters_in_an_unknown_key_never_reach_the_terminal() {
 /// reach the terminal either.
 #[test]
 fn control_characters_in_a_bad_value_are_shown_escaped() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write_jsonl(
         "articles/a.jsonl",
         &[json!({
@@ -145,10 +154,8 @@ fn control_characters_in_a_bad_value_are_shown_escaped() {
             "published": "2017-03-24\u{1b}[2J 10:00",
         })],
     );
-    let mut command = site.command(&["check"]);
-    command.env_remove("NO_COLOR").env("CLICOLOR_FORCE", "1");
-    let run = Run::of(&mut command);
-    run.expect(1);
+    let run = check_in_colour(&site);
+    run.assert_code(1);
     for raw in ["\u{1b}]", "\u{7}", "\u{1b}[2J"] {
         assert!(!run.stderr.contains(raw), "raw {raw:?} on stderr:\n{run}");
     }
@@ -161,7 +168,7 @@ fn control_characters_in_a_bad_value_are_shown_escaped() {
 fn a_closed_output_pipe_is_not_a_panic() {
     // Regression (fixed in 66253e0): Rust ignores SIGPIPE, so `eprintln!`/`println!` panic ("failed
     // printing to stderr: Broken pipe") when the reader is gone: exit 101.
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write_jsonl(
         "articles/a.jsonl",
         &[json!({"id": "a1", "title": "t", "section": "nope", "url": "/a", "published": "2017-03-24 10:00"})],
@@ -173,7 +180,8 @@ fn a_closed_output_pipe_is_not_a_panic() {
         let (reader, writer) = std::io::pipe().expect("a pipe");
         drop(reader);
         let status = site
-            .command(args)
+            .cmd(args)
+            .into_command()
             .stdout(writer.try_clone().unwrap())
             .stderr(writer)
             .status()
@@ -189,13 +197,11 @@ fn control_characters_in_an_input_file_name_never_reach_the_terminal() {
     // Regression: problems printed their file with `Path::display`, raw: a
     // record file named "x\e]0;pwned\ay.jsonl" set the terminal's title
     // when stderr was a terminal. Paths are now shown escaped, like values.
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write("articles/a.jsonl", "");
     site.write("articles/x\u{1b}]0;pwned\u{7}y.jsonl", "{\"id\":\"a\"}\n");
-    let mut command = site.command(&["check"]);
-    command.env_remove("NO_COLOR").env("CLICOLOR_FORCE", "1");
-    let run = Run::of(&mut command);
-    run.expect(1);
+    let run = check_in_colour(&site);
+    run.assert_code(1);
     for raw in ["\u{1b}]", "\u{7}"] {
         assert!(!run.stderr.contains(raw), "raw {raw:?} on stderr:\n{run}");
     }

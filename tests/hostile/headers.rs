@@ -2,7 +2,7 @@
 //! reaches a mail header are refused when the input is loaded, with a clear
 //! error, exit 1, and nothing written or sent.
 
-use crate::harness::{Site, only_eml};
+use crate::support::Site;
 
 /// Control characters a header must never carry, as TOML escapes, and how
 /// the error message shows them (Rust's `{:?}`).
@@ -23,17 +23,17 @@ const CONTROLS: [(&str, &str); 9] = [
 #[track_caller]
 fn refused_everywhere(site: &Site, line: &str) {
     for args in [
-        &["digest", "--dry-run", "out", "--now", crate::harness::NOW][..],
-        &["digest", "--send", "--now", crate::harness::NOW][..],
+        &["digest", "--dry-run", "out", "--now", crate::support::NOW][..],
+        &["digest", "--send", "--now", crate::support::NOW][..],
         &["check"][..],
     ] {
         let run = site.run(args);
-        run.expect(1);
+        run.assert_code(1);
         assert!(
             run.stderr.lines().any(|l| l == line),
             "{args:?}: no line {line:?}\n{run}"
         );
-        run.stderr_has(&["nothing was written or sent"]);
+        run.assert_stderr_has(&["nothing was written or sent"]);
     }
     assert!(!site.path("out").exists(), "the dry run wrote its folder");
     assert!(site.sent().is_empty(), "something was sent");
@@ -46,7 +46,7 @@ fn refused_everywhere(site: &Site, line: &str) {
 #[test]
 fn control_characters_in_a_subscriber_name_are_refused() {
     for (escaped, shown) in CONTROLS {
-        let site = Site::new();
+        let site = Site::with_digest();
         site.write(
             "subscribers.toml",
             format!("[[subscribers]]\nemail = \"reader@example.com\"\nname = \"Alice{escaped}\"\n"),
@@ -64,7 +64,7 @@ fn control_characters_in_a_subscriber_name_are_refused() {
 #[test]
 fn control_characters_in_a_subscriber_address_are_refused() {
     for (escaped, shown) in CONTROLS {
-        let site = Site::new();
+        let site = Site::with_digest();
         site.write(
             "subscribers.toml",
             format!(
@@ -83,7 +83,7 @@ fn control_characters_in_a_subscriber_address_are_refused() {
 
 #[test]
 fn control_characters_in_a_json_subscriber_are_refused() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config("subscribers.toml", "subscribers.json");
     site.write(
         "subscribers.json",
@@ -106,18 +106,18 @@ fn a_line_break_in_the_subject_template_is_refused() {
     // one line instead ("测试站 Bcc: evil@example.com" in the Subject), so
     // nothing is injected, but a CR/LF that reaches a mail header must be
     // refused at load with a clear error (see the README's subscriber rule).
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "subject = \"{{site.title}} · {{date}} 要闻\"",
         "subject = \"{{site.title}}\\r\\nBcc: evil@example.com\"",
     );
     for args in [
         &["check"][..],
-        &["digest", "--dry-run", "out", "--now", crate::harness::NOW][..],
+        &["digest", "--dry-run", "out", "--now", crate::support::NOW][..],
     ] {
         let run = site.run(args);
-        run.expect(1)
-            .stderr_has(&["digest.subject", "control character"]);
+        run.assert_code(1)
+            .assert_stderr_has(&["digest.subject", "control character"]);
     }
     assert!(!site.path("out").exists());
 }
@@ -129,25 +129,26 @@ fn a_line_break_in_the_unsubscribe_url_is_refused() {
     // is accepted and used: List-Unsubscribe becomes RFC 2047 encoded words
     // inside `<...>` (a broken header, not an injection: lettre encodes it)
     // and the link in both bodies carries "\r\nBcc: evil@example.com".
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "unsubscribe_url = \"https://news.example.cn/unsubscribe?token={{token}}\"",
         "unsubscribe_url = \"https://news.example.cn/unsubscribe?token={{token}}\\r\\nBcc: evil@example.com\"",
     );
-    let run = site.dry_run("out");
-    run.expect(1).stderr_has(&["digest.unsubscribe_url"]);
+    let run = site.dry_run("out").run;
+    run.assert_code(1)
+        .assert_stderr_has(&["digest.unsubscribe_url"]);
     assert!(!site.path("out").exists());
 }
 
 #[test]
 fn a_line_break_in_the_sender_is_refused() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "from = \"测试站 <digest@news.example.cn>\"",
         "from = \"测试站 <digest@news.example.cn>\\r\\nBcc: evil@example.com\"",
     );
-    let run = site.dry_run("out");
-    run.expect(1).stderr_has(&["smtp.from: \"测试站 <digest@news.example.cn>\\r\\nBcc: evil@example.com\" is not a mailbox"]);
+    let run = site.dry_run("out").run;
+    run.assert_code(1).assert_stderr_has(&["smtp.from: \"测试站 <digest@news.example.cn>\\r\\nBcc: evil@example.com\" is not a mailbox"]);
     assert!(!site.path("out").exists());
 }
 
@@ -165,11 +166,11 @@ fn a_line_break_in_the_site_or_a_section_title_is_refused() {
             "sections[2].title",
         ),
     ] {
-        let site = Site::new();
+        let site = Site::with_digest();
         site.edit_config(from, to);
-        let run = site.dry_run("out");
-        run.expect(1)
-            .stderr_has(&[&format!("{key}: "), "contains a control character"]);
+        let run = site.dry_run("out").run;
+        run.assert_code(1)
+            .assert_stderr_has(&[&format!("{key}: "), "contains a control character"]);
         assert!(!site.path("out").exists());
     }
 }
@@ -178,18 +179,17 @@ fn a_line_break_in_the_site_or_a_section_title_is_refused() {
 /// (they are text, not headers): the message keeps exactly its own headers.
 #[test]
 fn article_fields_in_the_subject_never_add_a_header() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "subject = \"{{site.title}} · {{date}} 要闻\"",
         "subject = \"{{site.title}} {{#each sections}}{{#each items}}{{title}} {{author}} {{source}}{{/each}}{{/each}}\"",
     );
-    let mut record = crate::harness::article("a1", "news");
+    let mut record = crate::support::digest_article("a1", "news");
     record["title"] = "标题\r\nBcc: evil@example.com".into();
     record["author"] = "作者\nX-Injected: 1".into();
     record["source"] = "来源\r\n\r\n<body>".into();
     site.write_jsonl("articles/a.jsonl", &[record]);
-    site.dry_run("out").expect(0);
-    let mail = only_eml(&site, "out");
+    let mail = site.dry_run("out").ok().only_email();
     assert_eq!(
         mail.subject,
         "测试站 标题 Bcc: evil@example.com 作者 X-Injected: 1 来源 <body>"
@@ -214,14 +214,13 @@ fn header_syntax_in_a_name_stays_inside_the_display_name() {
         "a;b:c@d, <e>",
         "王\u{2028}秀英",
     ] {
-        let site = Site::new();
+        let site = Site::with_digest();
         let quoted = toml::Value::String(name.into()).to_string();
         site.write(
             "subscribers.toml",
             format!("[[subscribers]]\nemail = \"reader@example.com\"\nname = {quoted}\n"),
         );
-        site.dry_run("out").expect(0);
-        let mail = only_eml(&site, "out");
+        let mail = site.dry_run("out").ok().only_email();
         assert_eq!(
             mail.to,
             [(Some(name.to_owned()), "reader@example.com".to_owned())],
@@ -247,7 +246,7 @@ fn a_quoted_local_part_is_refused_at_load_or_delivered() {
     // build the message: missing destination address, invalid envelope" —
     // no file, no line, no address — and nobody gets a digest.
     for address in ["\\\"a b\\\"@example.com", "\\\"G.........ve\\\"@x.co"] {
-        let site = Site::new();
+        let site = Site::with_digest();
         site.write(
             "subscribers.toml",
             format!(
@@ -255,13 +254,13 @@ fn a_quoted_local_part_is_refused_at_load_or_delivered() {
             ),
         );
         let check = site.run(&["check"]);
-        if check.code == 1 {
+        if check.code == Some(1) {
             check
-                .expect(1)
-                .stderr_has(&["subscribers.toml:4:1: email: "]);
+                .assert_code(1)
+                .assert_stderr_has(&["subscribers.toml:4:1: email: "]);
             continue;
         }
-        check.expect(0);
-        site.dry_run("out").expect(0);
+        check.assert_success();
+        site.dry_run("out").ok();
     }
 }

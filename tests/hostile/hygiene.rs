@@ -5,7 +5,7 @@ use std::fs;
 
 use serde_json::json;
 
-use crate::harness::Site;
+use crate::support::Site;
 
 /// Every feed of the site parses in roxmltree (strict XML 1.0 characters).
 #[track_caller]
@@ -36,7 +36,7 @@ fn numeric_character_references_never_put_forbidden_characters_in_feeds() {
     // content (attributes too: `title="&#2;"`), which XML 1.0 forbids even in
     // CDATA: rss.xml and atom.xml are not well-formed and strict readers
     // drop the whole feed. Stripping after cleaning (as well) fixes it.
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write_jsonl(
         "articles/a.jsonl",
         &[json!({
@@ -45,7 +45,7 @@ fn numeric_character_references_never_put_forbidden_characters_in_feeds() {
             "content_html": "<p>a&#1;b&#xB;c&#xFFFE;d&#xFDD0;e&#65535;f<a title=\"&#2;\" href=\"/x\">x</a></p>",
         })],
     );
-    site.build().expect(0);
+    site.build().assert_success();
     assert_feeds_well_formed(&site);
     let rss = fs::read_to_string(site.path("public/feeds/rss.xml")).unwrap();
     assert!(
@@ -58,7 +58,7 @@ fn numeric_character_references_never_put_forbidden_characters_in_feeds() {
 #[test]
 fn raw_forbidden_characters_in_every_field_never_reach_the_feeds() {
     let bad = "\u{1}\u{b}\u{c}\u{1b}\u{7f}\u{85}\u{9f}\u{fdd0}\u{fffe}\u{ffff}";
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write_jsonl(
         "articles/a.jsonl",
         &[json!({
@@ -71,7 +71,7 @@ fn raw_forbidden_characters_in_every_field_never_reach_the_feeds() {
             "image": "/i.jpg", "related": [format!("r{bad}")],
         })],
     );
-    site.build().expect(0);
+    site.build().assert_success();
     assert_feeds_well_formed(&site);
 }
 
@@ -83,7 +83,7 @@ fn a_leap_second_never_reaches_the_feeds_as_second_60() {
     // and JSON Feed dates: RFC 3339 allows 60 only for a real leap second
     // (23:59:60 UTC), and readers' date parsers (Python's datetime, which
     // feedparser uses) refuse it. Refuse it at load, or write it as :59.
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write_jsonl(
         "articles/a.jsonl",
         &[json!({
@@ -92,11 +92,11 @@ fn a_leap_second_never_reaches_the_feeds_as_second_60() {
         })],
     );
     let run = site.build();
-    if run.code == 1 {
-        run.expect(1).stderr_has(&["published"]);
+    if run.code == Some(1) {
+        run.assert_code(1).assert_stderr_has(&["published"]);
         return;
     }
-    run.expect(0);
+    run.assert_success();
     for feed in ["rss.xml", "atom.xml", "feed.json"] {
         let text = fs::read_to_string(site.path(&format!("public/feeds/{feed}"))).unwrap();
         assert!(!text.contains(":60"), "{feed} carries second 60:\n{text}");

@@ -8,17 +8,11 @@ use std::io::{BufWriter, Write};
 
 use serde_json::json;
 
-use crate::harness::{NOW, Run, Site};
-
-/// Runs bulletin in `site` (its output read while it runs, so a long
-/// report cannot fill a pipe and stall it).
-fn run(site: &Site, args: &[&str]) -> Run {
-    Run::of(&mut site.command(args))
-}
+use crate::support::{NOW, Site};
 
 #[test]
 fn a_200_mb_json_lines_file_builds() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let path = site.path("articles/a.jsonl");
     let mut out = BufWriter::new(fs::File::create(&path).unwrap());
     let body = "正文内容 ".repeat(30);
@@ -42,7 +36,7 @@ fn a_200_mb_json_lines_file_builds() {
     out.flush().unwrap();
     drop(out);
     let run = site.run(&["build", "--no-cache", "--now", NOW]);
-    run.expect(0);
+    run.assert_success();
     assert!(run.stdout.contains(&format!("from {n} articles")), "{run}");
     let rss = fs::read_to_string(site.path("public/feeds/rss.xml")).unwrap();
     assert_eq!(rss.matches("<item>").count(), 50);
@@ -51,7 +45,7 @@ fn a_200_mb_json_lines_file_builds() {
 
 #[test]
 fn a_50_mb_record_on_one_line_is_handled() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let body = format!("<p>{}</p>", "x".repeat(50 << 20));
     site.write_jsonl(
         "articles/a.jsonl",
@@ -61,7 +55,7 @@ fn a_50_mb_record_on_one_line_is_handled() {
         })],
     );
     let run = site.run(&["build", "--no-cache", "--now", NOW]);
-    run.expect(0);
+    run.assert_success();
     let atom = fs::read(site.path("public/feeds/tech/atom.xml")).unwrap();
     assert!(
         atom.len() > 50 << 20,
@@ -73,17 +67,18 @@ fn a_50_mb_record_on_one_line_is_handled() {
 
 #[test]
 fn a_50_mb_line_that_is_not_json_is_one_clear_error() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let mut junk = vec![b'x'; 50 << 20];
     junk.extend_from_slice(b"\n");
-    junk.extend_from_slice(crate::harness::article("a2", "news").to_string().as_bytes());
+    junk.extend_from_slice(
+        crate::support::digest_article("a2", "news")
+            .to_string()
+            .as_bytes(),
+    );
     site.write("articles/b.jsonl", junk);
     let run = site.build();
-    run.expect(1);
-    assert_eq!(
-        run.error_line(),
-        "error: ./articles/b.jsonl:1:1: expected value"
-    );
+    run.assert_code(1);
+    assert_eq!(run.error_line(), "./articles/b.jsonl:1:1: expected value");
     assert!(
         run.stderr.len() < 4096,
         "the message echoes the line: {} bytes",
@@ -101,14 +96,14 @@ fn ten_thousand_levels_of_json_nesting_in_a_field_is_an_error() {
         (&deep, "summary: invalid type: sequence, expected a string"),
         (&objects, "summary: invalid type: map, expected a string"),
     ] {
-        let site = Site::new();
+        let site = Site::with_digest();
         let record = format!(
             "{{\"id\":\"a1\",\"title\":\"t\",\"section\":\"news\",\"url\":\"/a\",\"published\":\"2017-03-24 10:00\",\"summary\":{nested}}}\n"
         );
         site.write("articles/a.jsonl", &record);
         site.write("articles/b.json", format!("[{}]", record.trim_end()));
         let run = site.build();
-        run.expect(1);
+        run.assert_code(1);
         let errors = run.errors();
         assert_eq!(errors.len(), 2, "{run}");
         for e in errors {
@@ -121,16 +116,16 @@ fn ten_thousand_levels_of_json_nesting_in_a_field_is_an_error() {
 /// A whole JSON file that is nothing but nesting.
 #[test]
 fn a_json_file_of_deep_nesting_is_an_error() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write(
         "articles/b.json",
         format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
     );
     let run = site.build();
-    run.expect(1);
+    run.assert_code(1);
     assert_eq!(
         run.error_line(),
-        "error: ./articles/b.json:1:2: invalid type: sequence, expected a string"
+        "./articles/b.json:1:2: invalid type: sequence, expected a string"
     );
 }
 
@@ -156,13 +151,13 @@ fn deep_toml_nesting_is_an_error() {
             "recursion limit",
         ),
     ] {
-        let site = Site::new();
+        let site = Site::with_digest();
         site.write(
             "articles/a.toml",
             format!("[[articles]]\nid = \"a\"\n{body}"),
         );
         let run = site.build();
-        run.expect(1);
+        run.assert_code(1);
         assert!(run.error_line().ends_with(message), "{}", run.error_line());
         assert!(!site.path("public").exists());
     }
@@ -173,14 +168,14 @@ fn deep_toml_nesting_is_an_error() {
 fn deep_nesting_in_the_config_and_the_subscribers_is_an_error() {
     let n = 10_000;
     let deep_toml = format!("x = {}{}\n", "[".repeat(n), "]".repeat(n));
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write(
         "subscribers.toml",
         format!("{}[[subscribers]]\nemail = \"a@example.com\"\n", deep_toml),
     );
     site.run(&["check"])
-        .expect(1)
-        .stderr_has(&["subscribers.toml"]);
+        .assert_code(1)
+        .assert_stderr_has(&["subscribers.toml"]);
     site.edit_config("subscribers.toml", "subscribers.json");
     site.write(
         "subscribers.json",
@@ -191,16 +186,18 @@ fn deep_nesting_in_the_config_and_the_subscribers_is_an_error() {
         ),
     );
     site.run(&["check"])
-        .expect(1)
-        .stderr_has(&["subscribers.json"]);
+        .assert_code(1)
+        .assert_stderr_has(&["subscribers.json"]);
     let config = std::fs::read_to_string(site.path("feeds.toml")).unwrap();
     site.write("feeds.toml", format!("{config}\n[extra]\n{deep_toml}"));
-    site.run(&["check"]).expect(1).stderr_has(&["feeds.toml"]);
+    site.run(&["check"])
+        .assert_code(1)
+        .assert_stderr_has(&["feeds.toml"]);
 }
 
 #[test]
 fn a_one_megabyte_title_is_handled() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let title = "标".repeat((1 << 20) / 3);
     site.write_jsonl(
         "articles/a.jsonl",
@@ -209,7 +206,7 @@ fn a_one_megabyte_title_is_handled() {
             "published": "2017-03-24 10:00",
         })],
     );
-    site.build().expect(0);
+    site.build().assert_success();
     for feed in ["rss.xml", "atom.xml", "news/rss.xml"] {
         let text = fs::read_to_string(site.path(&format!("public/feeds/{feed}"))).unwrap();
         let doc = roxmltree::Document::parse(&text).expect("well-formed");
@@ -219,7 +216,7 @@ fn a_one_megabyte_title_is_handled() {
             "{feed}: the title is not there whole"
         );
     }
-    site.dry_run("out").expect(0);
+    site.dry_run("out").ok();
 }
 
 #[test]
@@ -228,7 +225,7 @@ fn a_record_with_a_hundred_thousand_keywords_builds_in_linear_time() {
     // ("lists are short"): a record's keyword line is input, and 100,000
     // distinct keywords (a 690 KB line) take ~33 s in a debug build, 1,000,000
     // (7 MB) an hour. A hash set (or a sort) keeps it linear.
-    let site = Site::new();
+    let site = Site::with_digest();
     let keywords: Vec<String> = (0..100_000).map(|i| format!("k{i}")).collect();
     site.write_jsonl(
         "articles/a.jsonl",
@@ -239,8 +236,8 @@ fn a_record_with_a_hundred_thousand_keywords_builds_in_linear_time() {
     );
     // Speed is the benchmarks' business; here: it finishes and succeeds
     // (a quadratic deduplication made this take many minutes).
-    let run = run(&site, &["build", "--no-cache", "--now", NOW]);
-    run.expect(0);
+    let run = site.run(&["build", "--no-cache", "--now", NOW]);
+    run.assert_success();
 }
 
 #[test]
@@ -251,7 +248,7 @@ fn a_file_where_every_record_repeats_one_id_fails_in_linear_time() {
     // 3 MB — takes minutes in a debug build, a 200 MB one days, before the
     // "already used" errors come out. Reading each file once per group (or
     // keeping the ids of a colliding fingerprint) keeps it linear.
-    let site = Site::new();
+    let site = Site::with_digest();
     let records: Vec<serde_json::Value> = (0..20_000)
         .map(|i| {
             json!({
@@ -261,8 +258,8 @@ fn a_file_where_every_record_repeats_one_id_fails_in_linear_time() {
         })
         .collect();
     site.write_jsonl("articles/a.jsonl", &records);
-    let run = run(&site, &["check"]);
-    run.expect(1);
+    let run = site.run(&["check"]);
+    run.assert_code(1);
     assert_eq!(
         run.stderr
             .lines()
@@ -277,11 +274,11 @@ fn a_file_where_every_record_repeats_one_id_fails_in_linear_time() {
 /// record is, and a kept record's escapes come out decoded.
 #[test]
 fn long_fields_are_checked_in_every_record_and_decoded_in_kept_ones() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let mut lines = String::new();
     // 60 newer records fill every feed (50 items): the old one is never kept.
     for i in 0..60 {
-        let mut record = crate::harness::article(&format!("n{i}"), "news");
+        let mut record = crate::support::digest_article(&format!("n{i}"), "news");
         record["published"] = json!("2017-03-24 12:00");
         record["content_html"] = json!("<p>第一段\n“引号” \"quoted\" \\ 中</p>");
         lines.push_str(&record.to_string());
@@ -294,8 +291,8 @@ fn long_fields_are_checked_in_every_record_and_decoded_in_kept_ones() {
         "articles/a.jsonl",
         format!("{lines}{bad_body}\n{bad_summary}\n{not_text}\n"),
     );
-    let run = run(&site, &["build", "--now", NOW]);
-    run.expect(1);
+    let run = site.run(&["build", "--now", NOW]);
+    run.assert_code(1);
     let errors = run.errors();
     assert_eq!(errors.len(), 3, "{run}");
     assert!(
@@ -332,5 +329,5 @@ fn long_fields_are_checked_in_every_record_and_decoded_in_kept_ones() {
 }
 
 fn run_ok(site: &Site) {
-    run(site, &["build", "--now", NOW]).expect(0);
+    site.run(&["build", "--now", NOW]).assert_success();
 }

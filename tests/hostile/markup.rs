@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::harness::{NOW, Site, only_eml};
+use crate::support::{NOW, Site};
 
 /// A template showing every field a record or subscriber brings.
 const HTML_TEMPLATE: &str = r#"<html><body><p id="name">{{#if recipient.name}}{{recipient.name}}{{/if}}</p>
@@ -32,7 +32,7 @@ const SOURCE: &str = "<a href=\"javascript:alert(1)\">src</a>";
 const KEYWORD_LINE: &str = "<i>kw</i>；x\"y'z；</li><li>";
 
 fn hostile_site(custom: bool) -> Site {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write(
         "subscribers.toml",
         format!(
@@ -94,8 +94,7 @@ fn assert_no_markup(what: &str, html: &str) {
 #[test]
 fn html_in_every_field_is_escaped_in_the_html_part_and_intact_in_the_text_part() {
     let site = hostile_site(true);
-    site.dry_run("out").expect(0);
-    let mail = only_eml(&site, "out");
+    let mail = site.dry_run("out").ok().only_email();
 
     assert_no_markup("the HTML part", &mail.html);
     for escaped in [
@@ -138,8 +137,7 @@ fn html_in_every_field_is_escaped_in_the_html_part_and_intact_in_the_text_part()
 #[test]
 fn html_in_fields_is_escaped_by_the_built_in_templates_preview_and_index() {
     let site = hostile_site(false);
-    site.dry_run("out").expect(0);
-    let mail = only_eml(&site, "out");
+    let mail = site.dry_run("out").ok().only_email();
     assert_no_markup("the HTML part", &mail.html);
     assert!(mail.html.contains("Tom &amp; Jerry &lt;3"), "{}", mail.html);
     assert!(
@@ -160,10 +158,9 @@ fn html_in_fields_is_escaped_by_the_built_in_templates_preview_and_index() {
 
 #[test]
 fn html_in_the_site_title_is_escaped_in_html_and_plain_in_the_subject() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config("title = \"测试站\"", "title = \"<b>测试站</b> & Co\"");
-    site.dry_run("out").expect(0);
-    let mail = only_eml(&site, "out");
+    let mail = site.dry_run("out").ok().only_email();
     assert!(!mail.html.contains("<b>测试站"), "{}", mail.html);
     assert!(
         mail.html.contains("&lt;b&gt;测试站&lt;/b&gt; &amp; Co"),
@@ -182,7 +179,7 @@ fn html_in_the_site_title_is_escaped_in_html_and_plain_in_the_subject() {
 #[test]
 fn html_in_fields_never_becomes_markup_in_the_feeds() {
     let site = hostile_site(false);
-    site.run(&["build", "--now", NOW]).expect(0);
+    site.run(&["build", "--now", NOW]).assert_success();
     for feed in [
         "public/feeds/rss.xml",
         "public/feeds/atom.xml",

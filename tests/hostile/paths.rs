@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use crate::harness::{Site, Snapshot};
+use crate::support::{Cmd, Site, Snapshot};
 
 #[test]
 fn section_ids_that_leave_the_output_folder_are_refused() {
@@ -36,11 +36,14 @@ fn section_ids_that_leave_the_output_folder_are_refused() {
             "may hold only ASCII letters, digits, '-' and '_' (it becomes a folder name)",
         ),
     ] {
-        let site = Site::new();
+        let site = Site::with_digest();
         site.edit_config("id = \"tech\"", &format!("id = \"{id}\""));
-        site.write_jsonl("articles/a.jsonl", &[crate::harness::article("a1", "news")]);
+        site.write_jsonl(
+            "articles/a.jsonl",
+            &[crate::support::digest_article("a1", "news")],
+        );
         let run = site.build();
-        run.expect(1);
+        run.assert_code(1);
         let shown = format!(
             "{:?}",
             toml::from_str::<toml::Table>(&format!("v = \"{id}\"")).unwrap()["v"]
@@ -64,13 +67,13 @@ fn section_ids_that_leave_the_output_folder_are_refused() {
 /// section never becomes a path.
 #[test]
 fn a_record_section_is_never_a_path() {
-    let site = Site::new();
-    let mut record = crate::harness::article("a1", "news");
+    let site = Site::with_digest();
+    let mut record = crate::support::digest_article("a1", "news");
     record["section"] = "../../escape".into();
     site.write_jsonl("articles/a.jsonl", &[record]);
     site.build()
-        .expect(1)
-        .stderr_has(&["section: \"../../escape\" is not a section declared in the config"]);
+        .assert_code(1)
+        .assert_stderr_has(&["section: \"../../escape\" is not a section declared in the config"]);
     assert!(!site.path("public").exists());
 }
 
@@ -81,7 +84,7 @@ fn a_record_section_is_never_a_path() {
 fn assert_refuses_to_write_through(site: &Site, link: &str, outside: &std::path::Path) {
     let before = Snapshot::of(outside);
     let run = site.build();
-    run.expect(1).stderr_has(&["symlink", link]);
+    run.assert_code(1).assert_stderr_has(&["symlink", link]);
     before.assert_same(outside, "the folder outside the output folder");
 }
 
@@ -91,13 +94,16 @@ fn a_section_folder_symlinked_outside_is_not_written_through() {
     // folder and calls create_dir_all / File::create / rename, all of which
     // follow symlinks: public/feeds/news -> /elsewhere makes the build write
     // news/rss.xml, news/atom.xml and news/feed.json into /elsewhere (exit 0).
-    let site = Site::new();
-    site.build().expect(0);
+    let site = Site::with_digest();
+    site.build().assert_success();
     let outside = tempfile::tempdir().unwrap();
     fs::write(outside.path().join("keep.txt"), "outside").unwrap();
     fs::remove_dir_all(site.path("public/feeds/news")).unwrap();
     symlink(outside.path(), site.path("public/feeds/news")).unwrap();
-    site.write_jsonl("articles/a.jsonl", &[crate::harness::article("a2", "news")]);
+    site.write_jsonl(
+        "articles/a.jsonl",
+        &[crate::support::digest_article("a2", "news")],
+    );
     assert_refuses_to_write_through(&site, "public/feeds/news", outside.path());
 }
 
@@ -105,7 +111,7 @@ fn a_section_folder_symlinked_outside_is_not_written_through() {
 fn a_feeds_folder_symlinked_outside_is_not_written_through() {
     // Regression (fixed in 861b599): as above, for public/feeds itself: every feed and index.opml are
     // written into the link's target.
-    let site = Site::new();
+    let site = Site::with_digest();
     let outside = tempfile::tempdir().unwrap();
     fs::create_dir_all(site.path("public")).unwrap();
     symlink(outside.path(), site.path("public/feeds")).unwrap();
@@ -116,14 +122,14 @@ fn a_feeds_folder_symlinked_outside_is_not_written_through() {
 /// its target): the file outside keeps its bytes.
 #[test]
 fn a_feed_file_symlinked_outside_is_replaced_not_written_through() {
-    let site = Site::new();
-    site.build().expect(0);
+    let site = Site::with_digest();
+    site.build().assert_success();
     let outside = tempfile::tempdir().unwrap();
     let victim = outside.path().join("victim.xml");
     fs::write(&victim, "precious").unwrap();
     fs::remove_file(site.path("public/feeds/rss.xml")).unwrap();
     symlink(&victim, site.path("public/feeds/rss.xml")).unwrap();
-    site.build().expect(0);
+    site.build().assert_success();
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
     let meta = fs::symlink_metadata(site.path("public/feeds/rss.xml")).unwrap();
     assert!(meta.is_file(), "rss.xml is still a link");
@@ -135,23 +141,24 @@ fn a_dry_run_preview_folder_symlinked_outside_is_not_written_or_cleaned_through(
     // DIR/preview symlink (writes outside DIR), and its stale-file cleanup
     // removes every path listed in DIR/.bulletin-dry-run, through the same
     // link: a file outside DIR that the manifest names is deleted.
-    let site = Site::new();
+    let site = Site::with_digest();
     let outside = tempfile::tempdir().unwrap();
     fs::write(outside.path().join("keep.html"), "precious").unwrap();
     fs::create_dir_all(site.path("out")).unwrap();
     symlink(outside.path(), site.path("out/preview")).unwrap();
     site.write("out/.bulletin-dry-run", "preview/keep.html\n");
     let before = Snapshot::of(outside.path());
-    let run = site.dry_run("out");
+    let run = site.dry_run("out").run;
     before.assert_same(outside.path(), "the folder outside the dry-run folder");
-    run.expect(1).stderr_has(&["symlink", "preview"]);
+    run.assert_code(1)
+        .assert_stderr_has(&["symlink", "preview"]);
 }
 
 /// The stale-file manifest of a dry run is input too: entries that climb
 /// out of the folder are ignored.
 #[test]
 fn a_dry_run_manifest_cannot_name_files_outside_the_folder() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write("victim.txt", "precious");
     let absolute = site.path("absolute-victim.txt");
     fs::write(&absolute, "precious").unwrap();
@@ -162,7 +169,7 @@ fn a_dry_run_manifest_cannot_name_files_outside_the_folder() {
             absolute.display()
         ),
     );
-    site.dry_run("out").expect(0);
+    site.dry_run("out").ok();
     assert_eq!(
         fs::read_to_string(site.path("victim.txt")).unwrap(),
         "precious"
@@ -174,13 +181,13 @@ fn a_dry_run_manifest_cannot_name_files_outside_the_folder() {
 /// the file lands directly inside the folder.
 #[test]
 fn addresses_become_file_names_inside_the_dry_run_folder() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write(
         "subscribers.toml",
         "[[subscribers]]\nemail = \"a/b@example.com\"\n\n\
          [[subscribers]]\nemail = \"x+y=z&{|}~@example.com\"\n\n[[subscribers]]\nemail = \"a_b@example.com\"\n",
     );
-    site.dry_run("out").expect(0);
+    site.dry_run("out").ok();
     let files = Snapshot::of(&site.path("out"));
     let mut emls: Vec<&str> = files
         .paths()
@@ -212,13 +219,8 @@ fn init_refuses_a_dangling_symlink_before_writing_anything() {
     let site = dir.path().join("site");
     fs::create_dir(&site).unwrap();
     symlink(outside.path().join("pwned"), site.join("subscribers.toml")).unwrap();
-    let run = crate::harness::Run::of(
-        std::process::Command::new(crate::harness::BIN)
-            .arg("init")
-            .arg(&site)
-            .env("NO_COLOR", "1"),
-    );
-    run.expect(1).stderr_has(&["subscribers.toml"]);
+    let run = Cmd::new().arg("init").arg(&site).env("NO_COLOR", "1").run();
+    run.assert_code(1).assert_stderr_has(&["subscribers.toml"]);
     assert!(
         !outside.path().join("pwned").exists(),
         "written through the link"
@@ -241,12 +243,7 @@ fn init_does_not_write_through_a_symlinked_folder() {
     let site = dir.path().join("site");
     fs::create_dir(&site).unwrap();
     symlink(outside.path(), site.join("templates")).unwrap();
-    let _ = crate::harness::Run::of(
-        std::process::Command::new(crate::harness::BIN)
-            .arg("init")
-            .arg(&site)
-            .env("NO_COLOR", "1"),
-    );
+    let _ = Cmd::new().arg("init").arg(&site).env("NO_COLOR", "1").run();
     assert_eq!(
         Snapshot::of(outside.path()).paths(),
         Vec::<&str>::new(),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 
-use crate::harness::{NOW, PASSWORD_VAR, Run, SECRET, Site, contains_bytes};
+use crate::support::{NOW, PASSWORD_VAR, Run, SECRET, Site, contains_bytes, read_files};
 
 const USER: &str = "digest-sender";
 const PASSWORD: &str = "smtp-PASS-4b1d-c0ffee-do-not-leak";
@@ -130,7 +130,7 @@ fn session(stream: TcpStream, mode: Server, stored: &Mutex<Vec<Vec<u8>>>) -> std
 
 /// A site sending through the test server with AUTH.
 fn smtp_site(port: u16) -> Site {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "transport = \"sendmail\"",
         &format!(
@@ -158,8 +158,7 @@ fn forms(secret: &str) -> Vec<String> {
 /// handed on), or `extra`.
 #[track_caller]
 fn assert_not_leaked(site: &Site, runs: &[&Run], extra: &[Vec<u8>]) {
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    collect(site.root(), &mut files);
+    let files = read_files(site.root());
     assert!(
         files.iter().any(|(p, _)| p.contains("state.sqlite")),
         "no state database to check"
@@ -186,20 +185,9 @@ fn assert_not_leaked(site: &Site, runs: &[&Run], extra: &[Vec<u8>]) {
     }
 }
 
-fn collect(dir: &std::path::Path, files: &mut Vec<(String, Vec<u8>)>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            collect(&path, files);
-        } else {
-            files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-        }
-    }
-}
-
 #[test]
 fn secrets_never_leave_in_output_files_messages_or_state_with_sendmail() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let mut runs = Vec::new();
     for args in [
         &["-v", "check"][..],
@@ -208,8 +196,8 @@ fn secrets_never_leave_in_output_files_messages_or_state_with_sendmail() {
         &["-v", "digest", "--send", "--now", NOW][..],
         &["-v", "digest", "--send", "--now", NOW][..],
     ] {
-        let run = Run::of(site.command(args).env(PASSWORD_VAR, PASSWORD));
-        run.expect(0);
+        let run = site.cmd(args).env(PASSWORD_VAR, PASSWORD).run();
+        run.assert_success();
         runs.push(run);
     }
     assert_eq!(site.sent().len(), 1);
@@ -221,11 +209,11 @@ fn secrets_never_leave_in_output_files_messages_or_state_with_sendmail() {
 fn the_smtp_password_is_used_but_never_shown_or_stored() {
     let (port, stored) = serve(Server::Accept);
     let site = smtp_site(port);
-    let run = Run::of(
-        site.command(&["-v", "digest", "--send", "--now", NOW])
-            .env(PASSWORD_VAR, PASSWORD),
-    );
-    run.expect(0);
+    let run = site
+        .cmd(&["-v", "digest", "--send", "--now", NOW])
+        .env(PASSWORD_VAR, PASSWORD)
+        .run();
+    run.assert_success();
     let messages = stored.lock().unwrap().clone();
     assert_eq!(messages.len(), 1, "{run}");
     assert_not_leaked(&site, &[&run], &messages);
@@ -235,12 +223,12 @@ fn the_smtp_password_is_used_but_never_shown_or_stored() {
 fn a_refused_login_never_shows_the_password() {
     let (port, _) = serve(Server::RefuseAuth);
     let site = smtp_site(port);
-    let run = Run::of(
-        site.command(&["-v", "digest", "--send", "--now", NOW])
-            .env(PASSWORD_VAR, PASSWORD),
-    );
-    run.expect(2);
-    run.stderr_has(&[&format!("authentication as \"{USER}\" rejected")]);
+    let run = site
+        .cmd(&["-v", "digest", "--send", "--now", NOW])
+        .env(PASSWORD_VAR, PASSWORD)
+        .run();
+    run.assert_code(2);
+    run.assert_stderr_has(&[&format!("authentication as \"{USER}\" rejected")]);
     assert_not_leaked(&site, &[&run], &[]);
 }
 
@@ -254,10 +242,10 @@ fn a_relay_that_quotes_the_credentials_back_never_gets_them_shown_or_stored() {
     // redacted of the password before they are shown or stored.
     let (port, _) = serve(Server::EchoCredentials);
     let site = smtp_site(port);
-    let run = Run::of(
-        site.command(&["-v", "digest", "--send", "--now", NOW])
-            .env(PASSWORD_VAR, PASSWORD),
-    );
-    run.expect(2);
+    let run = site
+        .cmd(&["-v", "digest", "--send", "--now", NOW])
+        .env(PASSWORD_VAR, PASSWORD)
+        .run();
+    run.assert_code(2);
     assert_not_leaked(&site, &[&run], &[]);
 }

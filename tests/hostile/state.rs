@@ -5,7 +5,7 @@
 use std::fs;
 use std::process::Command;
 
-use crate::harness::{Site, Snapshot, set_mode};
+use crate::support::{Site, Snapshot, set_mode};
 
 /// Makes a folder unwritable for this process, and undoes it on drop. As
 /// root `chmod` is not enough: the folder is then made immutable
@@ -54,9 +54,12 @@ impl Drop for ReadOnly {
 
 #[test]
 fn a_read_only_output_folder_fails_cleanly_and_keeps_the_previous_feeds() {
-    let site = Site::new();
-    site.build().expect(0);
-    site.write_jsonl("articles/a.jsonl", &[crate::harness::article("a2", "news")]);
+    let site = Site::with_digest();
+    site.build().assert_success();
+    site.write_jsonl(
+        "articles/a.jsonl",
+        &[crate::support::digest_article("a2", "news")],
+    );
     let dirs: Vec<_> = [
         "public/feeds",
         "public/feeds/news",
@@ -70,13 +73,12 @@ fn a_read_only_output_folder_fails_cleanly_and_keeps_the_previous_feeds() {
     let guard = ReadOnly::new(&dirs);
     let run = site.build();
     drop(guard);
-    run.expect(1);
+    run.assert_code(1);
     let line = run.error_line();
     assert!(
-        line.starts_with(
-            "error: nothing was changed in the output folder: cannot write ./public/feeds/"
-        ) && (line.ends_with("Permission denied (os error 13)")
-            || line.ends_with("Operation not permitted (os error 1)")),
+        line.starts_with("nothing was changed in the output folder: cannot write ./public/feeds/")
+            && (line.ends_with("Permission denied (os error 13)")
+                || line.ends_with("Operation not permitted (os error 1)")),
         "{line}"
     );
     before.assert_same(&site.path("public"), "a failed build");
@@ -91,18 +93,20 @@ fn a_failed_move_into_place_leaves_no_temporary_files() {
     // before the failure — the site feeds here — are already replaced: the
     // output is a mix of old and new feeds; the message says so only as
     // "cannot move … into place".)
-    let site = Site::new();
-    site.build().expect(0);
-    site.write_jsonl("articles/a.jsonl", &[crate::harness::article("a2", "news")]);
+    let site = Site::with_digest();
+    site.build().assert_success();
+    site.write_jsonl(
+        "articles/a.jsonl",
+        &[crate::support::digest_article("a2", "news")],
+    );
     fs::remove_file(site.path("public/feeds/news/atom.xml")).unwrap();
     fs::create_dir(site.path("public/feeds/news/atom.xml")).unwrap();
     fs::write(site.path("public/feeds/news/atom.xml/in-the-way"), "x").unwrap();
     let run = site.build();
-    run.expect(1);
+    run.assert_code(1);
     assert!(
-        run.error_line().starts_with(
-            "error: cannot move ./public/feeds/news/atom.xml into place: Is a directory"
-        ),
+        run.error_line()
+            .starts_with("cannot move ./public/feeds/news/atom.xml into place: Is a directory"),
         "{run}"
     );
     let leftovers: Vec<String> = Snapshot::of(&site.path("public"))
@@ -132,13 +136,12 @@ fn random_bytes(len: usize) -> Vec<u8> {
 
 #[test]
 fn a_state_database_of_random_bytes_is_refused_untouched() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let garbage = random_bytes(16384);
     site.write("state/state.sqlite", &garbage);
-    let message =
-        "error: ./state/state.sqlite is not a usable SQLite database: file is not a database";
-    for run in [site.dry_run("out"), site.send()] {
-        run.expect(1);
+    let message = "./state/state.sqlite is not a usable SQLite database: file is not a database";
+    for run in [site.dry_run("out").run, site.send()] {
+        run.assert_code(1);
         assert!(run.error_line().starts_with(message), "{run}");
     }
     assert_eq!(fs::read(site.path("state/state.sqlite")).unwrap(), garbage);
@@ -153,9 +156,9 @@ fn a_state_database_with_corrupt_pages_is_refused_untouched_naming_the_file() {
     // Regression (fixed in 9300de6): the error was "database disk image is malformed: Error code 11: …"
     // without the file's name: `State` adds context only when opening, not to
     // the queries that find the damage.
-    let site = Site::new();
+    let site = Site::with_digest();
     site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
-        .expect(0);
+        .assert_success();
     let path = site.path("state/state.sqlite");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -168,9 +171,9 @@ fn a_state_database_with_corrupt_pages_is_refused_untouched_naming_the_file() {
     bytes[4096..].copy_from_slice(&noise);
     fs::write(&path, &bytes).unwrap();
     let sent_before = site.sent().len();
-    for run in [site.dry_run("out"), site.send()] {
-        run.expect(1);
-        run.stderr_has(&["database disk image is malformed", "state/state.sqlite"]);
+    for run in [site.dry_run("out").run, site.send()] {
+        run.assert_code(1);
+        run.assert_stderr_has(&["database disk image is malformed", "state/state.sqlite"]);
     }
     assert_eq!(
         fs::read(&path).unwrap(),
@@ -182,25 +185,25 @@ fn a_state_database_with_corrupt_pages_is_refused_untouched_naming_the_file() {
 
 #[test]
 fn a_state_database_from_a_newer_version_is_refused() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
-        .expect(0);
+        .assert_success();
     {
         let conn = rusqlite::Connection::open(site.path("state/state.sqlite")).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
     }
     let sent_before = site.sent().len();
-    let run = site.dry_run("out");
-    run.expect(1);
+    let run = site.dry_run("out").run;
+    run.assert_code(1);
     assert_eq!(
         run.error_line(),
-        "error: ./state/state.sqlite: the state database has schema version 99, this release reads version 2 (it was written by a newer bulletin)"
+        "./state/state.sqlite: the state database has schema version 99, this release reads version 2 (it was written by a newer bulletin)"
     );
     let run = site.send();
-    run.expect(1);
+    run.assert_code(1);
     assert_eq!(
         run.error_line(),
-        "error: ./state/state.sqlite: the state database has schema version 99, written by a newer bulletin; this release reads version 2"
+        "./state/state.sqlite: the state database has schema version 99, written by a newer bulletin; this release reads version 2"
     );
     assert_eq!(site.sent().len(), sent_before);
     let version: i64 = rusqlite::Connection::open(site.path("state/state.sqlite"))
@@ -212,17 +215,17 @@ fn a_state_database_from_a_newer_version_is_refused() {
 
 #[test]
 fn a_missing_state_folder_is_created() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "state = \"state/state.sqlite\"",
         "state = \"deep/new/folder/state.sqlite\"",
     );
-    site.dry_run("out").expect(0);
+    site.dry_run("out").ok();
     assert!(
         !site.path("deep").exists(),
         "a dry run created the state folder"
     );
-    site.send().expect(0);
+    site.send().assert_success();
     assert!(site.path("deep/new/folder/state.sqlite").is_file());
     assert_eq!(site.sent().len(), 1);
 }
@@ -230,7 +233,7 @@ fn a_missing_state_folder_is_created() {
 /// Another `digest --send` holds the run lock: exit 2 at once, nothing sent.
 #[test]
 fn a_state_database_locked_by_another_run_exits_2_at_once() {
-    let site = Site::new();
+    let site = Site::with_digest();
     fs::create_dir_all(site.path("state")).unwrap();
     let lock = fs::OpenOptions::new()
         .create(true)
@@ -241,7 +244,7 @@ fn a_state_database_locked_by_another_run_exits_2_at_once() {
     lock.try_lock().expect("take the run lock");
     let started = std::time::Instant::now();
     let run = site.send();
-    run.expect(2);
+    run.assert_code(2);
     assert_eq!(
         run.stderr.trim_end(),
         "bulletin: another `bulletin digest --send` is running (it holds ./state/state.lock); nothing was sent by this one"
@@ -249,7 +252,7 @@ fn a_state_database_locked_by_another_run_exits_2_at_once() {
     assert!(started.elapsed().as_secs() < 5);
     assert!(site.sent().is_empty());
     drop(lock);
-    site.send().expect(0);
+    site.send().assert_success();
     assert_eq!(site.sent().len(), 1);
 }
 
@@ -259,14 +262,14 @@ fn a_state_database_locked_by_another_run_exits_2_at_once() {
 fn a_state_database_locked_by_another_program_is_a_clear_error() {
     // Regression (fixed in 9300de6): the message was "error: database is locked: Error code 5: database
     // is locked": it names neither the file nor what to do.
-    let site = Site::new();
+    let site = Site::with_digest();
     site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
-        .expect(0);
+        .assert_success();
     site.write_jsonl(
         "articles/a.jsonl",
         &[
-            crate::harness::article("a1", "news"),
-            crate::harness::article("a2", "tech"),
+            crate::support::digest_article("a1", "news"),
+            crate::support::digest_article("a2", "tech"),
         ],
     );
     let sent_before = site.sent().len();
@@ -274,8 +277,8 @@ fn a_state_database_locked_by_another_program_is_a_clear_error() {
     conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let run = site.send();
     conn.execute_batch("ROLLBACK").unwrap();
-    run.expect(1);
-    run.stderr_has(&["database is locked", "state/state.sqlite"]);
+    run.assert_code(1);
+    run.assert_stderr_has(&["database is locked", "state/state.sqlite"]);
     assert_eq!(site.sent().len(), sent_before);
 }
 
@@ -284,9 +287,9 @@ fn a_state_database_locked_by_another_program_is_a_clear_error() {
 /// the pending message byte for byte.
 #[test]
 fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
-        .expect(0);
+        .assert_success();
     let old = b"From: digest@news.example.cn\r\nTo: reader@example.com\r\nSubject: old\r\n\r\nbody of 2017-03-23\r\n";
     {
         // Back to version 1: no messages table, articles one row each, and
@@ -329,8 +332,8 @@ fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
     }
     let before = site.sent().len();
     // A dry run reads the old database as it is, and leaves it so.
-    site.dry_run("out").expect(0);
-    site.send().expect(0);
+    site.dry_run("out").ok();
+    site.send().assert_success();
     let sent = site.sent();
     assert_eq!(sent.len(), before + 1, "only the pending message is sent");
     assert!(sent.contains(&old.to_vec()), "the stored bytes, unchanged");

@@ -6,7 +6,7 @@ use std::fs;
 
 use serde_json::json;
 
-use crate::harness::{Site, article};
+use crate::support::{Site, digest_article, files_under};
 
 /// Each hostile URL and the scheme the error names.
 const HOSTILE: [(&str, &str); 11] = [
@@ -27,16 +27,16 @@ const HOSTILE: [(&str, &str); 11] = [
 fn non_web_schemes_in_url_and_image_are_refused() {
     for field in ["url", "image"] {
         for (url, scheme) in HOSTILE {
-            let site = Site::new();
-            let mut record = article("a1", "news");
+            let site = Site::with_digest();
+            let mut record = digest_article("a1", "news");
             record[field] = url.into();
             site.write_jsonl("articles/a.jsonl", &[record]);
-            for args in [&["build", "--now", crate::harness::NOW][..], &["check"][..]] {
+            for args in [&["build", "--now", crate::support::NOW][..], &["check"][..]] {
                 let run = site.run(args);
-                run.expect(1);
+                run.assert_code(1);
                 let line = run.error_line();
                 assert!(
-                    line.starts_with("error: ./articles/a.jsonl:1:")
+                    line.starts_with("./articles/a.jsonl:1:")
                         && line.contains(&format!(": {field}: "))
                         && line.ends_with(&format!(
                             "uses the {scheme}: scheme; only http and https links are allowed"
@@ -53,11 +53,11 @@ fn non_web_schemes_in_url_and_image_are_refused() {
 /// the text a page path on the site, never a `javascript:` URL.
 #[test]
 fn a_scheme_split_by_white_space_is_a_path_on_the_site() {
-    let site = Site::new();
-    let mut record = article("a1", "news");
+    let site = Site::with_digest();
+    let mut record = digest_article("a1", "news");
     record["url"] = "java\tscript:alert(1)".into();
     site.write_jsonl("articles/a.jsonl", &[record]);
-    site.build().expect(0);
+    site.build().assert_success();
     let rss = fs::read_to_string(site.path("public/feeds/rss.xml")).unwrap();
     assert!(
         rss.contains("<link>https://news.example.cn/java%20script:alert(1)</link>"),
@@ -68,13 +68,13 @@ fn a_scheme_split_by_white_space_is_a_path_on_the_site() {
 #[test]
 fn urls_without_a_host_are_refused() {
     for url in ["https://", "http://", "https://:80/"] {
-        let site = Site::new();
-        let mut record = article("a1", "news");
+        let site = Site::with_digest();
+        let mut record = digest_article("a1", "news");
         record["url"] = url.into();
         site.write_jsonl("articles/a.jsonl", &[record]);
         site.build()
-            .expect(1)
-            .stderr_has(&[&format!(": url: {url:?} is not a URL: empty host")]);
+            .assert_code(1)
+            .assert_stderr_has(&[&format!(": url: {url:?} is not a URL: empty host")]);
         assert!(!site.path("public").exists());
     }
 }
@@ -83,7 +83,7 @@ fn urls_without_a_host_are_refused() {
 /// article itself is fine.
 #[test]
 fn non_web_links_in_content_are_removed_from_every_feed_and_email() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let body = HOSTILE
         .iter()
         .filter(|(_, scheme)| *scheme != "mailto")
@@ -101,11 +101,12 @@ fn non_web_links_in_content_are_removed_from_every_feed_and_email() {
             "published": "2017-03-24 10:00", "content_html": body,
         })],
     );
-    site.build().expect(0);
-    site.dry_run("out").expect(0);
+    site.build().assert_success();
+    site.dry_run("out").ok();
     let mut checked = 0;
     for dir in ["public/feeds", "out"] {
-        for entry in walk(&site.path(dir)) {
+        let dir = site.path(dir);
+        for entry in files_under(&dir).into_iter().map(|rel| dir.join(rel)) {
             let text = fs::read_to_string(&entry).unwrap().to_lowercase();
             for scheme in [
                 "javascript:",
@@ -127,19 +128,6 @@ fn non_web_links_in_content_are_removed_from_every_feed_and_email() {
         }
     }
     assert!(checked >= 8, "only {checked} files checked");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]
@@ -166,11 +154,11 @@ fn non_web_schemes_in_config_urls_are_refused() {
             "digest.unsubscribe_url",
         ),
     ] {
-        let site = Site::new();
+        let site = Site::with_digest();
         site.edit_config(from, to);
         let run = site.run(&["check"]);
-        run.expect(1).stderr_has(&[&format!("{key}: ")]);
-        site.build().expect(1);
+        run.assert_code(1).assert_stderr_has(&[&format!("{key}: ")]);
+        site.build().assert_code(1);
         assert!(!site.path("public").exists(), "{key}: written");
     }
 }

@@ -2,7 +2,7 @@
 //! the digest half of `bulletin check`), run against the real binary.
 //!
 //! - `golden`: the example site's messages, byte for byte
-//!   (`BULLETIN_BLESS=1` rewrites `tests/digest/golden/`);
+//!   (`BULLETIN_BLESS=1` rewrites `tests/golden/digest/`);
 //! - `message`: headers, MIME structure, tokens, escaping, line rules;
 //! - `selection`: sections, window, clock, caps, related reads;
 //! - `history`: what the state database says was already sent;
@@ -10,7 +10,6 @@
 //!   is written.
 
 mod golden;
-mod harness;
 mod history;
 mod message;
 mod secret;

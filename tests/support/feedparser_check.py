@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Read every feed bulletin wrote with Python's feedparser, a common reader.
 
-Usage: python3 tests/tools/feedparser_check.py DIR
+Usage: python3 tests/support/feedparser_check.py DIR
 
 Parses every *.xml file under DIR (recursively) with feedparser and prints one
 line per file. A feed is bad when feedparser flags it "bozo" (not well-formed,

@@ -16,7 +16,6 @@
 
 mod cache;
 mod crashes;
-mod harness;
 mod headers;
 mod hygiene;
 mod limits;
