@@ -121,6 +121,50 @@ BULLETIN_UNSUBSCRIBE_SECRET (when digest.unsubscribe_url uses {{token}}).")]
         #[command(flatten)]
         now: NowArg,
     },
+    /// Put addresses on the suppression list: they get no digest again.
+    ///
+    /// With `--token`, the address the token in an unsubscribe link stands
+    /// for (the site's own scripts); otherwise the addresses given.
+    /// Idempotent: an address already on the list keeps its entry.
+    #[command(after_help = "\
+Examples:
+  bulletin unsubscribe li.ming@example.com
+  BULLETIN_UNSUBSCRIBE_SECRET=... bulletin unsubscribe --token 0v4ktq2s7u9m1f3ebq8h2m5n6c
+
+Environment: BULLETIN_UNSUBSCRIBE_SECRET (and BULLETIN_UNSUBSCRIBE_SECRET_PREVIOUS
+during a rotation) for --token.")]
+    Unsubscribe {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The token of an unsubscribe link (`{{token}}`).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            conflicts_with = "addresses",
+            required_unless_present = "addresses"
+        )]
+        token: Option<String>,
+        /// Addresses to unsubscribe.
+        #[arg(value_name = "ADDRESS")]
+        addresses: Vec<String>,
+    },
+    /// Show, export, import or edit the suppression list.
+    ///
+    /// Addresses on the list get no digest, whatever the subscriber file
+    /// says: unsubscribed, bounced, complained or put there by hand. Every
+    /// change is idempotent, so a CMS can sync both ways.
+    #[command(after_help = "\
+Examples:
+  bulletin suppressions list
+  bulletin suppressions export --format csv > suppressed.csv
+  bulletin suppressions import suppressed.csv
+  bulletin suppressions remove li.ming@example.com")]
+    Suppressions {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: SuppressionAction,
+    },
     /// Write a working starter site (config, templates, articles, subscribers) into DIR.
     ///
     /// Refuses to overwrite existing files.
@@ -157,7 +201,45 @@ Examples:
 }
 
 /// The commands' names, for `bulletin man COMMAND` (a test keeps the list whole).
-const COMMANDS: [&str; 6] = ["build", "check", "digest", "init", "completions", "man"];
+const COMMANDS: [&str; 8] = [
+    "build",
+    "check",
+    "digest",
+    "unsubscribe",
+    "suppressions",
+    "init",
+    "completions",
+    "man",
+];
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressionAction {
+    /// Every suppressed address, with its reason, time and source.
+    List,
+    /// The list as CSV (with a header row) or JSON Lines, on stdout.
+    Export {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+    },
+    /// Add the addresses of a CSV or JSON Lines file (as `export` writes
+    /// them; `email` or `Email Address` columns are taken too). The reason
+    /// defaults to `manual`. Nothing is added if any row is wrong.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Take addresses off the list (they get the digest again).
+    Remove {
+        #[arg(value_name = "ADDRESS", required = true)]
+        addresses: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
 
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]

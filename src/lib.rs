@@ -32,8 +32,10 @@ pub mod output;
 pub mod parallel;
 pub mod progress;
 pub mod report;
+pub mod suppression;
 pub mod text;
 pub mod token;
+pub mod unsubscribe;
 
 pub use error::Failure;
 
@@ -60,11 +62,16 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("ledger", &["error", "model"]),
+    ("suppression", &["diag", "ledger", "model"]),
+    (
+        "unsubscribe",
+        &["config", "error", "ledger", "load", "model", "token"],
+    ),
     (
         "digest",
         &[
             "config", "diag", "error", "feed", "ledger", "load", "model", "output", "parallel",
-            "report", "text",
+            "report", "text", "token",
         ],
     ),
     (

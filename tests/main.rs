@@ -6,6 +6,7 @@
 //! - `digest`: the email digest (`digest --dry-run`, the digest half of
 //!   `check`), the example's messages compared with golden files;
 //! - `delivery`: `digest --send` against real SMTP servers and sendmail;
+//! - `list`: unsubscribing and the suppression list;
 //! - `hostile`: hostile input and failure: nothing crashes, nothing
 //!   half-written, nothing leaks.
 //!
@@ -16,4 +17,5 @@ mod cli;
 mod delivery;
 mod digest;
 mod hostile;
+mod list;
 mod support;

@@ -21,20 +21,16 @@ use crate::ledger::{Ledger, Sqlite, Status};
 use crate::model::IssueKey;
 use crate::report::{self, Verbosity};
 
-/// The environment variable holding the unsubscribe-token key.
-pub const SECRET_VAR: &str = "BULLETIN_UNSUBSCRIBE_SECRET";
-
-/// The environment variable holding the SMTP password.
-pub const PASSWORD_VAR: &str = "BULLETIN_SMTP_PASSWORD";
+use super::secrets::{self, PASSWORD_VAR, SECRET_VAR};
 
 /// Reads the unsubscribe secret when the URL needs one.
 fn secret(setup: &Setup, config: &Config) -> Result<Option<Vec<u8>>, Failure> {
     if !setup.needs_secret() {
         return Ok(None);
     }
-    match std::env::var(SECRET_VAR) {
-        Ok(s) if !s.is_empty() => Ok(Some(s.into_bytes())),
-        _ => Err(Problem::new(
+    match secrets::var(SECRET_VAR) {
+        Some(s) => Ok(Some(s.into_bytes())),
+        None => Err(Problem::new(
             Location::file(&config.path),
             Some("digest.unsubscribe_url"),
             format!("uses {{{{token}}}}, but the environment variable {SECRET_VAR} (the key for unsubscribe tokens) is not set"),
@@ -61,19 +57,21 @@ pub fn dry_run(
         &setup,
         &articles,
         now,
+        digest::suppressed(ledger)?,
         |s| History::from_ledger(ledger, &issue, s),
         say,
     )?;
     let composer = Composer::new(&config.site, &setup, &plan, now, secret.as_deref());
     let preview = digest::preview::write(dir, &plan, &composer)?;
     say.summary(format!(
-        "dry run of digest {}: {} emails ({} items) for {} subscribers, {} with nothing new, {} already sent; written to {} in {:.2} s",
+        "dry run of digest {}: {} emails ({} items) for {} subscribers, {} with nothing new, {} already sent, {} suppressed; written to {} in {:.2} s",
         plan.issue,
         preview.emails,
         preview.items,
         setup.subscribers.len(),
         plan.nothing_new,
         plan.already_sent,
+        plan.suppressed,
         dir.display(),
         started.elapsed().as_secs_f64()
     ));
@@ -91,9 +89,9 @@ fn transport(config: &Config) -> Result<Box<dyn Transport>, Failure> {
             command: smtp.sendmail.clone(),
         }));
     }
-    let password = match std::env::var(PASSWORD_VAR) {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if !smtp.username.is_empty() => {
+    let password = match secrets::var(PASSWORD_VAR) {
+        Some(p) => Some(p),
+        None if !smtp.username.is_empty() => {
             return Err(Problem::new(
                 Location::file(&config.path),
                 Some("smtp.username"),
@@ -103,7 +101,7 @@ fn transport(config: &Config) -> Result<Box<dyn Transport>, Failure> {
             )
             .into());
         }
-        _ => None,
+        None => None,
     };
     let tls_roots = match &smtp.ca_file {
         Some(path) => Some(std::fs::read(path).map_err(|e| {
@@ -154,6 +152,7 @@ pub fn send(
         &setup,
         &articles,
         now,
+        digest::suppressed(Some(&ledger))?,
         |s| History::from_ledger(Some(&ledger), &issue, s),
         say,
     )?;
@@ -178,6 +177,7 @@ pub fn send(
         failed_issue: ledger.count(&issue, Status::Failed)?,
         pending_left: ledger.count_all(Status::Pending)?,
         nothing_new: plan.nothing_new,
+        suppressed: plan.suppressed,
         seconds: started.elapsed().as_secs_f64(),
     };
     if summary.complete() {

@@ -7,6 +7,8 @@ pub mod build;
 pub mod check;
 pub mod digest;
 pub mod init;
+pub mod list;
+pub mod secrets;
 
 use chrono::{DateTime, Utc};
 
@@ -59,6 +61,18 @@ pub fn run(
         Command::Check { config } => {
             let config = load(&config.path)?;
             check::run(&config, clock(), say)?;
+        }
+        Command::Unsubscribe {
+            config,
+            token,
+            addresses,
+        } => {
+            let config = load(&config.path)?;
+            list::unsubscribe(&config, token.as_deref(), addresses, clock(), say)?;
+        }
+        Command::Suppressions { config, action } => {
+            let config = load(&config.path)?;
+            list::suppressions(&config, action, clock(), say)?;
         }
         Command::Init { dir } => init::run(dir, clock(), say)?,
         Command::Completions { shell } => print(&crate::cli::completions(*shell))?,

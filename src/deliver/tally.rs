@@ -48,6 +48,8 @@ pub struct Summary {
     pub pending_left: usize,
     /// Subscribers with nothing new.
     pub nothing_new: usize,
+    /// Subscribers on the suppression list.
+    pub suppressed: usize,
     pub seconds: f64,
 }
 
@@ -62,7 +64,7 @@ impl Summary {
         let t = &self.tally;
         format!(
             "digest {}: {} sent, {} already had it, {} failed permanently, {} pending \
-             ({} to send this run; {} with nothing new) in {:.2} s",
+             ({} to send this run; {} with nothing new; {} suppressed) in {:.2} s",
             self.issue,
             t.sent,
             self.already,
@@ -70,6 +72,7 @@ impl Summary {
             self.pending_left,
             t.total,
             self.nothing_new,
+            self.suppressed,
             self.seconds
         )
     }

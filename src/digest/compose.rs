@@ -61,10 +61,7 @@ impl<'a> Composer<'a> {
     fn unsubscribe_url(&self, subscriber: &Subscriber) -> Option<String> {
         let url = self.setup.digest.unsubscribe_url.as_deref()?;
         Some(match self.secret {
-            Some(key) => url.replace(
-                "{{token}}",
-                &message::unsubscribe_token(key, &subscriber.email),
-            ),
+            Some(key) => url.replace("{{token}}", &crate::token::make(key, &subscriber.email)),
             None => url.to_owned(),
         })
     }

@@ -163,6 +163,18 @@ pub struct History {
     pub sent: HashSet<String>,
 }
 
+/// The addresses on the ledger's suppression list (none without a ledger).
+pub fn suppressed(ledger: Option<&dyn Ledger>) -> anyhow::Result<HashSet<RecipientKey>> {
+    Ok(match ledger {
+        Some(ledger) => ledger
+            .suppressions()?
+            .into_iter()
+            .map(|s| s.address)
+            .collect(),
+        None => HashSet::new(),
+    })
+}
+
 impl History {
     /// What the ledger (if there is one yet) says `subscriber` has.
     pub fn from_ledger(
@@ -200,6 +212,7 @@ pub fn plan_reported<'a>(
     setup: &'a Setup,
     articles: &'a [Article],
     now: DateTime<Utc>,
+    suppressed: HashSet<RecipientKey>,
     history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
     say: Verbosity,
 ) -> Result<Digest<'a>, Failure> {
@@ -208,6 +221,7 @@ pub fn plan_reported<'a>(
         window: setup.digest.window,
         related: setup.digest.related,
         max_items: setup.digest.max_items,
+        suppressed,
     };
     let started = std::time::Instant::now();
     let plan = plan(site, articles, &setup.subscribers, &settings, history)?;
@@ -233,6 +247,8 @@ pub struct Digest<'a> {
     pub nothing_new: usize,
     /// Recipients who already have this issue.
     pub already_sent: usize,
+    /// Subscribers on the suppression list: they get nothing.
+    pub suppressed: usize,
     /// Editor's related ids that name no article, to warn about.
     pub unknown_related: Vec<(String, String)>,
 }
@@ -242,6 +258,8 @@ pub struct Settings {
     pub window: Duration,
     pub related: usize,
     pub max_items: usize,
+    /// Addresses on the suppression list.
+    pub suppressed: HashSet<RecipientKey>,
 }
 
 pub fn plan<'a, E>(
@@ -265,11 +283,19 @@ pub fn plan<'a, E>(
         emails: Vec::new(),
         nothing_new: 0,
         already_sent: 0,
+        suppressed: 0,
         unknown_related: Vec::new(),
     };
     // First what each subscriber gets...
     let mut chosen_for: Vec<(&Subscriber, Vec<&Article>)> = Vec::new();
     for subscriber in subscribers {
+        if settings
+            .suppressed
+            .contains(&RecipientKey::of(&subscriber.email))
+        {
+            digest.suppressed += 1;
+            continue;
+        }
         let past = history(subscriber)?;
         if past.has_issue {
             digest.already_sent += 1;

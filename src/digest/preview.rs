@@ -34,6 +34,7 @@ struct Index<'a> {
     items: usize,
     nothing_new: usize,
     already_sent: usize,
+    suppressed: usize,
     rows: Vec<Row>,
 }
 
@@ -75,6 +76,7 @@ pub fn write(dir: &Path, plan: &Digest<'_>, composer: &Composer<'_>) -> Result<P
         items,
         nothing_new: plan.nothing_new,
         already_sent: plan.already_sent,
+        suppressed: plan.suppressed,
         rows,
     };
     staging.add("index.html", render_index(&index).as_bytes())?;

@@ -47,7 +47,7 @@ DROP TABLE delivery_articles;
 CREATE INDEX deliveries_recipient ON deliveries (recipient);",
     "
 -- Version 3: addresses that get no digest, whatever the subscriber file says.
-CREATE TABLE suppressions (
+CREATE TABLE IF NOT EXISTS suppressions (
     address     TEXT NOT NULL PRIMARY KEY,   -- lower-cased
     reason      TEXT NOT NULL CHECK (reason IN ('unsubscribed', 'bounced', 'complained', 'manual')),
     created_at  TEXT NOT NULL,

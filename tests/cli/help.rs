@@ -16,7 +16,16 @@ fn stdout_of(args: &[&str]) -> String {
     run.stdout_utf8().to_owned()
 }
 
-const COMMANDS: [&str; 6] = ["build", "check", "digest", "init", "completions", "man"];
+const COMMANDS: [&str; 8] = [
+    "build",
+    "check",
+    "digest",
+    "unsubscribe",
+    "suppressions",
+    "init",
+    "completions",
+    "man",
+];
 
 #[test]
 fn help_lists_every_command() {
@@ -29,13 +38,15 @@ fn help_lists_every_command() {
         commands,
         "\
 Commands:
-  build        Write every feed (site-wide and per section) into the output folder
-  check        Validate the config, every record and the templates; write nothing
-  digest       Compose the email digest of what is new, and preview or send it
-  init         Write a working starter site (config, templates, articles, subscribers) into DIR
-  completions  Print a shell completion script for bulletin to stdout
-  man          Print a man page (roff) to stdout: bulletin's, or one command's
-  help         Print this message or the help of the given subcommand(s)"
+  build         Write every feed (site-wide and per section) into the output folder
+  check         Validate the config, every record and the templates; write nothing
+  digest        Compose the email digest of what is new, and preview or send it
+  unsubscribe   Put addresses on the suppression list: they get no digest again
+  suppressions  Show, export, import or edit the suppression list
+  init          Write a working starter site (config, templates, articles, subscribers) into DIR
+  completions   Print a shell completion script for bulletin to stdout
+  man           Print a man page (roff) to stdout: bulletin's, or one command's
+  help          Print this message or the help of the given subcommand(s)"
     );
     // `-h` is the same list, and both end with the first steps.
     let short = stdout_of(&["-h"]);
