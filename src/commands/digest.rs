@@ -143,6 +143,12 @@ pub fn send(
         max_rate: smtp.max_rate,
     };
 
+    if setup.digest.unsubscribe_url.is_none() {
+        say.warn(
+            "the digest has no unsubscribe link (digest.unsubscribe_url): Gmail and Yahoo expect \
+             one-click unsubscribe from bulk senders, and the law in most places requires a way out",
+        );
+    }
     let _lock = RunLock::take(&setup.digest.state)?;
     let mut ledger = Sqlite::open(&setup.digest.state)?;
     let issue = IssueKey::of(&config.site, now);

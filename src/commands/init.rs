@@ -75,7 +75,7 @@ pub fn run(dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure
         say.detail(format!("created {}", target.display()));
     }
     say.summary(format!(
-        "created a starter site in {d}\nnext: cd {d} && bulletin check && bulletin build && bulletin digest --dry-run preview",
+        "created a starter site in {d}\nnext: cd {d} && bulletin check && bulletin build\n      export BULLETIN_UNSUBSCRIBE_SECRET=\"$(openssl rand -hex 32)\"   # the key of unsubscribe links; keep it\n      bulletin digest --dry-run preview",
         d = dir.display()
     ));
     Ok(())

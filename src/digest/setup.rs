@@ -42,6 +42,9 @@ impl Setup {
                 None
             }
         };
+        if let Some(url) = &digest.unsubscribe_url {
+            problems.extend(check_unsubscribe_url(url, &config.path));
+        }
         let subscribers = load_subscribers(&digest.subscribers, &config.site).unwrap_or_else(|p| {
             problems.extend(p);
             Vec::new()
@@ -79,4 +82,31 @@ impl Setup {
             .as_deref()
             .is_some_and(|u| u.contains("{{token}}"))
     }
+}
+
+/// A web `unsubscribe_url` must be what one-click unsubscribe (RFC 8058)
+/// needs: HTTPS, and a `{{token}}` that says who is leaving. (`mailto:`
+/// URLs carry no one-click header and need neither.)
+fn check_unsubscribe_url(url: &str, config: &std::path::Path) -> Problems {
+    let mut problems = Problems::default();
+    let lower = url.trim().to_ascii_lowercase();
+    let mut say = |message: &str| {
+        problems.push(Problem::new(
+            Location::file(config),
+            Some("digest.unsubscribe_url"),
+            message,
+        ));
+    };
+    if lower.starts_with("http://") {
+        say(
+            "must be https:// (one-click unsubscribe, RFC 8058, is a POST to an HTTPS URL; mail providers ignore it otherwise)",
+        );
+    }
+    if (lower.starts_with("http://") || lower.starts_with("https://")) && !url.contains("{{token}}")
+    {
+        say(
+            "has no {{token}}: the link cannot say who unsubscribes (add e.g. \"?token={{token}}\" and serve it with `bulletin serve`)",
+        );
+    }
+    problems
 }

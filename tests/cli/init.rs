@@ -19,7 +19,9 @@ fn init_then_check_build_and_digest_dry_run_succeed() {
     assert_eq!(
         said,
         "created a starter site in mysite\n\
-         next: cd mysite && bulletin check && bulletin build && bulletin digest --dry-run preview\n"
+         next: cd mysite && bulletin check && bulletin build\n      \
+         export BULLETIN_UNSUBSCRIBE_SECRET=\"$(openssl rand -hex 32)\"   # the key of unsubscribe links; keep it\n      \
+         bulletin digest --dry-run preview\n"
     );
     let site = temp.path().join("mysite");
     assert_eq!(
@@ -41,13 +43,41 @@ fn init_then_check_build_and_digest_dry_run_succeed() {
     let built = ok(&site, &["build"]);
     assert!(built.starts_with("built "), "{built}");
     assert!(assert_all_feeds_valid(&site.join("public")) > 0);
-    let previewed = ok(&site, &["digest", "--dry-run", "preview"]);
+    // Without the secret it says what is missing; with it, every email has
+    // a working one-click unsubscribe link.
+    let unset = Cmd::in_dir(&site)
+        .args(["digest", "--dry-run", "preview"])
+        .run();
+    unset.assert_code(1);
+    assert!(
+        unset.stderr.contains("BULLETIN_UNSUBSCRIBE_SECRET"),
+        "{unset}"
+    );
+    let run = Cmd::in_dir(&site)
+        .args(["digest", "--dry-run", "preview"])
+        .env("BULLETIN_UNSUBSCRIBE_SECRET", "0123456789abcdef")
+        .run();
+    run.assert_success();
+    let previewed = run.stdout;
     assert!(previewed.starts_with("dry run of digest "), "{previewed}");
     let previews = files_under(&site.join("preview"));
     assert!(previews.contains(&"index.html".to_owned()), "{previews:?}");
+    let eml = previews
+        .iter()
+        .find(|f| f.ends_with(".eml"))
+        .unwrap_or_else(|| panic!("no email in the preview: {previews:?}"));
+    let email =
+        crate::support::Email::parse(std::fs::read(site.join("preview").join(eml)).unwrap());
     assert!(
-        previews.iter().any(|f| f.ends_with(".eml")),
-        "no email in the preview: {previews:?}"
+        email
+            .unsubscribe_url()
+            .starts_with("https://news.example.com/unsubscribe?token="),
+        "{}",
+        email.unsubscribe_url()
+    );
+    assert_eq!(
+        email.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
     );
 
     // A second init there refuses, naming what exists, and changes nothing.
