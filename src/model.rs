@@ -155,6 +155,9 @@ pub struct Subscriber {
     pub name: Option<String>,
     /// Section ids; `None` means every section.
     pub sections: Option<Vec<String>>,
+    /// The subscriber file says this address left (a CSV `status` such as
+    /// `unsubscribed`): it gets nothing and goes on the suppression list.
+    pub left: Option<SuppressionReason>,
 }
 
 impl Subscriber {
@@ -165,6 +168,50 @@ impl Subscriber {
             None => true,
             Some(ids) => site.ancestry(section).any(|s| ids.contains(&s.id)),
         }
+    }
+}
+
+/// Why an address gets no digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SuppressionReason {
+    /// The recipient asked (one-click, the page's button, `unsubscribe`).
+    Unsubscribed,
+    /// Their server refused the address for good (a 5xx, a hard bounce,
+    /// repeated soft bounces).
+    Bounced,
+    /// They reported the digest as spam (an ARF report).
+    Complained,
+    /// Someone put it on the list by hand (`suppressions import`).
+    Manual,
+}
+
+impl SuppressionReason {
+    pub const ALL: [SuppressionReason; 4] = [
+        SuppressionReason::Unsubscribed,
+        SuppressionReason::Bounced,
+        SuppressionReason::Complained,
+        SuppressionReason::Manual,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionReason::Unsubscribed => "unsubscribed",
+            SuppressionReason::Bounced => "bounced",
+            SuppressionReason::Complained => "complained",
+            SuppressionReason::Manual => "manual",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<SuppressionReason> {
+        SuppressionReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for SuppressionReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use crate::Failure;
 use crate::config::Config;
 use crate::diag::Problems;
+use crate::digest;
+use crate::ledger::{Ledger, Sqlite};
 use crate::load;
+use crate::model::RecipientKey;
 use crate::report::Verbosity;
 
 pub fn run(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure> {
@@ -14,21 +17,33 @@ pub fn run(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<(), Fa
         problems.extend(p);
         0
     });
-    if let Err(p) = crate::digest::sample::check(config, now) {
+    let setup = crate::digest::sample::check(config, now).unwrap_or_else(|p| {
         problems.extend(p);
-    }
+        None
+    });
     if !problems.is_empty() {
         return Err(Failure::Invalid(problems));
     }
+    let subscribers = match &setup {
+        Some(setup) => {
+            let ledger = Sqlite::open_read_only(&setup.digest.state)?;
+            let suppressed = digest::suppressed(ledger.as_ref().map(|l| l as &dyn Ledger))?;
+            let leaving = setup
+                .subscribers
+                .iter()
+                .filter(|s| s.left.is_some() || suppressed.contains(&RecipientKey::of(&s.email)))
+                .count();
+            format!(
+                ", {} subscribers ({leaving} suppressed) and templates",
+                setup.subscribers.len()
+            )
+        }
+        None => String::new(),
+    };
     say.summary(format!(
-        "checked {} articles, {} sections{}: no problems",
+        "checked {} articles, {} sections{subscribers}: no problems",
         count,
         config.site.sections.len(),
-        if config.digest.is_some() {
-            ", subscribers and templates"
-        } else {
-            ""
-        }
     ));
     Ok(())
 }

@@ -151,6 +151,9 @@ pub fn send(
     }
     let _lock = RunLock::take(&setup.digest.state)?;
     let mut ledger = Sqlite::open(&setup.digest.state)?;
+    // Who the subscriber file says left goes on the list for good (the CMS
+    // may later drop the row; the unsubscribe must stay).
+    ledger.suppress(&digest::left_subscribers(&setup, now))?;
     let issue = IssueKey::of(&config.site, now);
     let already = ledger.count(&issue, Status::Sent)?;
     let plan = digest::plan_reported(

@@ -175,6 +175,29 @@ pub fn suppressed(ledger: Option<&dyn Ledger>) -> anyhow::Result<HashSet<Recipie
     })
 }
 
+/// The subscribers the subscriber file itself marks as gone (a CSV
+/// `status`), as entries for the suppression list.
+pub fn left_subscribers(setup: &Setup, now: DateTime<Utc>) -> Vec<crate::ledger::Suppression> {
+    let file = setup
+        .digest
+        .subscribers
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    setup
+        .subscribers
+        .iter()
+        .filter_map(|s| {
+            Some(crate::ledger::Suppression {
+                address: RecipientKey::of(&s.email),
+                reason: s.left?,
+                at: now,
+                source: format!("subscribers file {file}"),
+            })
+        })
+        .collect()
+}
+
 impl History {
     /// What the ledger (if there is one yet) says `subscriber` has.
     pub fn from_ledger(
@@ -289,9 +312,10 @@ pub fn plan<'a, E>(
     // First what each subscriber gets...
     let mut chosen_for: Vec<(&Subscriber, Vec<&Article>)> = Vec::new();
     for subscriber in subscribers {
-        if settings
-            .suppressed
-            .contains(&RecipientKey::of(&subscriber.email))
+        if subscriber.left.is_some()
+            || settings
+                .suppressed
+                .contains(&RecipientKey::of(&subscriber.email))
         {
             digest.suppressed += 1;
             continue;

@@ -14,9 +14,10 @@ use crate::model::{Article, IssueKey, Section, Site, Subscriber};
 
 /// Checks the digest's subscribers and templates (nothing when the config
 /// has no `[digest]`); `now` dates the sample articles and the issue.
-pub fn check(config: &Config, now: DateTime<Utc>) -> Result<(), Problems> {
+/// Returns what it loaded, for the caller's summary.
+pub fn check(config: &Config, now: DateTime<Utc>) -> Result<Option<Setup>, Problems> {
     if config.digest.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let setup = Setup::load(config)?;
     let site = &config.site;
@@ -27,6 +28,7 @@ pub fn check(config: &Config, now: DateTime<Utc>) -> Result<(), Problems> {
         email: "check@example.invalid".into(),
         name: Some("check".into()),
         sections: None,
+        left: None,
     };
     let nameless = Subscriber {
         name: None,
@@ -63,7 +65,7 @@ pub fn check(config: &Config, now: DateTime<Utc>) -> Result<(), Problems> {
             .templates
             .render(context(site, &issue, &email, unsubscribe, &fields))?;
     }
-    Ok(())
+    Ok(Some(setup))
 }
 
 /// A section for a site that declares none.

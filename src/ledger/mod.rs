@@ -19,6 +19,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
 use crate::Failure;
+pub use crate::model::SuppressionReason as Reason;
 use crate::model::{IssueKey, RecipientKey};
 
 pub use sqlite::Sqlite;
@@ -90,48 +91,6 @@ pub struct Pending {
     /// The address as subscribed, for RCPT TO.
     pub address: String,
     pub message_id: String,
-}
-
-/// Why an address gets no digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Reason {
-    /// The recipient asked (one-click, the page's button, `unsubscribe`).
-    Unsubscribed,
-    /// Their server refused the address for good (a 5xx, a hard bounce,
-    /// repeated soft bounces).
-    Bounced,
-    /// They reported the digest as spam (an ARF report).
-    Complained,
-    /// Someone put it on the list by hand (`suppressions import`).
-    Manual,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 4] = [
-        Reason::Unsubscribed,
-        Reason::Bounced,
-        Reason::Complained,
-        Reason::Manual,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Unsubscribed => "unsubscribed",
-            Reason::Bounced => "bounced",
-            Reason::Complained => "complained",
-            Reason::Manual => "manual",
-        }
-    }
-
-    pub fn named(name: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// One address on the suppression list.

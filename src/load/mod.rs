@@ -9,6 +9,7 @@
 mod formats;
 pub mod record;
 pub mod subscribers;
+mod subscribers_csv;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! The digest's subscriber list: `[[subscribers]]` in TOML or a JSON array.
+//! The digest's subscriber list: `[[subscribers]]` in TOML, a JSON array,
+//! or CSV with a header row (`subscribers_csv`).
 //!
 //! Anything here ends up in a mail header, so control characters (CR/LF
 //! above all: header injection) are refused, not cleaned. Duplicate
@@ -11,14 +12,38 @@ use serde::Deserialize;
 
 use super::formats::LineIndex;
 use crate::diag::{Location, Problem, Problems};
-use crate::model::{Site, Subscriber};
+use crate::model::{Site, Subscriber, SuppressionReason};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSubscriber {
-    email: Option<String>,
-    name: Option<String>,
-    sections: Option<Vec<String>>,
+pub(super) struct RawSubscriber {
+    pub(super) email: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) sections: Option<Vec<String>>,
+    /// `unsubscribed`, `blocklisted`, `cleaned` or `bounced`: the address
+    /// left (see [`left`]); `subscribed`, `enabled` or none: it gets the digest.
+    #[serde(default)]
+    pub(super) status: Option<String>,
+}
+
+/// What a subscriber file's `status` says: `Ok(None)` for an address that
+/// gets the digest, `Ok(Some(reason))` for one that left.
+fn left(status: Option<&str>) -> Result<Option<SuppressionReason>, String> {
+    let Some(status) = status.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    Ok(match status.to_ascii_lowercase().as_str() {
+        "subscribed" | "enabled" | "confirmed" | "active" => None,
+        "unsubscribed" => Some(SuppressionReason::Unsubscribed),
+        "cleaned" | "bounced" => Some(SuppressionReason::Bounced),
+        "blocklisted" | "blacklisted" | "disabled" => Some(SuppressionReason::Manual),
+        "complained" => Some(SuppressionReason::Complained),
+        _ => {
+            return Err(format!(
+                "unknown status {status:?}; expected \"subscribed\", \"enabled\", \"unsubscribed\", \"blocklisted\", \"cleaned\" or \"bounced\""
+            ));
+        }
+    })
 }
 
 /// Reads and validates the subscribers file.
@@ -31,12 +56,15 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
         )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let extension = |ext: &str| {
+        path.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+    };
     // Each entry with the offset where it starts, for messages.
-    let entries: Vec<(RawSubscriber, usize)> = if json {
+    let entries: Vec<(RawSubscriber, usize)> = if extension("json") {
         parse_json(text, path)?
+    } else if extension("csv") {
+        super::subscribers_csv::parse(text, path)?
     } else {
         parse_toml(text, path)?
     };
@@ -99,6 +127,13 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
             continue;
         }
         seen.insert(key, here.clone());
+        let left = match left(raw.status.as_deref()) {
+            Ok(left) => left,
+            Err(why) => {
+                report("status", why);
+                continue;
+            }
+        };
         let name = raw
             .name
             .map(|n| n.trim().to_owned())
@@ -107,6 +142,7 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
             email: email.to_owned(),
             name,
             sections: raw.sections,
+            left,
         });
     }
     problems.into_result(subscribers)

@@ -218,7 +218,8 @@ fn no_colour_codes_when_stderr_is_not_a_terminal() {
 /// A started site (`bulletin init`) with one more article, in the digest
 /// window of [`LATER`], whose related reads name an id that does not exist.
 fn site_with_a_warning() -> Site {
-    let site = Site::new();
+    // The starter's unsubscribe link needs the secret.
+    let site = Site::new().with_secret();
     std::fs::remove_file(site.config_path()).unwrap();
     std::fs::remove_dir(site.path("articles")).unwrap();
     let init = run(&site, &["init", "."], &[]);

@@ -2,6 +2,7 @@
 //! the suppression list (`suppressions list | export | import | remove`),
 //! and what a suppressed address gets from the digest (nothing).
 
+mod csv;
 mod defaults;
 mod suppressions;
 mod unsubscribe;

@@ -49,7 +49,7 @@ impl Site {
     }
 
     /// Gives every command [`SECRET_VAR`] = [`SECRET`].
-    pub(super) fn with_secret(mut self) -> Site {
+    pub fn with_secret(mut self) -> Site {
         self.env.push((SECRET_VAR, Some(SECRET)));
         self
     }
