@@ -215,57 +215,56 @@ impl std::fmt::Display for SuppressionReason {
     }
 }
 
-/// Which issue of the digest a run sends: the run's date in the site's
-/// timezone, `YYYY-MM-DD`. At most one issue per subscriber and key.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct IssueKey(String);
+/// A string newtype for a key the ledger stores: `as_str`, `Display`, and
+/// `stored` for a key read back.
+macro_rules! stored_key {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A key as the ledger stored it.
+            pub fn stored(key: String) -> $name {
+                $name(key)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+stored_key!(
+    /// Which issue of the digest a run sends: the run's date in the site's
+    /// timezone, `YYYY-MM-DD`. At most one issue per subscriber and key.
+    IssueKey
+);
 
 impl IssueKey {
     /// The issue of a run at `now`.
     pub fn of(site: &Site, now: DateTime<Utc>) -> IssueKey {
         IssueKey(site.zone.local(now).format("%Y-%m-%d").to_string())
     }
-
-    /// A key as the ledger stored it.
-    pub fn stored(key: String) -> IssueKey {
-        IssueKey(key)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl std::fmt::Display for IssueKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Who a delivery is for, as the ledger keys it: the address lower-cased
-/// (`Li@Example.com` and `li@example.com` are one recipient). Not an address
-/// to send to: that stays as the subscriber wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RecipientKey(String);
+stored_key!(
+    /// Who a delivery is for, as the ledger keys it: the address lower-cased
+    /// (`Li@Example.com` and `li@example.com` are one recipient). Not an
+    /// address to send to: that stays as the subscriber wrote it.
+    RecipientKey
+);
 
 impl RecipientKey {
     pub fn of(address: &str) -> RecipientKey {
         RecipientKey(address.to_lowercase())
-    }
-
-    /// A key as the ledger stored it (already lower-cased).
-    pub fn stored(key: String) -> RecipientKey {
-        RecipientKey(key)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for RecipientKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -66,6 +66,11 @@ struct Imported {
     source: Option<String>,
 }
 
+/// A cell's text, when it has any.
+fn given(cell: &Option<String>) -> Option<&str> {
+    cell.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// Reads a file of suppressions: JSON Lines (`.jsonl`, `.ndjson`) or CSV
 /// with a header row. Every problem is reported, with its line.
 pub fn read(path: &Path, now: DateTime<Utc>) -> Result<Vec<Suppression>, Problems> {
@@ -96,12 +101,7 @@ pub fn read(path: &Path, now: DateTime<Utc>) -> Result<Vec<Suppression>, Problem
             ));
             return;
         }
-        let reason = match row
-            .reason
-            .as_deref()
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-        {
+        let reason = match given(&row.reason) {
             None => Reason::Manual,
             Some(name) => match Reason::named(name) {
                 Some(reason) => reason,
@@ -114,12 +114,7 @@ pub fn read(path: &Path, now: DateTime<Utc>) -> Result<Vec<Suppression>, Problem
                 }
             },
         };
-        let when = match row
-            .created_at
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
+        let when = match given(&row.created_at) {
             None => now,
             Some(text) => match DateTime::parse_from_rfc3339(text) {
                 Ok(t) => t.to_utc(),

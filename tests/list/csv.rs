@@ -59,7 +59,12 @@ fn a_mailchimp_export_loads_with_first_and_last_names() {
     site.check().assert_success();
     let dry = site.dry_run("out").ok();
     let email = dry.email("chen.jing@example.com");
-    assert_eq!(email.to[0].0.as_deref(), Some("Jing Chen"), "{:?}", email.to);
+    assert_eq!(
+        email.to[0].0.as_deref(),
+        Some("Jing Chen"),
+        "{:?}",
+        email.to
+    );
     assert!(dry.has_email("liu.yang@example.org"));
 }
 
