@@ -28,6 +28,7 @@ mod parallel;
 mod progress;
 mod report;
 mod state;
+mod temp;
 mod text;
 
 use std::process::ExitCode;

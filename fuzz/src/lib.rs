@@ -3,8 +3,8 @@
 //!
 //! bulletin is a binary-only crate, so its modules are included here by
 //! `#[path]`: config, diag, model, text, load (records and subscribers), feed
-//! (RSS, Atom, JSON Feed, OPML), the build cache, digest (templates,
-//! messages) and the thread helper they use. They
+//! (RSS, Atom, JSON Feed, OPML), the build cache and its temporary files,
+//! digest (templates, messages) and the thread helper they use. They
 //! depend on nothing else in the binary (not on cli, commands, output, state
 //! or mail), which is what makes this work; if that changes, a `lib.rs`
 //! split of the main package is the clean fix.
@@ -35,6 +35,9 @@ pub mod model;
 #[path = "../../src/parallel.rs"]
 #[allow(dead_code, unused_imports, private_interfaces, clippy::all)]
 pub mod parallel;
+#[path = "../../src/temp.rs"]
+#[allow(dead_code, unused_imports, private_interfaces, clippy::all)]
+pub mod temp;
 #[path = "../../src/text.rs"]
 #[allow(dead_code, unused_imports, private_interfaces, clippy::all)]
 pub mod text;

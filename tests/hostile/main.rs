@@ -12,7 +12,9 @@
 //! - `state`: read-only output, corrupt / newer / missing / locked state;
 //! - `secrets`: the SMTP password and the unsubscribe key never leak;
 //! - `cache`: damaged build cache entries;
-//! - `crashes`: panics and terminal escapes found by fuzzing (fuzz/).
+//! - `crashes`: panics and terminal escapes found by fuzzing (fuzz/);
+//! - `round2_output`: temporary files, interrupted runs, runaway templates,
+//!   header encoding and lengths (issue #17).
 
 mod cache;
 mod crashes;
@@ -22,6 +24,7 @@ mod hygiene;
 mod limits;
 mod markup;
 mod paths;
+mod round2_output;
 mod secrets;
 mod state;
 mod urls;
