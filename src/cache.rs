@@ -8,8 +8,8 @@
 //! and reuses an entry only when the hash matches and the clock has not gone
 //! backwards (an earlier clock could bring back articles the entry dropped).
 //! Anything unexpected in an entry makes it a miss, never an error.
-//! Entries are written to temporary files (`temp`: created exclusively)
-//! and renamed into place.
+//! Entries are written to temporary files (`temp`: created exclusively,
+//! removed if the run is interrupted) and renamed into place.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,8 @@ struct Entry {
 
 pub struct BuildCache<'s> {
     dir: PathBuf,
+    /// Stale temporary files of dead runs are removed before the first store.
+    swept: std::sync::Once,
     config: u128,
     site: &'s Site,
     now: DateTime<Utc>,
@@ -61,6 +63,7 @@ impl<'s> BuildCache<'s> {
     ) -> Self {
         BuildCache {
             dir: dir.to_path_buf(),
+            swept: std::sync::Once::new(),
             config,
             site,
             now,
@@ -73,7 +76,14 @@ impl<'s> BuildCache<'s> {
         self.dir.join(format!("{key:016x}.json"))
     }
 
+    /// Removes what interrupted runs left in the cache folder (once a run).
+    fn sweep(&self) {
+        self.swept
+            .call_once(|| crate::temp::sweep_stale(&self.dir, true));
+    }
+
     fn read_entry(&self, input: &Path) -> Option<Entry> {
+        self.sweep();
         let text = std::fs::read(self.entry_path(input)).ok()?;
         let entry: Entry = serde_json::from_slice(&text).ok()?;
         let current = entry.format == FORMAT
@@ -213,6 +223,7 @@ impl<'s> Reuse<Selection<'s>> for BuildCache<'s> {
         // id file fails its hash, and either is a miss. A cache that cannot
         // be written only costs the next build time; temporary files that
         // were not moved into place remove themselves.
+        self.sweep();
         let _ = std::fs::create_dir_all(&self.dir)
             .and_then(|()| Temp::beside(&ids_target))
             .and_then(|(ids_temp, file)| Ok((ids_temp, write_ids(file, &result.ids)?)))

@@ -27,6 +27,7 @@ mod output;
 mod parallel;
 mod progress;
 mod report;
+mod signals;
 mod state;
 mod temp;
 mod text;
@@ -132,6 +133,7 @@ fn run(cli: &Cli, context: &mut report::Context) -> Result<ExitCode, Failure> {
             no_cache,
         } => {
             let config = load(&config.path)?;
+            signals::remove_temp_files_on_termination();
             commands::build::run(
                 &config,
                 out.clone(),
@@ -154,6 +156,7 @@ fn run(cli: &Cli, context: &mut report::Context) -> Result<ExitCode, Failure> {
             let config = load(&config.path)?;
             let now = clock(now.now, &config)?;
             if let Some(dir) = &mode.dry_run {
+                signals::remove_temp_files_on_termination();
                 commands::digest::dry_run(&config, dir, now, say)?;
             } else if mode.send {
                 let summary = commands::digest::send(&config, now, say)?;

@@ -12,6 +12,7 @@
 //! followed or opened for writing. A link there is replaced by the rename;
 //! it is only read (to compare) when it is a plain file.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -40,7 +41,8 @@ pub struct Staging {
     durable: bool,
     /// Temporary files and their targets.
     staged: Vec<(Temp, PathBuf)>,
-
+    /// Folders already cleared of stale temporary files.
+    swept: HashSet<PathBuf>,
     /// Every path added, written or unchanged.
     paths: Vec<String>,
     pub report: WriteReport,
@@ -52,6 +54,7 @@ impl Staging {
             dir: dir.to_path_buf(),
             durable: true,
             staged: Vec::new(),
+            swept: HashSet::new(),
             paths: Vec::new(),
             report: WriteReport::default(),
         }
@@ -72,11 +75,14 @@ impl Staging {
         no_symlink_between(&self.dir, relative)?;
         let target = self.dir.join(relative);
         self.paths.push(path.to_owned());
+        let parent = target.parent().expect("a joined path has a parent");
+        if self.swept.insert(parent.to_path_buf()) {
+            crate::temp::sweep_stale(parent, false);
+        }
         if read_plain_file(&target, bytes.len() as u64).is_some_and(|old| old == bytes) {
             self.report.unchanged += 1;
             return Ok(());
         }
-        let parent = target.parent().expect("a joined path has a parent");
         fs::create_dir_all(parent)
             .with_context(|| format!("cannot create folder {}", parent.display()))?;
         let (temp, mut file) = Temp::beside(&target)

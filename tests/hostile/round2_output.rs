@@ -2,13 +2,18 @@
 //!
 //! - temporary files are created exclusively beside their targets: a link
 //!   planted at a temporary name is never written through (feeds, dry-run
-//!   previews, build cache).
+//!   previews, build cache);
+//! - an interrupted `build` or dry run removes its temporary files, and the
+//!   next run removes those of runs that died.
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
 
 use crate::harness::{BIN, NOW, SECRET, SECRET_VAR, Site, only_eml};
 
@@ -234,4 +239,225 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStat
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+// ---------------------------------------------------------------------------
+// Interrupted runs clean up; the next run removes what dead runs left.
+
+/// Every path under `dir`, folders included.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+/// Temporary files (names starting with `.` and ending in `.tmp`) under `dir`.
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with('.') && name.ends_with(".tmp")
+        })
+        .collect()
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Starts `args`, stops the process (SIGSTOP) as soon as a temporary file
+/// appears under `watch`, sends `sig`, lets it continue and waits. Returns
+/// the temporary files seen while it was stopped and how it ended; `None`
+/// when the run ended before it could be caught with temporary files.
+fn interrupt_while_staging(
+    site: &Site,
+    args: &[&str],
+    watch: &Path,
+    sig: &str,
+) -> Option<(Vec<PathBuf>, std::process::ExitStatus)> {
+    let mut child = site
+        .command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "the run hangs");
+        if !temp_files(watch).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    signal(pid, "STOP");
+    let seen = temp_files(watch);
+    if seen.is_empty() {
+        signal(pid, "CONT");
+        let _ = child.wait();
+        return None;
+    }
+    signal(pid, sig);
+    signal(pid, "CONT");
+    let status = wait_for(&mut child, Duration::from_secs(60)).expect("the run ended");
+    Some((seen, status))
+}
+
+/// `n` articles in `news` with bodies of `kb` kilobytes.
+fn big_articles(site: &Site, n: usize, kb: usize) {
+    let body = format!("<p>{}</p>", "新闻内容。".repeat(kb * 1024 / 15));
+    let records: Vec<_> = (0..n)
+        .map(|i| {
+            let mut record = crate::harness::article(&format!("big{i}"), "yushi");
+            record["content_html"] = json!(body);
+            record
+        })
+        .collect();
+    site.write_jsonl("articles/a.jsonl", &records);
+}
+
+#[test]
+fn sigterm_during_build_removes_its_temp_files() {
+    // Regression: a build stopped by SIGTERM left its `.<name>.<pid>.tmp`
+    // files (80 MB in one case) in the served folder, never cleaned.
+    for attempt in 0..8 {
+        let site = Site::new();
+        big_articles(&site, 50, 200 + attempt * 200);
+        let Some((seen, status)) = interrupt_while_staging(
+            &site,
+            &["build", "--now", NOW],
+            &site.path("public"),
+            "TERM",
+        ) else {
+            continue;
+        };
+        assert!(!seen.is_empty());
+        assert_eq!(
+            status.signal(),
+            Some(15),
+            "the build did not end by SIGTERM (shell status 143): {status:?}"
+        );
+        let left = temp_files(&site.path("public"));
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+        let cache_left = temp_files(&site.path(".bulletin"));
+        assert!(
+            cache_left.is_empty(),
+            "cache temporary files left: {cache_left:?}"
+        );
+        return;
+    }
+    panic!("never caught the build while it had temporary files");
+}
+
+#[test]
+fn sigint_during_a_dry_run_removes_its_temp_files() {
+    // Regression: as above for `digest --dry-run` (Ctrl-C while previews
+    // are being written).
+    for attempt in 0..8 {
+        let site = Site::new();
+        let subscribers: String = (0..1000 * (attempt + 1))
+            .map(|i| format!("[[subscribers]]\nemail = \"reader{i}@example.com\"\n\n"))
+            .collect();
+        site.write("subscribers.toml", subscribers);
+        let Some((seen, status)) = interrupt_while_staging(
+            &site,
+            &["digest", "--dry-run", "out", "--now", NOW],
+            &site.path("out"),
+            "INT",
+        ) else {
+            continue;
+        };
+        assert!(!seen.is_empty());
+        assert_eq!(
+            status.signal(),
+            Some(2),
+            "the dry run did not end by SIGINT (shell status 130): {status:?}"
+        );
+        let left = temp_files(&site.path("out"));
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+        return;
+    }
+    panic!("never caught the dry run while it had temporary files");
+}
+
+/// A pid no process has: above the kernel's largest.
+fn dead_pid() -> u64 {
+    let max: u64 = fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    max + 1000
+}
+
+#[test]
+fn stale_temp_files_of_dead_runs_are_removed_by_the_next_run() {
+    // Regression: temporary files of killed runs stayed forever (each run
+    // has a new pid, so none of them ever reused one).
+    let site = Site::new();
+    site.build().expect(0);
+    site.dry_run("out").expect(0);
+    let dead = dead_pid();
+    let alive = std::process::id();
+    let day_old = SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+    let stale = [
+        format!("public/feeds/.rss.xml.{dead}.Ab3dE9.tmp"),
+        // The name the old code used.
+        format!("public/feeds/news/.atom.xml.{dead}.tmp"),
+        format!("out/.reader@example.com.eml.{dead}.x1Y2z3.tmp"),
+        format!("out/preview/.reader@example.com.html.{dead}.tmp"),
+        format!(".bulletin/cache/.0123456789abcdef.json.{dead}.qwErty.tmp"),
+        // The cache's old names.
+        format!(".bulletin/cache/0123456789abcdef.{dead}.tmp"),
+        format!(".bulletin/cache/0123456789abcdef.ids.{dead}.tmp"),
+        // A live pid, but a day old: not this run's, whoever has the pid now.
+        format!("public/feeds/.feed.json.{alive}.Zz9Zz9.tmp"),
+    ];
+    let kept = [
+        // A live run's file (this test process stands for it).
+        format!("public/feeds/.index.opml.{alive}.AbCdEf.tmp"),
+        // Not names bulletin makes.
+        "public/feeds/notes.tmp".to_owned(),
+        format!("public/feeds/.rss.xml.{dead}.tmp.bak"),
+        "public/feeds/.rss.xml.tmp".to_owned(),
+        format!("out/.x.{dead}.toolongrandom.tmp"),
+    ];
+    for path in stale.iter().chain(&kept) {
+        site.write(path, "left over");
+    }
+    let old = fs::File::options()
+        .write(true)
+        .open(site.path(&stale[7]))
+        .unwrap();
+    old.set_modified(day_old).unwrap();
+    // A folder with a temporary name is never touched.
+    fs::create_dir_all(site.path(&format!("public/feeds/.dir.{dead}.tmp"))).unwrap();
+
+    site.build().expect(0);
+    site.dry_run("out").expect(0);
+    for path in &stale {
+        assert!(!site.path(path).exists(), "{path} was not removed");
+    }
+    for path in &kept {
+        assert!(site.path(path).exists(), "{path} was removed");
+    }
+    assert!(site.path(&format!("public/feeds/.dir.{dead}.tmp")).is_dir());
 }
