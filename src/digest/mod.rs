@@ -6,6 +6,7 @@
 //! the templates see. Both are pure: history comes in as a closure, the
 //! clock as a value.
 
+mod guard;
 pub mod message;
 pub mod related;
 pub mod render;

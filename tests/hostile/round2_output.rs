@@ -4,7 +4,9 @@
 //!   planted at a temporary name is never written through (feeds, dry-run
 //!   previews, build cache);
 //! - an interrupted `build` or dry run removes its temporary files, and the
-//!   next run removes those of runs that died.
+//!   next run removes those of runs that died;
+//! - templates that would recurse without end or nest deeper than the
+//!   stack allows are refused by `check` with file and line.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -460,4 +462,182 @@ fn stale_temp_files_of_dead_runs_are_removed_by_the_next_run() {
         assert!(site.path(path).exists(), "{path} was removed");
     }
     assert!(site.path(&format!("public/feeds/.dir.{dead}.tmp")).is_dir());
+}
+
+// ---------------------------------------------------------------------------
+// Templates that would exhaust the stack are refused, with file and line.
+
+/// A site whose text template is `text` (in `t.txt.hbs`).
+fn site_with_text_template(text: &str) -> Site {
+    let site = Site::new();
+    site.edit_config("[digest]\n", "[digest]\ntext = \"t.txt.hbs\"\n");
+    site.write("t.txt.hbs", text);
+    site
+}
+
+/// `check`, the dry run and the send all refuse the site with an error line
+/// starting with `prefix` and containing `needle`; nothing is written, sent
+/// or recorded.
+#[track_caller]
+fn refused(site: &Site, prefix: &str, needle: &str) {
+    for args in [
+        &["check"][..],
+        &["digest", "--dry-run", "out", "--now", NOW][..],
+        &["digest", "--send", "--now", NOW][..],
+    ] {
+        let run = site.run(args);
+        run.expect(1);
+        assert!(
+            run.errors()
+                .iter()
+                .any(|l| l.starts_with(prefix) && l.contains(needle)),
+            "{args:?}: no error line {prefix}…{needle}\n{run}"
+        );
+        run.stderr_has(&["nothing was written or sent"]);
+    }
+    assert!(!site.path("out").exists(), "the dry run wrote its folder");
+    assert!(site.sent().is_empty(), "something was sent");
+}
+
+#[test]
+fn a_recursive_inline_partial_is_refused_with_file_and_line() {
+    // Regression: handlebars recursed until the stack overflowed: `check`,
+    // the dry run and the send aborted with exit 134.
+    let site = site_with_text_template(
+        "{{site.title}}\n{{#*inline \"x\"}}\n  a{{> x}}\n{{/inline}}\n{{> x}}\n",
+    );
+    refused(
+        &site,
+        "error: ./t.txt.hbs:3:4: ",
+        "partial \"x\" includes itself (x > x)",
+    );
+}
+
+#[test]
+fn mutually_recursive_partials_are_refused_with_file_and_line() {
+    let site = site_with_text_template(
+        "{{#*inline \"a\"}}[{{> b}}]{{/inline}}\n\
+         {{#*inline \"b\"}}({{#if site}}{{> c}}{{/if}}){{/inline}}\n\
+         {{#*inline \"c\"}}{{#> a}}fallback{{/a}}{{/inline}}\n\
+         {{> a}}\n",
+    );
+    refused(
+        &site,
+        "error: ./t.txt.hbs:",
+        "partial \"a\" includes itself (a > b > c > a)",
+    );
+}
+
+#[test]
+fn templates_that_include_each_other_are_refused() {
+    // Regression: the subject template includes the text template, which
+    // includes the subject: handlebars only refuses a template including
+    // itself directly, so this recursed until the stack overflowed.
+    let site = site_with_text_template("{{site.title}}\n{{> subject}}\n");
+    site.edit_config(
+        "subject = \"{{site.title}} · {{date}} 要闻\"",
+        "subject = \"{{> text}}\"",
+    );
+    refused(
+        &site,
+        "error: ./t.txt.hbs:2:1: ",
+        "\"subject\" is not a partial",
+    );
+    let site = site_with_text_template("{{site.title}}\n");
+    site.edit_config(
+        "subject = \"{{site.title}} · {{date}} 要闻\"",
+        "subject = \"{{> text}}\"",
+    );
+    refused(
+        &site,
+        "error: feeds.toml: digest.subject: ",
+        "\"text\" is not a partial",
+    );
+}
+
+#[test]
+fn a_computed_partial_name_is_refused() {
+    // Regression: a name computed while rendering can name the partial
+    // being rendered (here the site title, 测试站): it recursed until the
+    // stack overflowed, with nothing in the text to see.
+    let site = site_with_text_template(
+        "{{#*inline \"测试站\"}}{{> (lookup site \"title\")}}{{/inline}}{{> 测试站}}\n",
+    );
+    refused(
+        &site,
+        "error: ./t.txt.hbs:1:19: ",
+        "a partial's name must be written out",
+    );
+}
+
+#[test]
+fn deeply_nested_template_blocks_are_refused_with_file_and_line() {
+    // Regression: 10,000 nested `{{#if}}` overflowed the parser's stack
+    // (exit 134 in `check`); 300 were parsed but overflowed a composing
+    // thread's stack in the dry run and the send.
+    for depth in [300, 10_000] {
+        let text = format!(
+            "{{{{site.title}}}}\n{}x{}\n",
+            "{{#if site}}".repeat(depth),
+            "{{/if}}".repeat(depth)
+        );
+        let site = site_with_text_template(&text);
+        // The 101st `{{#if` starts at column 1 + 100 * 12.
+        refused(
+            &site,
+            "error: ./t.txt.hbs:2:1201: ",
+            "nested more than 100 levels deep",
+        );
+    }
+    // Subexpressions nest on the same stack.
+    let text = format!(
+        "{{{{#if {}site{}}}}}x{{{{/if}}}}\n",
+        "(not ".repeat(5000),
+        ")".repeat(5000)
+    );
+    let site = site_with_text_template(&text);
+    refused(
+        &site,
+        "error: ./t.txt.hbs:1:",
+        "nested more than 100 levels deep",
+    );
+    // So do partials: nesting inside a partial adds to the nesting where it
+    // is included.
+    let mut text = String::new();
+    for level in 0..5 {
+        text.push_str(&format!(
+            "{{{{#*inline \"p{level}\"}}}}{}{}{}{{{{/inline}}}}\n",
+            "{{#if site}}".repeat(30),
+            if level < 4 {
+                format!("{{{{> p{}}}}}", level + 1)
+            } else {
+                "x".to_owned()
+            },
+            "{{/if}}".repeat(30),
+        ));
+    }
+    text.push_str("{{> p0}}\n");
+    let site = site_with_text_template(&text);
+    refused(
+        &site,
+        "error: ./t.txt.hbs:",
+        "nested more than 100 levels deep",
+    );
+}
+
+#[test]
+fn ordinary_partials_and_nesting_still_work() {
+    let text = format!(
+        "{{{{#*inline \"item\"}}}}* {{{{title}}}}{{{{/inline}}}}\
+         {{{{#*inline \"list\"}}}}{{{{#each items}}}}{{{{> item}}}}\n{{{{/each}}}}{{{{/inline}}}}\
+         {{{{#each sections}}}}{{{{> list}}}}{{{{/each}}}}{}deep{}\n",
+        "{{#if site}}".repeat(90),
+        "{{/if}}".repeat(90)
+    );
+    let site = site_with_text_template(&text);
+    site.run(&["check"]).expect(0);
+    site.dry_run("out").expect(0);
+    let mail = only_eml(&site, "out");
+    assert!(mail.text.contains("* 标题 a1"), "{}", mail.text);
+    assert!(mail.text.contains("deep"));
 }
