@@ -179,7 +179,7 @@ pub fn check(config: &Config) -> Result<(), Problems> {
         .digest
         .unsubscribe_url
         .as_deref()
-        .map(|u| u.replace("{{token}}", "0123456789abcdef"));
+        .map(|u| message::unsubscribe_url(u, Some("0123456789abcdef0123456789abcdef")));
     let issue = digest::issue_key(site, now);
     for (subscriber, unsubscribe) in [(&named, unsubscribe.as_deref()), (&nameless, None)] {
         let email = digest::Email {
@@ -274,17 +274,10 @@ pub fn compose_each<'a, T: Send>(
     let fields = plan.fields(&config.site);
     let compose = |email: &digest::Email<'a>| -> Result<Composed<'a>, Failure> {
         let subscriber = email.subscriber;
-        let unsubscribe = setup
-            .digest
-            .unsubscribe_url
-            .as_deref()
-            .map(|url| match secret {
-                Some(key) => url.replace(
-                    "{{token}}",
-                    &message::unsubscribe_token(key, &subscriber.email),
-                ),
-                None => url.to_owned(),
-            });
+        let unsubscribe = setup.digest.unsubscribe_url.as_deref().map(|url| {
+            let token = secret.map(|key| message::unsubscribe_token(key, &subscriber.email));
+            message::unsubscribe_url(url, token.as_deref())
+        });
         let context = digest::context(
             &config.site,
             &plan.issue,

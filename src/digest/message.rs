@@ -24,6 +24,25 @@ pub fn unsubscribe_token(secret: &[u8], email: &str) -> String {
     hex(&mac.finalize().into_bytes()[..16])
 }
 
+/// The unsubscribe URL of one recipient, as it goes into `List-Unsubscribe`
+/// and the templates: `{{token}}` filled in (when there is a token), then
+/// written as an ASCII URI (RFC 3986): a non-ASCII path, query or fragment
+/// percent-encoded as UTF-8, an internationalised host in its punycode
+/// (`xn--`) form, the scheme in lower case. `List-Unsubscribe` must hold
+/// `<URI>` (RFC 2369), which a mail header can only carry in ASCII: lettre
+/// would otherwise write RFC 2047 encoded words, and one-click unsubscribe
+/// breaks. The config is validated with the same parse.
+pub fn unsubscribe_url(configured: &str, token: Option<&str>) -> String {
+    let filled = match token {
+        Some(token) => configured.replace("{{token}}", token),
+        None => configured.to_owned(),
+    };
+    match url::Url::parse(&filled) {
+        Ok(url) => url.into(),
+        Err(_) => filled,
+    }
+}
+
 /// `<digest.2017-03-25.3f2a…@news.example.cn>`
 pub fn message_id(site: &Site, issue: &str, email: &str) -> String {
     let digest = Sha256::digest(format!("{issue}\n{}", email.to_lowercase()));
@@ -67,6 +86,9 @@ pub fn build(
         .raw_header(list_id(&site.title, site.domain()))
         .raw_header(header("Auto-Submitted", "auto-generated".into()));
     if let Some(url) = unsubscribe_url {
+        // Already in this form when it comes from `unsubscribe_url`; made
+        // sure of here, where the header is written.
+        let url = self::unsubscribe_url(url, None);
         builder = builder.raw_header(header("List-Unsubscribe", format!("<{url}>")));
         // One-click unsubscribe (RFC 8058) is a POST to an HTTPS URI.
         if url.starts_with("https://") || url.starts_with("http://") {
@@ -183,4 +205,31 @@ fn list_id(title: &str, domain: &str) -> HeaderValue {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unsubscribe_url_goes_out_as_an_ascii_uri() {
+        let url = unsubscribe_url(
+            "https://新闻.example.cn/退订?token={{token}}#底",
+            Some("ab12"),
+        );
+        assert_eq!(
+            url,
+            "https://xn--efvy88h.example.cn/%E9%80%80%E8%AE%A2?token=ab12#%E5%BA%95"
+        );
+        // Already ASCII: unchanged, and the form is stable.
+        assert_eq!(unsubscribe_url(&url, None), url);
+        assert_eq!(
+            unsubscribe_url("https://news.example.cn/u?token={{token}}", Some("ab12")),
+            "https://news.example.cn/u?token=ab12"
+        );
+        assert_eq!(
+            unsubscribe_url("mailto:退订@news.example.cn", None),
+            "mailto:%E9%80%80%E8%AE%A2@news.example.cn"
+        );
+    }
 }

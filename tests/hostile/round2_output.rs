@@ -6,7 +6,9 @@
 //! - an interrupted `build` or dry run removes its temporary files, and the
 //!   next run removes those of runs that died;
 //! - templates that would recurse without end or nest deeper than the
-//!   stack allows are refused by `check` with file and line.
+//!   stack allows are refused by `check` with file and line;
+//! - the unsubscribe URL and the sender go out in their ASCII form
+//!   (percent-encoding, punycode), so `List-Unsubscribe` keeps its `<URI>`.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
-use crate::harness::{BIN, NOW, SECRET, SECRET_VAR, Site, only_eml};
+use crate::harness::{BIN, Mail, NOW, SECRET, SECRET_VAR, Site, only_eml};
 
 // ---------------------------------------------------------------------------
 // Temporary files are never written through a link planted at their name.
@@ -640,4 +642,137 @@ fn ordinary_partials_and_nesting_still_work() {
     let mail = only_eml(&site, "out");
     assert!(mail.text.contains("* 标题 a1"), "{}", mail.text);
     assert!(mail.text.contains("deep"));
+}
+
+// ---------------------------------------------------------------------------
+// The unsubscribe URL goes out as an ASCII URI.
+
+/// The unfolded value of header `name` as written.
+fn raw_header(mail: &Mail, name: &str) -> Option<String> {
+    let headers = mail.raw_headers();
+    let mut value: Option<String> = None;
+    for line in headers.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = value.as_mut() {
+                v.push_str(line);
+            }
+            continue;
+        }
+        if value.is_some() {
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':')
+            && n.eq_ignore_ascii_case(name)
+        {
+            value = Some(v.trim_start().to_owned());
+        }
+    }
+    value
+}
+
+#[test]
+fn a_non_ascii_unsubscribe_url_goes_out_percent_encoded() {
+    // Regression: `https://新闻.example.cn/退订?token=…` passed `check`,
+    // then lettre wrote List-Unsubscribe as RFC 2047 encoded words, which
+    // no longer hold a `<URI>` (RFC 2369): one-click unsubscribe broke.
+    for (configured, host, path) in [
+        (
+            "https://news.example.cn/退订?token={{token}}&from=摘要",
+            "news.example.cn",
+            "/%E9%80%80%E8%AE%A2?token=",
+        ),
+        (
+            "HTTPS://新闻.Example.cn/unsubscribe/退 订?token={{token}}",
+            "xn--efvy88h.example.cn",
+            "/unsubscribe/%E9%80%80%20%E8%AE%A2?token=",
+        ),
+    ] {
+        let site = Site::new();
+        site.edit_config(
+            "unsubscribe_url = \"https://news.example.cn/unsubscribe?token={{token}}\"",
+            &format!("unsubscribe_url = \"{configured}\""),
+        );
+        site.run(&["check"]).expect(0);
+        site.dry_run("out").expect(0);
+        let mail = only_eml(&site, "out");
+        let header = raw_header(&mail, "List-Unsubscribe").expect("List-Unsubscribe");
+        assert!(header.is_ascii() && !header.contains("=?"), "{header}");
+        let prefix = format!("<https://{host}{path}");
+        assert!(header.starts_with(&prefix), "{header} lacks {prefix}");
+        assert!(header.ends_with('>'));
+        let url = &header[1..header.len() - 1];
+        assert!(!url.contains(' '));
+        assert_eq!(
+            raw_header(&mail, "List-Unsubscribe-Post").as_deref(),
+            Some("List-Unsubscribe=One-Click")
+        );
+        // The link in both parts is the same URI.
+        let html = mail.html.replace("&#x3D;", "=").replace("&amp;", "&");
+        assert!(html.contains(&format!("href=\"{url}\"")), "{}", mail.html);
+        assert!(mail.text.contains(url), "{}", mail.text);
+    }
+}
+
+#[test]
+fn a_non_ascii_mailto_unsubscribe_url_goes_out_percent_encoded() {
+    let site = Site::new();
+    site.edit_config(
+        "unsubscribe_url = \"https://news.example.cn/unsubscribe?token={{token}}\"",
+        "unsubscribe_url = \"mailto:退订@news.example.cn?subject={{token}}\"",
+    );
+    site.dry_run("out").expect(0);
+    let mail = only_eml(&site, "out");
+    let header = raw_header(&mail, "List-Unsubscribe").expect("List-Unsubscribe");
+    assert!(
+        header.starts_with("<mailto:%E9%80%80%E8%AE%A2@news.example.cn?subject="),
+        "{header}"
+    );
+    assert!(header.is_ascii() && header.ends_with('>'));
+    assert_eq!(raw_header(&mail, "List-Unsubscribe-Post"), None);
+}
+
+#[test]
+fn an_unsubscribe_url_too_long_for_a_header_line_is_refused() {
+    let site = Site::new();
+    site.edit_config(
+        "unsubscribe_url = \"https://news.example.cn/unsubscribe?token={{token}}\"",
+        &format!(
+            "unsubscribe_url = \"https://news.example.cn/{}?token={{{{token}}}}\"",
+            "退".repeat(200)
+        ),
+    );
+    let run = site.run(&["check"]);
+    run.expect(1).stderr_has(&[
+        "digest.unsubscribe_url: ",
+        "a List-Unsubscribe header line holds at most 998",
+    ]);
+}
+
+#[test]
+fn a_sender_with_an_internationalised_domain_goes_out_in_punycode() {
+    // Regression: `smtp.from` with an IDN domain was written into From as
+    // raw UTF-8 (an 8-bit header, and a MAIL FROM that needs SMTPUTF8).
+    let site = Site::new();
+    site.edit_config(
+        "from = \"测试站 <digest@news.example.cn>\"",
+        "from = \"测试站 <digest@新闻.example.cn>\"",
+    );
+    site.run(&["check"]).expect(0);
+    site.dry_run("out").expect(0);
+    let mail = only_eml(&site, "out");
+    let from = raw_header(&mail, "From").expect("From");
+    assert!(from.is_ascii(), "{from}");
+    assert!(from.ends_with("<digest@xn--efvy88h.example.cn>"), "{from}");
+    site.send().expect(0);
+    let sent = site.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(Mail::parse(&sent[0]).raw_headers().is_ascii());
+    let site = Site::new();
+    site.edit_config(
+        "from = \"测试站 <digest@news.example.cn>\"",
+        "from = \"测试站 <摘要@news.example.cn>\"",
+    );
+    site.run(&["check"])
+        .expect(1)
+        .stderr_has(&["smtp.from: ", "non-ASCII local part"]);
 }
