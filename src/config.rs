@@ -330,6 +330,18 @@ impl Config {
         };
 
         let base_url = match Url::parse(&raw.site.base_url) {
+            // The host names the list in Message-ID and List-Id, which
+            // cannot be folded: a DNS name is at most 253 characters.
+            Ok(url) if url.host_str().is_some_and(|h| h.len() > 253) => {
+                report(
+                    "site.base_url",
+                    format!(
+                        "{:?} has a host longer than the 253 characters a domain name can have",
+                        raw.site.base_url
+                    ),
+                );
+                None
+            }
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
                 Some(with_trailing_slash(url))
             }

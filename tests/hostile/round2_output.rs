@@ -8,7 +8,9 @@
 //! - templates that would recurse without end or nest deeper than the
 //!   stack allows are refused by `check` with file and line;
 //! - the unsubscribe URL and the sender go out in their ASCII form
-//!   (percent-encoding, punycode), so `List-Unsubscribe` keeps its `<URI>`.
+//!   (percent-encoding, punycode), so `List-Unsubscribe` keeps its `<URI>`;
+//! - every header line stays within 998 octets (78 where it can be folded),
+//!   whatever the length of a title or a name.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -775,4 +777,150 @@ fn a_sender_with_an_internationalised_domain_goes_out_in_punycode() {
     site.run(&["check"])
         .expect(1)
         .stderr_has(&["smtp.from: ", "non-ASCII local part"]);
+}
+
+// ---------------------------------------------------------------------------
+// Header lines stay within 998 octets, folded to 78 where they can be.
+
+/// Every header line is at most 78 octets, except in `List-Unsubscribe`,
+/// which holds one URI (it cannot be folded): at most 998 there.
+#[track_caller]
+fn assert_header_lines_fit(mail: &Mail, what: &str) {
+    let mut field = String::new();
+    for line in mail.raw_headers().split("\r\n") {
+        if !line.starts_with([' ', '\t']) {
+            field = line.split(':').next().unwrap_or_default().to_owned();
+        }
+        let limit = if field.eq_ignore_ascii_case("List-Unsubscribe") {
+            998
+        } else {
+            78
+        };
+        assert!(
+            line.len() <= limit,
+            "{what}: a header line of {} octets: {}…",
+            line.len(),
+            &line[..line.len().min(120)]
+        );
+    }
+}
+
+#[test]
+fn header_lines_stay_within_limits_for_2000_character_titles_and_names() {
+    // Regression: a long site title without spaces gave a List-Id line of
+    // 2,035 octets and (with the subject `{{site.title}}`) a Subject line
+    // of 2,009: RFC 5322 allows 998.
+    for (kind, long) in [("ASCII", "A".repeat(2000)), ("CJK", "新".repeat(2000))] {
+        for subject in ["{{site.title}}", "{{site.title}} · {{date}} 要闻"] {
+            let site = Site::new();
+            site.edit_config("title = \"测试站\"", &format!("title = \"{long}\""));
+            site.edit_config(
+                "subject = \"{{site.title}} · {{date}} 要闻\"",
+                &format!("subject = \"{subject}\""),
+            );
+            site.edit_config(
+                "from = \"测试站 <digest@news.example.cn>\"",
+                &format!("from = \"{long} <digest@news.example.cn>\""),
+            );
+            site.write(
+                "subscribers.toml",
+                format!("[[subscribers]]\nemail = \"reader@example.com\"\nname = \"{long}\"\n"),
+            );
+            site.run(&["check"]).expect(0);
+            site.dry_run("out").expect(0);
+            let mail = only_eml(&site, "out");
+            let what = format!("{kind} title, subject {subject:?}");
+            assert_header_lines_fit(&mail, &what);
+            let expected = subject
+                .replace("{{site.title}}", &long)
+                .replace("{{date}}", "2017-03-25");
+            assert_eq!(mail.subject, expected, "{what}: subject");
+            assert_eq!(
+                mail.to,
+                [(Some(long.clone()), "reader@example.com".to_owned())]
+            );
+            let parsed = mail_parser::MessageParser::default()
+                .parse(&mail.raw[..])
+                .unwrap();
+            let from = parsed.from().unwrap().first().unwrap();
+            assert_eq!(from.name(), Some(long.as_str()), "{what}: From");
+            assert_eq!(from.address(), Some("digest@news.example.cn"));
+            let list_id = parsed.header("List-Id").expect("List-Id");
+            let list_id = match list_id {
+                mail_parser::HeaderValue::Address(a) => a.first().map(|a| {
+                    (
+                        a.name().unwrap_or_default().to_owned(),
+                        a.address().unwrap_or_default().to_owned(),
+                    )
+                }),
+                other => panic!("{what}: List-Id parsed as {other:?}"),
+            };
+            assert_eq!(
+                list_id,
+                Some((long.clone(), "digest.news.example.cn".to_owned())),
+                "{what}: List-Id"
+            );
+        }
+    }
+}
+
+#[test]
+fn long_titles_with_spaces_are_folded_at_the_spaces() {
+    let long = "Breaking News From Henan ".repeat(80);
+    let long = long.trim();
+    let site = Site::new();
+    site.edit_config("title = \"测试站\"", &format!("title = \"{long}\""));
+    site.edit_config(
+        "subject = \"{{site.title}} · {{date}} 要闻\"",
+        "subject = \"{{site.title}}\"",
+    );
+    site.dry_run("out").expect(0);
+    let mail = only_eml(&site, "out");
+    assert_header_lines_fit(&mail, "ASCII title with spaces");
+    assert_eq!(mail.subject, long);
+    // Plain words stay plain.
+    let list_id = raw_header(&mail, "List-Id").unwrap();
+    assert!(list_id.starts_with("Breaking News From Henan"), "{list_id}");
+    assert!(!list_id.contains("=?"), "{list_id}");
+}
+
+#[test]
+fn a_base_url_host_longer_than_a_domain_name_is_refused() {
+    // Regression: the host names the list in Message-ID and List-Id, which
+    // cannot be folded; the url crate accepts any length.
+    let long_host = format!("{}.example.cn", "a".repeat(300));
+    let site = Site::new();
+    site.edit_config(
+        "base_url = \"https://news.example.cn/\"",
+        &format!("base_url = \"https://{long_host}/\""),
+    );
+    site.run(&["check"])
+        .expect(1)
+        .stderr_has(&["site.base_url: ", "longer than the 253 characters"]);
+}
+
+/// Addresses cannot be folded either: lettre already refuses a local part
+/// or a domain longer than SMTP allows, in the sender and in subscribers.
+#[test]
+fn addresses_longer_than_smtp_allows_are_refused() {
+    let site = Site::new();
+    site.edit_config(
+        "from = \"测试站 <digest@news.example.cn>\"",
+        &format!("from = \"测试站 <{}@news.example.cn>\"", "d".repeat(300)),
+    );
+    site.run(&["check"])
+        .expect(1)
+        .stderr_has(&["smtp.from: ", "is not a mailbox"]);
+
+    let site = Site::new();
+    site.write(
+        "subscribers.toml",
+        format!(
+            "[[subscribers]]\nemail = \"reader@{}.example.com\"\n",
+            "r".repeat(300)
+        ),
+    );
+    site.run(&["check"])
+        .expect(1)
+        .stderr_has(&["email: ", "is not an email address"]);
 }
