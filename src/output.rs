@@ -85,13 +85,13 @@ impl Staging {
         }
         fs::create_dir_all(parent)
             .with_context(|| format!("cannot create folder {}", parent.display()))?;
-        let (temp, mut file) = Temp::beside(&target)
-            .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?;
+        let (temp, mut file) =
+            Temp::beside(&target).with_context(|| format!("cannot write {}", target.display()))?;
         let written = file.write_all(bytes);
+        let context = || format!("cannot write {}", target.display());
         // Recorded first, so a failed write is cleaned up too.
-        self.staged.push((temp, target));
-        let temp = &self.staged.last().expect("just pushed").0;
-        written.with_context(|| format!("cannot write {}", temp.path().display()))
+        self.staged.push((temp, target.clone()));
+        written.with_context(context)
     }
 
     /// Moves every staged file into place, durable ones synced to disk

@@ -74,15 +74,19 @@ impl Temp {
             .prefix(&prefix)
             .suffix(".tmp")
             .rand_bytes(RANDOM_CHARS);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(std::fs::Permissions::from_mode(0o666));
-        }
+        // O_CREAT | O_EXCL (tempfile retries another name if one exists),
+        // opened here so that a failure is the plain OS error.
+        let create = |path: &Path| {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o666);
+            options.open(path)
+        };
         // Created and registered under the lock: after `remove_live` has
         // taken it for good, no temporary file appears.
         let mut live = live();
-        let (file, path) = builder.tempfile_in(folder)?.into_parts();
+        let (file, path) = builder.make_in(folder, create)?.into_parts();
         live.insert(path.to_path_buf());
         Ok((Temp { path: Some(path) }, file))
     }
