@@ -239,6 +239,26 @@ fn default_dir() -> PathBuf {
 fn default_items() -> usize {
     50
 }
+/// The sender as it goes into `From` and `MAIL FROM`: ASCII only. An
+/// internationalised domain is rewritten in its `xn--` form (`Some`, the
+/// mailbox to use instead); a non-ASCII local part would need SMTPUTF8 end
+/// to end and is refused.
+fn ascii_mailbox(mailbox: lettre::message::Mailbox) -> Result<Option<String>, String> {
+    let (user, domain) = (mailbox.email.user(), mailbox.email.domain());
+    if !user.is_ascii() {
+        return Err("has a non-ASCII local part, which needs SMTPUTF8; not supported".into());
+    }
+    if domain.is_ascii() {
+        return Ok(None);
+    }
+    let ascii = idna::domain_to_ascii(domain)
+        .map_err(|_| "has a domain that is not a valid internationalised name".to_owned())?;
+    let address = lettre::Address::new(user, ascii).map_err(|e| e.to_string())?;
+    Ok(Some(
+        lettre::message::Mailbox::new(mailbox.name, address).to_string(),
+    ))
+}
+
 fn default_cache() -> PathBuf {
     ".bulletin/cache".into()
 }
@@ -332,6 +352,18 @@ impl Config {
         };
 
         let base_url = match Url::parse(&raw.site.base_url) {
+            // The host names the list in Message-ID and List-Id, which
+            // cannot be folded: a DNS name is at most 253 characters.
+            Ok(url) if url.host_str().is_some_and(|h| h.len() > 253) => {
+                report(
+                    "site.base_url",
+                    format!(
+                        "{:?} has a host longer than the 253 characters a domain name can have",
+                        raw.site.base_url
+                    ),
+                );
+                None
+            }
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
                 Some(with_trailing_slash(url))
             }
@@ -444,7 +476,23 @@ impl Config {
                 .filter(|u| !u.trim().is_empty())
             {
                 match Url::parse(&url.replace("{{token}}", "token")) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https" | "mailto") => {}
+                    Ok(u) if matches!(u.scheme(), "http" | "https" | "mailto") => {
+                        // It goes out in its ASCII form (percent-encoded,
+                        // punycode host), on one header line: a URI cannot
+                        // be folded. Tokens are 32 characters.
+                        const LINE: usize = 998 - "List-Unsubscribe: <>".len();
+                        let written = Url::parse(&url.replace("{{token}}", &"0".repeat(32)))
+                            .map_or(0, |u| u.as_str().len());
+                        if written > LINE {
+                            report(
+                                "digest.unsubscribe_url",
+                                format!(
+                                    "{url:?} is {written} characters written as ASCII (percent-encoded); \
+                                     a List-Unsubscribe header line holds at most 998: use a shorter URL"
+                                ),
+                            );
+                        }
+                    }
                     _ => report(
                         "digest.unsubscribe_url",
                         format!("{url:?} is not an absolute http(s) or mailto: URL"),
@@ -483,14 +531,19 @@ impl Config {
                     format!("{:?} is not a duration like \"2s\"", s.retry_delay_text),
                 ),
             }
-            if let Err(e) = s.from.parse::<lettre::message::Mailbox>() {
-                report(
+            match s.from.parse::<lettre::message::Mailbox>() {
+                Err(e) => report(
                     "smtp.from",
                     format!(
                         "{:?} is not a mailbox like \"映象网 <digest@news.example.cn>\": {e}",
                         s.from
                     ),
-                );
+                ),
+                Ok(mailbox) => match ascii_mailbox(mailbox) {
+                    Ok(Some(ascii)) => s.from = ascii,
+                    Ok(None) => {}
+                    Err(why) => report("smtp.from", format!("{:?} {why}", s.from)),
+                },
             }
             s.ca_file = s.ca_file.map(|p| folder.join(p));
             s

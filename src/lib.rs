@@ -32,7 +32,9 @@ pub mod output;
 pub mod parallel;
 pub mod progress;
 pub mod report;
+pub mod signals;
 pub mod suppression;
+pub mod temp;
 pub mod text;
 pub mod token;
 pub mod unsubscribe;
@@ -50,15 +52,17 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("parallel", &[]),
     ("progress", &[]),
     ("token", &[]),
+    ("temp", &[]),
+    ("signals", &["temp"]),
     ("error", &["diag"]),
     ("report", &["diag", "progress"]),
     ("config", &["diag", "model", "text"]),
-    ("output", &["parallel"]),
+    ("output", &["parallel", "temp"]),
     ("load", &["config", "diag", "model", "parallel", "text"]),
     (
         "feed",
         &[
-            "config", "diag", "load", "model", "output", "parallel", "text",
+            "config", "diag", "load", "model", "output", "parallel", "temp", "text",
         ],
     ),
     ("ledger", &["error", "model"]),

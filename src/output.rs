@@ -5,11 +5,21 @@
 //! place. A failed build therefore leaves the previous feeds as they were, a
 //! reader never sees half a file, and a file whose bytes would not change is
 //! not touched at all (its mtime stays, so caches and rsync stay quiet).
+//!
+//! Others may be able to create files in the folder (it is served, or
+//! shared): the temporary files are created exclusively under names nobody
+//! can predict (`temp`), and what is already at a target's name is never
+//! followed or opened for writing. A link there is replaced by the rename;
+//! it is only read (to compare) when it is a plain file.
 
+use std::collections::HashSet;
 use std::fs;
+use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+
+use crate::temp::Temp;
 
 /// A generated file, relative to the output folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +45,10 @@ pub struct Staging {
     dir: PathBuf,
     /// Sync each file to disk before it is moved into place.
     durable: bool,
-    staged: Vec<(PathBuf, PathBuf)>,
+    /// Temporary files and their targets.
+    staged: Vec<(Temp, PathBuf)>,
+    /// Folders already cleared of stale temporary files.
+    swept: HashSet<PathBuf>,
     /// Every path added, written or unchanged.
     paths: Vec<String>,
     pub report: WriteReport,
@@ -47,6 +60,7 @@ impl Staging {
             dir: dir.to_path_buf(),
             durable: true,
             staged: Vec::new(),
+            swept: HashSet::new(),
             paths: Vec::new(),
             report: WriteReport::default(),
         }
@@ -67,17 +81,23 @@ impl Staging {
         no_symlink_between(&self.dir, relative)?;
         let target = self.dir.join(relative);
         self.paths.push(path.to_owned());
-        if fs::read(&target).is_ok_and(|old| old == bytes) {
+        let parent = target.parent().expect("a joined path has a parent");
+        if self.swept.insert(parent.to_path_buf()) {
+            crate::temp::sweep_stale(parent, false);
+        }
+        if read_plain_file(&target, bytes.len() as u64).is_some_and(|old| old == bytes) {
             self.report.unchanged += 1;
             return Ok(());
         }
-        let parent = target.parent().expect("a joined path has a parent");
         fs::create_dir_all(parent)
             .with_context(|| format!("cannot create folder {}", parent.display()))?;
-        let temp = temp_path(&target);
-        // Record first, so a failed write is cleaned up too.
-        self.staged.push((temp.clone(), target));
-        fs::write(&temp, bytes).with_context(|| format!("cannot write {}", temp.display()))
+        let (temp, mut file) =
+            Temp::beside(&target).with_context(|| format!("cannot write {}", target.display()))?;
+        let written = file.write_all(bytes);
+        let context = || format!("cannot write {}", target.display());
+        // Recorded first, so a failed write is cleaned up too.
+        self.staged.push((temp, target.clone()));
+        written.with_context(context)
     }
 
     /// Moves every staged file into place, durable ones synced to disk
@@ -88,17 +108,17 @@ impl Staging {
             // Syncs wait on the disk, not a core: many at once let the file
             // system batch them.
             let synced = crate::parallel::map(&self.staged, SYNC_THREADS, |(temp, _)| {
-                fs::File::open(temp)
+                open_plain(temp.path())
                     .and_then(|f| f.sync_all())
-                    .with_context(|| format!("cannot write {}", temp.display()))
+                    .with_context(|| format!("cannot write {}", temp.path().display()))
             });
             synced.into_iter().collect::<Result<Vec<()>>>()?;
         }
         let mut folders = std::collections::BTreeSet::new();
         let mut pending = std::mem::take(&mut self.staged).into_iter();
         let mut failed = None;
-        while let Some((temp, target)) = pending.next() {
-            if let Err(e) = fs::rename(&temp, &target) {
+        while let Some((mut temp, target)) = pending.next() {
+            if let Err(e) = temp.persist(&target) {
                 failed = Some(
                     anyhow::Error::new(e)
                         .context(format!("cannot move {} into place", target.display())),
@@ -128,7 +148,9 @@ impl Staging {
     /// named `manifest`: files listed by the previous manifest and not added
     /// this time are removed. Only files listed there are ever removed.
     pub fn commit_owned_set(mut self, manifest: &str) -> Result<WriteReport> {
-        let previous = fs::read_to_string(self.dir.join(manifest)).unwrap_or_default();
+        let previous = read_plain_file(&self.dir.join(manifest), MANIFEST_BYTES)
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .unwrap_or_default();
         let listing: String = self.paths.iter().map(|p| format!("{p}\n")).collect();
         let current: std::collections::HashSet<String> = self.paths.iter().cloned().collect();
         self.add(manifest, listing.as_bytes())?;
@@ -148,14 +170,6 @@ impl Staging {
     }
 }
 
-impl Drop for Staging {
-    fn drop(&mut self) {
-        for (temp, _) in &self.staged {
-            let _ = fs::remove_file(temp);
-        }
-    }
-}
-
 /// Writes every file, all or none: nothing is moved into place unless all
 /// of them could be written.
 pub fn write_files(dir: &Path, files: &[OutputFile]) -> Result<WriteReport> {
@@ -168,12 +182,34 @@ pub fn write_files(dir: &Path, files: &[OutputFile]) -> Result<WriteReport> {
     staging.commit()
 }
 
-fn temp_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file");
-    target.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+/// A manifest longer than this is not one bulletin wrote.
+const MANIFEST_BYTES: u64 = 1 << 30;
+
+/// Opens `path` for reading if it is a plain file: never through a link,
+/// and without waiting on a FIFO or a device.
+fn open_plain(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::other("not a plain file"))
+    }
+}
+
+/// The bytes of `path` if it is a plain file of at most `limit` bytes.
+fn read_plain_file(path: &Path, limit: u64) -> Option<Vec<u8>> {
+    let file = open_plain(path).ok()?;
+    let size = file.metadata().ok()?.len();
+    if size > limit {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= limit).then_some(bytes)
 }
 
 /// Refuses a path under `dir` whose folders include a symbolic link: it

@@ -56,6 +56,7 @@ pub fn run(
         } => {
             let config = load(&config.path)?;
             let now = run_time(now.now, clock, &config)?;
+            crate::signals::remove_temp_files_on_termination();
             build::run(&config, out.as_deref(), now, !*no_cache, say)?;
         }
         Command::Check { config } => {
@@ -84,6 +85,7 @@ pub fn run(
             let config = load(&config.path)?;
             let now = run_time(now.now, clock, &config)?;
             if let Some(dir) = &mode.dry_run {
+                crate::signals::remove_temp_files_on_termination();
                 digest::dry_run(&config, dir, now, say)?;
             } else if mode.send {
                 return digest::send(&config, now, clock, say);

@@ -57,13 +57,14 @@ impl<'a> Composer<'a> {
         }
     }
 
-    /// The unsubscribe URL for one recipient, its token filled in.
+    /// The unsubscribe URL for one recipient, its token filled in, as the
+    /// ASCII URI a header can carry.
     fn unsubscribe_url(&self, subscriber: &Subscriber) -> Option<String> {
         let url = self.setup.digest.unsubscribe_url.as_deref()?;
-        Some(match self.secret {
-            Some(key) => url.replace("{{token}}", &crate::token::make(key, &subscriber.email)),
-            None => url.to_owned(),
-        })
+        let token = self
+            .secret
+            .map(|key| crate::token::make(key, &subscriber.email));
+        Some(message::unsubscribe_url(url, token.as_deref()))
     }
 
     /// One email's message.

@@ -7,7 +7,6 @@
 //! too, so a dry run and the real send produce the same bytes.
 
 use anyhow::{Context, Result};
-use hmac::{Hmac, Mac};
 use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
@@ -16,12 +15,23 @@ use sha2::{Digest, Sha256};
 use super::render::Rendered;
 use crate::model::{IssueKey, Site, Subscriber};
 
-/// The per-recipient unsubscribe token: an HMAC of the lower-cased address
-/// keyed with a secret, so it cannot be guessed from the address alone.
-pub fn unsubscribe_token(secret: &[u8], email: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(email.to_lowercase().as_bytes());
-    hex(&mac.finalize().into_bytes()[..16])
+/// The unsubscribe URL of one recipient, as it goes into `List-Unsubscribe`
+/// and the templates: `{{token}}` filled in (when there is a token), then
+/// written as an ASCII URI (RFC 3986): a non-ASCII path, query or fragment
+/// percent-encoded as UTF-8, an internationalised host in its punycode
+/// (`xn--`) form, the scheme in lower case. `List-Unsubscribe` must hold
+/// `<URI>` (RFC 2369), which a mail header can only carry in ASCII: lettre
+/// would otherwise write RFC 2047 encoded words, and one-click unsubscribe
+/// breaks. The config is validated with the same parse.
+pub fn unsubscribe_url(configured: &str, token: Option<&str>) -> String {
+    let filled = match token {
+        Some(token) => configured.replace("{{token}}", token),
+        None => configured.to_owned(),
+    };
+    match url::Url::parse(&filled) {
+        Ok(url) => url.into(),
+        Err(_) => filled,
+    }
 }
 
 /// `<digest.2017-03-25.3f2a…@news.example.cn>`
@@ -60,13 +70,16 @@ pub fn build(
 
     let mut builder = Message::builder()
         .from(envelope.from.clone())
-        .to(to)
+        .to(to.clone())
         .subject(rendered.subject.clone())
         .message_id(Some(id.clone()))
         .date(envelope.date.into())
         .raw_header(list_id(&site.title, site.domain()))
         .raw_header(header("Auto-Submitted", "auto-generated".into()));
     if let Some(url) = unsubscribe_url {
+        // Already in this form when it comes from `unsubscribe_url`; made
+        // sure of here, where the header is written.
+        let url = self::unsubscribe_url(url, None);
         builder = builder.raw_header(header("List-Unsubscribe", format!("<{url}>")));
         // One-click unsubscribe (RFC 8058) is a POST to an HTTPS URI.
         if url.starts_with("https://") || url.starts_with("http://") {
@@ -88,7 +101,111 @@ pub fn build(
     message
         .headers_mut()
         .insert_raw(header("Date", envelope.date.to_rfc2822()));
+    // lettre folds only between words, and writes a long run of plain ASCII
+    // (a title without spaces) on one line: those headers are written here
+    // as encoded words instead (RFC 5322 allows 998 octets a line).
+    if needs_encoded_words(&rendered.subject) {
+        let value = encoded_words(&rendered.subject, "Subject: ".len());
+        message
+            .headers_mut()
+            .insert_raw(pre_encoded("Subject", &rendered.subject, value));
+    }
+    for (name, mailbox) in [("From", envelope.from), ("To", &to)] {
+        let too_long = |n: &&str| name_too_long(name, n, mailbox.email.as_ref());
+        if let Some(display) = mailbox.name.as_deref().filter(too_long) {
+            let value = with_address(
+                encoded_words(display, name.len() + 2),
+                &format!("<{}>", mailbox.email),
+            );
+            message
+                .headers_mut()
+                .insert_raw(pre_encoded(name, &mailbox.to_string(), value));
+        }
+    }
     Ok(message)
+}
+
+/// The longest header line written (RFC 5322 recommends 78 characters,
+/// requires at most 998).
+const LINE: usize = 78;
+
+/// A header value already encoded and folded: ASCII, lines of at most
+/// [`LINE`] characters.
+fn pre_encoded(name: &'static str, raw: &str, encoded: String) -> HeaderValue {
+    debug_assert!(encoded.is_ascii());
+    HeaderValue::dangerous_new_pre_encoded(
+        HeaderName::new_from_ascii_str(name),
+        raw.to_owned(),
+        encoded,
+    )
+}
+
+/// Whether lettre would write `text` (unstructured, like a subject) with a
+/// line longer than [`LINE`]: it writes runs of plain ASCII as they are,
+/// folding only at spaces, and encodes (and folds) the rest.
+fn needs_encoded_words(text: &str) -> bool {
+    text.split(' ')
+        .any(|word| word.len() > LINE - "Subject: ".len() - 2 && word.is_ascii())
+}
+
+/// Whether lettre would write the header `header: "display" <address>`
+/// with a line longer than [`LINE`]: it writes an ASCII display name as one
+/// atom or quoted string, on one line with the address (a non-ASCII one
+/// as encoded words, folded).
+fn name_too_long(header: &str, display: &str, address: &str) -> bool {
+    let quoted = display.len() + 2 + display.matches(['"', '\\']).count();
+    display.is_ascii() && header.len() + ": ".len() + quoted + " <>".len() + address.len() > LINE
+}
+
+/// `words` then `address` (`<…>`), on a new line when the last one has no
+/// room for it.
+fn with_address(mut words: String, address: &str) -> String {
+    let last = words.rsplit("\r\n").next().unwrap_or_default().len();
+    words.push_str(if last + 1 + address.len() > LINE {
+        "\r\n "
+    } else {
+        " "
+    });
+    words.push_str(address);
+    words
+}
+
+/// `text` as RFC 2047 encoded words (UTF-8, base64), each of whole
+/// characters, joined by folds, every line at most [`LINE`] characters
+/// (the first already holds `used`). Decoders join adjacent encoded words
+/// without the folding space, so this decodes to `text` exactly.
+fn encoded_words(text: &str, used: usize) -> String {
+    use base64::Engine as _;
+    const WRAP: usize = "=?utf-8?b?".len() + "?=".len();
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut rest = text;
+    // Characters already on the current line.
+    let mut start = used;
+    while !rest.is_empty() {
+        let room = LINE.saturating_sub(start + WRAP) / 4 * 3;
+        let mut cut = room.min(rest.len());
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut == 0 && start > 1 {
+            // Not one character fits on this line: go on to the next (a
+            // character is at most 4 bytes, 8 characters of base64).
+            out.push_str("\r\n ");
+            start = 1;
+            continue;
+        }
+        let cut = cut.max(rest.chars().next().map_or(0, char::len_utf8));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&rest.as_bytes()[..cut]);
+        out.push_str("=?utf-8?b?");
+        out.push_str(&encoded);
+        out.push_str("?=");
+        rest = &rest[cut..];
+        if !rest.is_empty() {
+            out.push_str("\r\n ");
+        }
+        start = 1;
+    }
+    out
 }
 
 /// One text part, UTF-8 with CRLF line ends. Text that is not plain ASCII
@@ -141,39 +258,38 @@ fn base64_lines(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// `List-Id: <phrase> <digest.domain>` (RFC 2919). The phrase is written
-/// as is when it is plain ASCII words, else as RFC 2047 encoded-words, so
-/// quotes, `<`, `,` or CJK in a site title can never break the header.
+/// as is when it is plain ASCII words (folded between them), else as RFC
+/// 2047 encoded words, so quotes, `<`, `,`, CJK or a word too long for a
+/// line in a site title can never break the header.
 fn list_id(title: &str, domain: &str) -> HeaderValue {
     const ATEXT_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~ ";
+    let used = "List-Id: ".len();
+    let title = title.trim();
     let plain = title
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(c));
+        .all(|c| c.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(c))
+        && title.split(' ').all(|word| word.len() < LINE - used);
     let phrase = if plain {
-        title.trim().to_owned()
-    } else {
-        use base64::Engine as _;
-        // Encoded-words of at most 75 characters: 45 bytes of UTF-8 each.
-        let mut words = Vec::new();
-        let mut chunk = String::new();
-        for c in title.chars() {
-            if chunk.len() + c.len_utf8() > 45 {
-                words.push(std::mem::take(&mut chunk));
+        let mut phrase = String::with_capacity(title.len() + 16);
+        let mut line = used;
+        for (i, word) in title.split(' ').enumerate() {
+            if i > 0 {
+                if line + 1 + word.len() > LINE {
+                    phrase.push_str("\r\n ");
+                    line = 1;
+                } else {
+                    phrase.push(' ');
+                    line += 1;
+                }
             }
-            chunk.push(c);
+            phrase.push_str(word);
+            line += word.len();
         }
-        words.push(chunk);
-        words
-            .iter()
-            .map(|w| {
-                format!(
-                    "=?utf-8?b?{}?=",
-                    base64::engine::general_purpose::STANDARD.encode(w)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\r\n ")
+        phrase
+    } else {
+        encoded_words(title, used)
     };
-    let value = format!("{phrase} <digest.{domain}>");
+    let value = with_address(phrase, &format!("<digest.{domain}>"));
     HeaderValue::dangerous_new_pre_encoded(
         HeaderName::new_from_ascii_str("List-Id"),
         value.clone(),
@@ -183,4 +299,100 @@ fn list_id(title: &str, domain: &str) -> HeaderValue {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unsubscribe_url_goes_out_as_an_ascii_uri() {
+        let url = unsubscribe_url(
+            "https://新闻.example.cn/退订?token={{token}}#底",
+            Some("ab12"),
+        );
+        assert_eq!(
+            url,
+            "https://xn--efvy88h.example.cn/%E9%80%80%E8%AE%A2?token=ab12#%E5%BA%95"
+        );
+        // Already ASCII: unchanged, and the form is stable.
+        assert_eq!(unsubscribe_url(&url, None), url);
+        assert_eq!(
+            unsubscribe_url("https://news.example.cn/u?token={{token}}", Some("ab12")),
+            "https://news.example.cn/u?token=ab12"
+        );
+        assert_eq!(
+            unsubscribe_url("mailto:退订@news.example.cn", None),
+            "mailto:%E9%80%80%E8%AE%A2@news.example.cn"
+        );
+    }
+
+    fn decode(words: &str) -> String {
+        use base64::Engine as _;
+        let bytes: Vec<u8> = words
+            .split("\r\n ")
+            // No room on the first line: the words begin on the next one.
+            .filter(|w| !w.is_empty())
+            .flat_map(|w| {
+                let inner = w
+                    .strip_prefix("=?utf-8?b?")
+                    .unwrap()
+                    .strip_suffix("?=")
+                    .unwrap();
+                base64::engine::general_purpose::STANDARD
+                    .decode(inner)
+                    .unwrap()
+            })
+            .collect();
+        String::from_utf8(bytes).expect("each word holds whole characters")
+    }
+
+    #[test]
+    fn encoded_words_fold_to_78_and_decode_to_the_text() {
+        for text in [
+            "A".repeat(2000),
+            "新".repeat(2000),
+            "𝄞a".repeat(300),
+            "短".to_owned(),
+            "a b  c".to_owned(),
+        ] {
+            for used in [0, 4, 9, 40, 77, 78, 90] {
+                let words = encoded_words(&text, used);
+                assert_eq!(decode(&words), text);
+                let mut lines = words.split("\r\n");
+                let first = lines.next().unwrap();
+                assert!(
+                    used + first.len() <= LINE || first.is_empty(),
+                    "{used}: {first}"
+                );
+                for line in lines {
+                    assert!(line.len() <= LINE && line.len() > 1, "{line:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn list_id_folds_plain_titles_and_encodes_the_rest() {
+        let value = |title: &str| {
+            let header = list_id(title, "news.example.cn");
+            let mut headers = lettre::message::header::Headers::new();
+            headers.insert_raw(header);
+            headers.to_string()
+        };
+        assert_eq!(
+            value("My News"),
+            "List-Id: My News <digest.news.example.cn>\r\n"
+        );
+        assert_eq!(
+            value("映象网"),
+            "List-Id: =?utf-8?b?5pig6LGh572R?= <digest.news.example.cn>\r\n"
+        );
+        let long = value(&"Henan News ".repeat(40));
+        assert!(long.split("\r\n").all(|l| l.len() <= LINE));
+        assert!(long.starts_with("List-Id: Henan News Henan"));
+        let word = value(&"A".repeat(200));
+        assert!(word.starts_with("List-Id: =?utf-8?b?"));
+        assert!(word.split("\r\n").all(|l| l.len() <= LINE));
+    }
 }

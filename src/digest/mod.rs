@@ -7,6 +7,7 @@
 //! clock as a value.
 
 pub mod compose;
+mod guard;
 pub mod message;
 pub mod preview;
 pub mod related;

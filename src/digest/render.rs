@@ -8,15 +8,21 @@
 //! - `{{format_date value "FORMAT"}}`: an RFC 3339 value as wall-clock time in the
 //!   site's timezone (chrono `strftime` format, default `%Y-%m-%d %H:%M`);
 //! - `{{truncate text N}}`: at most N characters (not bytes), `…` when cut.
+//!
+//! Templates that could exhaust the stack (recursive partials, nesting
+//! deeper than `guard::MAX_DEPTH`) are refused when loaded, with file and
+//! line (`guard`).
 
 use std::path::Path;
 
+use handlebars::template::Template;
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
-    ScopedJson, TemplateError,
+    ScopedJson,
 };
 use serde_json::Value;
 
+use super::guard;
 use crate::diag::{Location, Problem, Problems};
 use crate::model::SiteZone;
 
@@ -85,31 +91,48 @@ impl Templates {
             (TEXT, text_name),
             (SUBJECT, config.display().to_string()),
         ];
-        let mut check = |result: Result<(), TemplateError>, name: &str, field: Option<&str>| {
-            if let Err(e) = result {
-                let location = match (e.pos(), field) {
-                    (Some((line, col)), None) => Location::at(Path::new(name), line, col),
-                    _ => Location::file(Path::new(name)),
-                };
-                problems.push(Problem::new(
-                    location,
-                    field,
-                    format!("template syntax: {}", e.reason()),
-                ));
+        // Compiled here rather than by the registry, so that templates
+        // that would exhaust the stack are refused first (`guard`).
+        let mut compile = |registry: &mut Handlebars<'static>,
+                           name: &str,
+                           source: &str,
+                           file: &str,
+                           field: Option<&str>| {
+            let at = |pos: Option<(usize, usize)>| match (pos, field) {
+                (Some((line, col)), None) => Location::at(Path::new(file), line, col),
+                _ => Location::file(Path::new(file)),
+            };
+            if let Some(found) = guard::nesting(source) {
+                let location = at(Some((found.line, found.col)));
+                problems.push(Problem::new(location, field, found.message));
+                return;
+            }
+            let template = match Template::compile_with_name(source, name.to_owned()) {
+                Ok(template) => template,
+                Err(e) => {
+                    problems.push(Problem::new(
+                        at(e.pos()),
+                        field,
+                        format!("template syntax: {}", e.reason()),
+                    ));
+                    return;
+                }
+            };
+            let findings = guard::partials(&template, &[HTML, TEXT, SUBJECT]);
+            if findings.is_empty() {
+                registry.register_template(name, template);
+            }
+            for found in findings {
+                let location = at(Some((found.line, found.col)));
+                problems.push(Problem::new(location, field, found.message));
             }
         };
-        check(
-            html_registry.register_template_string(HTML, &html_source),
-            &sources[0].1,
-            None,
-        );
-        check(
-            text_registry.register_template_string(TEXT, &text_source),
-            &sources[1].1,
-            None,
-        );
-        check(
-            text_registry.register_template_string(SUBJECT, subject),
+        compile(&mut html_registry, HTML, &html_source, &sources[0].1, None);
+        compile(&mut text_registry, TEXT, &text_source, &sources[1].1, None);
+        compile(
+            &mut text_registry,
+            SUBJECT,
+            subject,
             &sources[2].1,
             Some("digest.subject"),
         );

@@ -54,7 +54,7 @@ pub fn check(config: &Config, now: DateTime<Utc>) -> Result<Option<Setup>, Probl
         .digest
         .unsubscribe_url
         .as_deref()
-        .map(|u| u.replace("{{token}}", "0123456789abcdef"));
+        .map(|u| super::message::unsubscribe_url(u, Some("0123456789abcdefghijklmnopqrs")));
     let issue = IssueKey::of(site, now);
     for (subscriber, unsubscribe) in [(&named, unsubscribe.as_deref()), (&nameless, None)] {
         let email = Email {

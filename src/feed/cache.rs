@@ -8,6 +8,8 @@
 //! and reuses an entry only when the hash matches and the clock has not gone
 //! backwards (an earlier clock could bring back articles the entry dropped).
 //! Anything unexpected in an entry makes it a miss, never an error.
+//! Entries are written to temporary files (`temp`: created exclusively,
+//! removed if the run is interrupted) and renamed into place.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::feed::Selection;
 use crate::load::{FileResult, IdPlace, Reuse, Sink};
 use crate::model::{Article, Site};
+use crate::temp::Temp;
 
 const FORMAT: u32 = 1;
 
@@ -42,6 +45,8 @@ struct Entry {
 
 pub struct BuildCache<'s> {
     dir: PathBuf,
+    /// Stale temporary files of dead runs are removed before the first store.
+    swept: std::sync::Once,
     config: u128,
     site: &'s Site,
     now: DateTime<Utc>,
@@ -58,6 +63,7 @@ impl<'s> BuildCache<'s> {
     ) -> Self {
         BuildCache {
             dir: dir.to_path_buf(),
+            swept: std::sync::Once::new(),
             config,
             site,
             now,
@@ -70,7 +76,14 @@ impl<'s> BuildCache<'s> {
         self.dir.join(format!("{key:016x}.json"))
     }
 
+    /// Removes what interrupted runs left in the cache folder (once a run).
+    fn sweep(&self) {
+        self.swept
+            .call_once(|| crate::temp::sweep_stale(&self.dir, true));
+    }
+
     fn read_entry(&self, input: &Path) -> Option<Entry> {
+        self.sweep();
         let text = std::fs::read(self.entry_path(input)).ok()?;
         let entry: Entry = serde_json::from_slice(&text).ok()?;
         let current = entry.format == FORMAT
@@ -126,9 +139,9 @@ const ID_BYTES: usize = 16;
 
 /// Writes id places packed, without building a copy of them all; returns
 /// the hash of what it wrote.
-fn write_ids(path: &Path, ids: &[IdPlace]) -> std::io::Result<u64> {
+fn write_ids(file: std::fs::File, ids: &[IdPlace]) -> std::io::Result<u64> {
     use std::io::Write;
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(path)?);
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for id in ids {
         let mut packed = [0u8; ID_BYTES];
@@ -205,15 +218,16 @@ impl<'s> Reuse<Selection<'s>> for BuildCache<'s> {
             return;
         };
         let target = self.entry_path(path);
-        let pid = std::process::id();
-        let ids_temp = target.with_extension(format!("ids.{pid}.tmp"));
-        let entry_temp = target.with_extension(format!("{pid}.tmp"));
+        let ids_target = target.with_extension("ids");
         // Not synced to disk: a torn entry fails to parse, a torn or foreign
         // id file fails its hash, and either is a miss. A cache that cannot
-        // be written only costs the next build time.
-        let written = std::fs::create_dir_all(&self.dir)
-            .and_then(|()| write_ids(&ids_temp, &result.ids))
-            .and_then(|ids_hash| {
+        // be written only costs the next build time; temporary files that
+        // were not moved into place remove themselves.
+        self.sweep();
+        let _ = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| Temp::beside(&ids_target))
+            .and_then(|(ids_temp, file)| Ok((ids_temp, write_ids(file, &result.ids)?)))
+            .and_then(|(mut ids_temp, ids_hash)| {
                 let entry = Entry {
                     format: FORMAT,
                     version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -227,14 +241,11 @@ impl<'s> Reuse<Selection<'s>> for BuildCache<'s> {
                     articles: articles.into_iter().cloned().collect(),
                 };
                 let bytes = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
-                std::fs::rename(&ids_temp, target.with_extension("ids"))?;
-                std::fs::write(&entry_temp, bytes)?;
-                std::fs::rename(&entry_temp, &target)
+                let (mut entry_temp, mut file) = Temp::beside(&target)?;
+                std::io::Write::write_all(&mut file, &bytes)?;
+                ids_temp.persist(&ids_target)?;
+                entry_temp.persist(&target)
             });
-        if written.is_err() {
-            let _ = std::fs::remove_file(&ids_temp);
-            let _ = std::fs::remove_file(&entry_temp);
-        }
     }
 }
 
@@ -253,7 +264,7 @@ mod tests {
                 col: 3,
             })
             .collect();
-        let hash = write_ids(&path, &ids).unwrap();
+        let hash = write_ids(std::fs::File::create(&path).unwrap(), &ids).unwrap();
         assert_eq!(read_ids(&path, ids.len(), hash).unwrap(), ids);
         assert!(read_ids(&path, ids.len() + 1, hash).is_none());
         assert!(read_ids(&path, ids.len(), hash ^ 1).is_none());
