@@ -71,13 +71,18 @@ fn pack(mut c: Composed<'_>) -> Result<(Packed, Composed<'_>), Failure> {
     Ok((packed, c))
 }
 
+/// The envelope sender (MAIL FROM) of the message to an address: the
+/// caller derives it at send time, per message (with a bounce address, the
+/// recipient's token in it); it is never stored.
+pub type EnvelopeSender<'a> = &'a (dyn Fn(&str) -> Address + Sync);
+
 /// Delivers every message still pending in the ledger; returns what this
 /// run did. `clock` stamps each recorded outcome.
 pub fn send_pending(
     ledger: &mut dyn Ledger,
     transport: &dyn Transport,
     policy: &Policy,
-    from: &Address,
+    sender: EnvelopeSender<'_>,
     clock: fn() -> DateTime<Utc>,
     say: Verbosity,
 ) -> Result<Tally, Failure> {
@@ -85,7 +90,11 @@ pub fn send_pending(
     let mut jobs = Vec::with_capacity(pending.len());
     for (key, p) in pending.iter().enumerate() {
         match p.address.parse::<Address>() {
-            Ok(recipient) => jobs.push(worker::Job { key, recipient }),
+            Ok(recipient) => jobs.push(worker::Job {
+                key,
+                sender: sender(&p.address),
+                recipient,
+            }),
             Err(e) => ledger.record_all(
                 &[ledger::Outcome {
                     issue: &p.issue,
@@ -111,7 +120,7 @@ pub fn send_pending(
             let p = &pending[key];
             messages.read(&p.issue, &p.recipient)
         };
-        scope.spawn(move || worker::deliver(jobs, transport, policy, from, &fetch, reports));
+        scope.spawn(move || worker::deliver(jobs, transport, policy, &fetch, reports));
         // Outcomes that arrive together are committed together (one sync to
         // disk); every sender waits until its outcome is on disk.
         while let Ok(first) = received.recv() {

@@ -157,7 +157,8 @@ fn issue() -> IssueKey {
 
 fn send(ledger: &mut Sqlite, memory: &Memory) -> super::Tally {
     let from: Address = "digest@example.com".parse().unwrap();
-    send_pending(ledger, memory, &policy(), &from, clock, Verbosity::Quiet).unwrap()
+    let sender = move |_: &str| from.clone();
+    send_pending(ledger, memory, &policy(), &sender, clock, Verbosity::Quiet).unwrap()
 }
 
 #[test]

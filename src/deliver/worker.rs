@@ -25,6 +25,8 @@ use super::transport::{Envelope, Failure, Session, Transport};
 pub struct Job {
     /// The caller's index of the message.
     pub key: usize,
+    /// The envelope sender (MAIL FROM), derived for this message.
+    pub sender: Address,
     pub recipient: Address,
 }
 
@@ -68,7 +70,6 @@ pub fn deliver(
     jobs: Vec<Job>,
     transport: &dyn Transport,
     policy: &Policy,
-    from: &Address,
     fetch: Fetch<'_>,
     reports: Sender<Report>,
 ) {
@@ -83,7 +84,6 @@ pub fn deliver(
                 pacer: &pacer,
                 breaker: &breaker,
                 policy,
-                from,
                 fetch,
                 transport,
             };
@@ -98,7 +98,6 @@ struct Worker<'a> {
     pacer: &'a Pacer,
     breaker: &'a Breaker,
     policy: &'a Policy,
-    from: &'a Address,
     fetch: Fetch<'a>,
     transport: &'a dyn Transport,
 }
@@ -151,7 +150,7 @@ impl Worker<'_> {
             self.breaker.connected();
         }
         let envelope = Envelope {
-            from: self.from,
+            from: &job.sender,
             to: &job.recipient,
         };
         session.send(&envelope, bytes)
@@ -182,7 +181,7 @@ impl Worker<'_> {
                 self.queue.abandon();
                 Outcome::Deferred(format!(
                     "the server refuses the sender {}: {why}; nothing more is sent this run",
-                    self.from
+                    job.sender
                 ))
             }
             Err(Failure::Permanent(why)) => Outcome::Rejected(why),
