@@ -101,6 +101,7 @@ pub fn send_pending(
                     recipient: &p.recipient,
                     status: Status::Failed,
                     error: Some(&e.to_string()),
+                    refused: false,
                 }],
                 clock(),
             )?,
@@ -132,7 +133,9 @@ pub fn send_pending(
                     let p = &pending[report.key];
                     let (status, error) = match &report.outcome {
                         Outcome::Sent => (Status::Sent, None),
-                        Outcome::Rejected(why) => (Status::Failed, Some(why.as_str())),
+                        Outcome::Rejected(why) | Outcome::Refused(why) => {
+                            (Status::Failed, Some(why.as_str()))
+                        }
                         Outcome::Deferred(why) => (Status::Pending, Some(why.as_str())),
                     };
                     ledger::Outcome {
@@ -140,6 +143,8 @@ pub fn send_pending(
                         recipient: &p.recipient,
                         status,
                         error,
+                        // Suppressed in the same transaction as the outcome.
+                        refused: matches!(report.outcome, Outcome::Refused(_)),
                     }
                 })
                 .collect();
@@ -149,7 +154,7 @@ pub fn send_pending(
                 tell(say, &report.outcome, &p.message_id, &p.address);
                 bar.record(match report.outcome {
                     Outcome::Sent => Tick::Sent,
-                    Outcome::Rejected(_) => Tick::Failed,
+                    Outcome::Rejected(_) | Outcome::Refused(_) => Tick::Failed,
                     Outcome::Deferred(_) => Tick::Deferred,
                 });
                 tally.count(&report.outcome);
@@ -169,6 +174,9 @@ fn tell(say: Verbosity, outcome: &Outcome, message_id: &str, address: &str) {
     match outcome {
         Outcome::Sent => say.detail(format!("sent {message_id} to {address}")),
         Outcome::Rejected(why) => say.warn(format!("{address} refused the digest for good: {why}")),
+        Outcome::Refused(why) => say.warn(format!(
+            "{address} was refused for good ({why}); it is now on the suppression list"
+        )),
         Outcome::Deferred(why) => say.detail(format!("{address} deferred: {why}")),
     }
 }

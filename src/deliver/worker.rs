@@ -36,6 +36,9 @@ pub enum Outcome {
     Sent,
     /// Refused for good (5xx): recorded, never retried.
     Rejected(String),
+    /// The recipient's address refused for good (5xx to RCPT): recorded as
+    /// a refusal, and the address suppressed.
+    Refused(String),
     /// Still undelivered after this run's retries: stays pending.
     Deferred(String),
 }
@@ -122,6 +125,7 @@ impl Worker<'_> {
             // a secret, in any form it went out in.
             let outcome = match outcome {
                 Outcome::Rejected(why) => Outcome::Rejected(self.transport.redact(&why)),
+                Outcome::Refused(why) => Outcome::Refused(self.transport.redact(&why)),
                 Outcome::Deferred(why) => Outcome::Deferred(self.transport.redact(&why)),
                 sent => sent,
             };
@@ -185,6 +189,7 @@ impl Worker<'_> {
                 ))
             }
             Err(Failure::Permanent(why)) => Outcome::Rejected(why),
+            Err(Failure::Recipient(why)) => Outcome::Refused(why),
             Err(Failure::Ambiguous(why)) => Outcome::Deferred(format!(
                 "no reply after the message was sent ({why}); the server may have it"
             )),
