@@ -16,12 +16,13 @@ fn stdout_of(args: &[&str]) -> String {
     run.stdout_utf8().to_owned()
 }
 
-const COMMANDS: [&str; 8] = [
+const COMMANDS: [&str; 9] = [
     "build",
     "check",
     "digest",
     "unsubscribe",
     "suppressions",
+    "bounces",
     "init",
     "completions",
     "man",
