@@ -386,10 +386,10 @@ impl Finder<'_> {
                     let address = self
                         .known(status.final_recipient.as_ref())
                         .or_else(|| self.known(status.original_recipient.as_ref()));
-                    if let Some(address) = address {
-                        if !events.iter().any(|e| e.address.as_str() == address) {
-                            events.push(event(address, kind, &status.status));
-                        }
+                    if let Some(address) = address
+                        && !events.iter().any(|e| e.address.as_str() == address)
+                    {
+                        events.push(event(address, kind, &status.status));
                     }
                 }
                 if events.is_empty() {
