@@ -8,7 +8,8 @@
 #
 #   postfix_dsn.sh DIR SENDER RECIPIENT MESSAGE_FILE
 #
-# Prints the DSN's path. The instance is stopped on exit.
+# Prints the DSN's path. The instance is stopped on exit. Needs root (the
+# daemons change user) and the postfix package (its master.cf is the model).
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/usr/lib/postfix/sbin"
 dir=$1 sender=$2 recipient=$3 message=$4
