@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS suppressions (
 -- Version 4: what `bulletin bounces` read, one row per report and
 -- recipient (so a report read twice counts once); soft bounces are
 -- counted here until they suppress.
-CREATE TABLE bounce_events (
+CREATE TABLE IF NOT EXISTS bounce_events (
     report      TEXT NOT NULL,      -- the report Message-ID, or sha256- and a hash of its bytes
     address     TEXT NOT NULL,      -- lower-cased
     kind        TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint')),
@@ -67,7 +67,7 @@ CREATE TABLE bounce_events (
     recorded_at TEXT NOT NULL,
     PRIMARY KEY (report, address)
 );
-CREATE INDEX bounce_events_address ON bounce_events (address, kind, at);",
+CREATE INDEX IF NOT EXISTS bounce_events_address ON bounce_events (address, kind, at);",
 ];
 
 const SCHEMA: &str = "

@@ -526,3 +526,23 @@ fn a_5xx_after_data_does_not_suppress_the_address() {
         "a 554 after DATA is about the content"
     );
 }
+
+#[test]
+fn check_and_send_say_a_bounce_address_needs_the_secret() {
+    let site = Site::smtp(2);
+    site.set("digest.bounce_address", BOUNCE_ADDRESS);
+    let check = site
+        .cmd(&["check"])
+        .env_remove(crate::support::SECRET_VAR)
+        .run();
+    check.assert_code(1);
+    assert!(
+        check.stderr.contains("digest.bounce_address")
+            && check.stderr.contains(crate::support::SECRET_VAR),
+        "{check}"
+    );
+    let send = site.send_cmd().env_remove(crate::support::SECRET_VAR).run();
+    send.assert_code(1);
+    assert!(send.stderr.contains("digest.bounce_address"), "{send}");
+    site.check().assert_success();
+}
