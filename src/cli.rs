@@ -165,6 +165,31 @@ Examples:
         #[command(subcommand)]
         action: SuppressionAction,
     },
+    /// Read bounces and complaints, and suppress the addresses they name.
+    ///
+    /// Reads delivery status notifications (RFC 3464) and abuse reports
+    /// (ARF, RFC 5965) from Maildir folders (cur/ and new/), mbox files, or
+    /// one message on stdin (`-`). A hard bounce (5.x.x) or a complaint
+    /// suppresses its address at once; soft bounces (4.x.x) after
+    /// `digest.soft_bounce_limit` within `digest.soft_bounce_window`. The
+    /// same report read twice counts once; a message that is not a report is
+    /// skipped with a warning. Exit 1 when a path cannot be read.
+    #[command(after_help = "\
+Examples:
+  bulletin bounces ~/Maildir/.Bounces
+  bulletin bounces /var/mail/bounces
+  # /etc/aliases, for Postfix (then run newaliases):
+  bounces: \"|bulletin bounces --config /srv/news/feeds.toml -\"
+
+Environment: BULLETIN_UNSUBSCRIBE_SECRET (and BULLETIN_UNSUBSCRIBE_SECRET_PREVIOUS
+during a rotation) to read the token of digest.bounce_address.")]
+    Bounces {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Maildir folders, mbox files, or `-` for one message on stdin.
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Write a working starter site (config, templates, articles, subscribers) into DIR.
     ///
     /// Refuses to overwrite existing files.
@@ -201,12 +226,13 @@ Examples:
 }
 
 /// The commands' names, for `bulletin man COMMAND` (a test keeps the list whole).
-const COMMANDS: [&str; 8] = [
+const COMMANDS: [&str; 9] = [
     "build",
     "check",
     "digest",
     "unsubscribe",
     "suppressions",
+    "bounces",
     "init",
     "completions",
     "man",

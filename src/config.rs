@@ -81,6 +81,89 @@ pub struct DigestConfig {
     pub related: usize,
     pub max_items: usize,
     pub unsubscribe_url: Option<String>,
+    /// The envelope sender of each message, with the recipient's token
+    /// (VERP); `None`: `smtp.from`'s address.
+    pub bounce_address: Option<BounceAddress>,
+    /// Soft bounces (4.x.x) of one address within `soft_bounce_window`
+    /// that suppress it.
+    pub soft_bounce_limit: u32,
+    pub soft_bounce_window: chrono::Duration,
+}
+
+/// `digest.bounce_address`: an envelope sender with `{{token}}` in its
+/// local part (`bounces+{{token}}@news.example.cn`). Each message's
+/// sender carries its recipient's token, so a bounce names whom it is
+/// about whatever the remote server writes in it (VERP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceAddress {
+    /// The local part before and after `{{token}}`.
+    prefix: String,
+    suffix: String,
+    domain: String,
+}
+
+/// A token as `token::make` writes it (29 base32 characters), for checks.
+const SAMPLE_TOKEN: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+impl BounceAddress {
+    /// Parses and checks a pattern: one `{{token}}` in the local part, and
+    /// with a token in place a valid address whose local part is at most
+    /// 64 octets (RFC 5321 §4.5.3.1.1).
+    pub fn parse(pattern: &str) -> Result<BounceAddress, String> {
+        let Some((local, domain)) = pattern.rsplit_once('@') else {
+            return Err(format!(
+                "{pattern:?} is not an address like \"bounces+{{{{token}}}}@news.example.cn\""
+            ));
+        };
+        if domain.contains("{{token}}") || local.matches("{{token}}").count() != 1 {
+            return Err(format!(
+                "{pattern:?} must have {{{{token}}}} once, in the local part (before the @)"
+            ));
+        }
+        let (prefix, suffix) = local.split_once("{{token}}").expect("counted above");
+        let address = BounceAddress {
+            prefix: prefix.to_owned(),
+            suffix: suffix.to_owned(),
+            domain: domain.to_owned(),
+        };
+        let local_len = prefix.len() + SAMPLE_TOKEN.len() + suffix.len();
+        if local_len > 64 {
+            return Err(format!(
+                "{pattern:?} makes a local part of {local_len} octets with a token; at most 64 are allowed"
+            ));
+        }
+        let sample = address.with_token(SAMPLE_TOKEN);
+        if let Err(e) = sample.parse::<lettre::Address>() {
+            return Err(format!(
+                "{pattern:?} does not make a valid address ({sample}): {e}"
+            ));
+        }
+        Ok(address)
+    }
+
+    /// The envelope sender for a recipient whose token is `token`.
+    pub fn with_token(&self, token: &str) -> String {
+        format!("{}{token}{}@{}", self.prefix, self.suffix, self.domain)
+    }
+
+    /// The token in `address` when it is one of this pattern's addresses
+    /// (compared case-insensitively: mail systems fold case).
+    pub fn token_in<'a>(&self, address: &'a str) -> Option<&'a str> {
+        let address = address.trim().trim_start_matches('<').trim_end_matches('>');
+        let (local, domain) = address.rsplit_once('@')?;
+        if !domain.eq_ignore_ascii_case(&self.domain)
+            || local.len() < self.prefix.len() + self.suffix.len()
+        {
+            return None;
+        }
+        let (head, rest) = local.split_at_checked(self.prefix.len())?;
+        let (token, tail) = rest.split_at_checked(rest.len() - self.suffix.len())?;
+        let fits = head.eq_ignore_ascii_case(&self.prefix)
+            && tail.eq_ignore_ascii_case(&self.suffix)
+            && !token.is_empty()
+            && token.chars().all(|c| c.is_ascii_alphanumeric());
+        fits.then_some(token)
+    }
 }
 
 /// `[smtp]`. The password is never here: it comes from the environment.
@@ -301,6 +384,12 @@ struct RawDigest {
     max_items: usize,
     #[serde(default)]
     unsubscribe_url: Option<String>,
+    #[serde(default)]
+    bounce_address: Option<String>,
+    #[serde(default = "default_soft_bounce_limit")]
+    soft_bounce_limit: u32,
+    #[serde(default = "default_soft_bounce_window")]
+    soft_bounce_window: String,
 }
 
 fn default_subject() -> String {
@@ -317,6 +406,12 @@ fn default_related() -> usize {
 }
 fn default_max_items() -> usize {
     30
+}
+fn default_soft_bounce_limit() -> u32 {
+    3
+}
+fn default_soft_bounce_window() -> String {
+    "14d".into()
 }
 
 // ---- parsing and validation ----------------------------------------------
@@ -502,6 +597,28 @@ impl Config {
             if d.max_items == 0 {
                 report("digest.max_items", "must be at least 1".into());
             }
+            let bounce_address = d
+                .bounce_address
+                .as_deref()
+                .filter(|a| !a.trim().is_empty())
+                .and_then(|a| {
+                    BounceAddress::parse(a.trim())
+                        .map_err(|e| report("digest.bounce_address", e))
+                        .ok()
+                });
+            if d.soft_bounce_limit == 0 {
+                report("digest.soft_bounce_limit", "must be at least 1".into());
+            }
+            let soft_bounce_window = parse_duration(&d.soft_bounce_window).unwrap_or_else(|| {
+                report(
+                    "digest.soft_bounce_window",
+                    format!(
+                        "{:?} is not a duration like \"14d\" or \"72h\"",
+                        d.soft_bounce_window
+                    ),
+                );
+                chrono::Duration::zero()
+            });
             DigestConfig {
                 subject: d.subject,
                 html: d.html.map(|p| folder.join(p)),
@@ -512,6 +629,9 @@ impl Config {
                 related: d.related,
                 max_items: d.max_items,
                 unsubscribe_url: d.unsubscribe_url.filter(|u| !u.trim().is_empty()),
+                bounce_address,
+                soft_bounce_limit: d.soft_bounce_limit,
+                soft_bounce_window,
             }
         });
         let smtp = raw.smtp.map(|mut s| {
@@ -798,6 +918,56 @@ parent = "news"
 
     fn parse(text: &str) -> Result<Config, Problems> {
         Config::parse(text, Path::new("feeds.toml"), Path::new("/site"))
+    }
+
+    #[test]
+    fn bounce_address_patterns_are_checked_and_find_their_token() {
+        let verp = BounceAddress::parse("bounces+{{token}}@news.example.cn").unwrap();
+        let token = "abcdefghijklmnopqrstuvwxyz234";
+        let address = verp.with_token(token);
+        assert_eq!(address, format!("bounces+{token}@news.example.cn"));
+        assert_eq!(verp.token_in(&address), Some(token));
+        assert_eq!(
+            verp.token_in(&format!("<BOUNCES+{token}@News.Example.CN>")),
+            Some(token)
+        );
+        assert_eq!(verp.token_in("bounces@news.example.cn"), None);
+        assert_eq!(verp.token_in(&format!("bounces+{token}@other.cn")), None);
+        for bad in [
+            "bounces@news.example.cn",
+            "bounces+x@{{token}}.example.cn",
+            "{{token}}{{token}}@news.example.cn",
+            "no-at-sign-{{token}}",
+            "bad space{{token}}@news.example.cn",
+        ] {
+            assert!(BounceAddress::parse(bad).is_err(), "{bad}");
+        }
+        let long = format!("{}{{{{token}}}}@news.example.cn", "b".repeat(36));
+        let err = BounceAddress::parse(&long).unwrap_err();
+        assert!(err.contains("65 octets"), "{err}");
+        let fits = format!("{}{{{{token}}}}@news.example.cn", "b".repeat(35));
+        assert!(BounceAddress::parse(&fits).is_ok());
+    }
+
+    #[test]
+    fn digest_bounce_keys_have_defaults_and_are_validated() {
+        let digest = "\n[digest]\nsubscribers = \"s.toml\"\n";
+        let config = parse(&format!("{GOOD}{digest}")).unwrap();
+        let d = config.digest.unwrap();
+        assert_eq!(d.bounce_address, None);
+        assert_eq!(d.soft_bounce_limit, 3);
+        assert_eq!(d.soft_bounce_window, chrono::Duration::days(14));
+        let bad = format!(
+            "{GOOD}{digest}bounce_address = \"bounces@news.example.cn\"\nsoft_bounce_limit = 0\nsoft_bounce_window = \"soon\"\n"
+        );
+        let problems = parse(&bad).unwrap_err().to_string();
+        for key in [
+            "digest.bounce_address",
+            "digest.soft_bounce_limit",
+            "digest.soft_bounce_window",
+        ] {
+            assert!(problems.contains(key), "{problems}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! that talks to a mail server; `commands` (with `main`) is the only place
 //! that reads the clock and the environment.
 
+pub mod bounce;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -67,6 +68,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("ledger", &["error", "model"]),
     ("suppression", &["diag", "ledger", "model"]),
+    ("bounce", &["config", "ledger", "model", "token"]),
     (
         "unsubscribe",
         &["config", "error", "ledger", "load", "model", "token"],

@@ -3,6 +3,8 @@
 //! share.
 
 pub use bulletin::feed::cache;
-pub use bulletin::{config, diag, digest, feed, load, model, output, parallel, text};
+pub use bulletin::{
+    bounce, config, diag, digest, feed, load, model, output, parallel, text, token,
+};
 
 pub mod checks;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::Failure;
 use crate::config::Config;
-use crate::diag::Problems;
+use crate::diag::{Location, Problem, Problems};
 use crate::digest;
 use crate::ledger::{Ledger, Sqlite};
 use crate::load;
@@ -21,6 +21,20 @@ pub fn run(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<(), Fa
         problems.extend(p);
         None
     });
+    let verp = config
+        .digest
+        .as_ref()
+        .is_some_and(|d| d.bounce_address.is_some());
+    if verp && super::secrets::var(super::secrets::SECRET_VAR).is_none() {
+        problems.push(Problem::new(
+            Location::file(&config.path),
+            Some("digest.bounce_address"),
+            format!(
+                "uses {{{{token}}}}, but the environment variable {} (the key for its tokens) is not set",
+                super::secrets::SECRET_VAR
+            ),
+        ));
+    }
     if !problems.is_empty() {
         return Err(Failure::Invalid(problems));
     }

@@ -20,6 +20,7 @@ use crate::digest::{self, History};
 use crate::ledger::{Ledger, Sqlite, Status};
 use crate::model::IssueKey;
 use crate::report::{self, Verbosity};
+use crate::token;
 
 use super::secrets::{self, PASSWORD_VAR, SECRET_VAR};
 
@@ -28,11 +29,16 @@ fn secret(setup: &Setup, config: &Config) -> Result<Option<Vec<u8>>, Failure> {
     if !setup.needs_secret() {
         return Ok(None);
     }
+    let key = if setup.digest.bounce_address.is_some() {
+        "digest.bounce_address"
+    } else {
+        "digest.unsubscribe_url"
+    };
     match secrets::var(SECRET_VAR) {
         Some(s) => Ok(Some(s.into_bytes())),
         None => Err(Problem::new(
             Location::file(&config.path),
-            Some("digest.unsubscribe_url"),
+            Some(key),
             format!("uses {{{{token}}}}, but the environment variable {SECRET_VAR} (the key for unsubscribe tokens) is not set"),
         )
         .into()),
@@ -174,7 +180,26 @@ pub fn send(
     ));
 
     let from = setup.from.email.clone();
-    let tally = deliver::send_pending(&mut ledger, transport.as_ref(), &policy, &from, clock, say)?;
+    // The envelope sender is derived here, per message, at send time (it is
+    // not stored): with `bounce_address`, the recipient's token in it (VERP).
+    let bounce_address = setup.digest.bounce_address.clone();
+    let sender = move |address: &str| -> lettre::Address {
+        match (&bounce_address, secret.as_deref()) {
+            (Some(pattern), Some(key)) => pattern
+                .with_token(&token::make(key, address))
+                .parse()
+                .unwrap_or_else(|_| from.clone()),
+            _ => from.clone(),
+        }
+    };
+    let tally = deliver::send_pending(
+        &mut ledger,
+        transport.as_ref(),
+        &policy,
+        &sender,
+        clock,
+        say,
+    )?;
     // Housekeeping: a failure here loses nothing (the next run retries it).
     if let Err(e) = ledger.drop_final_messages() {
         say.warn(format!("could not drop delivered messages: {e:#}"));

@@ -17,7 +17,7 @@ use crate::unsubscribe::{self, Done};
 use crate::{report, suppression};
 
 /// The state database of `[digest]`.
-fn state_path(config: &Config) -> Result<&Path, Failure> {
+pub(super) fn state_path(config: &Config) -> Result<&Path, Failure> {
     match &config.digest {
         Some(digest) => Ok(&digest.state),
         None => Err(Problem::new(

@@ -3,6 +3,7 @@
 //! and says what happened. Only these functions and `main` see the clock and
 //! the environment; everything below them gets both as values.
 
+pub mod bounces;
 pub mod build;
 pub mod check;
 pub mod digest;
@@ -74,6 +75,10 @@ pub fn run(
         Command::Suppressions { config, action } => {
             let config = load(&config.path)?;
             list::suppressions(&config, action, clock(), say)?;
+        }
+        Command::Bounces { config, paths } => {
+            let config = load(&config.path)?;
+            bounces::run(&config, paths, clock(), say)?;
         }
         Command::Init { dir } => init::run(dir, clock(), say)?,
         Command::Completions { shell } => print(&crate::cli::completions(*shell))?,

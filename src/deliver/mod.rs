@@ -71,13 +71,18 @@ fn pack(mut c: Composed<'_>) -> Result<(Packed, Composed<'_>), Failure> {
     Ok((packed, c))
 }
 
+/// The envelope sender (MAIL FROM) of the message to an address: the
+/// caller derives it at send time, per message (with a bounce address, the
+/// recipient's token in it); it is never stored.
+pub type EnvelopeSender<'a> = &'a (dyn Fn(&str) -> Address + Sync);
+
 /// Delivers every message still pending in the ledger; returns what this
 /// run did. `clock` stamps each recorded outcome.
 pub fn send_pending(
     ledger: &mut dyn Ledger,
     transport: &dyn Transport,
     policy: &Policy,
-    from: &Address,
+    sender: EnvelopeSender<'_>,
     clock: fn() -> DateTime<Utc>,
     say: Verbosity,
 ) -> Result<Tally, Failure> {
@@ -85,13 +90,18 @@ pub fn send_pending(
     let mut jobs = Vec::with_capacity(pending.len());
     for (key, p) in pending.iter().enumerate() {
         match p.address.parse::<Address>() {
-            Ok(recipient) => jobs.push(worker::Job { key, recipient }),
+            Ok(recipient) => jobs.push(worker::Job {
+                key,
+                sender: sender(&p.address),
+                recipient,
+            }),
             Err(e) => ledger.record_all(
                 &[ledger::Outcome {
                     issue: &p.issue,
                     recipient: &p.recipient,
                     status: Status::Failed,
                     error: Some(&e.to_string()),
+                    refused: false,
                 }],
                 clock(),
             )?,
@@ -111,7 +121,7 @@ pub fn send_pending(
             let p = &pending[key];
             messages.read(&p.issue, &p.recipient)
         };
-        scope.spawn(move || worker::deliver(jobs, transport, policy, from, &fetch, reports));
+        scope.spawn(move || worker::deliver(jobs, transport, policy, &fetch, reports));
         // Outcomes that arrive together are committed together (one sync to
         // disk); every sender waits until its outcome is on disk.
         while let Ok(first) = received.recv() {
@@ -123,7 +133,9 @@ pub fn send_pending(
                     let p = &pending[report.key];
                     let (status, error) = match &report.outcome {
                         Outcome::Sent => (Status::Sent, None),
-                        Outcome::Rejected(why) => (Status::Failed, Some(why.as_str())),
+                        Outcome::Rejected(why) | Outcome::Refused(why) => {
+                            (Status::Failed, Some(why.as_str()))
+                        }
                         Outcome::Deferred(why) => (Status::Pending, Some(why.as_str())),
                     };
                     ledger::Outcome {
@@ -131,6 +143,8 @@ pub fn send_pending(
                         recipient: &p.recipient,
                         status,
                         error,
+                        // Suppressed in the same transaction as the outcome.
+                        refused: matches!(report.outcome, Outcome::Refused(_)),
                     }
                 })
                 .collect();
@@ -140,7 +154,7 @@ pub fn send_pending(
                 tell(say, &report.outcome, &p.message_id, &p.address);
                 bar.record(match report.outcome {
                     Outcome::Sent => Tick::Sent,
-                    Outcome::Rejected(_) => Tick::Failed,
+                    Outcome::Rejected(_) | Outcome::Refused(_) => Tick::Failed,
                     Outcome::Deferred(_) => Tick::Deferred,
                 });
                 tally.count(&report.outcome);
@@ -160,6 +174,9 @@ fn tell(say: Verbosity, outcome: &Outcome, message_id: &str, address: &str) {
     match outcome {
         Outcome::Sent => say.detail(format!("sent {message_id} to {address}")),
         Outcome::Rejected(why) => say.warn(format!("{address} refused the digest for good: {why}")),
+        Outcome::Refused(why) => say.warn(format!(
+            "{address} was refused for good ({why}); it is now on the suppression list"
+        )),
         Outcome::Deferred(why) => say.detail(format!("{address} deferred: {why}")),
     }
 }

@@ -3,7 +3,10 @@
 //! classified into [`Failure`]s:
 //!
 //! - 2xx: sent;
-//! - 5xx on RCPT or the message: permanent for that recipient;
+//! - 5xx on RCPT: the address is refused for good ([`Failure::Recipient`]:
+//!   it goes on the suppression list);
+//! - 5xx on the message (after DATA): permanent for that message, not the
+//!   address (it is about the content);
 //! - 5xx on MAIL: the sender is refused ([`Failure::Sender`]);
 //! - 4xx: temporary;
 //! - 421, a lost connection, a timeout: the connection is dropped;
@@ -202,7 +205,10 @@ fn transaction(
             other => other,
         })?;
     conn.command(Rcpt::new(envelope.to.clone(), Vec::new()))
-        .map_err(classify)?;
+        .map_err(|e| match classify(e) {
+            Failure::Permanent(why) => Failure::Recipient(why),
+            other => other,
+        })?;
     conn.command(Data).map_err(classify)?;
     let body = std::str::from_utf8(bytes)
         .map_err(|_| Failure::Permanent("the message is not UTF-8".into()))?;

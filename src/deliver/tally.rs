@@ -21,7 +21,7 @@ impl Tally {
     pub fn count(&mut self, outcome: &Outcome) {
         match outcome {
             Outcome::Sent => self.sent += 1,
-            Outcome::Rejected(_) => self.rejected += 1,
+            Outcome::Rejected(_) | Outcome::Refused(_) => self.rejected += 1,
             Outcome::Deferred(why) => {
                 self.deferred += 1;
                 *self.reasons.entry(why.clone()).or_insert(0) += 1;

@@ -157,7 +157,8 @@ fn issue() -> IssueKey {
 
 fn send(ledger: &mut Sqlite, memory: &Memory) -> super::Tally {
     let from: Address = "digest@example.com".parse().unwrap();
-    send_pending(ledger, memory, &policy(), &from, clock, Verbosity::Quiet).unwrap()
+    let sender = move |_: &str| from.clone();
+    send_pending(ledger, memory, &policy(), &sender, clock, Verbosity::Quiet).unwrap()
 }
 
 #[test]
@@ -198,6 +199,28 @@ fn a_permanent_refusal_is_recorded_and_never_retried() {
         .articles_for(&RecipientKey::of("r2@example.com"))
         .unwrap();
     assert!(refused.is_empty());
+}
+
+#[test]
+fn a_refused_recipient_is_recorded_and_suppressed_together_but_a_refused_message_is_not() {
+    let (_dir, mut ledger) = ledger_with(5);
+    let memory = Memory::default();
+    memory.fail(
+        "r1@example.com",
+        [Failure::Recipient("550 5.1.1 no such user".into())],
+    );
+    memory.fail(
+        "r3@example.com",
+        [Failure::Permanent("554 5.7.1 content refused".into())],
+    );
+    let tally = send(&mut ledger, &memory);
+    assert_eq!((tally.sent, tally.rejected), (3, 2));
+    assert_eq!(ledger.count(&issue(), Status::Failed).unwrap(), 2);
+    let list = ledger.suppressions().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].address.as_str(), "r1@example.com");
+    assert_eq!(list[0].reason, crate::ledger::Reason::Bounced);
+    assert_eq!(list[0].source, "SMTP reply: 550 5.1.1 no such user");
 }
 
 #[test]

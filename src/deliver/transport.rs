@@ -33,8 +33,12 @@ pub struct Envelope<'a> {
 /// Why one attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// Refused for good (5xx) for this recipient or message.
+    /// Refused for good (5xx) for this message (after DATA, or before
+    /// anything was sent: the content, its size).
     Permanent(String),
+    /// The recipient's address refused for good (5xx to RCPT TO): the
+    /// address is put on the suppression list.
+    Recipient(String),
     /// Try again later (4xx, a local hiccup).
     Temporary(String),
     /// No session: the server cannot be reached, TLS or authentication

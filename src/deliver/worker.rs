@@ -25,6 +25,8 @@ use super::transport::{Envelope, Failure, Session, Transport};
 pub struct Job {
     /// The caller's index of the message.
     pub key: usize,
+    /// The envelope sender (MAIL FROM), derived for this message.
+    pub sender: Address,
     pub recipient: Address,
 }
 
@@ -34,6 +36,9 @@ pub enum Outcome {
     Sent,
     /// Refused for good (5xx): recorded, never retried.
     Rejected(String),
+    /// The recipient's address refused for good (5xx to RCPT): recorded as
+    /// a refusal, and the address suppressed.
+    Refused(String),
     /// Still undelivered after this run's retries: stays pending.
     Deferred(String),
 }
@@ -68,7 +73,6 @@ pub fn deliver(
     jobs: Vec<Job>,
     transport: &dyn Transport,
     policy: &Policy,
-    from: &Address,
     fetch: Fetch<'_>,
     reports: Sender<Report>,
 ) {
@@ -83,7 +87,6 @@ pub fn deliver(
                 pacer: &pacer,
                 breaker: &breaker,
                 policy,
-                from,
                 fetch,
                 transport,
             };
@@ -98,7 +101,6 @@ struct Worker<'a> {
     pacer: &'a Pacer,
     breaker: &'a Breaker,
     policy: &'a Policy,
-    from: &'a Address,
     fetch: Fetch<'a>,
     transport: &'a dyn Transport,
 }
@@ -123,6 +125,7 @@ impl Worker<'_> {
             // a secret, in any form it went out in.
             let outcome = match outcome {
                 Outcome::Rejected(why) => Outcome::Rejected(self.transport.redact(&why)),
+                Outcome::Refused(why) => Outcome::Refused(self.transport.redact(&why)),
                 Outcome::Deferred(why) => Outcome::Deferred(self.transport.redact(&why)),
                 sent => sent,
             };
@@ -151,7 +154,7 @@ impl Worker<'_> {
             self.breaker.connected();
         }
         let envelope = Envelope {
-            from: self.from,
+            from: &job.sender,
             to: &job.recipient,
         };
         session.send(&envelope, bytes)
@@ -182,10 +185,11 @@ impl Worker<'_> {
                 self.queue.abandon();
                 Outcome::Deferred(format!(
                     "the server refuses the sender {}: {why}; nothing more is sent this run",
-                    self.from
+                    job.sender
                 ))
             }
             Err(Failure::Permanent(why)) => Outcome::Rejected(why),
+            Err(Failure::Recipient(why)) => Outcome::Refused(why),
             Err(Failure::Ambiguous(why)) => Outcome::Deferred(format!(
                 "no reply after the message was sent ({why}); the server may have it"
             )),

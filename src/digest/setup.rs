@@ -74,13 +74,15 @@ impl Setup {
         }
     }
 
-    /// Whether the unsubscribe URL needs a per-recipient token (and so the
-    /// secret).
+    /// Whether the unsubscribe URL or the bounce address needs a
+    /// per-recipient token (and so the secret).
     pub fn needs_secret(&self) -> bool {
-        self.digest
-            .unsubscribe_url
-            .as_deref()
-            .is_some_and(|u| u.contains("{{token}}"))
+        self.digest.bounce_address.is_some()
+            || self
+                .digest
+                .unsubscribe_url
+                .as_deref()
+                .is_some_and(|u| u.contains("{{token}}"))
     }
 }
 

@@ -81,6 +81,63 @@ pub struct Outcome<'a> {
     pub recipient: &'a RecipientKey,
     pub status: Status,
     pub error: Option<&'a str>,
+    /// The server refused the recipient's address for good (5xx to RCPT):
+    /// it goes on the suppression list as `bounced`, with `error` (the
+    /// reply) as its source, in the same transaction as the outcome.
+    pub refused: bool,
+}
+
+/// What a bounce or complaint report says of one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BounceKind {
+    /// A permanent failure (5.x.x, `Action: failed`): suppresses at once.
+    Hard,
+    /// A temporary one (4.x.x, or `Action: delayed`): suppresses when
+    /// there are enough of them (see [`SoftRule`]).
+    Soft,
+    /// An abuse report (ARF): suppresses at once.
+    Complaint,
+}
+
+impl BounceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BounceKind::Hard => "hard",
+            BounceKind::Soft => "soft",
+            BounceKind::Complaint => "complaint",
+        }
+    }
+}
+
+/// One recipient of one report, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceEvent {
+    /// What identifies the report: its Message-ID, or a hash of its bytes.
+    /// The same report and recipient are recorded once.
+    pub report: String,
+    pub address: RecipientKey,
+    pub kind: BounceKind,
+    /// The DSN status (`5.1.1`) or the feedback type (`abuse`).
+    pub status: String,
+    /// When the report was made (its `Date:`), else when it was read.
+    pub at: DateTime<Utc>,
+}
+
+/// When soft bounces suppress: `limit` of them within `window` (counted
+/// back from the newest).
+#[derive(Debug, Clone, Copy)]
+pub struct SoftRule {
+    pub limit: u32,
+    pub window: chrono::Duration,
+}
+
+/// What recording one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// This report was already recorded for this recipient: nothing changed.
+    Duplicate,
+    /// Recorded; `suppressed` when it put the address on the list.
+    New { suppressed: bool },
 }
 
 /// A recorded message not yet delivered.
@@ -160,6 +217,18 @@ pub trait Ledger {
 
     /// The whole suppression list, by address.
     fn suppressions(&self) -> Result<Vec<Suppression>>;
+
+    /// Records bounce and complaint events, all in one transaction: each new
+    /// hard bounce or complaint suppresses its address (`bounced`,
+    /// `complained`, with the report as source), and a soft bounce does when
+    /// it makes `rule.limit` within `rule.window`. An event already recorded
+    /// (same report, same address) changes nothing. One result per event.
+    fn record_bounces(
+        &mut self,
+        events: &[BounceEvent],
+        rule: SoftRule,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>>;
 
     /// Every address a message was ever fixed for (lower-cased): with the
     /// subscribers, the addresses an unsubscribe token can stand for.

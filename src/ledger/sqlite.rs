@@ -18,17 +18,18 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    Fixer, Ledger, MessageStore, NewDelivery, Outcome, Pending, Reason, Status, Suppression, unpack,
+    BounceEvent, BounceKind, Fixer, Ledger, MessageStore, NewDelivery, Outcome, Pending, Reason,
+    Recorded, SoftRule, Status, Suppression, unpack,
 };
 use crate::Failure;
 use crate::model::{IssueKey, RecipientKey};
 
 /// The schema version this release writes.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// What turns each earlier version into the next: `MIGRATIONS[v - 1]` takes
 /// version `v` to `v + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "
 CREATE TABLE messages (
     issue       TEXT NOT NULL,
@@ -53,6 +54,20 @@ CREATE TABLE IF NOT EXISTS suppressions (
     created_at  TEXT NOT NULL,
     source      TEXT NOT NULL
 );",
+    "
+-- Version 4: what `bulletin bounces` read, one row per report and
+-- recipient (so a report read twice counts once); soft bounces are
+-- counted here until they suppress.
+CREATE TABLE IF NOT EXISTS bounce_events (
+    report      TEXT NOT NULL,      -- the report Message-ID, or sha256- and a hash of its bytes
+    address     TEXT NOT NULL,      -- lower-cased
+    kind        TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint')),
+    status      TEXT NOT NULL,      -- the DSN status (5.1.1) or the feedback type
+    at          TEXT NOT NULL,      -- UTC, RFC 3339 with Z: sorts as text
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (report, address)
+);
+CREATE INDEX IF NOT EXISTS bounce_events_address ON bounce_events (address, kind, at);",
 ];
 
 const SCHEMA: &str = "
@@ -84,6 +99,17 @@ const RECORD_OUTCOME: &str = "
 UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5,
     message = CASE WHEN ?3 = 'pending' THEN message ELSE x'' END
 WHERE issue = ?1 AND recipient = ?2";
+
+/// Puts an address on the suppression list; one already there keeps its
+/// first entry.
+const SUPPRESS: &str = "
+INSERT OR IGNORE INTO suppressions (address, reason, created_at, source) VALUES (?1, ?2, ?3, ?4)";
+
+/// A time as the bounce events keep it: UTC with `Z`, so text order is
+/// time order.
+fn sortable(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
 
 /// An error opening the database, saying which file and, for a lock, what
 /// to do.
@@ -307,6 +333,7 @@ impl Sqlite {
             recipient,
             status,
             error,
+            refused: false,
         };
         self.record_all(&[outcome], now)
     }
@@ -430,6 +457,7 @@ impl Ledger for Sqlite {
             let tx = self.conn.transaction()?;
             {
                 let mut update = tx.prepare_cached(RECORD_OUTCOME)?;
+                let mut suppress = tx.prepare_cached(SUPPRESS)?;
                 for o in outcomes {
                     let status = o.status.as_str();
                     update.execute(params![
@@ -439,6 +467,15 @@ impl Ledger for Sqlite {
                         o.error,
                         now
                     ])?;
+                    if o.refused {
+                        let source = format!("SMTP reply: {}", o.error.unwrap_or("5xx to RCPT"));
+                        suppress.execute(params![
+                            o.recipient.as_str(),
+                            Reason::Bounced.as_str(),
+                            now,
+                            source
+                        ])?;
+                    }
                 }
             }
             tx.commit()?;
@@ -479,10 +516,7 @@ impl Ledger for Sqlite {
             let tx = self.conn.transaction()?;
             let mut added = 0;
             {
-                let mut insert = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO suppressions (address, reason, created_at, source)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?;
+                let mut insert = tx.prepare_cached(SUPPRESS)?;
                 for e in entries {
                     added += insert.execute(params![
                         e.address.as_str(),
@@ -550,6 +584,78 @@ impl Ledger for Sqlite {
                 });
             }
             Ok(list)
+        })();
+        self.labelled(result)
+    }
+
+    fn record_bounces(
+        &mut self,
+        events: &[BounceEvent],
+        rule: SoftRule,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>> {
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<Vec<Recorded>> {
+            let recorded_at = sortable(now);
+            let tx = self.conn.transaction()?;
+            let mut results = Vec::with_capacity(events.len());
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO bounce_events (report, address, kind, status, at, recorded_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                let mut soft = tx.prepare_cached(
+                    "SELECT count(*) FROM bounce_events
+                     WHERE address = ?1 AND kind = 'soft' AND at > ?2 AND at <= ?3",
+                )?;
+                let mut suppress = tx.prepare_cached(SUPPRESS)?;
+                for e in events {
+                    let at = sortable(e.at);
+                    let added = insert.execute(params![
+                        e.report,
+                        e.address.as_str(),
+                        e.kind.as_str(),
+                        e.status,
+                        at,
+                        recorded_at
+                    ])?;
+                    if added == 0 {
+                        results.push(Recorded::Duplicate);
+                        continue;
+                    }
+                    let entry = match e.kind {
+                        BounceKind::Hard => Some((Reason::Bounced, e.report.clone())),
+                        BounceKind::Complaint => Some((Reason::Complained, e.report.clone())),
+                        BounceKind::Soft => {
+                            let since = sortable(e.at - rule.window);
+                            let n: i64 = soft
+                                .query_row(params![e.address.as_str(), since, at], |row| {
+                                    row.get(0)
+                                })?;
+                            (n >= i64::from(rule.limit)).then(|| {
+                                (
+                                    Reason::Bounced,
+                                    format!("{n} soft bounces, the last {}", e.report),
+                                )
+                            })
+                        }
+                    };
+                    let suppressed = match entry {
+                        Some((reason, source)) => {
+                            suppress.execute(params![
+                                e.address.as_str(),
+                                reason.as_str(),
+                                now.to_rfc3339(),
+                                source
+                            ])? > 0
+                        }
+                        None => false,
+                    };
+                    results.push(Recorded::New { suppressed });
+                }
+            }
+            tx.commit()?;
+            Ok(results)
         })();
         self.labelled(result)
     }
@@ -775,6 +881,86 @@ mod tests {
         assert!(
             after_three < after_one + after_one / 4,
             "{after_one} pages after one issue, {after_three} after three"
+        );
+    }
+
+    #[test]
+    fn bounces_count_once_and_soft_ones_suppress_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = Sqlite::open(&dir.path().join("s.sqlite")).unwrap();
+        let rule = SoftRule {
+            limit: 3,
+            window: chrono::Duration::days(14),
+        };
+        let day = |d: i64| now() + chrono::Duration::days(d);
+        let event = |report: &str, address: &str, kind, at| BounceEvent {
+            report: report.into(),
+            address: key(address),
+            kind,
+            status: "4.2.2".into(),
+            at,
+        };
+        let soft = |report: &str, at| event(report, "full@example.com", BounceKind::Soft, at);
+        // Two soft bounces, then one far outside the window: not yet.
+        let r = state
+            .record_bounces(
+                &[soft("<1@x>", day(0)), soft("<2@x>", day(1))],
+                rule,
+                day(30),
+            )
+            .unwrap();
+        assert_eq!(r, [Recorded::New { suppressed: false }; 2]);
+        let r = state
+            .record_bounces(&[soft("<3@x>", day(20))], rule, day(30))
+            .unwrap();
+        assert_eq!(r, [Recorded::New { suppressed: false }]);
+        // The same report again changes nothing.
+        let r = state
+            .record_bounces(&[soft("<2@x>", day(1))], rule, day(30))
+            .unwrap();
+        assert_eq!(r, [Recorded::Duplicate]);
+        assert!(state.suppressions().unwrap().is_empty());
+        // The third within 14 days suppresses.
+        let r = state
+            .record_bounces(&[soft("<4@x>", day(25))], rule, day(30))
+            .unwrap();
+        assert_eq!(r, [Recorded::New { suppressed: false }]);
+        let r = state
+            .record_bounces(&[soft("<5@x>", day(26))], rule, day(30))
+            .unwrap();
+        assert_eq!(r, [Recorded::New { suppressed: true }]);
+        let r = state
+            .record_bounces(
+                &[
+                    event("<6@x>", "gone@example.com", BounceKind::Hard, day(1)),
+                    event("<7@x>", "angry@example.com", BounceKind::Complaint, day(1)),
+                ],
+                rule,
+                day(30),
+            )
+            .unwrap();
+        assert_eq!(r, [Recorded::New { suppressed: true }; 2]);
+        let list: Vec<(String, Reason, String)> = state
+            .suppressions()
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.address.as_str().to_owned(), s.reason, s.source))
+            .collect();
+        assert_eq!(
+            list,
+            [
+                (
+                    "angry@example.com".into(),
+                    Reason::Complained,
+                    "<7@x>".into()
+                ),
+                (
+                    "full@example.com".into(),
+                    Reason::Bounced,
+                    "3 soft bounces, the last <5@x>".into()
+                ),
+                ("gone@example.com".into(), Reason::Bounced, "<6@x>".into()),
+            ]
         );
     }
 

@@ -197,13 +197,13 @@ fn a_state_database_from_a_newer_version_is_refused() {
     run.assert_code(1);
     assert_eq!(
         run.error_line(),
-        "./state/state.sqlite: the state database has schema version 99, this release reads version 3 (it was written by a newer bulletin)"
+        "./state/state.sqlite: the state database has schema version 99, this release reads version 4 (it was written by a newer bulletin)"
     );
     let run = site.send();
     run.assert_code(1);
     assert_eq!(
         run.error_line(),
-        "./state/state.sqlite: the state database has schema version 99, written by a newer bulletin; this release reads version 3"
+        "./state/state.sqlite: the state database has schema version 99, written by a newer bulletin; this release reads version 4"
     );
     assert_eq!(site.sent().len(), sent_before);
     let version: i64 = rusqlite::Connection::open(site.path("state/state.sqlite"))
@@ -341,7 +341,7 @@ fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let pending: i64 = conn
         .query_row(
             "SELECT count(*) FROM deliveries WHERE status = 'pending'",

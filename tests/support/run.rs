@@ -147,6 +147,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// How a command the test ran itself (`Cmd::into_command`) ended.
+    pub fn from_output(output: Output) -> Run {
+        Run::new(output, Vec::new(), None)
+    }
+
     fn new(output: Output, args: Vec<OsString>, root: Option<PathBuf>) -> Run {
         Run {
             code: output.status.code(),
