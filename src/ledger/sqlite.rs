@@ -73,24 +73,22 @@ UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, upd
     message = CASE WHEN ?3 = 'pending' THEN message ELSE x'' END
 WHERE issue = ?1 AND recipient = ?2";
 
-/// An error opening the database, saying which file and, for a lock, what
-/// to do.
+/// An error from the database at `path`, saying which file and, for a lock,
+/// what to do. Every error of this module goes through here or
+/// [`Sqlite::labelled`], so none leaves without the file's name.
 fn unusable(path: &Path, e: rusqlite::Error) -> anyhow::Error {
-    let locked = matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    );
-    if locked {
-        anyhow::Error::from(e).context(format!(
+    use rusqlite::ErrorCode;
+    let what = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => format!(
             "state database {} is locked by another program; nothing was sent, try again when it is done",
             path.display()
-        ))
-    } else {
-        anyhow::Error::from(e).context(format!(
-            "{} is not a usable SQLite database",
-            path.display()
-        ))
-    }
+        ),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            format!("{} is not a usable SQLite database", path.display())
+        }
+        _ => format!("state database {}", path.display()),
+    };
+    anyhow::Error::from(e).context(what)
 }
 
 /// Adds the messages of one issue inside [`Ledger::fix_issue`]'s transaction.
@@ -175,6 +173,7 @@ struct Messages {
 impl MessageStore for Messages {
     fn read(&self, issue: &IssueKey, recipient: &RecipientKey) -> Result<Vec<u8>> {
         read_message(&self.path, issue.as_str(), recipient.as_str())
+            .with_context(|| format!("state database {}", self.path.display()))
     }
 }
 
@@ -201,7 +200,8 @@ impl Sqlite {
         }
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the state database {}", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| unusable(path, e))?;
         // Messages are tens of kilobytes: large pages keep each in a few
         // pages (and writes) instead of dozens. Only takes effect when the
         // file is created.
@@ -269,16 +269,34 @@ impl Sqlite {
         if version == SCHEMA_VERSION {
             return Ok(());
         }
-        let tx = self.conn.transaction()?;
-        if version == 0 {
-            tx.execute_batch(SCHEMA)?;
-        }
-        for migration in &MIGRATIONS[version.max(1) as usize - 1..] {
-            tx.execute_batch(migration)?;
-        }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        tx.commit()?;
-        Ok(())
+        let mut upgrade = || -> rusqlite::Result<()> {
+            let tx = self.conn.transaction()?;
+            if version == 0 {
+                tx.execute_batch(SCHEMA)?;
+            }
+            for migration in &MIGRATIONS[version.max(1) as usize - 1..] {
+                tx.execute_batch(migration)?;
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()
+        };
+        upgrade().map_err(|e| {
+            let locked = matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            );
+            if locked {
+                return unusable(path, e);
+            }
+            anyhow::Error::from(e).context(if version == 0 {
+                format!("cannot create the tables of the state database {}", path.display())
+            } else {
+                format!(
+                    "cannot upgrade the state database {} from schema version {version} to {SCHEMA_VERSION}",
+                    path.display()
+                )
+            })
+        })
     }
 
     /// Records the outcome of one attempt (for tests and one-off records).

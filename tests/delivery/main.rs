@@ -13,5 +13,6 @@ mod crash;
 mod faults;
 mod happy;
 mod harness;
+mod round2;
 mod security;
 mod sendmail;
