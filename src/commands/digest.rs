@@ -145,8 +145,15 @@ pub fn send(
         max_rate: smtp.max_rate,
     };
 
-    let _lock = RunLock::take(&setup.digest.state)?;
+    // Dropped last: after every connection to the database is closed.
+    let lock = RunLock::take(&setup.digest.state)?;
     let mut ledger = Sqlite::open(&setup.digest.state)?;
+    let reclaimed = lock.reclaim(&mut ledger)?;
+    if reclaimed > 0 {
+        say.detail(format!(
+            "{reclaimed} messages held by an earlier run that did not finish are back to send"
+        ));
+    }
     let issue = IssueKey::of(&config.site, now);
     let already = ledger.count(&issue, Status::Sent)?;
     let plan = digest::plan_reported(

@@ -1,11 +1,14 @@
 //! Delivery: the exactly-once path from a composed issue to the relay.
 //!
-//! 1. [`RunLock`] — one `digest --send` at a time per ledger.
+//! 1. [`RunLock`] — one `digest --send` at a time per ledger; holding it, a
+//!    run takes back what runs that died had claimed ([`RunLock::reclaim`]).
 //! 2. [`fix_issue`] — every message of the issue composed and *persisted*
 //!    in the ledger (bytes, Message-ID, articles) in one transaction.
 //!    Nothing is sent before its bytes are durable.
 //! 3. [`send_pending`] — every pending row (this issue's and any earlier
-//!    interrupted run's) becomes a [`worker::Job`]; the workers *send* them
+//!    interrupted run's) is *claimed* for this run in the ledger (a commit
+//!    before the first is sent: two senders never hold the same message)
+//!    and becomes a [`worker::Job`]; the workers *send* them
 //!    over a [`Transport`] ([`smtp::Smtp`] or [`sendmail::Sendmail`]); this
 //!    thread, the recorder, *records* each outcome in the ledger — outcomes
 //!    that arrive together in one transaction (a group commit) — before
@@ -81,7 +84,7 @@ pub fn send_pending(
     clock: fn() -> DateTime<Utc>,
     say: Verbosity,
 ) -> Result<Tally, Failure> {
-    let pending = ledger.pending()?;
+    let pending = ledger.claim_pending()?;
     let mut jobs = Vec::with_capacity(pending.len());
     for (key, p) in pending.iter().enumerate() {
         match p.address.parse::<Address>() {
@@ -152,6 +155,8 @@ pub fn send_pending(
     });
     drop(bar);
     recorded?;
+    // What this run did not finish is the next run's.
+    ledger.release_claims()?;
     Ok(tally)
 }
 

@@ -274,3 +274,25 @@ fn a_refused_sender_stops_the_run_and_fails_nobody() {
     assert_eq!(ledger.count(&issue(), Status::Failed).unwrap(), 0);
     assert_eq!(ledger.pending().unwrap().len(), 30);
 }
+
+/// Two senders on one ledger at once (which the run lock should make
+/// impossible): each message is claimed by one of them before it is sent,
+/// so nobody gets two copies and every message is sent.
+#[test]
+fn two_senders_at_once_send_each_message_once() {
+    let (dir, mut first) = ledger_with(60);
+    // Unclaimed, as a crashed run's messages after `RunLock::reclaim`.
+    first.release_claims().unwrap();
+    let mut second = Sqlite::open(&dir.path().join("state.sqlite")).unwrap();
+    let memory = Memory::default();
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| send(&mut first, &memory));
+        let b = scope.spawn(|| send(&mut second, &memory));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a.sent + b.sent, 60, "{} + {}", a.sent, b.sent);
+    let copies = memory.copies();
+    assert_eq!(copies.len(), 60);
+    assert!(copies.values().all(|&n| n == 1), "{copies:?}");
+    assert_eq!(first.count(&issue(), Status::Sent).unwrap(), 60);
+}

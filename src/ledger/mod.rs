@@ -29,6 +29,9 @@ pub enum Status {
     Pending,
     Sent,
     Failed,
+    /// Final without being sent, and not a failure: the message is not
+    /// wanted any more (its reason is its recorded error).
+    Dropped,
 }
 
 impl Status {
@@ -37,6 +40,7 @@ impl Status {
             Status::Pending => "pending",
             Status::Sent => "sent",
             Status::Failed => "failed",
+            Status::Dropped => "dropped",
         }
     }
 }
@@ -113,6 +117,7 @@ pub trait Ledger {
 
     /// Fixes the messages of an issue, all in one transaction: `produce`
     /// adds them one by one (so they need not all be in memory at once).
+    /// They are claimed by this run from the start.
     fn fix_issue(
         &mut self,
         issue: &IssueKey,
@@ -120,12 +125,33 @@ pub trait Ledger {
         produce: &mut dyn FnMut(&mut dyn Fixer) -> Result<(), Failure>,
     ) -> Result<(), Failure>;
 
-    /// Every message still to deliver, oldest issue first (without bodies:
-    /// senders read each through [`Ledger::messages`] when they send it).
+    /// Every message still to deliver, oldest issue first, whoever has
+    /// claimed it (for counting and tests: senders use
+    /// [`Ledger::claim_pending`]).
     fn pending(&self) -> Result<Vec<Pending>>;
 
+    /// Claims for this run every pending message that no run has claimed
+    /// (those [`Ledger::fix_issue`] fixed are claimed already) and returns
+    /// every message this run holds, oldest issue first, without bodies
+    /// (senders read each through [`Ledger::messages`] when they send it).
+    /// The claim is committed before this returns: two senders never hold
+    /// the same message, so they can never both send it.
+    fn claim_pending(&mut self) -> Result<Vec<Pending>>;
+
+    /// Releases the claims of every other run. Only for a caller holding
+    /// the run lock ([`crate::deliver::RunLock`]): every other run has then
+    /// ended (killed, crashed) without releasing its claims, and what they
+    /// did not record is still to send.
+    fn release_abandoned(&mut self) -> Result<usize>;
+
+    /// Releases this run's claims on messages still pending (the run is
+    /// over; the next one sends them).
+    fn release_claims(&mut self) -> Result<usize>;
+
     /// Records several outcomes in one transaction (one sync to disk for
-    /// all: a group commit), before any of their senders goes on.
+    /// all: a group commit), before any of their senders goes on. An
+    /// outcome is recorded only on a message still pending and not claimed
+    /// by another run: a final outcome is never overwritten.
     fn record_all(&mut self, outcomes: &[Outcome<'_>], now: DateTime<Utc>) -> Result<()>;
 
     /// Recipients of `issue` with `status`.
@@ -134,8 +160,9 @@ pub trait Ledger {
     /// Recipients with `status` across every issue.
     fn count_all(&self, status: Status) -> Result<usize>;
 
-    /// Deletes the bytes of every message that is sent or refused for good
-    /// (its Message-ID, articles and outcome stay as the record).
+    /// Deletes the bytes of every message that is final — sent, refused for
+    /// good or dropped (its Message-ID, articles and outcome stay as the
+    /// record).
     fn drop_final_messages(&mut self) -> Result<usize>;
 
     /// Where sender threads read message bytes (independent of `self`, so

@@ -8,25 +8,30 @@
 //! newer release is refused rather than misread. Version 2 added the
 //! `messages` table; version 1 kept each message raw in
 //! `deliveries.message`, which is still read for its pending rows (new rows
-//! leave it empty).
+//! leave it empty). Version 3 added `deliveries.claimed_by` (the run that
+//! holds a pending message: see [`Ledger::claim_pending`]) and the status
+//! `dropped`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::{Fixer, Ledger, MessageStore, NewDelivery, Outcome, Pending, Status, unpack};
 use crate::Failure;
 use crate::model::{IssueKey, RecipientKey};
 
 /// The schema version this release writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// What turns each earlier version into the next: `MIGRATIONS[v - 1]` takes
 /// version `v` to `v + 1`.
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [fn(&Transaction<'_>) -> rusqlite::Result<()>; 2] =
+    [|tx| tx.execute_batch(TO_VERSION_2), to_version_3];
+
+const TO_VERSION_2: &str = "
 CREATE TABLE messages (
     issue       TEXT NOT NULL,
     recipient   TEXT NOT NULL,
@@ -41,8 +46,55 @@ UPDATE deliveries SET articles = coalesce(
     (SELECT group_concat(article_id, char(10)) FROM delivery_articles a
      WHERE a.recipient = deliveries.recipient AND a.issue = deliveries.issue), '');
 DROP TABLE delivery_articles;
-CREATE INDEX deliveries_recipient ON deliveries (recipient);"];
+CREATE INDEX deliveries_recipient ON deliveries (recipient);";
 
+/// The status constraint up to version 2, and from version 3.
+const STATUS_CHECK_2: &str = "CHECK (status IN ('pending', 'sent', 'failed'))";
+const STATUS_CHECK_3: &str = "CHECK (status IN ('pending', 'sent', 'failed', 'dropped'))";
+
+/// Version 3: who holds a pending message (`claimed_by`, a run id; NULL
+/// when nobody does), and the status `dropped`.
+///
+/// SQLite cannot alter a CHECK constraint; rebuilding `deliveries` would
+/// copy the whole history (and need as much free space again). Allowing one
+/// more value changes no stored byte, so the table's definition is edited
+/// in place, as SQLite documents for loosening a constraint
+/// (<https://sqlite.org/lang_altertable.html#otheralter>): in this
+/// transaction, with the schema cookie bumped so every connection reloads
+/// it. The ALTER comes first: it edits the same definition text by offset.
+fn to_version_3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+         CREATE INDEX deliveries_claimed ON deliveries (claimed_by) WHERE claimed_by IS NOT NULL;",
+    )?;
+    let definition: String = tx.query_row(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'deliveries'",
+        [],
+        |row| row.get(0),
+    )?;
+    if definition.contains(STATUS_CHECK_3) {
+        return Ok(()); // loosened already
+    }
+    if !definition.contains(STATUS_CHECK_2) {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(format!(
+                "the deliveries table is not as bulletin made it (no `{STATUS_CHECK_2}`)"
+            )),
+        ));
+    }
+    let cookie: i64 = tx.pragma_query_value(None, "schema_version", |row| row.get(0))?;
+    tx.pragma_update(None, "writable_schema", true)?;
+    tx.execute(
+        "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = 'deliveries'",
+        [definition.replace(STATUS_CHECK_2, STATUS_CHECK_3)],
+    )?;
+    tx.pragma_update(None, "schema_version", cookie + 1)?;
+    tx.pragma_update(None, "writable_schema", false)?;
+    Ok(())
+}
+
+/// Version 1, as it was created; the migrations above bring it up to date.
 const SCHEMA: &str = "
 CREATE TABLE deliveries (
     issue       TEXT    NOT NULL,
@@ -66,12 +118,17 @@ CREATE TABLE delivery_articles (
 );
 ";
 
-/// Records one attempt's outcome (a version 1 row's message, kept in the
-/// row, is dropped once final; see [`State::drop_final_messages`]).
+/// Records one attempt's outcome and releases the claim (a version 1 row's
+/// message, kept in the row, is dropped once final; see
+/// [`Ledger::drop_final_messages`]). Only a row still pending and not held
+/// by another run (`?6` is this run): a final outcome is never overwritten
+/// — a `sent` row whose bytes are gone turned back into `pending` could
+/// never be sent, and every later run would end incomplete.
 const RECORD_OUTCOME: &str = "
 UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5,
-    message = CASE WHEN ?3 = 'pending' THEN message ELSE x'' END
-WHERE issue = ?1 AND recipient = ?2";
+    message = CASE WHEN ?3 = 'pending' THEN message ELSE x'' END,
+    claimed_by = NULL
+WHERE issue = ?1 AND recipient = ?2 AND status = 'pending' AND coalesce(claimed_by, ?6) = ?6";
 
 /// An error from the database at `path`, saying which file and, for a lock,
 /// what to do. Every error of this module goes through here or
@@ -99,6 +156,8 @@ struct SqliteFixer<'t> {
     message: rusqlite::Statement<'t>,
     issue: &'t str,
     now: &'t str,
+    /// The run that fixes the issue holds its messages from the start.
+    run: &'t str,
 }
 
 impl Fixer for SqliteFixer<'_> {
@@ -116,7 +175,8 @@ impl SqliteFixer<'_> {
             d.address,
             d.message_id,
             d.article_ids.join("\n"),
-            self.now
+            self.now,
+            self.run
         ])?;
         self.message.execute(params![
             self.issue,
@@ -165,6 +225,16 @@ fn read_message(path: &Path, issue: &str, recipient: &str) -> Result<Vec<u8>> {
     })
 }
 
+/// A pending row as [`Ledger::pending`] and [`Ledger::claim_pending`] read it.
+fn pending_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Pending> {
+    Ok(Pending {
+        issue: IssueKey::stored(row.get(0)?),
+        recipient: RecipientKey::stored(row.get(1)?),
+        address: row.get(2)?,
+        message_id: row.get(3)?,
+    })
+}
+
 /// Sender threads' view of the message table.
 struct Messages {
     path: PathBuf,
@@ -177,12 +247,22 @@ impl MessageStore for Messages {
     }
 }
 
+/// A run id: this process and 64 random bits (SQLite's generator).
+fn run_id(conn: &Connection) -> rusqlite::Result<String> {
+    let random: String =
+        conn.query_row("SELECT lower(hex(randomblob(8)))", [], |row| row.get(0))?;
+    Ok(format!("{}-{random}", std::process::id()))
+}
+
 pub struct Sqlite {
     conn: Connection,
     /// For messages: every error names the database file.
     path: PathBuf,
     /// The schema version (a read-only database is read as it is).
     version: i64,
+    /// This run's id, in the claims it makes: the process id and random
+    /// bits.
+    run: String,
 }
 
 impl Sqlite {
@@ -211,10 +291,12 @@ impl Sqlite {
             .map_err(|e| unusable(path, e))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| unusable(path, e))?;
+        let run = run_id(&conn).map_err(|e| unusable(path, e))?;
         let mut state = Sqlite {
             conn,
             path: path.to_path_buf(),
             version: 0,
+            run,
         };
         state.migrate(path)?;
         state.version = SCHEMA_VERSION;
@@ -233,9 +315,15 @@ impl Sqlite {
             conn,
             path: path.to_path_buf(),
             version: 0,
+            run: String::new(),
         };
         let version = state.version(path)?;
         state.version = version;
+        if version == 0 && state.is_empty().map_err(|e| unusable(path, e))? {
+            // An empty file: a send took the run lock on it and stopped
+            // before creating the tables. Nothing has been sent.
+            return Ok(None);
+        }
         // Reading history needs no message: every version this release
         // can migrate is readable as it is.
         if !(1..=SCHEMA_VERSION).contains(&version) {
@@ -250,6 +338,14 @@ impl Sqlite {
             );
         }
         Ok(Some(state))
+    }
+
+    /// Whether the database has no tables at all.
+    fn is_empty(&self) -> rusqlite::Result<bool> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
+        Ok(n == 0)
     }
 
     fn version(&self, path: &Path) -> Result<i64> {
@@ -275,7 +371,7 @@ impl Sqlite {
                 tx.execute_batch(SCHEMA)?;
             }
             for migration in &MIGRATIONS[version.max(1) as usize - 1..] {
-                tx.execute_batch(migration)?;
+                migration(&tx)?;
             }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             tx.commit()
@@ -375,8 +471,8 @@ impl Ledger for Sqlite {
                 label: label.clone(),
                 insert: tx
                     .prepare(
-                        "INSERT INTO deliveries (issue, recipient, address, message_id, message, articles, status, created_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, x'', ?5, 'pending', ?6, ?6)",
+                        "INSERT INTO deliveries (issue, recipient, address, message_id, message, articles, status, created_at, updated_at, claimed_by)
+                         VALUES (?1, ?2, ?3, ?4, x'', ?5, 'pending', ?6, ?6, ?7)",
                     )
                     .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
                 message: tx
@@ -384,6 +480,7 @@ impl Ledger for Sqlite {
                     .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
                 issue: issue.as_str(),
                 now: &now,
+                run: &self.run,
             };
             produce(&mut fixer)?;
         }
@@ -397,18 +494,55 @@ impl Ledger for Sqlite {
         let result = (|| -> Result<Vec<Pending>> {
             let mut statement = self.conn.prepare(
                 "SELECT issue, recipient, address, message_id FROM deliveries
-             WHERE status = 'pending' ORDER BY issue, recipient",
+                 WHERE status = 'pending' ORDER BY issue, recipient",
             )?;
-            let rows = statement.query_map([], |row| {
-                Ok(Pending {
-                    issue: IssueKey::stored(row.get(0)?),
-                    recipient: RecipientKey::stored(row.get(1)?),
-                    address: row.get(2)?,
-                    message_id: row.get(3)?,
-                })
-            })?;
+            let rows = statement.query_map([], pending_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })();
+        self.labelled(result)
+    }
+
+    fn claim_pending(&mut self) -> Result<Vec<Pending>> {
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<Vec<Pending>> {
+            let tx = self.conn.transaction()?;
+            tx.execute(
+                "UPDATE deliveries SET claimed_by = ?1 WHERE status = 'pending' AND claimed_by IS NULL",
+                [&self.run],
+            )?;
+            let held = {
+                let mut statement = tx.prepare(
+                    "SELECT issue, recipient, address, message_id FROM deliveries
+                     WHERE status = 'pending' AND claimed_by = ?1 ORDER BY issue, recipient",
+                )?;
+                let rows = statement.query_map([&self.run], pending_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.commit()?;
+            Ok(held)
+        })();
+        self.labelled(result)
+    }
+
+    fn release_abandoned(&mut self) -> Result<usize> {
+        let result = self
+            .conn
+            .execute(
+                "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by IS NOT NULL AND claimed_by != ?1",
+                [&self.run],
+            )
+            .map_err(anyhow::Error::from);
+        self.labelled(result)
+    }
+
+    fn release_claims(&mut self) -> Result<usize> {
+        let result = self
+            .conn
+            .execute(
+                "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by = ?1",
+                [&self.run],
+            )
+            .map_err(anyhow::Error::from);
         self.labelled(result)
     }
 
@@ -443,7 +577,8 @@ impl Ledger for Sqlite {
                         o.recipient.as_str(),
                         status,
                         o.error,
-                        now
+                        now,
+                        self.run
                     ])?;
                 }
             }
@@ -707,5 +842,148 @@ mod tests {
         );
         let err = Sqlite::open_read_only(&path).err().unwrap().to_string();
         assert!(err.contains("newer bulletin"), "{err}");
+    }
+    /// Regression (#17): a late outcome of a second sender (`pending`, a
+    /// deferral) turned a `sent` row whose bytes were already dropped back
+    /// into `pending`: it could never be sent, and every later run ended
+    /// incomplete.
+    #[test]
+    fn a_final_outcome_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let mut state = Sqlite::open(&path).unwrap();
+        let d = NewDelivery {
+            address: "a@example.com",
+            message_id: "<a@x>",
+            message: &Packed::new(b"m"),
+            article_ids: vec!["a1"],
+        };
+        fix(&mut state, "2017-03-25", &[d]);
+        let (i, r) = (issue("2017-03-25"), key("a@example.com"));
+        state.record(&i, &r, Status::Sent, None, now()).unwrap();
+        assert_eq!(state.drop_final_messages().unwrap(), 1);
+        state
+            .record(&i, &r, Status::Pending, Some("451 try later"), now())
+            .unwrap();
+        state
+            .record(&i, &r, Status::Failed, Some("550 no"), now())
+            .unwrap();
+        assert_eq!(state.count(&i, Status::Sent).unwrap(), 1);
+        assert!(state.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn two_runs_never_hold_the_same_message_and_the_claims_of_a_dead_run_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let mut first = Sqlite::open(&path).unwrap();
+        let packed = Packed::new(b"m");
+        let deliveries: Vec<NewDelivery<'_>> = ["a@x.cn", "b@x.cn", "c@x.cn"]
+            .into_iter()
+            .map(|address| NewDelivery {
+                address,
+                message_id: "<m@x>",
+                message: &packed,
+                article_ids: vec![],
+            })
+            .collect();
+        fix(&mut first, "2017-03-25", &deliveries);
+        assert_eq!(first.claim_pending().unwrap().len(), 3, "fixed = claimed");
+
+        let mut second = Sqlite::open(&path).unwrap();
+        assert!(second.claim_pending().unwrap().is_empty());
+        // The second cannot record over the first's claim either.
+        let (i, a) = (issue("2017-03-25"), key("a@x.cn"));
+        second
+            .record(&i, &a, Status::Failed, Some("550"), now())
+            .unwrap();
+        assert_eq!(second.count(&i, Status::Failed).unwrap(), 0);
+
+        first.record(&i, &a, Status::Sent, None, now()).unwrap();
+        drop(first); // dies holding b and c
+        assert!(second.claim_pending().unwrap().is_empty());
+        assert_eq!(second.release_abandoned().unwrap(), 2);
+        let taken: Vec<String> = second
+            .claim_pending()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.address)
+            .collect();
+        assert_eq!(taken, ["b@x.cn", "c@x.cn"]);
+        assert_eq!(second.release_claims().unwrap(), 2);
+        assert_eq!(second.release_abandoned().unwrap(), 0);
+    }
+
+    /// A version 2 database as the previous release left it: a dry run
+    /// reads it as it is; a send migrates it to version 3, rows as they
+    /// were and unclaimed, `dropped` allowed and nothing else new.
+    #[test]
+    fn a_version_2_database_is_read_as_it_is_and_migrated_to_version_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let v2 = Connection::open(&path).unwrap();
+        v2.pragma_update(None, "page_size", 65536).unwrap();
+        v2.pragma_update(None, "journal_mode", "WAL").unwrap();
+        v2.execute_batch(SCHEMA).unwrap();
+        v2.execute_batch(TO_VERSION_2).unwrap();
+        v2.pragma_update(None, "user_version", 2).unwrap();
+        v2.execute_batch(
+            "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, created_at, updated_at, articles)
+             VALUES ('i1', 'a@x.cn', 'a@x.cn', '<a@x>', x'', 'sent', 't', 't', 'a1'),
+                    ('i1', 'b@x.cn', 'B@x.cn', '<b@x>', x'', 'pending', 't', 't', 'a2');",
+        )
+        .unwrap();
+        v2.execute(
+            "INSERT INTO messages VALUES ('i1', 'b@x.cn', 'lz4', ?1)",
+            [Packed::new(b"bytes of b").as_bytes()],
+        )
+        .unwrap();
+        drop(v2);
+
+        let read_only = Sqlite::open_read_only(&path).unwrap().unwrap();
+        assert_eq!(read_only.version, 2);
+        assert_eq!(read_only.pending().unwrap().len(), 1);
+        assert_eq!(read_only.articles_for(&key("a@x.cn")).unwrap().len(), 1);
+        drop(read_only);
+
+        let mut state = Sqlite::open(&path).unwrap();
+        assert_eq!(state.version(&path).unwrap(), 3);
+        assert_eq!(state.count(&issue("i1"), Status::Sent).unwrap(), 1);
+        let held = state.claim_pending().unwrap();
+        assert_eq!(held.len(), 1, "the pending row was unclaimed");
+        assert_eq!(held[0].address, "B@x.cn");
+        assert_eq!(read_message(&path, "i1", "b@x.cn").unwrap(), b"bytes of b");
+        state
+            .record(
+                &issue("i1"),
+                &key("b@x.cn"),
+                Status::Dropped,
+                Some("no longer a subscriber"),
+                now(),
+            )
+            .unwrap();
+        assert_eq!(state.count(&issue("i1"), Status::Dropped).unwrap(), 1);
+        let bogus = state
+            .conn
+            .execute("UPDATE deliveries SET status = 'lost'", [])
+            .unwrap_err()
+            .to_string();
+        assert!(bogus.contains("CHECK constraint failed"), "{bogus}");
+        let check: String = state
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        // Another connection reads the new definition.
+        let other = Connection::open(&path).unwrap();
+        let definition: String = other
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'deliveries'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(definition.contains(STATUS_CHECK_3), "{definition}");
+        assert!(definition.contains("claimed_by TEXT"), "{definition}");
     }
 }

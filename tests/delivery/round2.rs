@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
@@ -22,6 +23,82 @@ fn send_with_file_size_limit(site: &Site, kib: u64) -> Run {
         .env(SECRET_VAR, SECRET)
         .env_remove(PASSWORD_VAR);
     Run::of(&mut command)
+}
+
+/// Waits until `server` has stored `n` messages (the run is sending).
+fn wait_for_stored(server: &FaultServer, n: usize, running: &mut Running) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.stored_count() < n {
+        assert!(
+            !running.exited(),
+            "the send ended before {n} messages were stored"
+        );
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+// ---- 2: one sender per state database -----------------------------------------
+
+/// The second run found the first one's lock: exit 2, nothing sent, and a
+/// message that does not send anyone deleting a lock file.
+fn assert_busy(second: &Run) {
+    second.expect(2, "the second run, while the first sends");
+    assert!(
+        second
+            .stderr
+            .contains("another `bulletin digest --send` is sending from the state database"),
+        "{second}"
+    );
+    assert!(
+        !second.stderr.contains(".lock"),
+        "the message should not point at a lock file (people delete those):\n{second}"
+    );
+}
+
+/// Regression: the lock sat beside the state path *as written*, so two
+/// sites reaching one database through a symlink (a deploy layout
+/// `releases/N/.bulletin/state.sqlite -> shared/`) both sent everything.
+#[test]
+fn two_sites_sharing_one_state_through_a_symlink_send_each_digest_once() {
+    let mut first = Site::new(40);
+    first.set("smtp.connections", 2);
+    let server = first.serve(&["--delay", "0.1"]);
+    let mut second = Site::new(40);
+    second.set("smtp.connections", 2).point_at(server.port);
+    fs::create_dir_all(second.path("state")).unwrap();
+    std::os::unix::fs::symlink(first.state_path(), second.state_path()).unwrap();
+
+    let mut running = Running::spawn(first.send_command(&[]));
+    wait_for_stored(&server, 1, &mut running);
+    let other = second.send();
+    running.finish().expect(0, "the first run");
+    assert_busy(&other);
+    assert_one_each(&server.stored(), &first.recipients);
+    second.send().expect(0, "a later run through the symlink");
+    assert_one_each(&server.stored(), &first.recipients);
+}
+
+/// Regression: the busy message named the lock file, and deleting it let a
+/// second run send everything again.
+#[test]
+fn deleting_the_lock_file_does_not_let_a_second_run_send() {
+    let mut site = Site::new(40);
+    site.set("smtp.connections", 2);
+    let server = site.serve(&["--delay", "0.1"]);
+    let mut running = Running::spawn(site.send_command(&[]));
+    wait_for_stored(&server, 1, &mut running);
+    for entry in fs::read_dir(site.path("state")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "lock") {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    let other = site.send();
+    running.finish().expect(0, "the first run");
+    assert_busy(&other);
+    assert_one_each(&server.stored(), &site.recipients);
+    site.state().assert_all(&site.recipients, "sent");
 }
 
 // ---- 16: every state error names the file ------------------------------------
