@@ -137,7 +137,28 @@ pub fn send_pending(
                     }
                 })
                 .collect();
-            ledger.record_all(&outcomes, clock())?;
+            if let Err(e) = ledger.record_all(&outcomes, clock()) {
+                // Nothing more may be sent: an outcome that cannot be
+                // recorded is a duplicate on the next run. Dropping the
+                // reports tells their senders the recorder is gone; those
+                // still sending report once more and are told the same.
+                // Every sender has stopped when the channel closes, so the
+                // scope can end (returning here at once would wait for
+                // them forever: the ones whose reports sit unread in the
+                // channel wait for an answer).
+                let unrecorded = batch.len();
+                drop(outcomes);
+                drop(batch);
+                let unrecorded = unrecorded + received.iter().count();
+                return Err(e
+                    .context(format!(
+                        "sending stopped: the outcome of {unrecorded} messages could not be recorded \
+                         ({} recorded before); they stay pending, and the next `digest --send` \
+                         sends them again (same Message-ID)",
+                        tally.sent + tally.rejected + tally.deferred
+                    ))
+                    .into());
+            }
             for report in batch {
                 let p = &pending[report.key];
                 tell(say, &report.outcome, &p.message_id, &p.address);
@@ -155,8 +176,11 @@ pub fn send_pending(
     });
     drop(bar);
     recorded?;
-    // What this run did not finish is the next run's.
-    ledger.release_claims()?;
+    // What this run did not finish is the next run's. Should this fail, the
+    // next run takes the claims back all the same (it holds the lock).
+    if let Err(e) = ledger.release_claims() {
+        say.warn(format!("{e:#}"));
+    }
     Ok(tally)
 }
 

@@ -3,8 +3,8 @@
 //! servers — smtp-sink, a scriptable aiosmtpd, kill -9 mid-run — are in
 //! `tests/delivery`.)
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use lettre::Address;
 
 use super::transport::{Envelope, Failure, Session, Transport};
 use super::{Policy, send_pending};
-use crate::ledger::{Ledger, NewDelivery, Packed, Sqlite, Status};
+use crate::ledger::{self, Ledger, NewDelivery, Packed, Sqlite, Status};
 use crate::model::{IssueKey, RecipientKey};
 use crate::report::Verbosity;
 
@@ -295,4 +295,123 @@ fn two_senders_at_once_send_each_message_once() {
     assert_eq!(copies.len(), 60);
     assert!(copies.values().all(|&n| n == 1), "{copies:?}");
     assert_eq!(first.count(&issue(), Status::Sent).unwrap(), 60);
+}
+
+/// A ledger whose disk fills up: after `commits` outcome commits, every
+/// further one fails (slowly, as a busy timeout would, so the other senders'
+/// reports pile up meanwhile).
+struct FillingUp {
+    inner: Sqlite,
+    commits: usize,
+}
+
+impl Ledger for FillingUp {
+    fn has_delivery(&self, issue: &IssueKey, recipient: &RecipientKey) -> anyhow::Result<bool> {
+        self.inner.has_delivery(issue, recipient)
+    }
+    fn articles_for(&self, recipient: &RecipientKey) -> anyhow::Result<HashSet<String>> {
+        self.inner.articles_for(recipient)
+    }
+    fn fix_issue(
+        &mut self,
+        issue: &IssueKey,
+        now: DateTime<Utc>,
+        produce: &mut dyn FnMut(&mut dyn ledger::Fixer) -> Result<(), crate::Failure>,
+    ) -> Result<(), crate::Failure> {
+        self.inner.fix_issue(issue, now, produce)
+    }
+    fn pending(&self) -> anyhow::Result<Vec<ledger::Pending>> {
+        self.inner.pending()
+    }
+    fn claim_pending(&mut self) -> anyhow::Result<Vec<ledger::Pending>> {
+        self.inner.claim_pending()
+    }
+    fn release_abandoned(&mut self) -> anyhow::Result<usize> {
+        self.inner.release_abandoned()
+    }
+    fn release_claims(&mut self) -> anyhow::Result<usize> {
+        self.inner.release_claims()
+    }
+    fn record_all(
+        &mut self,
+        outcomes: &[ledger::Outcome<'_>],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        if self.commits == 0 {
+            std::thread::sleep(Duration::from_millis(200));
+            return Err(anyhow::anyhow!("database or disk is full")
+                .context("state database /srv/news/state.sqlite"));
+        }
+        self.commits -= 1;
+        self.inner.record_all(outcomes, now)
+    }
+    fn count(&self, issue: &IssueKey, status: Status) -> anyhow::Result<usize> {
+        self.inner.count(issue, status)
+    }
+    fn count_all(&self, status: Status) -> anyhow::Result<usize> {
+        self.inner.count_all(status)
+    }
+    fn drop_final_messages(&mut self) -> anyhow::Result<usize> {
+        self.inner.drop_final_messages()
+    }
+    fn messages(&self) -> Box<dyn ledger::MessageStore> {
+        self.inner.messages()
+    }
+}
+
+/// Regression (#17): when an outcome could not be recorded (a full disk, a
+/// write lock held past the busy timeout), the recorder returned while
+/// senders waited for it to read their reports, and the run hung forever,
+/// holding the run lock. It must stop with the ledger's error, and the next
+/// run must finish the issue.
+#[test]
+fn a_failing_outcome_commit_stops_the_run_and_the_next_run_finishes() {
+    let (dir, ledger) = ledger_with(60);
+    let memory = Arc::new(Memory::default());
+    let (done, result) = std::sync::mpsc::channel();
+    let mut filling = FillingUp {
+        inner: ledger,
+        commits: 3,
+    };
+    let transport = Arc::clone(&memory);
+    std::thread::spawn(move || {
+        let from: Address = "digest@example.com".parse().unwrap();
+        let tally = send_pending(
+            &mut filling,
+            transport.as_ref(),
+            &policy(),
+            &from,
+            clock,
+            Verbosity::Quiet,
+        );
+        let _ = done.send(tally.map(|_| ()).map_err(|e| match e {
+            crate::Failure::Error(e) => format!("{e:#}"),
+            _ => "another failure".to_owned(),
+        }));
+    });
+    let error = result
+        .recv_timeout(Duration::from_secs(20))
+        .expect("send_pending hung after the ledger failed")
+        .expect_err("the run should fail");
+    assert!(
+        error.contains("/srv/news/state.sqlite") && error.contains("database or disk is full"),
+        "{error}"
+    );
+    let sent_before = memory.delivered.lock().unwrap().len();
+    assert!(
+        sent_before < 60,
+        "{sent_before} sent: it should stop sending"
+    );
+
+    let mut next = Sqlite::open(&dir.path().join("state.sqlite")).unwrap();
+    next.release_abandoned().unwrap();
+    send(&mut next, &memory);
+    let copies = memory.copies();
+    assert_eq!(copies.len(), 60, "everyone has a copy after the next run");
+    let duplicates: usize = copies.values().map(|n| n - 1).sum();
+    assert!(
+        duplicates <= memory.sessions(),
+        "{duplicates} duplicates; at most one per connection may be unrecorded"
+    );
+    assert_eq!(next.count(&issue(), Status::Sent).unwrap(), 60);
 }

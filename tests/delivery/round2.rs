@@ -101,6 +101,60 @@ fn deleting_the_lock_file_does_not_let_a_second_run_send() {
     site.state().assert_all(&site.recipients, "sent");
 }
 
+// ---- 4: an outcome that cannot be recorded stops the run ----------------------
+
+/// Regression: with two or more connections, `digest --send` hung forever,
+/// silently, holding the run lock (every later run exited 2), when an
+/// outcome could not be recorded — here another program holds the
+/// database's write lock past the 10 s busy timeout; a full disk did the
+/// same. It must stop with an error naming the database, and the next run
+/// must finish the issue.
+#[test]
+fn an_outcome_that_cannot_be_recorded_stops_the_run_naming_the_database() {
+    let mut site = Site::new(200);
+    site.set("digest.max_items", 3).set("smtp.connections", 4);
+    let server = site.serve(&["--delay", "0.02"]);
+    let mut running = Running::spawn(site.send_command(&[]));
+    wait_for_stored(&server, 20, &mut running);
+
+    let holder = rusqlite::Connection::open(site.state_path()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !running.exited() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = running.exited();
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    if !stopped {
+        let run = running.kill();
+        panic!("still running 30 s after the database was locked (it hangs):\n{run}");
+    }
+    let run = running.finish();
+    run.expect(1, "outcomes could not be recorded");
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or("");
+    assert!(
+        error.contains("sending stopped")
+            && error.contains("state/digest.state")
+            && error.contains("database is locked"),
+        "the error should say sending stopped and name the database:\n{run}"
+    );
+
+    site.send_until_done(3);
+    let stored = server.stored();
+    let duplicates = stored.len() - copies(&stored).len();
+    assert!(
+        duplicates <= 4,
+        "{duplicates} duplicates; at most one per connection can be unrecorded"
+    );
+    assert_eq!(copies(&stored).len(), site.recipients.len());
+    site.state().assert_all(&site.recipients, "sent");
+}
+
 // ---- 16: every state error names the file ------------------------------------
 
 /// Regression: a state linked to `/dev/null` failed with "disk I/O error:
