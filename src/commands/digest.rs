@@ -47,6 +47,7 @@ pub fn dry_run(
     config: &Config,
     dir: &Path,
     now: DateTime<Utc>,
+    now_given: bool,
     say: Verbosity,
 ) -> Result<(), Failure> {
     let started = Instant::now();
@@ -56,6 +57,15 @@ pub fn dry_run(
     let ledger = Sqlite::open_read_only(&setup.digest.state)?;
     let ledger = ledger.as_ref().map(|l| l as &dyn Ledger);
     let issue = IssueKey::of(&config.site, now);
+    if let Some(ledger) = ledger
+        && !now_given
+        && let Some(newest) = deliver::newer_issue(ledger, &issue)?
+    {
+        say.warn(format!(
+            "issue {newest} has been sent already, newer than this one ({issue}): \
+             has the clock gone back? `digest --send` would refuse to send it"
+        ));
+    }
     let plan = digest::plan_reported(
         &config.site,
         &setup,
@@ -124,9 +134,12 @@ fn transport(config: &Config) -> Result<Box<dyn Transport>, Failure> {
 
 /// `digest --send`: fix this run's messages in the ledger, then deliver
 /// everything still pending (this issue's and any interrupted earlier run's).
+/// `now_given`: the time came from `--now` (a deliberate rerun), not the
+/// clock.
 pub fn send(
     config: &Config,
     now: DateTime<Utc>,
+    now_given: bool,
     clock: Clock,
     say: Verbosity,
 ) -> Result<Done, Failure> {
@@ -155,6 +168,7 @@ pub fn send(
         ));
     }
     let issue = IssueKey::of(&config.site, now);
+    deliver::check_clock(&ledger, &issue, now, now_given)?;
     let already = ledger.count(&issue, Status::Sent)?;
     let plan = digest::plan_reported(
         &config.site,

@@ -45,6 +45,34 @@ pub use tally::{Summary, Tally};
 pub use transport::Transport;
 pub use worker::{Outcome, Policy};
 
+/// "At most one digest a day" against the clock as well: refuses to start
+/// `issue` when the ledger already has a newer one — a clock stepped back
+/// across midnight would otherwise start a second issue the same day, sent
+/// to everyone with anything new since — unless the run's time was given
+/// on purpose (`--now`, `given`).
+pub fn check_clock(
+    ledger: &dyn Ledger,
+    issue: &IssueKey,
+    now: DateTime<Utc>,
+    given: bool,
+) -> Result<(), Failure> {
+    match newer_issue(ledger, issue)? {
+        Some(newest) if !given => Err(anyhow::anyhow!(
+            "it is {} by the clock, which makes this issue {issue}, but issue {newest} has been \
+             sent already: has the clock gone back? Nothing was sent. Correct the clock, or \
+             give `--now` to send an older issue on purpose",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// The newest issue in the ledger when it is newer than `issue`.
+pub fn newer_issue(ledger: &dyn Ledger, issue: &IssueKey) -> Result<Option<IssueKey>, Failure> {
+    Ok(ledger.newest_issue()?.filter(|newest| newest > issue))
+}
+
 /// Composes every planned message of `issue` and fixes it in the ledger,
 /// all or nothing.
 pub fn fix_issue(

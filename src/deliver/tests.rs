@@ -312,6 +312,9 @@ impl Ledger for FillingUp {
     fn articles_for(&self, recipient: &RecipientKey) -> anyhow::Result<HashSet<String>> {
         self.inner.articles_for(recipient)
     }
+    fn newest_issue(&self) -> anyhow::Result<Option<IssueKey>> {
+        self.inner.newest_issue()
+    }
     fn fix_issue(
         &mut self,
         issue: &IssueKey,

@@ -115,6 +115,9 @@ pub trait Ledger {
     /// except in messages refused for good.
     fn articles_for(&self, recipient: &RecipientKey) -> Result<HashSet<String>>;
 
+    /// The newest issue with a message fixed, if any.
+    fn newest_issue(&self) -> Result<Option<IssueKey>>;
+
     /// Fixes the messages of an issue, all in one transaction: `produce`
     /// adds them one by one (so they need not all be in memory at once).
     /// They are claimed by this run from the start.

@@ -454,6 +454,17 @@ impl Ledger for Sqlite {
         self.labelled(result)
     }
 
+    fn newest_issue(&self) -> Result<Option<IssueKey>> {
+        let result = self
+            .conn
+            .query_row("SELECT max(issue) FROM deliveries", [], |row| {
+                row.get::<_, Option<String>>(0)
+            })
+            .map(|key| key.map(IssueKey::stored))
+            .map_err(anyhow::Error::from);
+        self.labelled(result)
+    }
+
     fn fix_issue(
         &mut self,
         issue: &IssueKey,

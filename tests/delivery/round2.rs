@@ -2,7 +2,7 @@
 //! in the second round and fails on the code before its fix.
 
 use std::fs;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -23,6 +23,36 @@ fn send_with_file_size_limit(site: &Site, kib: u64) -> Run {
         .env(SECRET_VAR, SECRET)
         .env_remove(PASSWORD_VAR);
     Run::of(&mut command)
+}
+
+/// `bulletin digest --send` at `now`, or by the clock when `None`.
+fn send_at(site: &Site, now: Option<&str>) -> Run {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(site.root())
+        .args(["digest", "--config", "feeds.toml", "--send"])
+        .args(now.map(|now| ["--now", now]).into_iter().flatten())
+        .env(SECRET_VAR, SECRET)
+        .env_remove(PASSWORD_VAR)
+        .stdin(Stdio::null());
+    Run::of(&mut command)
+}
+
+/// Adds an article in `news` published at `published`, in its own file.
+fn add_article(site: &Site, id: &str, published: chrono::DateTime<chrono::Utc>) {
+    let record = serde_json::json!({
+        "id": id,
+        "title": format!("新稿件 {id}"),
+        "section": "news",
+        "url": format!("/news/{id}.html"),
+        "published": published.to_rfc3339(),
+        "summary": format!("摘要 {id}"),
+    });
+    fs::write(
+        site.path(&format!("articles/{id}.jsonl")),
+        format!("{record}\n"),
+    )
+    .unwrap();
 }
 
 /// Waits until `server` has stored `n` messages (the run is sending).
@@ -99,6 +129,52 @@ fn deleting_the_lock_file_does_not_let_a_second_run_send() {
     assert_busy(&other);
     assert_one_each(&server.stored(), &site.recipients);
     site.state().assert_all(&site.recipients, "sent");
+}
+
+// ---- 3: at most one issue a day, against the clock too ------------------------
+
+/// Regression: the issue is the date of the clock, compared with nothing,
+/// so a clock stepped back across midnight started a second issue the
+/// same day, sent to everyone with anything new since the first.
+#[test]
+fn a_clock_gone_back_does_not_start_a_second_issue_the_same_day() {
+    let mut site = Site::new(5);
+    let server = site.serve(&[]);
+    let now = chrono::Utc::now();
+    add_article(&site, "fresh-1", now - chrono::Duration::hours(2));
+    // The day's issue went out while the clock was a day ahead...
+    let ahead = (now + chrono::Duration::days(1)).to_rfc3339();
+    send_at(&site, Some(&ahead)).expect(0, "the issue of the clock a day ahead");
+    assert_eq!(server.stored_count(), 5);
+    // ...then the clock was stepped back, and there is news.
+    add_article(&site, "fresh-2", now - chrono::Duration::hours(1));
+    let run = send_at(&site, None);
+    run.expect(1, "a run by a clock that went back");
+    assert!(
+        run.stderr.contains("has the clock gone back?") && run.stderr.contains("Nothing was sent"),
+        "{run}"
+    );
+    assert_eq!(
+        server.stored_count(),
+        5,
+        "a second issue was sent the same day"
+    );
+
+    let mut preview = Command::new(BIN);
+    preview
+        .current_dir(site.root())
+        .args(["digest", "--config", "feeds.toml", "--dry-run", "preview"])
+        .env(SECRET_VAR, SECRET);
+    let preview = Run::of(&mut preview);
+    preview.expect(0, "a dry run by the clock gone back");
+    assert!(
+        preview.stderr.contains("has the clock gone back?"),
+        "{preview}"
+    );
+
+    // On purpose, `--now` sends the older issue.
+    send_at(&site, Some(&now.to_rfc3339())).expect(0, "an older issue with --now");
+    assert_eq!(server.stored_count(), 10);
 }
 
 // ---- 4: an outcome that cannot be recorded stops the run ----------------------
