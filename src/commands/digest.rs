@@ -2,6 +2,7 @@
 //! send it (`--send`). Reads the secrets from the environment; the rest is
 //! `digest` (plan, compose, preview), `ledger` and `deliver`.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Instant;
 
@@ -12,13 +13,13 @@ use crate::Failure;
 use crate::config::{Config, Transport as TransportKind};
 use crate::deliver::sendmail::Sendmail;
 use crate::deliver::smtp::Smtp;
-use crate::deliver::{self, Policy, RunLock, Summary, Transport};
+use crate::deliver::{self, Policy, RunLock, Summary, Transport, Wanted};
 use crate::diag::{Location, Problem};
 use crate::digest::compose::Composer;
 use crate::digest::setup::Setup;
 use crate::digest::{self, History};
 use crate::ledger::{Ledger, Sqlite, Status};
-use crate::model::IssueKey;
+use crate::model::{IssueKey, RecipientKey};
 use crate::report::{self, Verbosity};
 
 /// The environment variable holding the unsubscribe-token key.
@@ -187,7 +188,31 @@ pub fn send(
     ));
 
     let from = setup.from.email.clone();
-    let tally = deliver::send_pending(&mut ledger, transport.as_ref(), &policy, &from, clock, say)?;
+    let subscribers: HashSet<RecipientKey> = setup
+        .subscribers
+        .iter()
+        .map(|s| RecipientKey::of(&s.email))
+        .collect();
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        // A window reaching before the year 1 expires nothing.
+        oldest_issue: now
+            .checked_sub_signed(setup.digest.window)
+            .filter(|t| config.site.zone.representable(*t))
+            .map_or_else(
+                || IssueKey::stored(String::new()),
+                |t| IssueKey::of(&config.site, t),
+            ),
+    };
+    let tally = deliver::send_pending(
+        &mut ledger,
+        &wanted,
+        transport.as_ref(),
+        &policy,
+        &from,
+        clock,
+        say,
+    )?;
     // Housekeeping: a failure here loses nothing (the next run retries it).
     if let Err(e) = ledger.drop_final_messages() {
         say.warn(format!("could not drop delivered messages: {e:#}"));

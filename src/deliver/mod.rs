@@ -30,13 +30,15 @@ pub mod worker;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use lettre::Address;
 
 use crate::Failure;
 use crate::digest::compose::{Composed, Composer};
 use crate::ledger::{self, Ledger, NewDelivery, Packed, Status};
-use crate::model::IssueKey;
+use crate::model::{IssueKey, RecipientKey};
 use crate::progress::{self, Tick};
 use crate::report::Verbosity;
 
@@ -102,10 +104,39 @@ fn pack(mut c: Composed<'_>) -> Result<(Packed, Composed<'_>), Failure> {
     Ok((packed, c))
 }
 
-/// Delivers every message still pending in the ledger; returns what this
-/// run did. `clock` stamps each recorded outcome.
+/// Which pending messages are still wanted; any other is dropped — final,
+/// not sent, not a failure — with the reason recorded.
+pub struct Wanted<'a> {
+    /// The current subscribers: a message to anyone else is dropped (a
+    /// subscriber removed since it was fixed is never mailed).
+    pub subscribers: &'a HashSet<RecipientKey>,
+    /// Messages of issues before this one are dropped: everything in them
+    /// was published before the digest's `window` (issue and window are
+    /// the caller's: the run's date, and the one a `window` earlier).
+    pub oldest_issue: IssueKey,
+}
+
+impl Wanted<'_> {
+    /// Why `p` is not to be sent any more, if it is not.
+    fn refuses(&self, p: &ledger::Pending) -> Option<String> {
+        if !self.subscribers.contains(&p.recipient) {
+            Some("no longer a subscriber".to_owned())
+        } else if p.issue < self.oldest_issue {
+            Some(format!(
+                "expired: issue {} is older than the digest's window",
+                p.issue
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// Delivers every message still pending in the ledger and still wanted;
+/// returns what this run did. `clock` stamps each recorded outcome.
 pub fn send_pending(
     ledger: &mut dyn Ledger,
+    wanted: &Wanted<'_>,
     transport: &dyn Transport,
     policy: &Policy,
     from: &Address,
@@ -114,22 +145,38 @@ pub fn send_pending(
 ) -> Result<Tally, Failure> {
     let pending = ledger.claim_pending()?;
     let mut jobs = Vec::with_capacity(pending.len());
+    let mut finals = Vec::new();
+    let mut dropped = 0;
     for (key, p) in pending.iter().enumerate() {
+        if let Some(why) = wanted.refuses(p) {
+            say.detail(format!(
+                "not sending {} to {}: {why}",
+                p.message_id, p.address
+            ));
+            finals.push((p, Status::Dropped, why));
+            dropped += 1;
+            continue;
+        }
         match p.address.parse::<Address>() {
             Ok(recipient) => jobs.push(worker::Job { key, recipient }),
-            Err(e) => ledger.record_all(
-                &[ledger::Outcome {
-                    issue: &p.issue,
-                    recipient: &p.recipient,
-                    status: Status::Failed,
-                    error: Some(&e.to_string()),
-                }],
-                clock(),
-            )?,
+            Err(e) => finals.push((p, Status::Failed, e.to_string())),
         }
+    }
+    if !finals.is_empty() {
+        let outcomes: Vec<ledger::Outcome<'_>> = finals
+            .iter()
+            .map(|(p, status, why)| ledger::Outcome {
+                issue: &p.issue,
+                recipient: &p.recipient,
+                status: *status,
+                error: Some(why),
+            })
+            .collect();
+        ledger.record_all(&outcomes, clock())?;
     }
     let mut tally = Tally {
         total: jobs.len(),
+        dropped,
         ..Tally::default()
     };
     let bar = progress::Delivery::start(jobs.len(), say);

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use lettre::Address;
 
 use super::transport::{Envelope, Failure, Session, Transport};
-use super::{Policy, send_pending};
+use super::{Policy, Wanted, send_pending};
 use crate::ledger::{self, Ledger, NewDelivery, Packed, Sqlite, Status};
 use crate::model::{IssueKey, RecipientKey};
 use crate::report::Verbosity;
@@ -155,9 +155,34 @@ fn issue() -> IssueKey {
     IssueKey::stored(ISSUE.to_owned())
 }
 
-fn send(ledger: &mut Sqlite, memory: &Memory) -> super::Tally {
+/// `r0@example.com` to `r199@example.com`, and no message expired.
+fn everyone() -> HashSet<RecipientKey> {
+    (0..200)
+        .map(|i| RecipientKey::of(&format!("r{i}@example.com")))
+        .collect()
+}
+
+fn send_wanted(ledger: &mut dyn Ledger, memory: &Memory, wanted: &Wanted<'_>) -> super::Tally {
     let from: Address = "digest@example.com".parse().unwrap();
-    send_pending(ledger, memory, &policy(), &from, clock, Verbosity::Quiet).unwrap()
+    send_pending(
+        ledger,
+        wanted,
+        memory,
+        &policy(),
+        &from,
+        clock,
+        Verbosity::Quiet,
+    )
+    .unwrap()
+}
+
+fn send(ledger: &mut Sqlite, memory: &Memory) -> super::Tally {
+    let subscribers = everyone();
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        oldest_issue: IssueKey::stored(String::new()),
+    };
+    send_wanted(ledger, memory, &wanted)
 }
 
 #[test]
@@ -195,7 +220,7 @@ fn a_permanent_refusal_is_recorded_and_never_retried() {
     assert!(ledger.pending().unwrap().is_empty());
     // Refused for good: the articles count as not sent to that recipient.
     let refused = ledger
-        .articles_for(&RecipientKey::of("r2@example.com"))
+        .articles_for(&RecipientKey::of("r2@example.com"), &issue())
         .unwrap();
     assert!(refused.is_empty());
 }
@@ -309,8 +334,12 @@ impl Ledger for FillingUp {
     fn has_delivery(&self, issue: &IssueKey, recipient: &RecipientKey) -> anyhow::Result<bool> {
         self.inner.has_delivery(issue, recipient)
     }
-    fn articles_for(&self, recipient: &RecipientKey) -> anyhow::Result<HashSet<String>> {
-        self.inner.articles_for(recipient)
+    fn articles_for(
+        &self,
+        recipient: &RecipientKey,
+        issue: &IssueKey,
+    ) -> anyhow::Result<HashSet<String>> {
+        self.inner.articles_for(recipient, issue)
     }
     fn newest_issue(&self) -> anyhow::Result<Option<IssueKey>> {
         self.inner.newest_issue()
@@ -379,8 +408,14 @@ fn a_failing_outcome_commit_stops_the_run_and_the_next_run_finishes() {
     let transport = Arc::clone(&memory);
     std::thread::spawn(move || {
         let from: Address = "digest@example.com".parse().unwrap();
+        let subscribers = everyone();
+        let wanted = Wanted {
+            subscribers: &subscribers,
+            oldest_issue: IssueKey::stored(String::new()),
+        };
         let tally = send_pending(
             &mut filling,
+            &wanted,
             transport.as_ref(),
             &policy(),
             &from,
@@ -417,4 +452,48 @@ fn a_failing_outcome_commit_stops_the_run_and_the_next_run_finishes() {
         "{duplicates} duplicates; at most one per connection may be unrecorded"
     );
     assert_eq!(next.count(&issue(), Status::Sent).unwrap(), 60);
+}
+
+/// Fixes `issue` for `addresses` (as [`ledger_with`] does).
+fn fix(ledger: &mut Sqlite, issue: &str, addresses: &[&str]) {
+    let packed = Packed::new(b"an older message\r\n");
+    ledger
+        .fix_issue(&IssueKey::stored(issue.to_owned()), clock(), &mut |fixer| {
+            for address in addresses {
+                fixer.add(&NewDelivery {
+                    address,
+                    message_id: "<old@example.com>",
+                    message: &packed,
+                    article_ids: vec!["a0"],
+                })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Regression (#17): pending messages were never checked against the
+/// subscriber list (someone removed after an interrupted run was still
+/// mailed) and never expired. Neither is sent; both are dropped, which is
+/// final and no failure.
+#[test]
+fn pending_messages_of_removed_subscribers_and_of_expired_issues_are_dropped() {
+    let (_dir, mut ledger) = ledger_with(4);
+    fix(&mut ledger, "2017-03-10", &["r3@example.com"]);
+    let mut subscribers = everyone();
+    subscribers.remove(&RecipientKey::of("r1@example.com"));
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        oldest_issue: IssueKey::stored("2017-03-18".to_owned()),
+    };
+    let memory = Memory::default();
+    let tally = send_wanted(&mut ledger, &memory, &wanted);
+    assert_eq!((tally.sent, tally.dropped), (3, 2));
+    let copies = memory.copies();
+    assert!(!copies.contains_key("r1@example.com"), "{copies:?}");
+    assert_eq!(copies.get("r3@example.com"), Some(&1), "{copies:?}");
+    assert_eq!(ledger.count(&issue(), Status::Dropped).unwrap(), 1);
+    assert_eq!(ledger.count_all(Status::Dropped).unwrap(), 2);
+    assert_eq!(ledger.count_all(Status::Failed).unwrap(), 0);
+    assert!(ledger.pending().unwrap().is_empty());
 }

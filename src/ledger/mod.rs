@@ -111,16 +111,23 @@ pub trait Ledger {
     /// Whether `recipient` already has a message fixed for `issue`.
     fn has_delivery(&self, issue: &IssueKey, recipient: &RecipientKey) -> Result<bool>;
 
-    /// Articles already sent to (or fixed for) `recipient` in any issue,
-    /// except in messages refused for good.
-    fn articles_for(&self, recipient: &RecipientKey) -> Result<HashSet<String>>;
+    /// Articles already sent to (or fixed for) `recipient`, as the plan of
+    /// `issue` sees them: those of every message except the ones refused
+    /// for good or dropped, and except messages still pending from an
+    /// earlier issue — fixing a message of `issue` for the recipient
+    /// supersedes those (see [`Ledger::fix_issue`]), so their articles are
+    /// carried over into it instead of being lost.
+    fn articles_for(&self, recipient: &RecipientKey, issue: &IssueKey) -> Result<HashSet<String>>;
 
     /// The newest issue with a message fixed, if any.
     fn newest_issue(&self) -> Result<Option<IssueKey>>;
 
     /// Fixes the messages of an issue, all in one transaction: `produce`
     /// adds them one by one (so they need not all be in memory at once).
-    /// They are claimed by this run from the start.
+    /// They are claimed by this run from the start. A recipient's messages
+    /// still pending from earlier issues (and not held by another run) are
+    /// superseded by the new one: dropped, never sent, their articles left
+    /// to the new message (see [`Ledger::articles_for`]).
     fn fix_issue(
         &mut self,
         issue: &IssueKey,

@@ -130,6 +130,14 @@ UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, upd
     claimed_by = NULL
 WHERE issue = ?1 AND recipient = ?2 AND status = 'pending' AND coalesce(claimed_by, ?6) = ?6";
 
+/// Drops a recipient's messages still pending from issues before `?1`
+/// when a message of `?1` is fixed for them (`?2`): it carries their
+/// articles. Not a message another run holds (`?5` is this run).
+const SUPERSEDE: &str = "
+UPDATE deliveries SET status = 'dropped', last_error = ?3, updated_at = ?4, message = x'',
+    claimed_by = NULL
+WHERE recipient = ?2 AND issue < ?1 AND status = 'pending' AND coalesce(claimed_by, ?5) = ?5";
+
 /// An error from the database at `path`, saying which file and, for a lock,
 /// what to do. Every error of this module goes through here or
 /// [`Sqlite::labelled`], so none leaves without the file's name.
@@ -154,6 +162,9 @@ struct SqliteFixer<'t> {
     label: String,
     insert: rusqlite::Statement<'t>,
     message: rusqlite::Statement<'t>,
+    supersede: rusqlite::Statement<'t>,
+    /// Why a superseded message was dropped.
+    superseded: String,
     issue: &'t str,
     now: &'t str,
     /// The run that fixes the issue holds its messages from the start.
@@ -182,6 +193,13 @@ impl SqliteFixer<'_> {
             self.issue,
             recipient.as_str(),
             d.message.as_bytes()
+        ])?;
+        self.supersede.execute(params![
+            self.issue,
+            recipient.as_str(),
+            self.superseded,
+            self.now,
+            self.run
         ])?;
         Ok(())
     }
@@ -415,7 +433,7 @@ impl Sqlite {
 }
 
 impl Ledger for Sqlite {
-    fn articles_for(&self, recipient: &RecipientKey) -> Result<HashSet<String>> {
+    fn articles_for(&self, recipient: &RecipientKey, issue: &IssueKey) -> Result<HashSet<String>> {
         #[allow(clippy::redundant_closure_call)]
         let result = (|| -> Result<HashSet<String>> {
             let recipient = recipient.as_str();
@@ -424,16 +442,20 @@ impl Ledger for Sqlite {
                 let mut statement = self.conn.prepare_cached(
                     "SELECT a.article_id FROM delivery_articles a
                      JOIN deliveries d ON d.issue = a.issue AND d.recipient = a.recipient
-                     WHERE a.recipient = ?1 AND d.status != 'failed'",
+                     WHERE a.recipient = ?1 AND d.status != 'failed'
+                       AND NOT (d.status = 'pending' AND d.issue < ?2)",
                 )?;
-                let rows = statement.query_map([recipient], |row| row.get(0))?;
+                let rows = statement.query_map([recipient, issue.as_str()], |row| row.get(0))?;
                 return Ok(rows.collect::<rusqlite::Result<_>>()?);
             }
             let mut statement = self.conn.prepare_cached(
-                "SELECT articles FROM deliveries WHERE recipient = ?1 AND status != 'failed'",
+                "SELECT articles FROM deliveries WHERE recipient = ?1
+                   AND status IN ('pending', 'sent') AND NOT (status = 'pending' AND issue < ?2)",
             )?;
             let mut ids = HashSet::new();
-            for lines in statement.query_map([recipient], |row| row.get::<_, String>(0))? {
+            let rows =
+                statement.query_map([recipient, issue.as_str()], |row| row.get::<_, String>(0))?;
+            for lines in rows {
                 ids.extend(lines?.lines().map(str::to_owned));
             }
             Ok(ids)
@@ -489,6 +511,10 @@ impl Ledger for Sqlite {
                 message: tx
                     .prepare("INSERT INTO messages (issue, recipient, encoding, bytes) VALUES (?1, ?2, 'lz4', ?3)")
                     .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
+                supersede: tx
+                    .prepare(SUPERSEDE)
+                    .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
+                superseded: format!("superseded by issue {issue}"),
                 issue: issue.as_str(),
                 now: &now,
                 run: &self.run,
@@ -677,7 +703,13 @@ mod tests {
                 .has_delivery(&issue("2017-03-25"), &key("a@example.com"))
                 .unwrap()
         );
-        assert_eq!(state.articles_for(&key("a@EXAMPLE.com")).unwrap().len(), 2);
+        assert_eq!(
+            state
+                .articles_for(&key("a@EXAMPLE.com"), &issue("2017-03-25"))
+                .unwrap()
+                .len(),
+            2
+        );
         assert_eq!(state.pending().unwrap().len(), 1);
         state
             .record(
@@ -690,7 +722,7 @@ mod tests {
             .unwrap();
         assert!(
             state
-                .articles_for(&key("a@example.com"))
+                .articles_for(&key("a@example.com"), &issue("2017-03-25"))
                 .unwrap()
                 .is_empty()
         );
@@ -730,7 +762,9 @@ mod tests {
         let both: HashSet<String> = ["a1".to_owned(), "a2".to_owned()].into();
         let read_only = Sqlite::open_read_only(&path).unwrap().unwrap();
         assert_eq!(
-            read_only.articles_for(&key("OLD@example.com")).unwrap(),
+            read_only
+                .articles_for(&key("OLD@example.com"), &issue("i1"))
+                .unwrap(),
             both
         );
         drop(read_only);
@@ -738,7 +772,9 @@ mod tests {
         let mut state = Sqlite::open(&path).unwrap();
         assert_eq!(state.version(&path).unwrap(), SCHEMA_VERSION);
         assert_eq!(
-            state.articles_for(&key("old@example.com")).unwrap(),
+            state
+                .articles_for(&key("old@example.com"), &issue("i1"))
+                .unwrap(),
             both,
             "migrated"
         );
@@ -954,7 +990,13 @@ mod tests {
         let read_only = Sqlite::open_read_only(&path).unwrap().unwrap();
         assert_eq!(read_only.version, 2);
         assert_eq!(read_only.pending().unwrap().len(), 1);
-        assert_eq!(read_only.articles_for(&key("a@x.cn")).unwrap().len(), 1);
+        assert_eq!(
+            read_only
+                .articles_for(&key("a@x.cn"), &issue("i1"))
+                .unwrap()
+                .len(),
+            1
+        );
         drop(read_only);
 
         let mut state = Sqlite::open(&path).unwrap();
@@ -996,5 +1038,83 @@ mod tests {
             .unwrap();
         assert!(definition.contains(STATUS_CHECK_3), "{definition}");
         assert!(definition.contains("claimed_by TEXT"), "{definition}");
+    }
+
+    /// Regression (#17): pending messages never expired, so after a relay
+    /// outage of N days everyone got N + 1 digests in one run. The message
+    /// of a new issue supersedes a recipient's pending one of an earlier
+    /// issue, and the new one's plan sees the old one's articles as unsent
+    /// (so they are carried over, not lost).
+    #[test]
+    fn a_new_issue_supersedes_the_pending_message_of_an_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let mut state = Sqlite::open(&path).unwrap();
+        let packed = Packed::new(b"m");
+        let delivery = |address, article_ids| NewDelivery {
+            address,
+            message_id: "<m@x>",
+            message: &packed,
+            article_ids,
+        };
+        let (monday, tuesday) = (issue("2017-03-20"), issue("2017-03-21"));
+        fix(
+            &mut state,
+            "2017-03-20",
+            &[
+                delivery("a@x.cn", vec!["a1"]),
+                delivery("b@x.cn", vec!["b1"]),
+            ],
+        );
+        state
+            .record(&monday, &key("b@x.cn"), Status::Sent, None, now())
+            .unwrap();
+        let a1: HashSet<String> = ["a1".to_owned()].into();
+        assert_eq!(state.articles_for(&key("a@x.cn"), &monday).unwrap(), a1);
+        assert!(
+            state
+                .articles_for(&key("a@x.cn"), &tuesday)
+                .unwrap()
+                .is_empty(),
+            "an earlier issue's pending articles are carried over"
+        );
+        assert_eq!(
+            state.articles_for(&key("b@x.cn"), &tuesday).unwrap().len(),
+            1
+        );
+
+        fix(
+            &mut state,
+            "2017-03-21",
+            &[
+                delivery("a@x.cn", vec!["a1", "a2"]),
+                delivery("b@x.cn", vec!["b2"]),
+            ],
+        );
+        let pending: Vec<(String, String)> = state
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.issue.to_string(), p.address))
+            .collect();
+        assert_eq!(
+            pending,
+            [
+                ("2017-03-21".to_owned(), "a@x.cn".to_owned()),
+                ("2017-03-21".to_owned(), "b@x.cn".to_owned())
+            ]
+        );
+        assert_eq!(state.count(&monday, Status::Dropped).unwrap(), 1);
+        assert_eq!(state.count(&monday, Status::Sent).unwrap(), 1, "b's stays");
+        let why: String = state
+            .conn
+            .query_row(
+                "SELECT last_error FROM deliveries WHERE issue = '2017-03-20' AND recipient = 'a@x.cn'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(why, "superseded by issue 2017-03-21");
+        assert_eq!(state.drop_final_messages().unwrap(), 2);
     }
 }

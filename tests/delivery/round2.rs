@@ -231,6 +231,97 @@ fn an_outcome_that_cannot_be_recorded_stops_the_run_naming_the_database() {
     site.state().assert_all(&site.recipients, "sent");
 }
 
+// ---- 8: stale issues and removed subscribers ----------------------------------
+
+/// The article ids recorded for `recipient` in `issue`, and its status.
+fn recorded(site: &Site, issue: &str, recipient: &str) -> (Vec<String>, String) {
+    let db = rusqlite::Connection::open(site.state_path()).unwrap();
+    db.query_row(
+        "SELECT articles, status FROM deliveries WHERE issue = ?1 AND recipient = ?2",
+        [issue, recipient],
+        |row| {
+            let articles: String = row.get(0)?;
+            Ok((articles.lines().map(str::to_owned).collect(), row.get(1)?))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{recipient} in issue {issue}: {e}"))
+}
+
+/// Regression: pending messages never expired, so after a relay outage of
+/// N days everyone got N + 1 digests in one run. The run after the outage
+/// sends one digest each, carrying what the stale ones held (all of it, as
+/// none is older than the window here).
+#[test]
+fn after_a_relay_outage_everyone_gets_one_digest_with_everything_new() {
+    let mut site = Site::new(5);
+    site.set("digest.max_items", 100)
+        .set("digest.window", "14d")
+        .point_at(free_port());
+    for day in ["2017-03-23T08:00:00+08:00", "2017-03-24T08:00:00+08:00"] {
+        send_at(&site, Some(day)).expect(2, "a run while the relay is down");
+    }
+    let server = site.serve(&[]);
+    site.send().expect(0, "the first run after the outage");
+    let stored = server.stored();
+    assert_one_each(&stored, &site.recipients);
+    for message in &stored {
+        check_digest(message); // of the issue of NOW
+    }
+    for recipient in &site.recipients {
+        let (now, status) = recorded(&site, ISSUE, recipient);
+        assert_eq!(status, "sent");
+        for stale in ["2017-03-23", "2017-03-24"] {
+            let (carried, status) = recorded(&site, stale, recipient);
+            assert_eq!(status, "dropped", "{recipient}, issue {stale}");
+            let lost: Vec<&String> = carried.iter().filter(|a| !now.contains(a)).collect();
+            assert!(
+                lost.is_empty(),
+                "{recipient}: {lost:?} of issue {stale} never sent"
+            );
+        }
+    }
+    site.send().expect(0, "a rerun");
+    assert_eq!(server.stored_count(), stored.len());
+}
+
+/// Regression: a subscriber removed from the list after an interrupted
+/// run was still mailed by the next one.
+#[test]
+fn a_subscriber_removed_after_an_interrupted_run_is_never_mailed() {
+    let mut site = Site::new(5);
+    site.point_at(free_port());
+    site.send().expect(2, "a run while the relay is down");
+    let removed = "reader0002@example.com";
+    let subscribers = fs::read_to_string(site.path("subscribers.toml")).unwrap();
+    let kept: Vec<&str> = subscribers
+        .split("[[subscribers]]")
+        .filter(|s| !s.trim().is_empty() && !s.contains(removed))
+        .collect();
+    fs::write(
+        site.path("subscribers.toml"),
+        kept.iter()
+            .map(|s| format!("[[subscribers]]{s}"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let server = site.serve(&[]);
+    let run = site.send();
+    run.expect(0, "dropping a message is no failure");
+    let others: Vec<String> = site
+        .recipients
+        .iter()
+        .filter(|r| *r != removed)
+        .cloned()
+        .collect();
+    assert_one_each(&server.stored(), &others);
+    assert_eq!(recorded(&site, ISSUE, removed).1, "dropped");
+    assert_eq!(
+        site.state().last_error(removed).as_deref(),
+        Some("no longer a subscriber")
+    );
+    assert!(run.stdout.contains("1 dropped"), "{run}");
+}
+
 // ---- 16: every state error names the file ------------------------------------
 
 /// Regression: a state linked to `/dev/null` failed with "disk I/O error:
