@@ -265,6 +265,51 @@ impl MessageStore for Messages {
     }
 }
 
+/// Opens the database at `path` as immutable — without the `-shm` index a
+/// reader cannot create (`failed`: why the ordinary read-only open failed)
+/// — when that reads it exactly: when no write-ahead log (`-wal`) holds
+/// changes not yet in the file, as between sends. SQLite then reads the
+/// file alone and takes no lock: a `digest --send` writing at the same
+/// moment may make this read fail (never the send); run it again.
+fn open_immutable(path: &Path, failed: rusqlite::Error) -> Result<Connection> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let logged = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    if logged > 0 {
+        return Err(anyhow::Error::from(failed).context(format!(
+            "cannot read the state database {} without write access to its folder: its \
+             write-ahead log {} holds changes, and reading them needs an index file beside \
+             it, which this user cannot create. Let a `digest --send` (as the database's \
+             owner) finish, which folds the log into the file, or give this user write \
+             access to the folder",
+            path.display(),
+            Path::new(&wal).display()
+        )));
+    }
+    let uri = file_uri(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+    Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .with_context(|| format!("cannot open the state database {}", path.display()))
+}
+
+/// `file:PATH?immutable=1`, PATH percent-encoded (SQLite decodes it back
+/// to the same bytes).
+fn file_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &byte in path.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/._-~".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 /// A run id: this process and 64 random bits (SQLite's generator).
 fn run_id(conn: &Connection) -> rusqlite::Result<String> {
     let random: String =
@@ -322,13 +367,27 @@ impl Sqlite {
     }
 
     /// Opens the database read-only, for dry runs; `None` when it does not
-    /// exist yet (nothing has been sent).
+    /// exist yet (nothing has been sent). Works without write access to
+    /// the file or its folder (an editor's account, a read-only mount).
     pub fn open_read_only(path: &Path) -> Result<Option<Sqlite>> {
         if !path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        let mut conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("cannot open the state database {}", path.display()))?;
+        // Reading a WAL database takes its shared-memory index (`-shm`),
+        // which SQLite creates beside the file if it is not there — it is
+        // not, between sends (the last connection to close removes it).
+        // Without write access to the folder the first read fails.
+        let read = conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0));
+        if let Err(e) = read
+            && matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+            )
+        {
+            conn = open_immutable(path, e)?;
+        }
         let mut state = Sqlite {
             conn,
             path: path.to_path_buf(),

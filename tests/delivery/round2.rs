@@ -322,6 +322,103 @@ fn a_subscriber_removed_after_an_interrupted_run_is_never_mailed() {
     assert!(run.stdout.contains("1 dropped"), "{run}");
 }
 
+// ---- 11: a dry run with read-only access ---------------------------------------
+
+/// `program args` as the unprivileged user `nobody`, through util-linux's
+/// `setpriv`: the tests run as root, whom file modes do not stop.
+fn as_nobody(site: &Site, program: &str, args: &[&str]) -> Run {
+    let mut command = Command::new("setpriv");
+    command
+        .current_dir(site.root())
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", program])
+        .args(args)
+        .env(SECRET_VAR, SECRET)
+        .stdin(Stdio::null());
+    Run::of(&mut command)
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Regression: a dry run by an account that may read the state but not
+/// write its folder (an editor's; a read-only mount) failed with "not a
+/// usable SQLite database", though the database was fine: SQLite could not
+/// create the `-shm` index beside it.
+#[test]
+fn a_dry_run_reads_a_state_database_it_may_not_write() {
+    let mut site = Site::new(5);
+    let _server = site.serve(&[]);
+    site.send().expect(0, "the send, as the owner");
+    // As the sender's account leaves it: root's, folder 0755, file 0644,
+    // no -wal or -shm (gone with the last connection).
+    set_mode(site.root(), 0o755);
+    set_mode(&site.path("state"), 0o755);
+    set_mode(&site.state_path(), 0o644);
+    fs::create_dir(site.path("preview")).unwrap();
+    set_mode(&site.path("preview"), 0o777);
+    let beside = |suffix: &str| site.path(&format!("state/digest.state{suffix}"));
+    assert!(!beside("-wal").exists() && !beside("-shm").exists());
+    as_nobody(&site, "touch", &["state/probe"]).expect(1, "nobody may not write the folder");
+    let before = fs::read(site.state_path()).unwrap();
+
+    let run = as_nobody(
+        &site,
+        BIN,
+        &[
+            "digest",
+            "--config",
+            "feeds.toml",
+            "--now",
+            NOW,
+            "--dry-run",
+            "preview",
+        ],
+    );
+    run.expect(0, "a dry run without write access");
+    assert!(
+        run.stdout.contains("0 emails") && run.stdout.contains("5 already sent"),
+        "{run}"
+    );
+    assert_eq!(fs::read(site.state_path()).unwrap(), before);
+    assert!(!beside("-shm").exists());
+
+    // A write-ahead log left with changes in it (a crash, its index file
+    // removed since): those cannot be read without creating the index, and
+    // the error says what is needed.
+    {
+        let db = rusqlite::Connection::open(site.state_path()).unwrap();
+        db.execute("UPDATE deliveries SET last_error = 'x'", [])
+            .unwrap();
+        fs::copy(beside("-wal"), site.path("wal")).unwrap();
+    }
+    fs::copy(site.path("wal"), beside("-wal")).unwrap();
+    set_mode(&beside("-wal"), 0o644);
+    let run = as_nobody(
+        &site,
+        BIN,
+        &[
+            "digest",
+            "--config",
+            "feeds.toml",
+            "--now",
+            NOW,
+            "--dry-run",
+            "preview",
+        ],
+    );
+    run.expect(1, "a dry run that cannot read the write-ahead log");
+    assert!(
+        run.stderr.contains(
+            "cannot read the state database ./state/digest.state without write access to its folder"
+        ) && run
+            .stderr
+            .contains("give this user write access to the folder"),
+        "{run}"
+    );
+}
+
 // ---- 16: every state error names the file ------------------------------------
 
 /// Regression: a state linked to `/dev/null` failed with "disk I/O error:
