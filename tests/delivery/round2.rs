@@ -419,6 +419,64 @@ fn a_dry_run_reads_a_state_database_it_may_not_write() {
     );
 }
 
+// ---- 12, 13: the sendmail command ---------------------------------------------
+
+const END: &str = "=== end of message ===";
+
+/// A sendmail stand-in at `bin/sendmail` in the site: appends the envelope
+/// recipient (its last argument) and its stdin to `sendmail.out`, and its
+/// environment to `sendmail.env`.
+fn fake_sendmail(site: &Site) {
+    let path = site.path("bin/sendmail");
+    let script = format!(
+        "#!/bin/sh\n\
+         for last in \"$@\"; do :; done\n\
+         env >> '{env}'\n\
+         {{ printf 'X-Test-Rcpt-To: %s\\r\\n' \"$last\"; cat; printf '\\r\\n{END}\\r\\n'; }} >> '{out}'\n",
+        env = site.path("sendmail.env").display(),
+        out = site.path("sendmail.out").display(),
+    );
+    fs::create_dir_all(site.path("bin")).unwrap();
+    fs::write(&path, script).unwrap();
+    set_mode(&path, 0o755);
+}
+
+/// The messages the fake sendmail was handed.
+fn handed_over(site: &Site) -> Vec<Stored> {
+    let text = fs::read_to_string(site.path("sendmail.out")).unwrap_or_default();
+    text.split(&format!("\r\n{END}\r\n"))
+        .filter(|chunk| !chunk.trim().is_empty())
+        .enumerate()
+        .map(|(i, chunk)| {
+            parse_stored(
+                format!("sendmail.out#{i}").into(),
+                chunk.as_bytes().to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// Regression: `smtp.sendmail` was resolved against the working directory,
+/// not the config's folder like every other path: from another directory
+/// every message stayed pending.
+#[test]
+fn a_relative_sendmail_path_is_found_from_any_working_directory() {
+    let mut site = Site::new(3);
+    fake_sendmail(&site);
+    site.set("smtp.transport", "sendmail")
+        .set("smtp.sendmail", "bin/sendmail");
+    let mut command = Command::new(BIN);
+    command
+        .current_dir("/")
+        .args(["digest", "--config"])
+        .arg(site.path("feeds.toml"))
+        .args(["--send", "--now", NOW])
+        .env(SECRET_VAR, SECRET)
+        .env_remove(PASSWORD_VAR);
+    Run::of(&mut command).expect(0, "a send from another directory");
+    assert_one_each(&handed_over(&site), &site.recipients);
+}
+
 // ---- 16: every state error names the file ------------------------------------
 
 /// Regression: a state linked to `/dev/null` failed with "disk I/O error:
