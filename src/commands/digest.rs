@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::{Clock, Done};
 use crate::Failure;
 use crate::config::{Config, Transport as TransportKind};
-use crate::deliver::sendmail::Sendmail;
+use crate::deliver::sendmail::{self, Sendmail};
 use crate::deliver::smtp::Smtp;
 use crate::deliver::{self, Policy, RunLock, Summary, Transport, Wanted};
 use crate::diag::{Location, Problem};
@@ -98,8 +98,15 @@ fn transport(config: &Config) -> Result<Box<dyn Transport>, Failure> {
         .clone()
         .expect("the digest setup requires [smtp]");
     if smtp.transport == TransportKind::Sendmail {
+        // The command sees only what it needs of our environment: never
+        // the secrets above.
+        let environment = sendmail::ENVIRONMENT
+            .iter()
+            .filter_map(|name| std::env::var_os(name).map(|value| ((*name).into(), value)))
+            .collect();
         return Ok(Box::new(Sendmail {
             command: smtp.sendmail.clone(),
+            environment,
         }));
     }
     let password = match std::env::var(PASSWORD_VAR) {

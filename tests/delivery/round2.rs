@@ -477,6 +477,32 @@ fn a_relative_sendmail_path_is_found_from_any_working_directory() {
     assert_one_each(&handed_over(&site), &site.recipients);
 }
 
+/// Regression: the sendmail child inherited `BULLETIN_SMTP_PASSWORD` and
+/// `BULLETIN_UNSUBSCRIBE_SECRET` (with which anyone can forge unsubscribe
+/// tokens).
+#[test]
+fn the_sendmail_command_gets_no_secret_from_the_environment() {
+    let mut site = Site::new(3);
+    fake_sendmail(&site);
+    site.set("smtp.transport", "sendmail")
+        .set("smtp.sendmail", "bin/sendmail");
+    let password = "smtp-password-never-for-children";
+    Run::of(site.send_command(&[]).env(PASSWORD_VAR, password)).expect(0, "a send");
+    let messages = handed_over(&site);
+    assert_one_each(&messages, &site.recipients);
+    for message in &messages {
+        check_digest(message);
+    }
+    let env = fs::read_to_string(site.path("sendmail.env")).unwrap();
+    for secret in [SECRET, password, "BULLETIN_"] {
+        assert!(
+            !env.contains(secret),
+            "the child's environment has {secret:?}:\n{env}"
+        );
+    }
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+}
+
 // ---- 16: every state error names the file ------------------------------------
 
 /// Regression: a state linked to `/dev/null` failed with "disk I/O error:
