@@ -124,6 +124,8 @@ pub trait Ledger {
 
     /// Fixes the messages of an issue, all in one transaction: `produce`
     /// adds them one by one (so they need not all be in memory at once).
+    /// The write-ahead log holds the whole issue until it commits (about
+    /// the messages' stored size), and is emptied right after.
     /// They are claimed by this run from the start. A recipient's messages
     /// still pending from earlier issues (and not held by another run) are
     /// superseded by the new one: dropped, never sent, their articles left

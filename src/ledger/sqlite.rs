@@ -310,6 +310,29 @@ fn file_uri(path: &Path) -> String {
     uri
 }
 
+/// How much write-ahead log to let build up before it is folded into the
+/// database file (a checkpoint).
+const CHECKPOINT_BYTES: i64 = 4 << 20;
+
+/// How big a write-ahead log file may stay once checkpointed.
+const LOG_LIMIT_BYTES: i64 = 8 << 20;
+
+/// Bounds the write-ahead log. SQLite checkpoints it every 1,000 pages by
+/// default, which with 64 KB pages is 64 MB: every outcome's commit writes
+/// a few whole pages, so any sizeable send grew it to 64–73 MB of headroom
+/// nobody had asked for. Now it is checkpointed every 4 MB and truncated
+/// back to 8 MB at most. (Fixing an issue is one transaction, which the
+/// log holds whole until it commits: see [`Ledger::fix_issue`].)
+fn bound_the_log(conn: &Connection) -> rusqlite::Result<()> {
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        (CHECKPOINT_BYTES / page_size.max(512)).max(1),
+    )?;
+    conn.pragma_update(None, "journal_size_limit", LOG_LIMIT_BYTES)
+}
+
 /// A run id: this process and 64 random bits (SQLite's generator).
 fn run_id(conn: &Connection) -> rusqlite::Result<String> {
     let random: String =
@@ -354,6 +377,7 @@ impl Sqlite {
             .map_err(|e| unusable(path, e))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| unusable(path, e))?;
+        bound_the_log(&conn).map_err(|e| unusable(path, e))?;
         let run = run_id(&conn).map_err(|e| unusable(path, e))?;
         let mut state = Sqlite {
             conn,
@@ -582,6 +606,12 @@ impl Ledger for Sqlite {
         }
         tx.commit()
             .map_err(|e| anyhow::Error::from(e).context(label))?;
+        // The log now holds the whole issue: fold it into the file and
+        // empty it before sending starts (nothing reads yet, so it can
+        // finish). A failure loses nothing: the automatic checkpoints go on.
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         Ok(())
     }
 
@@ -643,19 +673,25 @@ impl Ledger for Sqlite {
     }
 
     /// Their pages are reused by the next issue, so the file stays about
-    /// one issue big. Run after sending (one transaction, off the path of
-    /// each outcome's commit).
+    /// one issue big. Run after sending, off the path of each outcome's
+    /// commit, in batches: one transaction deleting a whole issue's
+    /// messages would put every page they fill through the write-ahead log
+    /// at once (each batch's commit lets it be checkpointed).
     fn drop_final_messages(&mut self) -> Result<usize> {
-        let result = self
-            .conn
-            .execute(
-                "DELETE FROM messages WHERE EXISTS (
-                     SELECT 1 FROM deliveries d
-                     WHERE d.issue = messages.issue AND d.recipient = messages.recipient
-                       AND d.status != 'pending')",
+        let mut dropped = 0;
+        let result = loop {
+            match self.conn.execute(
+                "DELETE FROM messages WHERE rowid IN (
+                     SELECT m.rowid FROM messages m JOIN deliveries d
+                       ON d.issue = m.issue AND d.recipient = m.recipient
+                     WHERE d.status != 'pending' LIMIT 64)",
                 [],
-            )
-            .map_err(anyhow::Error::from);
+            ) {
+                Ok(0) => break Ok(dropped),
+                Ok(n) => dropped += n,
+                Err(e) => break Err(anyhow::Error::from(e)),
+            }
+        };
         self.labelled(result)
     }
 
@@ -1175,5 +1211,77 @@ mod tests {
             .unwrap();
         assert_eq!(why, "superseded by issue 2017-03-21");
         assert_eq!(state.drop_final_messages().unwrap(), 2);
+    }
+
+    /// The size of the write-ahead log beside `path` (0 when there is none).
+    fn log_size(path: &Path) -> u64 {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(&wal).map_or(0, |m| m.len())
+    }
+
+    /// Regression (#17): the write-ahead log grew to 64–73 MB during any
+    /// sizeable send (1,000 pages of 64 KB before SQLite's automatic
+    /// checkpoint; every outcome's commit writes a few whole pages), kept
+    /// the issue's size after it was fixed, and took a whole issue's pages
+    /// again when the sent messages were deleted. Bounded now: checkpointed
+    /// every 4 MB, truncated to 8 MB.
+    #[test]
+    fn the_write_ahead_log_stays_small_while_sending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let mut state = Sqlite::open(&path).unwrap();
+        // 800 incompressible messages of 20 KB, three to a page: a 16 MB
+        // issue.
+        let mut seed = 7u64;
+        let recipients: Vec<String> = (0..800).map(|i| format!("r{i}@x.cn")).collect();
+        let messages: Vec<Packed> = recipients
+            .iter()
+            .map(|_| {
+                let bytes: Vec<u8> = (0..20_000)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        (seed >> 56) as u8
+                    })
+                    .collect();
+                Packed::new(&bytes)
+            })
+            .collect();
+        let deliveries: Vec<NewDelivery<'_>> = recipients
+            .iter()
+            .zip(&messages)
+            .map(|(address, message)| NewDelivery {
+                address,
+                message_id: "<m@x>",
+                message,
+                article_ids: vec!["a1"],
+            })
+            .collect();
+        fix(&mut state, "2017-03-25", &deliveries);
+        let limit = LOG_LIMIT_BYTES as u64;
+        assert!(
+            log_size(&path) <= limit,
+            "{} bytes of log after the issue was fixed",
+            log_size(&path)
+        );
+        let mut peak = 0;
+        for r in &recipients {
+            state
+                .record(&issue("2017-03-25"), &key(r), Status::Sent, None, now())
+                .unwrap();
+            peak = peak.max(log_size(&path));
+        }
+        assert!(
+            peak <= limit,
+            "{peak} bytes of log while recording outcomes"
+        );
+        assert_eq!(state.drop_final_messages().unwrap(), 800);
+        assert!(
+            log_size(&path) <= limit,
+            "{} bytes of log after dropping the sent messages",
+            log_size(&path)
+        );
     }
 }
