@@ -7,8 +7,9 @@
 //!    Nothing is sent before its bytes are durable.
 //! 3. [`send_pending`] — every pending row (this and any earlier
 //!    interrupted run's) is *claimed* for this run in the ledger (a commit
-//!    before the first is sent: two senders never hold the same message)
-//!    and becomes a [`worker::Job`]; the workers *send* them
+//!    before the first is sent: two senders never hold the same message);
+//!    those no longer [`Wanted`] are dropped, the others become
+//!    [`worker::Job`]s; the workers *send* them
 //!    over a [`Transport`] ([`smtp::Smtp`] or [`sendmail::Sendmail`]); this
 //!    thread, the recorder, *records* each outcome in the ledger — outcomes
 //!    that arrive together in one transaction (a group commit) — before
