@@ -666,6 +666,16 @@ impl Config {
                 },
             }
             s.ca_file = s.ca_file.map(|p| folder.join(p));
+            // A path is relative to the config's folder, like every path
+            // here; a bare command name (no `/`) is looked up on PATH, as a
+            // shell would.
+            s.sendmail = s.sendmail.map(|p| {
+                if p.components().count() > 1 {
+                    folder.join(p)
+                } else {
+                    p
+                }
+            });
             s
         });
 
@@ -982,6 +992,25 @@ parent = "news"
             "https://news.example.cn/yushi/"
         );
         assert_eq!(config.site.description, "映象网");
+    }
+
+    /// Regression (#17): `smtp.sendmail` was resolved against the working
+    /// directory, unlike every other path in the config.
+    #[test]
+    fn sendmail_paths_are_relative_to_the_config_and_bare_names_stay_commands() {
+        for (written, resolved) in [
+            ("bin/sendmail", "/site/bin/sendmail"),
+            ("./sendmail", "/site/./sendmail"),
+            ("/usr/sbin/sendmail", "/usr/sbin/sendmail"),
+            ("sendmail", "sendmail"),
+        ] {
+            let text = format!(
+                "{GOOD}\n[smtp]\nfrom = \"a@b.cn\"\ntransport = \"sendmail\"\nsendmail = \"{written}\"\n"
+            );
+            let config = parse(&text).unwrap();
+            let sendmail = config.smtp.unwrap().sendmail.unwrap();
+            assert_eq!(sendmail, PathBuf::from(resolved), "{written}");
+        }
     }
 
     #[test]

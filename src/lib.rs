@@ -83,7 +83,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "deliver",
         &[
-            "config", "digest", "error", "ledger", "model", "progress", "report",
+            "config", "digest", "error", "ledger", "model", "progress", "report", "text",
         ],
     ),
     ("cli", &[]),

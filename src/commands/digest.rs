@@ -2,6 +2,7 @@
 //! send it (`--send`). Reads the secrets from the environment; the rest is
 //! `digest` (plan, compose, preview), `ledger` and `deliver`.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Instant;
 
@@ -10,15 +11,15 @@ use chrono::{DateTime, Utc};
 use super::{Clock, Done};
 use crate::Failure;
 use crate::config::{Config, Transport as TransportKind};
-use crate::deliver::sendmail::Sendmail;
+use crate::deliver::sendmail::{self, Sendmail};
 use crate::deliver::smtp::Smtp;
-use crate::deliver::{self, Policy, RunLock, Summary, Transport};
+use crate::deliver::{self, Policy, RunLock, Summary, Transport, Wanted};
 use crate::diag::{Location, Problem};
 use crate::digest::compose::Composer;
 use crate::digest::setup::Setup;
 use crate::digest::{self, History};
 use crate::ledger::{Ledger, Sqlite, Status};
-use crate::model::IssueKey;
+use crate::model::{IssueKey, RecipientKey};
 use crate::report::{self, Verbosity};
 use crate::token;
 
@@ -49,6 +50,7 @@ pub fn dry_run(
     config: &Config,
     dir: &Path,
     now: DateTime<Utc>,
+    now_given: bool,
     say: Verbosity,
 ) -> Result<(), Failure> {
     let started = Instant::now();
@@ -58,6 +60,15 @@ pub fn dry_run(
     let ledger = Sqlite::open_read_only(&setup.digest.state)?;
     let ledger = ledger.as_ref().map(|l| l as &dyn Ledger);
     let issue = IssueKey::of(&config.site, now);
+    if let Some(ledger) = ledger
+        && !now_given
+        && let Some(newest) = deliver::newer_issue(ledger, &issue)?
+    {
+        say.warn(format!(
+            "issue {newest} has been sent already, newer than this one ({issue}): \
+             has the clock gone back? `digest --send` would refuse to send it"
+        ));
+    }
     let plan = digest::plan_reported(
         &config.site,
         &setup,
@@ -91,8 +102,15 @@ fn transport(config: &Config) -> Result<Box<dyn Transport>, Failure> {
         .clone()
         .expect("the digest setup requires [smtp]");
     if smtp.transport == TransportKind::Sendmail {
+        // The command sees only what it needs of our environment: never
+        // the secrets above.
+        let environment = sendmail::ENVIRONMENT
+            .iter()
+            .filter_map(|name| std::env::var_os(name).map(|value| ((*name).into(), value)))
+            .collect();
         return Ok(Box::new(Sendmail {
             command: smtp.sendmail.clone(),
+            environment,
         }));
     }
     let password = match secrets::var(PASSWORD_VAR) {
@@ -128,9 +146,12 @@ fn transport(config: &Config) -> Result<Box<dyn Transport>, Failure> {
 
 /// `digest --send`: fix this run's messages in the ledger, then deliver
 /// everything still pending (this issue's and any interrupted earlier run's).
+/// `now_given`: the time came from `--now` (a deliberate rerun), not the
+/// clock.
 pub fn send(
     config: &Config,
     now: DateTime<Utc>,
+    now_given: bool,
     clock: Clock,
     say: Verbosity,
 ) -> Result<Done, Failure> {
@@ -155,12 +176,20 @@ pub fn send(
              one-click unsubscribe from bulk senders, and the law in most places requires a way out",
         );
     }
-    let _lock = RunLock::take(&setup.digest.state)?;
+    // Dropped last: after every connection to the database is closed.
+    let lock = RunLock::take(&setup.digest.state)?;
     let mut ledger = Sqlite::open(&setup.digest.state)?;
+    let reclaimed = lock.reclaim(&mut ledger)?;
+    if reclaimed > 0 {
+        say.detail(format!(
+            "{reclaimed} messages held by an earlier run that did not finish are back to send"
+        ));
+    }
     // Who the subscriber file says left goes on the list for good (the CMS
     // may later drop the row; the unsubscribe must stay).
     ledger.suppress(&digest::left_subscribers(&setup, now))?;
     let issue = IssueKey::of(&config.site, now);
+    deliver::check_clock(&ledger, &issue, now, now_given)?;
     let already = ledger.count(&issue, Status::Sent)?;
     let plan = digest::plan_reported(
         &config.site,
@@ -180,6 +209,27 @@ pub fn send(
     ));
 
     let from = setup.from.email.clone();
+    // Who may still get a pending message: the subscribers, less those who
+    // left or are suppressed.
+    let suppressed = digest::suppressed(Some(&ledger))?;
+    let subscribers: HashSet<RecipientKey> = setup
+        .subscribers
+        .iter()
+        .filter(|s| s.left.is_none())
+        .map(|s| RecipientKey::of(&s.email))
+        .filter(|key| !suppressed.contains(key))
+        .collect();
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        // A window reaching before the year 1 expires nothing.
+        oldest_issue: now
+            .checked_sub_signed(setup.digest.window)
+            .filter(|t| config.site.zone.representable(*t))
+            .map_or_else(
+                || IssueKey::stored(String::new()),
+                |t| IssueKey::of(&config.site, t),
+            ),
+    };
     // The envelope sender is derived here, per message, at send time (it is
     // not stored): with `bounce_address`, the recipient's token in it (VERP).
     let bounce_address = setup.digest.bounce_address.clone();
@@ -194,6 +244,7 @@ pub fn send(
     };
     let tally = deliver::send_pending(
         &mut ledger,
+        &wanted,
         transport.as_ref(),
         &policy,
         &sender,

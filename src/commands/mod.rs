@@ -88,12 +88,13 @@ pub fn run(
         }
         Command::Digest { config, mode, now } => {
             let config = load(&config.path)?;
+            let given = now.now.is_some();
             let now = run_time(now.now, clock, &config)?;
             if let Some(dir) = &mode.dry_run {
                 crate::signals::remove_temp_files_on_termination();
-                digest::dry_run(&config, dir, now, say)?;
+                digest::dry_run(&config, dir, now, given, say)?;
             } else if mode.send {
-                return digest::send(&config, now, clock, say);
+                return digest::send(&config, now, given, clock, say);
             }
         }
     }

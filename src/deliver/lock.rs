@@ -1,41 +1,106 @@
 //! The run lock: one `digest --send` at a time per state database.
+//!
+//! The lock is an OS lock (`flock`) on the database file itself, so every
+//! way of reaching that file — a symlink (`releases/N/.bulletin/state.sqlite
+//! -> shared/`), a hard link, a bind mount, another working directory —
+//! meets the same lock, and no file can be deleted to get past it short of
+//! the database. The OS releases it when the process ends, however it
+//! ends. A run of an earlier release locked only a `.lock` file beside the
+//! state path as written; that lock is taken too, so the two never send at
+//! once either.
+//!
+//! The lock is also what lets a run take over the claims of runs that died
+//! ([`RunLock::reclaim`]): while it is held, no other run is alive.
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
 
 use crate::Failure;
+use crate::ledger::Ledger;
 
-/// An exclusive lock held for the whole run; the OS releases it when the
-/// process ends, however it ends.
+/// An exclusive lock held for the whole run. Drop it only after every
+/// connection to the database is closed: closing a descriptor of a file
+/// releases the process's POSIX locks on it, SQLite's included.
 pub struct RunLock {
-    _file: std::fs::File,
+    _database: File,
+    _legacy: File,
 }
 
 impl RunLock {
-    /// Takes the lock beside the state database `state`, or fails with
-    /// [`Failure::Busy`] when another run holds it.
+    /// Takes the lock on the state database `state` (creating the file,
+    /// empty, when there is none yet), or fails with [`Failure::Busy`] when
+    /// another run holds it.
     pub fn take(state: &Path) -> Result<RunLock, Failure> {
-        let path = state.with_extension("lock");
-        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(folder) = state.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(folder)
                 .with_context(|| format!("cannot create {}", folder.display()))?;
         }
-        let file = std::fs::OpenOptions::new()
+        let database = match File::open(state) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(state)
+                .with_context(|| format!("cannot create the state database {}", state.display()))?,
+            Err(e) => {
+                return Err(anyhow!(e)
+                    .context(format!(
+                        "cannot open the state database {}",
+                        state.display()
+                    ))
+                    .into());
+            }
+        };
+        lock(&database, state, state)?;
+        let legacy = state.with_extension("lock");
+        let legacy_file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Failure::Busy(format!(
-                "another `bulletin digest --send` is running (it holds {}); nothing was sent by this one",
-                path.display()
-            ))),
-            Err(std::fs::TryLockError::Error(e)) => Err(anyhow!(e)
-                .context(format!("cannot lock {}", path.display()))
-                .into()),
+            .open(&legacy)
+            .with_context(|| format!("cannot open the lock file {}", legacy.display()))?;
+        lock(&legacy_file, &legacy, state)?;
+        Ok(RunLock {
+            _database: database,
+            _legacy: legacy_file,
+        })
+    }
+
+    /// Releases the claims of runs that ended without releasing them
+    /// (killed, crashed): holding this lock, the caller knows no other run
+    /// is alive. Returns how many messages came back.
+    pub fn reclaim(&self, ledger: &mut dyn Ledger) -> Result<usize, Failure> {
+        Ok(ledger.release_abandoned()?)
+    }
+}
+
+/// Locks `file` (at `path`) for the run on `state`.
+fn lock(file: &File, path: &Path, state: &Path) -> Result<(), Failure> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => Err(Failure::Busy(format!(
+            "another `bulletin digest --send` is sending from the state database {}; \
+             nothing was sent by this one. Its lock ends with it, however it ends: \
+             run again once it is done",
+            shown(state)
+        ))),
+        Err(TryLockError::Error(e)) => Err(anyhow!(e)
+            .context(format!("cannot lock {}", path.display()))
+            .into()),
+    }
+}
+
+/// The state database's path as configured and, when that is a way round
+/// (a symlink), the file it leads to.
+fn shown(state: &Path) -> String {
+    let written = std::path::absolute(state).unwrap_or_else(|_| state.to_path_buf());
+    match std::fs::canonicalize(state) {
+        Ok(real) if real != written => {
+            format!("{} (that is, {})", state.display(), real.display())
         }
+        _ => state.display().to_string(),
     }
 }

@@ -1,11 +1,15 @@
 //! Delivery: the exactly-once path from a composed issue to the relay.
 //!
-//! 1. [`RunLock`] — one `digest --send` at a time per ledger.
+//! 1. [`RunLock`] — one `digest --send` at a time per ledger; holding it, a
+//!    run takes back what runs that died had claimed ([`RunLock::reclaim`]).
 //! 2. [`fix_issue`] — every message of the issue composed and *persisted*
 //!    in the ledger (bytes, Message-ID, articles) in one transaction.
 //!    Nothing is sent before its bytes are durable.
 //! 3. [`send_pending`] — every pending row (this issue's and any earlier
-//!    interrupted run's) becomes a [`worker::Job`]; the workers *send* them
+//!    interrupted run's) is *claimed* for this run in the ledger (a commit
+//!    before the first is sent: two senders never hold the same message);
+//!    those no longer [`Wanted`] are dropped, the others become
+//!    [`worker::Job`]s; the workers *send* them
 //!    over a [`Transport`] ([`smtp::Smtp`] or [`sendmail::Sendmail`]); this
 //!    thread, the recorder, *records* each outcome in the ledger — outcomes
 //!    that arrive together in one transaction (a group commit) — before
@@ -27,13 +31,15 @@ pub mod worker;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use lettre::Address;
 
 use crate::Failure;
 use crate::digest::compose::{Composed, Composer};
 use crate::ledger::{self, Ledger, NewDelivery, Packed, Status};
-use crate::model::IssueKey;
+use crate::model::{IssueKey, RecipientKey};
 use crate::progress::{self, Tick};
 use crate::report::Verbosity;
 
@@ -41,6 +47,34 @@ pub use lock::RunLock;
 pub use tally::{Summary, Tally};
 pub use transport::Transport;
 pub use worker::{Outcome, Policy};
+
+/// "At most one digest a day" against the clock as well: refuses to start
+/// `issue` when the ledger already has a newer one — a clock stepped back
+/// across midnight would otherwise start a second issue the same day, sent
+/// to everyone with anything new since — unless the run's time was given
+/// on purpose (`--now`, `given`).
+pub fn check_clock(
+    ledger: &dyn Ledger,
+    issue: &IssueKey,
+    now: DateTime<Utc>,
+    given: bool,
+) -> Result<(), Failure> {
+    match newer_issue(ledger, issue)? {
+        Some(newest) if !given => Err(anyhow::anyhow!(
+            "it is {} by the clock, which makes this issue {issue}, but issue {newest} has been \
+             sent already: has the clock gone back? Nothing was sent. Correct the clock, or \
+             give `--now` to send an older issue on purpose",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// The newest issue in the ledger when it is newer than `issue`.
+pub fn newer_issue(ledger: &dyn Ledger, issue: &IssueKey) -> Result<Option<IssueKey>, Failure> {
+    Ok(ledger.newest_issue()?.filter(|newest| newest > issue))
+}
 
 /// Composes every planned message of `issue` and fixes it in the ledger,
 /// all or nothing.
@@ -76,39 +110,84 @@ fn pack(mut c: Composed<'_>) -> Result<(Packed, Composed<'_>), Failure> {
 /// recipient's token in it); it is never stored.
 pub type EnvelopeSender<'a> = &'a (dyn Fn(&str) -> Address + Sync);
 
-/// Delivers every message still pending in the ledger; returns what this
-/// run did. `clock` stamps each recorded outcome.
+/// Which pending messages are still wanted; any other is dropped — final,
+/// not sent, not a failure — with the reason recorded.
+pub struct Wanted<'a> {
+    /// The current subscribers: a message to anyone else is dropped (a
+    /// subscriber removed since it was fixed is never mailed).
+    pub subscribers: &'a HashSet<RecipientKey>,
+    /// Messages of issues before this one are dropped: everything in them
+    /// was published before the digest's `window` (issue and window are
+    /// the caller's: the run's date, and the one a `window` earlier).
+    pub oldest_issue: IssueKey,
+}
+
+impl Wanted<'_> {
+    /// Why `p` is not to be sent any more, if it is not.
+    fn refuses(&self, p: &ledger::Pending) -> Option<String> {
+        if !self.subscribers.contains(&p.recipient) {
+            Some("no longer a subscriber".to_owned())
+        } else if p.issue < self.oldest_issue {
+            Some(format!(
+                "expired: issue {} is older than the digest's window",
+                p.issue
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// Delivers every message still pending in the ledger and still wanted;
+/// returns what this run did. `clock` stamps each recorded outcome.
 pub fn send_pending(
     ledger: &mut dyn Ledger,
+    wanted: &Wanted<'_>,
     transport: &dyn Transport,
     policy: &Policy,
     sender: EnvelopeSender<'_>,
     clock: fn() -> DateTime<Utc>,
     say: Verbosity,
 ) -> Result<Tally, Failure> {
-    let pending = ledger.pending()?;
+    let pending = ledger.claim_pending()?;
     let mut jobs = Vec::with_capacity(pending.len());
+    let mut finals = Vec::new();
+    let mut dropped = 0;
     for (key, p) in pending.iter().enumerate() {
+        if let Some(why) = wanted.refuses(p) {
+            say.detail(format!(
+                "not sending {} to {}: {why}",
+                p.message_id, p.address
+            ));
+            finals.push((p, Status::Dropped, why));
+            dropped += 1;
+            continue;
+        }
         match p.address.parse::<Address>() {
             Ok(recipient) => jobs.push(worker::Job {
                 key,
                 sender: sender(&p.address),
                 recipient,
             }),
-            Err(e) => ledger.record_all(
-                &[ledger::Outcome {
-                    issue: &p.issue,
-                    recipient: &p.recipient,
-                    status: Status::Failed,
-                    error: Some(&e.to_string()),
-                    refused: false,
-                }],
-                clock(),
-            )?,
+            Err(e) => finals.push((p, Status::Failed, e.to_string())),
         }
+    }
+    if !finals.is_empty() {
+        let outcomes: Vec<ledger::Outcome<'_>> = finals
+            .iter()
+            .map(|(p, status, why)| ledger::Outcome {
+                issue: &p.issue,
+                recipient: &p.recipient,
+                status: *status,
+                error: Some(why),
+                refused: false,
+            })
+            .collect();
+        ledger.record_all(&outcomes, clock())?;
     }
     let mut tally = Tally {
         total: jobs.len(),
+        dropped,
         ..Tally::default()
     };
     let bar = progress::Delivery::start(jobs.len(), say.is_quiet());
@@ -148,7 +227,28 @@ pub fn send_pending(
                     }
                 })
                 .collect();
-            ledger.record_all(&outcomes, clock())?;
+            if let Err(e) = ledger.record_all(&outcomes, clock()) {
+                // Nothing more may be sent: an outcome that cannot be
+                // recorded is a duplicate on the next run. Dropping the
+                // reports tells their senders the recorder is gone; those
+                // still sending report once more and are told the same.
+                // Every sender has stopped when the channel closes, so the
+                // scope can end (returning here at once would wait for
+                // them forever: the ones whose reports sit unread in the
+                // channel wait for an answer).
+                let unrecorded = batch.len();
+                drop(outcomes);
+                drop(batch);
+                let unrecorded = unrecorded + received.iter().count();
+                return Err(e
+                    .context(format!(
+                        "sending stopped: the outcome of {unrecorded} messages could not be recorded \
+                         ({} recorded before); they stay pending, and the next `digest --send` \
+                         sends them again (same Message-ID)",
+                        tally.sent + tally.rejected + tally.deferred
+                    ))
+                    .into());
+            }
             for report in batch {
                 let p = &pending[report.key];
                 tell(say, &report.outcome, &p.message_id, &p.address);
@@ -166,6 +266,11 @@ pub fn send_pending(
     });
     drop(bar);
     recorded?;
+    // What this run did not finish is the next run's. Should this fail, the
+    // next run takes the claims back all the same (it holds the lock).
+    if let Err(e) = ledger.release_claims() {
+        say.warn(format!("{e:#}"));
+    }
     Ok(tally)
 }
 

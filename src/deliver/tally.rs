@@ -13,6 +13,9 @@ pub struct Tally {
     pub sent: usize,
     pub rejected: usize,
     pub deferred: usize,
+    /// Pending messages no longer wanted (see [`super::Wanted`]): final,
+    /// never sent, not failures.
+    pub dropped: usize,
     /// Why messages were deferred, with how many each.
     pub reasons: HashMap<String, usize>,
 }
@@ -62,8 +65,12 @@ impl Summary {
     /// The closing line.
     pub fn headline(&self) -> String {
         let t = &self.tally;
+        let dropped = match t.dropped {
+            0 => String::new(),
+            n => format!(", {n} dropped (no longer subscribed, or expired)"),
+        };
         format!(
-            "digest {}: {} sent, {} already had it, {} failed permanently, {} pending \
+            "digest {}: {} sent, {} already had it, {} failed permanently, {} pending{dropped} \
              ({} to send this run; {} with nothing new; {} suppressed) in {:.2} s",
             self.issue,
             t.sent,

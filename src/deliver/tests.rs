@@ -3,16 +3,16 @@
 //! servers — smtp-sink, a scriptable aiosmtpd, kill -9 mid-run — are in
 //! `tests/delivery`.)
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lettre::Address;
 
 use super::transport::{Envelope, Failure, Session, Transport};
-use super::{Policy, send_pending};
-use crate::ledger::{Ledger, NewDelivery, Packed, Sqlite, Status};
+use super::{Policy, Wanted, send_pending};
+use crate::ledger::{self, Ledger, NewDelivery, Packed, Sqlite, Status};
 use crate::model::{IssueKey, RecipientKey};
 use crate::report::Verbosity;
 
@@ -155,10 +155,35 @@ fn issue() -> IssueKey {
     IssueKey::stored(ISSUE.to_owned())
 }
 
-fn send(ledger: &mut Sqlite, memory: &Memory) -> super::Tally {
+/// `r0@example.com` to `r199@example.com`, and no message expired.
+fn everyone() -> HashSet<RecipientKey> {
+    (0..200)
+        .map(|i| RecipientKey::of(&format!("r{i}@example.com")))
+        .collect()
+}
+
+fn send_wanted(ledger: &mut dyn Ledger, memory: &Memory, wanted: &Wanted<'_>) -> super::Tally {
     let from: Address = "digest@example.com".parse().unwrap();
     let sender = move |_: &str| from.clone();
-    send_pending(ledger, memory, &policy(), &sender, clock, Verbosity::Quiet).unwrap()
+    send_pending(
+        ledger,
+        wanted,
+        memory,
+        &policy(),
+        &sender,
+        clock,
+        Verbosity::Quiet,
+    )
+    .unwrap()
+}
+
+fn send(ledger: &mut Sqlite, memory: &Memory) -> super::Tally {
+    let subscribers = everyone();
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        oldest_issue: IssueKey::stored(String::new()),
+    };
+    send_wanted(ledger, memory, &wanted)
 }
 
 #[test]
@@ -196,7 +221,7 @@ fn a_permanent_refusal_is_recorded_and_never_retried() {
     assert!(ledger.pending().unwrap().is_empty());
     // Refused for good: the articles count as not sent to that recipient.
     let refused = ledger
-        .articles_for(&RecipientKey::of("r2@example.com"))
+        .articles_for(&RecipientKey::of("r2@example.com"), &issue())
         .unwrap();
     assert!(refused.is_empty());
 }
@@ -296,4 +321,223 @@ fn a_refused_sender_stops_the_run_and_fails_nobody() {
     assert!(tally.untried() + tally.deferred == 30);
     assert_eq!(ledger.count(&issue(), Status::Failed).unwrap(), 0);
     assert_eq!(ledger.pending().unwrap().len(), 30);
+}
+
+/// Two senders on one ledger at once (which the run lock should make
+/// impossible): each message is claimed by one of them before it is sent,
+/// so nobody gets two copies and every message is sent.
+#[test]
+fn two_senders_at_once_send_each_message_once() {
+    let (dir, mut first) = ledger_with(60);
+    // Unclaimed, as a crashed run's messages after `RunLock::reclaim`.
+    first.release_claims().unwrap();
+    let mut second = Sqlite::open(&dir.path().join("state.sqlite")).unwrap();
+    let memory = Memory::default();
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| send(&mut first, &memory));
+        let b = scope.spawn(|| send(&mut second, &memory));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a.sent + b.sent, 60, "{} + {}", a.sent, b.sent);
+    let copies = memory.copies();
+    assert_eq!(copies.len(), 60);
+    assert!(copies.values().all(|&n| n == 1), "{copies:?}");
+    assert_eq!(first.count(&issue(), Status::Sent).unwrap(), 60);
+}
+
+/// A ledger whose disk fills up: after `commits` outcome commits, every
+/// further one fails (slowly, as a busy timeout would, so the other senders'
+/// reports pile up meanwhile).
+struct FillingUp {
+    inner: Sqlite,
+    commits: usize,
+}
+
+impl Ledger for FillingUp {
+    fn has_delivery(&self, issue: &IssueKey, recipient: &RecipientKey) -> anyhow::Result<bool> {
+        self.inner.has_delivery(issue, recipient)
+    }
+    fn articles_for(
+        &self,
+        recipient: &RecipientKey,
+        issue: &IssueKey,
+    ) -> anyhow::Result<HashSet<String>> {
+        self.inner.articles_for(recipient, issue)
+    }
+    fn newest_issue(&self) -> anyhow::Result<Option<IssueKey>> {
+        self.inner.newest_issue()
+    }
+    fn fix_issue(
+        &mut self,
+        issue: &IssueKey,
+        now: DateTime<Utc>,
+        produce: &mut dyn FnMut(&mut dyn ledger::Fixer) -> Result<(), crate::Failure>,
+    ) -> Result<(), crate::Failure> {
+        self.inner.fix_issue(issue, now, produce)
+    }
+    fn pending(&self) -> anyhow::Result<Vec<ledger::Pending>> {
+        self.inner.pending()
+    }
+    fn claim_pending(&mut self) -> anyhow::Result<Vec<ledger::Pending>> {
+        self.inner.claim_pending()
+    }
+    fn release_abandoned(&mut self) -> anyhow::Result<usize> {
+        self.inner.release_abandoned()
+    }
+    fn release_claims(&mut self) -> anyhow::Result<usize> {
+        self.inner.release_claims()
+    }
+    fn record_all(
+        &mut self,
+        outcomes: &[ledger::Outcome<'_>],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        if self.commits == 0 {
+            std::thread::sleep(Duration::from_millis(200));
+            return Err(anyhow::anyhow!("database or disk is full")
+                .context("state database /srv/news/state.sqlite"));
+        }
+        self.commits -= 1;
+        self.inner.record_all(outcomes, now)
+    }
+    fn count(&self, issue: &IssueKey, status: Status) -> anyhow::Result<usize> {
+        self.inner.count(issue, status)
+    }
+    fn count_all(&self, status: Status) -> anyhow::Result<usize> {
+        self.inner.count_all(status)
+    }
+    fn drop_final_messages(&mut self) -> anyhow::Result<usize> {
+        self.inner.drop_final_messages()
+    }
+    fn suppress(&mut self, entries: &[ledger::Suppression]) -> anyhow::Result<usize> {
+        self.inner.suppress(entries)
+    }
+    fn unsuppress(&mut self, addresses: &[RecipientKey]) -> anyhow::Result<usize> {
+        self.inner.unsuppress(addresses)
+    }
+    fn suppressions(&self) -> anyhow::Result<Vec<ledger::Suppression>> {
+        self.inner.suppressions()
+    }
+    fn record_bounces(
+        &mut self,
+        events: &[ledger::BounceEvent],
+        rule: ledger::SoftRule,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<ledger::Recorded>> {
+        self.inner.record_bounces(events, rule, now)
+    }
+    fn recipients(&self) -> anyhow::Result<Vec<String>> {
+        self.inner.recipients()
+    }
+    fn messages(&self) -> Box<dyn ledger::MessageStore> {
+        self.inner.messages()
+    }
+}
+
+/// Regression (#17): when an outcome could not be recorded (a full disk, a
+/// write lock held past the busy timeout), the recorder returned while
+/// senders waited for it to read their reports, and the run hung forever,
+/// holding the run lock. It must stop with the ledger's error, and the next
+/// run must finish the issue.
+#[test]
+fn a_failing_outcome_commit_stops_the_run_and_the_next_run_finishes() {
+    let (dir, ledger) = ledger_with(60);
+    let memory = Arc::new(Memory::default());
+    let (done, result) = std::sync::mpsc::channel();
+    let mut filling = FillingUp {
+        inner: ledger,
+        commits: 3,
+    };
+    let transport = Arc::clone(&memory);
+    std::thread::spawn(move || {
+        let from: Address = "digest@example.com".parse().unwrap();
+        let sender = move |_: &str| from.clone();
+        let subscribers = everyone();
+        let wanted = Wanted {
+            subscribers: &subscribers,
+            oldest_issue: IssueKey::stored(String::new()),
+        };
+        let tally = send_pending(
+            &mut filling,
+            &wanted,
+            transport.as_ref(),
+            &policy(),
+            &sender,
+            clock,
+            Verbosity::Quiet,
+        );
+        let _ = done.send(tally.map(|_| ()).map_err(|e| match e {
+            crate::Failure::Error(e) => format!("{e:#}"),
+            _ => "another failure".to_owned(),
+        }));
+    });
+    let error = result
+        .recv_timeout(Duration::from_secs(20))
+        .expect("send_pending hung after the ledger failed")
+        .expect_err("the run should fail");
+    assert!(
+        error.contains("/srv/news/state.sqlite") && error.contains("database or disk is full"),
+        "{error}"
+    );
+    let sent_before = memory.delivered.lock().unwrap().len();
+    assert!(
+        sent_before < 60,
+        "{sent_before} sent: it should stop sending"
+    );
+
+    let mut next = Sqlite::open(&dir.path().join("state.sqlite")).unwrap();
+    next.release_abandoned().unwrap();
+    send(&mut next, &memory);
+    let copies = memory.copies();
+    assert_eq!(copies.len(), 60, "everyone has a copy after the next run");
+    let duplicates: usize = copies.values().map(|n| n - 1).sum();
+    assert!(
+        duplicates <= memory.sessions(),
+        "{duplicates} duplicates; at most one per connection may be unrecorded"
+    );
+    assert_eq!(next.count(&issue(), Status::Sent).unwrap(), 60);
+}
+
+/// Fixes `issue` for `addresses` (as [`ledger_with`] does).
+fn fix(ledger: &mut Sqlite, issue: &str, addresses: &[&str]) {
+    let packed = Packed::new(b"an older message\r\n");
+    ledger
+        .fix_issue(&IssueKey::stored(issue.to_owned()), clock(), &mut |fixer| {
+            for address in addresses {
+                fixer.add(&NewDelivery {
+                    address,
+                    message_id: "<old@example.com>",
+                    message: &packed,
+                    article_ids: vec!["a0"],
+                })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Regression (#17): pending messages were never checked against the
+/// subscriber list (someone removed after an interrupted run was still
+/// mailed) and never expired. Neither is sent; both are dropped, which is
+/// final and no failure.
+#[test]
+fn pending_messages_of_removed_subscribers_and_of_expired_issues_are_dropped() {
+    let (_dir, mut ledger) = ledger_with(4);
+    fix(&mut ledger, "2017-03-10", &["r3@example.com"]);
+    let mut subscribers = everyone();
+    subscribers.remove(&RecipientKey::of("r1@example.com"));
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        oldest_issue: IssueKey::stored("2017-03-18".to_owned()),
+    };
+    let memory = Memory::default();
+    let tally = send_wanted(&mut ledger, &memory, &wanted);
+    assert_eq!((tally.sent, tally.dropped), (3, 2));
+    let copies = memory.copies();
+    assert!(!copies.contains_key("r1@example.com"), "{copies:?}");
+    assert_eq!(copies.get("r3@example.com"), Some(&1), "{copies:?}");
+    assert_eq!(ledger.count(&issue(), Status::Dropped).unwrap(), 1);
+    assert_eq!(ledger.count_all(Status::Dropped).unwrap(), 2);
+    assert_eq!(ledger.count_all(Status::Failed).unwrap(), 0);
+    assert!(ledger.pending().unwrap().is_empty());
 }

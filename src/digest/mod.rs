@@ -160,7 +160,8 @@ pub struct Item<'a> {
 pub struct History {
     /// They already have a message for this issue.
     pub has_issue: bool,
-    /// Article ids already sent to them.
+    /// Article ids already sent to them (or fixed for them, in this issue
+    /// or a later one: see [`Ledger::articles_for`]).
     pub sent: HashSet<String>,
 }
 
@@ -212,7 +213,7 @@ impl History {
         let recipient = RecipientKey::of(&subscriber.email);
         Ok(History {
             has_issue: ledger.has_delivery(issue, &recipient)?,
-            sent: ledger.articles_for(&recipient)?,
+            sent: ledger.articles_for(&recipient, issue)?,
         })
     }
 }

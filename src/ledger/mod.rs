@@ -30,6 +30,9 @@ pub enum Status {
     Pending,
     Sent,
     Failed,
+    /// Final without being sent, and not a failure: the message is not
+    /// wanted any more (its reason is its recorded error).
+    Dropped,
 }
 
 impl Status {
@@ -38,6 +41,7 @@ impl Status {
             Status::Pending => "pending",
             Status::Sent => "sent",
             Status::Failed => "failed",
+            Status::Dropped => "dropped",
         }
     }
 }
@@ -176,12 +180,25 @@ pub trait Ledger {
     /// Whether `recipient` already has a message fixed for `issue`.
     fn has_delivery(&self, issue: &IssueKey, recipient: &RecipientKey) -> Result<bool>;
 
-    /// Articles already sent to (or fixed for) `recipient` in any issue,
-    /// except in messages refused for good.
-    fn articles_for(&self, recipient: &RecipientKey) -> Result<HashSet<String>>;
+    /// Articles already sent to (or fixed for) `recipient`, as the plan of
+    /// `issue` sees them: those of every message except the ones refused
+    /// for good or dropped, and except messages still pending from an
+    /// earlier issue — fixing a message of `issue` for the recipient
+    /// supersedes those (see [`Ledger::fix_issue`]), so their articles are
+    /// carried over into it instead of being lost.
+    fn articles_for(&self, recipient: &RecipientKey, issue: &IssueKey) -> Result<HashSet<String>>;
+
+    /// The newest issue with a message fixed, if any.
+    fn newest_issue(&self) -> Result<Option<IssueKey>>;
 
     /// Fixes the messages of an issue, all in one transaction: `produce`
     /// adds them one by one (so they need not all be in memory at once).
+    /// The write-ahead log holds the whole issue until it commits (about
+    /// the messages' stored size), and is emptied right after.
+    /// They are claimed by this run from the start. A recipient's messages
+    /// still pending from earlier issues (and not held by another run) are
+    /// superseded by the new one: dropped, never sent, their articles left
+    /// to the new message (see [`Ledger::articles_for`]).
     fn fix_issue(
         &mut self,
         issue: &IssueKey,
@@ -189,12 +206,33 @@ pub trait Ledger {
         produce: &mut dyn FnMut(&mut dyn Fixer) -> Result<(), Failure>,
     ) -> Result<(), Failure>;
 
-    /// Every message still to deliver, oldest issue first (without bodies:
-    /// senders read each through [`Ledger::messages`] when they send it).
+    /// Every message still to deliver, oldest issue first, whoever has
+    /// claimed it (for counting and tests: senders use
+    /// [`Ledger::claim_pending`]).
     fn pending(&self) -> Result<Vec<Pending>>;
 
+    /// Claims for this run every pending message that no run has claimed
+    /// (those [`Ledger::fix_issue`] fixed are claimed already) and returns
+    /// every message this run holds, oldest issue first, without bodies
+    /// (senders read each through [`Ledger::messages`] when they send it).
+    /// The claim is committed before this returns: two senders never hold
+    /// the same message, so they can never both send it.
+    fn claim_pending(&mut self) -> Result<Vec<Pending>>;
+
+    /// Releases the claims of every other run. Only for a caller holding
+    /// the run lock (`deliver::RunLock`): every other run has then
+    /// ended (killed, crashed) without releasing its claims, and what they
+    /// did not record is still to send.
+    fn release_abandoned(&mut self) -> Result<usize>;
+
+    /// Releases this run's claims on messages still pending (the run is
+    /// over; the next one sends them).
+    fn release_claims(&mut self) -> Result<usize>;
+
     /// Records several outcomes in one transaction (one sync to disk for
-    /// all: a group commit), before any of their senders goes on.
+    /// all: a group commit), before any of their senders goes on. An
+    /// outcome is recorded only on a message still pending and not claimed
+    /// by another run: a final outcome is never overwritten.
     fn record_all(&mut self, outcomes: &[Outcome<'_>], now: DateTime<Utc>) -> Result<()>;
 
     /// Recipients of `issue` with `status`.
@@ -203,8 +241,9 @@ pub trait Ledger {
     /// Recipients with `status` across every issue.
     fn count_all(&self, status: Status) -> Result<usize>;
 
-    /// Deletes the bytes of every message that is sent or refused for good
-    /// (its Message-ID, articles and outcome stay as the record).
+    /// Deletes the bytes of every message that is final — sent, refused for
+    /// good or dropped (its Message-ID, articles and outcome stay as the
+    /// record).
     fn drop_final_messages(&mut self) -> Result<usize>;
 
     /// Puts addresses on the suppression list; one already there keeps its

@@ -197,13 +197,13 @@ fn a_state_database_from_a_newer_version_is_refused() {
     run.assert_code(1);
     assert_eq!(
         run.error_line(),
-        "./state/state.sqlite: the state database has schema version 99, this release reads version 4 (it was written by a newer bulletin)"
+        "./state/state.sqlite: the state database has schema version 99, this release reads version 5 (it was written by a newer bulletin)"
     );
     let run = site.send();
     run.assert_code(1);
     assert_eq!(
         run.error_line(),
-        "./state/state.sqlite: the state database has schema version 99, written by a newer bulletin; this release reads version 4"
+        "./state/state.sqlite: the state database has schema version 99, written by a newer bulletin; this release reads version 5"
     );
     assert_eq!(site.sent().len(), sent_before);
     let version: i64 = rusqlite::Connection::open(site.path("state/state.sqlite"))
@@ -230,7 +230,8 @@ fn a_missing_state_folder_is_created() {
     assert_eq!(site.sent().len(), 1);
 }
 
-/// Another `digest --send` holds the run lock: exit 2 at once, nothing sent.
+/// Another `digest --send` holds the run lock (here one of an earlier
+/// release, which locks only `state.lock`): exit 2 at once, nothing sent.
 #[test]
 fn a_state_database_locked_by_another_run_exits_2_at_once() {
     let site = Site::with_digest();
@@ -247,7 +248,8 @@ fn a_state_database_locked_by_another_run_exits_2_at_once() {
     run.assert_code(2);
     assert_eq!(
         run.stderr.trim_end(),
-        "bulletin: another `bulletin digest --send` is running (it holds ./state/state.lock); nothing was sent by this one"
+        "bulletin: another `bulletin digest --send` is sending from the state database ./state/state.sqlite; \
+         nothing was sent by this one. Its lock ends with it, however it ends: run again once it is done"
     );
     assert!(started.elapsed().as_secs() < 5);
     assert!(site.sent().is_empty());
@@ -292,7 +294,7 @@ fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
         .assert_success();
     let old = b"From: digest@news.example.cn\r\nTo: reader@example.com\r\nSubject: old\r\n\r\nbody of 2017-03-23\r\n";
     {
-        // Back to version 1: no messages table, articles one row each, and
+        // Back to version 1: no messages table, no claims, articles one row each, and
         // one raw message pending in its row.
         let conn = rusqlite::Connection::open(site.path("state/state.sqlite")).unwrap();
         conn.execute_batch(
@@ -319,6 +321,8 @@ fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
         conn.execute_batch(
             "DROP TABLE messages;
              DROP INDEX deliveries_recipient;
+             DROP INDEX deliveries_claimed;
+             ALTER TABLE deliveries DROP COLUMN claimed_by;
              ALTER TABLE deliveries DROP COLUMN articles;
              PRAGMA user_version = 1;",
         )
@@ -341,7 +345,7 @@ fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let pending: i64 = conn
         .query_row(
             "SELECT count(*) FROM deliveries WHERE status = 'pending'",
