@@ -165,6 +165,28 @@ Examples:
         #[command(subcommand)]
         action: SuppressionAction,
     },
+    /// Answer unsubscribe links over HTTP: the endpoint of `digest.unsubscribe_url`.
+    ///
+    /// `POST` with `List-Unsubscribe=One-Click` (RFC 8058), or from the
+    /// page's button, puts the token's address on the suppression list; `GET`
+    /// shows a page in the site's language with that button and changes
+    /// nothing. A bad token gets 400. Runs beside `digest --send`; put it
+    /// behind the site's reverse proxy. Stops on SIGTERM or Ctrl-C.
+    #[command(after_help = "\
+Examples:
+  BULLETIN_UNSUBSCRIBE_SECRET=... bulletin serve
+  BULLETIN_UNSUBSCRIBE_SECRET=... bulletin serve --config /srv/news/feeds.toml --listen 127.0.0.1:8025
+
+Environment: BULLETIN_UNSUBSCRIBE_SECRET (and BULLETIN_UNSUBSCRIBE_SECRET_PREVIOUS
+during a rotation).")]
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The address and port to listen on (keep it on loopback behind a
+        /// reverse proxy).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8025")]
+        listen: std::net::SocketAddr,
+    },
     /// Write a working starter site (config, templates, articles, subscribers) into DIR.
     ///
     /// Refuses to overwrite existing files.
@@ -201,12 +223,13 @@ Examples:
 }
 
 /// The commands' names, for `bulletin man COMMAND` (a test keeps the list whole).
-const COMMANDS: [&str; 8] = [
+const COMMANDS: [&str; 9] = [
     "build",
     "check",
     "digest",
     "unsubscribe",
     "suppressions",
+    "serve",
     "init",
     "completions",
     "man",

@@ -32,6 +32,7 @@ pub mod output;
 pub mod parallel;
 pub mod progress;
 pub mod report;
+pub mod serve;
 pub mod suppression;
 pub mod text;
 pub mod token;
@@ -78,6 +79,17 @@ const LAYERS: &[(&str, &[&str])] = &[
         "deliver",
         &[
             "config", "digest", "error", "ledger", "model", "progress", "report",
+        ],
+    ),
+    (
+        "serve",
+        &[
+            "config",
+            "error",
+            "ledger",
+            "report",
+            "token",
+            "unsubscribe",
         ],
     ),
     ("cli", &[]),

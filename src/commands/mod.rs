@@ -9,6 +9,7 @@ pub mod digest;
 pub mod init;
 pub mod list;
 pub mod secrets;
+pub mod serve;
 
 use chrono::{DateTime, Utc};
 
@@ -73,6 +74,10 @@ pub fn run(
         Command::Suppressions { config, action } => {
             let config = load(&config.path)?;
             list::suppressions(&config, action, clock(), say)?;
+        }
+        Command::Serve { config, listen } => {
+            let config = load(&config.path)?;
+            serve::run(&config, *listen, clock, say)?;
         }
         Command::Init { dir } => init::run(dir, clock(), say)?,
         Command::Completions { shell } => print(&crate::cli::completions(*shell))?,

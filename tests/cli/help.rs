@@ -16,12 +16,13 @@ fn stdout_of(args: &[&str]) -> String {
     run.stdout_utf8().to_owned()
 }
 
-const COMMANDS: [&str; 8] = [
+const COMMANDS: [&str; 9] = [
     "build",
     "check",
     "digest",
     "unsubscribe",
     "suppressions",
+    "serve",
     "init",
     "completions",
     "man",
@@ -43,6 +44,7 @@ Commands:
   digest        Compose the email digest of what is new, and preview or send it
   unsubscribe   Put addresses on the suppression list: they get no digest again
   suppressions  Show, export, import or edit the suppression list
+  serve         Answer unsubscribe links over HTTP: the endpoint of `digest.unsubscribe_url`
   init          Write a working starter site (config, templates, articles, subscribers) into DIR
   completions   Print a shell completion script for bulletin to stdout
   man           Print a man page (roff) to stdout: bulletin's, or one command's

@@ -2,5 +2,6 @@
 //! the suppression list (`suppressions list | export | import | remove`),
 //! and what a suppressed address gets from the digest (nothing).
 
+mod serve;
 mod suppressions;
 mod unsubscribe;
