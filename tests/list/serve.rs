@@ -523,36 +523,44 @@ fn a_request_in_flight_at_sigterm_is_answered() {
 
 #[test]
 fn a_killed_server_leaves_nothing_half_recorded_and_a_rerun_converges() {
-    let site = Site::smtp(40);
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let site = Site::smtp(150);
     site.set("site.language", "en");
-    let addresses: Vec<String> = (0..40).map(reader).collect();
+    let addresses: Vec<String> = (0..150).map(reader).collect();
     let tokens = tokens(&site, &addresses);
     let server = Server::start(&site);
     let addr = server.addr;
+    let count = Arc::new(AtomicUsize::new(0));
     let posting = {
         let tokens = tokens.clone();
+        let count = Arc::clone(&count);
         std::thread::spawn(move || {
             let mut client = Client {
                 addr,
                 stream: None,
                 connections: 0,
             };
-            let mut answered = 0;
             for token in &tokens {
                 match client.send(
                     format!("POST /unsubscribe?token={token} HTTP/1.1\r\nHost: x\r\nContent-Length: 26\r\n\r\nList-Unsubscribe=One-Click").as_bytes(),
                 ) {
-                    Some(reply) if reply.status == 200 => answered += 1,
+                    Some(reply) if reply.status == 200 => count.fetch_add(1, Ordering::SeqCst),
                     _ => break,
-                }
+                };
             }
-            answered
         })
     };
-    std::thread::sleep(Duration::from_millis(150));
+    // Killed (SIGKILL) in the middle of the writes.
+    while count.load(Ordering::SeqCst) < 10 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let Server { running, .. } = server;
     running.kill();
-    let answered = posting.join().unwrap();
+    posting.join().unwrap();
+    let answered = count.load(Ordering::SeqCst);
+    assert!(answered < addresses.len(), "killed after the last write");
 
     // Every answered POST is recorded, whole; at most one more (its answer was lost).
     let list = suppressed(&site);
@@ -642,4 +650,55 @@ fn serve_needs_the_secret_and_a_token_in_the_url() {
     let run = site.run(&["serve", "--listen", "127.0.0.1:0"]);
     run.assert_code(1);
     assert!(run.stderr.contains("unsubscribe_url"), "{run}");
+}
+
+#[test]
+fn a_write_waits_for_a_held_database_and_one_that_keeps_failing_answers_503() {
+    let site = Site::smtp(3);
+    site.set("site.language", "en");
+    let tokens = tokens(&site, &[reader(0), reader(1)]);
+    let mut server = Server::start(&site);
+    let mut client = server.client();
+
+    // Another program holds the database's write lock for 2 s: the POST
+    // waits for it (no "database is locked") and is recorded.
+    let db = rusqlite::Connection::open(site.state_path()).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        db.execute_batch("COMMIT").unwrap();
+        db
+    });
+    let started = Instant::now();
+    let reply = client.one_click(&tokens[0]);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    let db = holder.join().unwrap();
+    assert_eq!(suppressed(&site).len(), 1);
+
+    // A write that fails every attempt: 503 (the provider retries), logged.
+    db.execute_batch("ALTER TABLE suppressions RENAME TO hidden")
+        .unwrap();
+    let reply = client.one_click(&tokens[1]);
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.body.contains("try again"), "{}", reply.body);
+    db.execute_batch("ALTER TABLE hidden RENAME TO suppressions")
+        .unwrap();
+    assert_eq!(suppressed(&site).len(), 1);
+    // The retry succeeds.
+    assert_eq!(client.one_click(&tokens[1]).status, 200);
+    assert_eq!(suppressed(&site).len(), 2);
+
+    let pid = server.running.pid();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let run = server.running.finish();
+    run.assert_success();
+    assert!(
+        run.stderr
+            .contains("cannot record an unsubscribe (one-click); answered 503"),
+        "{run}"
+    );
 }
