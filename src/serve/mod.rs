@@ -3,8 +3,8 @@
 //! link), meant to sit behind the site's reverse proxy on loopback.
 //!
 //! What it owns: the listening socket, the connections and their limits
-//! ([`limits`]), the rules of the endpoint ([`routes`]), its pages
-//! ([`pages`]). It writes only through [`crate::unsubscribe`] into the
+//! ([`limits`]), the rules of the endpoint (`routes`), its pages
+//! (`pages`). It writes only through [`crate::unsubscribe`] into the
 //! ledger, and reads neither the clock nor the environment itself (the
 //! command passes both in).
 //!
