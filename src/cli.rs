@@ -174,11 +174,12 @@ Examples:
     /// behind the site's reverse proxy. Stops on SIGTERM or Ctrl-C.
     #[command(after_help = "\
 Examples:
-  BULLETIN_UNSUBSCRIBE_SECRET=... bulletin serve
-  BULLETIN_UNSUBSCRIBE_SECRET=... bulletin serve --config /srv/news/feeds.toml --listen 127.0.0.1:8025
+  bulletin serve                                     # ./feeds.toml, 127.0.0.1:8025
+  bulletin serve --config /srv/news/feeds.toml --listen 127.0.0.1:8025
+  curl -d List-Unsubscribe=One-Click 'http://127.0.0.1:8025/unsubscribe?token=...'
 
-Environment: BULLETIN_UNSUBSCRIBE_SECRET (and BULLETIN_UNSUBSCRIBE_SECRET_PREVIOUS
-during a rotation).")]
+Environment: BULLETIN_UNSUBSCRIBE_SECRET (required; and
+BULLETIN_UNSUBSCRIBE_SECRET_PREVIOUS during a rotation).")]
     Serve {
         #[command(flatten)]
         config: ConfigArg,
