@@ -165,4 +165,31 @@ mod tests {
         assert_eq!(percent_decode("%e4%b8%ad").as_deref(), Some("中"));
         assert_eq!(percent_decode("%4").as_deref(), Some("%4"));
     }
+
+    #[test]
+    fn any_path_is_answered_without_panic() {
+        let endpoints = [
+            Endpoint::of("https://a.example/unsubscribe?token={{token}}").unwrap(),
+            Endpoint::of("https://a.example/u/{{token}}").unwrap(),
+            Endpoint::of("https://a.example/?t={{token}}").unwrap(),
+        ];
+        for path in [
+            "",
+            "/",
+            "*",
+            "//",
+            "/u/",
+            "/u/%",
+            "/u/%zz",
+            "/%ff%fe",
+            "/u/a/b",
+            "/unsubscribe",
+        ] {
+            for e in &endpoints {
+                let _ = e.matches(path);
+                let _ = e.query_token(Some(path));
+            }
+        }
+        assert_eq!(endpoints[2].matches("/"), Some(None));
+    }
 }

@@ -139,4 +139,39 @@ mod tests {
         );
         assert_eq!(fields(mp, b"--b--"), Ok(vec![]));
     }
+
+    #[test]
+    fn random_bodies_never_panic() {
+        // xorshift: the same bytes every run.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pieces: [&[u8]; 8] = [
+            b"--b",
+            b"\r\n",
+            b"\r\n\r\n",
+            b"Content-Disposition: form-data; name=",
+            b"\"",
+            b"--",
+            b"%",
+            b"\xff",
+        ];
+        for _ in 0..20_000 {
+            let mut body = Vec::new();
+            for _ in 0..next() % 12 {
+                let n = next();
+                if n % 3 == 0 {
+                    body.push((n >> 8) as u8);
+                } else {
+                    body.extend_from_slice(pieces[(n >> 8) as usize % pieces.len()]);
+                }
+            }
+            let _ = fields(Some("multipart/form-data; boundary=b"), &body);
+            let _ = fields(None, &body);
+        }
+    }
 }
