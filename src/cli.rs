@@ -190,6 +190,29 @@ during a rotation) to read the token of digest.bounce_address.")]
         #[arg(value_name = "PATH", required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Answer unsubscribe links over HTTP: the endpoint of `digest.unsubscribe_url`.
+    ///
+    /// `POST` with `List-Unsubscribe=One-Click` (RFC 8058), or from the
+    /// page's button, puts the token's address on the suppression list; `GET`
+    /// shows a page in the site's language with that button and changes
+    /// nothing. A bad token gets 400. Runs beside `digest --send`; put it
+    /// behind the site's reverse proxy. Stops on SIGTERM or Ctrl-C.
+    #[command(after_help = "\
+Examples:
+  bulletin serve                                     # ./feeds.toml, 127.0.0.1:8025
+  bulletin serve --config /srv/news/feeds.toml --listen 127.0.0.1:8025
+  curl -d List-Unsubscribe=One-Click 'http://127.0.0.1:8025/unsubscribe?token=...'
+
+Environment: BULLETIN_UNSUBSCRIBE_SECRET (required; and
+BULLETIN_UNSUBSCRIBE_SECRET_PREVIOUS during a rotation).")]
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The address and port to listen on (keep it on loopback behind a
+        /// reverse proxy).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8025")]
+        listen: std::net::SocketAddr,
+    },
     /// Write a working starter site (config, templates, articles, subscribers) into DIR.
     ///
     /// Refuses to overwrite existing files.
@@ -226,13 +249,14 @@ Examples:
 }
 
 /// The commands' names, for `bulletin man COMMAND` (a test keeps the list whole).
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 10] = [
     "build",
     "check",
     "digest",
     "unsubscribe",
     "suppressions",
     "bounces",
+    "serve",
     "init",
     "completions",
     "man",

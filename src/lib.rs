@@ -33,6 +33,7 @@ pub mod output;
 pub mod parallel;
 pub mod progress;
 pub mod report;
+pub mod serve;
 pub mod signals;
 pub mod suppression;
 pub mod temp;
@@ -84,6 +85,17 @@ const LAYERS: &[(&str, &[&str])] = &[
         "deliver",
         &[
             "config", "digest", "error", "ledger", "model", "progress", "report", "text",
+        ],
+    ),
+    (
+        "serve",
+        &[
+            "config",
+            "error",
+            "ledger",
+            "report",
+            "token",
+            "unsubscribe",
         ],
     ),
     ("cli", &[]),

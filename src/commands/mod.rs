@@ -10,6 +10,7 @@ pub mod digest;
 pub mod init;
 pub mod list;
 pub mod secrets;
+pub mod serve;
 
 use chrono::{DateTime, Utc};
 
@@ -79,6 +80,10 @@ pub fn run(
         Command::Bounces { config, paths } => {
             let config = load(&config.path)?;
             bounces::run(&config, paths, clock(), say)?;
+        }
+        Command::Serve { config, listen } => {
+            let config = load(&config.path)?;
+            serve::run(&config, *listen, clock, say)?;
         }
         Command::Init { dir } => init::run(dir, clock(), say)?,
         Command::Completions { shell } => print(&crate::cli::completions(*shell))?,

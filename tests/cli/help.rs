@@ -16,13 +16,14 @@ fn stdout_of(args: &[&str]) -> String {
     run.stdout_utf8().to_owned()
 }
 
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 10] = [
     "build",
     "check",
     "digest",
     "unsubscribe",
     "suppressions",
     "bounces",
+    "serve",
     "init",
     "completions",
     "man",
@@ -45,6 +46,7 @@ Commands:
   unsubscribe   Put addresses on the suppression list: they get no digest again
   suppressions  Show, export, import or edit the suppression list
   bounces       Read bounces and complaints, and suppress the addresses they name
+  serve         Answer unsubscribe links over HTTP: the endpoint of `digest.unsubscribe_url`
   init          Write a working starter site (config, templates, articles, subscribers) into DIR
   completions   Print a shell completion script for bulletin to stdout
   man           Print a man page (roff) to stdout: bulletin's, or one command's

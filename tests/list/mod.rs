@@ -6,5 +6,6 @@
 mod bounces;
 mod csv;
 mod defaults;
+mod serve;
 mod suppressions;
 mod unsubscribe;

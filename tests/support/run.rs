@@ -296,6 +296,11 @@ impl Running {
         self.child.as_mut().expect("the child is still ours")
     }
 
+    /// Its process id (for signals).
+    pub fn pid(&mut self) -> u32 {
+        self.child().id()
+    }
+
     /// Whether it has exited.
     pub fn exited(&mut self) -> bool {
         self.child().try_wait().expect("poll the child").is_some()
