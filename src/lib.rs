@@ -23,6 +23,7 @@ pub mod config;
 pub mod deliver;
 pub mod diag;
 pub mod digest;
+pub mod dkim;
 pub mod error;
 pub mod feed;
 pub mod ledger;
@@ -50,6 +51,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("parallel", &[]),
     ("progress", &[]),
     ("token", &[]),
+    ("dkim", &[]),
     ("error", &["diag"]),
     ("report", &["diag", "progress"]),
     ("config", &["diag", "model", "text"]),
@@ -70,8 +72,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "digest",
         &[
-            "config", "diag", "error", "feed", "ledger", "load", "model", "output", "parallel",
-            "report", "text", "token",
+            "config", "diag", "dkim", "error", "feed", "ledger", "load", "model", "output",
+            "parallel", "report", "text", "token",
         ],
     ),
     (
