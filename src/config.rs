@@ -29,6 +29,7 @@ pub struct Config {
     pub output: Output,
     pub digest: Option<DigestConfig>,
     pub smtp: Option<SmtpConfig>,
+    pub dkim: Option<DkimConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +89,8 @@ pub struct DigestConfig {
     /// that suppress it.
     pub soft_bounce_limit: u32,
     pub soft_bounce_window: chrono::Duration,
+    /// The `Feedback-ID` header's value (printable ASCII).
+    pub feedback_id: Option<String>,
 }
 
 /// `digest.bounce_address`: an envelope sender with `{{token}}` in its
@@ -166,6 +169,19 @@ impl BounceAddress {
     }
 }
 
+/// `[dkim]`: who signs the digest's messages, `key_file` resolved. The key
+/// itself is read and checked with the digest's other inputs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    /// `d=`: the From address's domain or a parent of it.
+    pub domain: String,
+    /// `s=`: the key is published at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// A PEM private key: RSA (2048 bits or more) or Ed25519.
+    pub key_file: PathBuf,
+}
+
 /// `[smtp]`. The password is never here: it comes from the environment.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,6 +197,9 @@ pub struct SmtpConfig {
     #[serde(default)]
     pub username: String,
     pub from: String,
+    /// The name given in EHLO; `None`: the From address's domain.
+    #[serde(default)]
+    pub helo_name: Option<String>,
     #[serde(default = "default_connections")]
     pub connections: usize,
     #[serde(default)]
@@ -264,6 +283,7 @@ struct RawConfig {
     sections: Vec<RawSection>,
     digest: Option<RawDigest>,
     smtp: Option<SmtpConfig>,
+    dkim: Option<DkimConfig>,
 }
 
 #[derive(Deserialize)]
@@ -390,6 +410,7 @@ struct RawDigest {
     soft_bounce_limit: u32,
     #[serde(default = "default_soft_bounce_window")]
     soft_bounce_window: String,
+    feedback_id: Option<String>,
 }
 
 fn default_subject() -> String {
@@ -547,6 +568,26 @@ impl Config {
 
         let sections = validate_sections(&raw.sections, base_url.as_ref(), &mut report);
 
+        if let Some(id) = raw.digest.as_ref().and_then(|d| d.feedback_id.as_deref())
+            && (id.trim().is_empty() || !id.bytes().all(|b| (b' '..=b'~').contains(&b)))
+        {
+            report(
+                "digest.feedback_id",
+                format!(
+                    "{id:?} must be printable ASCII on one line, like \"digest:news.example.cn\""
+                ),
+            );
+        }
+        if let Some(name) = raw.smtp.as_ref().and_then(|s| s.helo_name.as_deref())
+            && !is_helo_name(name)
+        {
+            report(
+                "smtp.helo_name",
+                format!(
+                    "{name:?} is not a host name like \"mail.news.example.cn\" (nor an address literal like \"[192.0.2.1]\")"
+                ),
+            );
+        }
         let digest = raw.digest.map(|d| {
             // Both end up in mail headers: a line break there is an attack or
             // a mistake, never something to fold away quietly.
@@ -632,6 +673,7 @@ impl Config {
                 bounce_address,
                 soft_bounce_limit: d.soft_bounce_limit,
                 soft_bounce_window,
+                feedback_id: d.feedback_id,
             }
         });
         let smtp = raw.smtp.map(|mut s| {
@@ -678,6 +720,18 @@ impl Config {
             });
             s
         });
+        let dkim = raw.dkim.map(|mut d| {
+            for (key, value) in [("dkim.domain", &d.domain), ("dkim.selector", &d.selector)] {
+                if !is_dns_name(value) {
+                    report(
+                        key,
+                        format!("{value:?} is not a DNS name of letters, digits, '-' and '.'"),
+                    );
+                }
+            }
+            d.key_file = folder.join(&d.key_file);
+            d
+        });
 
         let (Some(base_url), Some(zone), true) = (base_url, zone, problems.is_empty()) else {
             return Err(problems);
@@ -707,6 +761,7 @@ impl Config {
             },
             digest,
             smtp,
+            dkim,
         })
     }
 }
@@ -822,6 +877,31 @@ fn is_language_tag(tag: &str) -> bool {
     (2..=8).contains(&primary.len())
         && primary.bytes().all(|b| b.is_ascii_alphabetic())
         && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A DNS name of letter, digit, `-` and `_` labels (DKIM domains and
+/// selectors; a selector may be one label).
+fn is_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// An EHLO name: a host name or an address literal (RFC 5321 §4.1.1.1).
+fn is_helo_name(name: &str) -> bool {
+    (name.starts_with('[')
+        && name.ends_with(']')
+        && name.len() > 2
+        && name.is_ascii()
+        && !name.contains(char::is_whitespace))
+        || (is_dns_name(name) && !name.contains('_'))
 }
 
 /// `"7d"`, `"36h"`, `"90m"`, `"2w"`, `"3600s"`.

@@ -24,6 +24,7 @@ pub mod config;
 pub mod deliver;
 pub mod diag;
 pub mod digest;
+pub mod dkim;
 pub mod error;
 pub mod feed;
 pub mod ledger;
@@ -56,6 +57,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("token", &[]),
     ("temp", &[]),
     ("signals", &["temp"]),
+    ("dkim", &[]),
     ("error", &["diag"]),
     ("report", &["diag", "progress"]),
     ("config", &["diag", "model", "text"]),
@@ -77,8 +79,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "digest",
         &[
-            "config", "diag", "error", "feed", "ledger", "load", "model", "output", "parallel",
-            "report", "text", "token",
+            "config", "diag", "dkim", "error", "feed", "ledger", "load", "model", "output",
+            "parallel", "report", "text", "token",
         ],
     ),
     (

@@ -117,9 +117,26 @@ fn seconds(n: u64) -> Duration {
     Duration::from_secs(n.max(1))
 }
 
+/// The name given in EHLO: `helo_name`, else the From address's domain (in
+/// ASCII) — never the machine's short host name, which receivers that check
+/// EHLO names hold against the sender.
+fn helo_name(smtp: &SmtpConfig) -> String {
+    if let Some(name) = &smtp.helo_name {
+        return name.clone();
+    }
+    smtp.from
+        .parse::<lettre::message::Mailbox>()
+        .ok()
+        .map(|from| {
+            let domain = from.email.domain();
+            idna::domain_to_ascii(domain).unwrap_or_else(|_| domain.to_owned())
+        })
+        .unwrap_or_else(|| "localhost".into())
+}
+
 fn connect(relay: &Smtp) -> Result<SmtpConnection, Failure> {
     let smtp = &relay.config;
-    let hello = ClientId::default();
+    let hello = ClientId::Domain(helo_name(smtp));
     let tls = match smtp.security {
         Security::None => None,
         Security::Starttls | Security::Tls => Some(tls_parameters(relay)?),

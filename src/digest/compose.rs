@@ -6,6 +6,7 @@
 //! the finished messages in plan order; only a few are in memory at once.
 
 use chrono::{DateTime, Utc};
+use lettre::message::header::{HeaderName, HeaderValue};
 
 use super::message::{self, Envelope};
 use super::setup::Setup;
@@ -79,18 +80,33 @@ impl<'a> Composer<'a> {
             &self.fields,
         );
         let rendered = self.setup.templates.render(context)?;
-        let message = message::build(
+        let mut message = message::build(
             &self.envelope,
             subscriber,
             &rendered,
             unsubscribe.as_deref(),
         )?;
+        if let Some(id) = &self.setup.digest.feedback_id {
+            message
+                .headers_mut()
+                .insert_raw(HeaderValue::dangerous_new_pre_encoded(
+                    HeaderName::new_from_ascii_str("Feedback-ID"),
+                    id.clone(),
+                    id.clone(),
+                ));
+        }
+        let mut bytes = message.formatted();
+        // Signed here, once: the stored bytes carry the signature, so a
+        // dry run shows it and a resent copy is the same message.
+        if let Some(signer) = &self.setup.dkim {
+            bytes = signer.sign(&bytes, self.envelope.date.timestamp());
+        }
         Ok(Composed {
             subscriber,
             message_id: message::message_id(self.site, &self.plan.issue, &subscriber.email),
             subject: rendered.subject,
             html: rendered.html,
-            bytes: message.formatted(),
+            bytes,
             article_ids: email
                 .items()
                 .map(|i| -> &'a str { &i.article.id })

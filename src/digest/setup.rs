@@ -4,8 +4,9 @@
 use lettre::message::Mailbox;
 
 use super::render::{DEFAULT_HTML, DEFAULT_TEXT, Source, Templates};
-use crate::config::{Config, DigestConfig};
+use crate::config::{Config, DigestConfig, DkimConfig};
 use crate::diag::{Location, Problem, Problems};
+use crate::dkim::{Key, Signer};
 use crate::load::subscribers::load_subscribers;
 use crate::model::Subscriber;
 
@@ -15,6 +16,8 @@ pub struct Setup {
     pub from: Mailbox,
     pub subscribers: Vec<Subscriber>,
     pub templates: Templates,
+    /// Signs every message when `[dkim]` is set.
+    pub dkim: Option<Signer>,
 }
 
 impl Setup {
@@ -63,12 +66,19 @@ impl Setup {
             config.site.zone,
         );
         let templates = templates.map_err(|p| problems.extend(p)).ok();
+        let dkim = match (&config.dkim, &from) {
+            (Some(dkim), Some(from)) => load_signer(dkim, from, &config.path)
+                .map_err(|p| problems.extend(p))
+                .ok(),
+            _ => None,
+        };
         match (from, templates, problems.is_empty()) {
             (Some(from), Some(templates), true) => Ok(Setup {
                 digest,
                 from,
                 subscribers,
                 templates,
+                dkim,
             }),
             _ => Err(problems),
         }
@@ -83,6 +93,48 @@ impl Setup {
                 .unsubscribe_url
                 .as_deref()
                 .is_some_and(|u| u.contains("{{token}}"))
+    }
+}
+
+/// The `[dkim]` signer: its key read and checked (PEM, RSA of 2048 bits or
+/// more or Ed25519) and its domain aligned with the From address's.
+fn load_signer(
+    dkim: &DkimConfig,
+    from: &Mailbox,
+    config: &std::path::Path,
+) -> Result<Signer, Problems> {
+    let mut problems = Problems::default();
+    let mut say = |key: &str, message: String| {
+        problems.push(Problem::new(Location::file(config), Some(key), message));
+    };
+    let from_domain = from.email.domain();
+    let from_ascii = idna::domain_to_ascii(from_domain).unwrap_or_else(|_| from_domain.into());
+    if !crate::dkim::aligned(&dkim.domain, &from_ascii) {
+        say(
+            "dkim.domain",
+            format!(
+                "{:?} is neither the From address's domain {from_ascii:?} nor a parent of it: receivers would not count the signature for DMARC",
+                dkim.domain
+            ),
+        );
+    }
+    let path = dkim.key_file.display();
+    let key = match std::fs::read_to_string(&dkim.key_file) {
+        Ok(pem) => Key::from_pem(&pem)
+            .map_err(|e| say("dkim.key_file", format!("{path} {e}")))
+            .ok(),
+        Err(e) => {
+            say("dkim.key_file", format!("cannot read {path}: {e}"));
+            None
+        }
+    };
+    match key {
+        Some(key) if problems.is_empty() => Ok(Signer {
+            domain: dkim.domain.to_ascii_lowercase(),
+            selector: dkim.selector.clone(),
+            key,
+        }),
+        _ => Err(problems),
     }
 }
 

@@ -7,8 +7,11 @@
 //! - `selection`: sections, window, clock, caps, related reads;
 //! - `history`: what the state database says was already sent;
 //! - `templates`, `subscribers`, `secret`: mistakes refused before anything
-//!   is written.
+//!   is written;
+//! - `dkim`: signatures verified by dkimpy as a real server received them,
+//!   keys and alignment refused by `check`, the EHLO name.
 
+mod dkim;
 mod golden;
 mod history;
 mod message;

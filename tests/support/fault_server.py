@@ -116,6 +116,14 @@ class FaultSMTP(SMTP):
         self.accepted = 0
         self.message_no = 0
 
+    async def smtp_EHLO(self, hostname):
+        log(f"conn {self.conn_id}: EHLO {hostname}")
+        await super().smtp_EHLO(hostname)
+
+    async def smtp_HELO(self, hostname):
+        log(f"conn {self.conn_id}: HELO {hostname}")
+        await super().smtp_HELO(hostname)
+
     async def smtp_MAIL(self, arg):
         if self.opts.mail_from_code:
             code = self.opts.mail_from_code
