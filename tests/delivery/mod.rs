@@ -12,7 +12,6 @@
 mod crash;
 mod faults;
 mod happy;
-// Written against the old delivery harness; ported to tests/support next.
-// mod round2;
+mod round2;
 mod security;
 mod sendmail;

@@ -2,40 +2,32 @@
 //! in the second round and fails on the code before its fix.
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::*;
+use crate::support::{
+    Cmd, ISSUE, NOW, PASSWORD_VAR, Run, Running, SECRET, SECRET_VAR, Site, SmtpServer, Stored,
+    assert_one_each, check_digest, copies, free_port, parse_stored, set_mode,
+};
 
 /// `digest --send` with its file-size limit at `kib` KiB (writes beyond it
 /// fail with EFBIG, as on a full disk, instead of killing the process).
 fn send_with_file_size_limit(site: &Site, kib: u64) -> Run {
-    let mut command = Command::new("sh");
-    command
-        .current_dir(site.root())
-        .arg("-c")
-        .arg(format!(
-            "trap '' XFSZ; ulimit -f {}; exec \"$0\" \"$@\"",
-            kib * 2
-        ))
-        .arg(BIN)
-        .args(["digest", "--config", "feeds.toml", "--send", "--now", NOW])
-        .env(SECRET_VAR, SECRET)
-        .env_remove(PASSWORD_VAR);
-    Run::of(&mut command)
+    site.cmd(&["digest", "--config", "feeds.toml", "--send", "--now", NOW])
+        .wrapped_in([
+            "sh".to_owned(),
+            "-c".to_owned(),
+            format!("trap '' XFSZ; ulimit -f {}; exec \"$0\" \"$@\"", kib * 2),
+        ])
+        .run()
 }
 
 /// `bulletin digest --send` at `now`, or by the clock when `None`.
 fn send_at(site: &Site, now: Option<&str>) -> Run {
-    let mut command = Command::new(BIN);
-    command
-        .current_dir(site.root())
-        .args(["digest", "--config", "feeds.toml", "--send"])
+    site.cmd(&["digest", "--config", "feeds.toml", "--send"])
         .args(now.map(|now| ["--now", now]).into_iter().flatten())
-        .env(SECRET_VAR, SECRET)
-        .env_remove(PASSWORD_VAR)
-        .stdin(Stdio::null());
-    Run::of(&mut command)
+        .run()
 }
 
 /// Adds an article in `news` published at `published`, in its own file.
@@ -56,7 +48,7 @@ fn add_article(site: &Site, id: &str, published: chrono::DateTime<chrono::Utc>) 
 }
 
 /// Waits until `server` has stored `n` messages (the run is sending).
-fn wait_for_stored(server: &FaultServer, n: usize, running: &mut Running) {
+fn wait_for_stored(server: &SmtpServer, n: usize, running: &mut Running) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while server.stored_count() < n {
         assert!(
@@ -73,7 +65,8 @@ fn wait_for_stored(server: &FaultServer, n: usize, running: &mut Running) {
 /// The second run found the first one's lock: exit 2, nothing sent, and a
 /// message that does not send anyone deleting a lock file.
 fn assert_busy(second: &Run) {
-    second.expect(2, "the second run, while the first sends");
+    // The second run, while the first sends.
+    second.assert_code(2);
     assert!(
         second
             .stderr
@@ -91,32 +84,32 @@ fn assert_busy(second: &Run) {
 /// `releases/N/.bulletin/state.sqlite -> shared/`) both sent everything.
 #[test]
 fn two_sites_sharing_one_state_through_a_symlink_send_each_digest_once() {
-    let mut first = Site::new(40);
+    let first = Site::smtp(40);
     first.set("smtp.connections", 2);
     let server = first.serve(&["--delay", "0.1"]);
-    let mut second = Site::new(40);
+    let second = Site::smtp(40);
     second.set("smtp.connections", 2).point_at(server.port);
     fs::create_dir_all(second.path("state")).unwrap();
     std::os::unix::fs::symlink(first.state_path(), second.state_path()).unwrap();
 
-    let mut running = Running::spawn(first.send_command(&[]));
+    let mut running = first.send_cmd().spawn();
     wait_for_stored(&server, 1, &mut running);
     let other = second.send();
-    running.finish().expect(0, "the first run");
+    running.finish().assert_success(); // the first run
     assert_busy(&other);
-    assert_one_each(&server.stored(), &first.recipients);
-    second.send().expect(0, "a later run through the symlink");
-    assert_one_each(&server.stored(), &first.recipients);
+    assert_one_each(&server.stored(), &first.recipients());
+    second.send().assert_success(); // a later run through the symlink
+    assert_one_each(&server.stored(), &first.recipients());
 }
 
 /// Regression: the busy message named the lock file, and deleting it let a
 /// second run send everything again.
 #[test]
 fn deleting_the_lock_file_does_not_let_a_second_run_send() {
-    let mut site = Site::new(40);
+    let site = Site::smtp(40);
     site.set("smtp.connections", 2);
     let server = site.serve(&["--delay", "0.1"]);
-    let mut running = Running::spawn(site.send_command(&[]));
+    let mut running = site.send_cmd().spawn();
     wait_for_stored(&server, 1, &mut running);
     for entry in fs::read_dir(site.path("state")).unwrap() {
         let path = entry.unwrap().path();
@@ -125,10 +118,10 @@ fn deleting_the_lock_file_does_not_let_a_second_run_send() {
         }
     }
     let other = site.send();
-    running.finish().expect(0, "the first run");
+    running.finish().assert_success(); // the first run
     assert_busy(&other);
-    assert_one_each(&server.stored(), &site.recipients);
-    site.state().assert_all(&site.recipients, "sent");
+    assert_one_each(&server.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 // ---- 3: at most one issue a day, against the clock too ------------------------
@@ -138,18 +131,18 @@ fn deleting_the_lock_file_does_not_let_a_second_run_send() {
 /// same day, sent to everyone with anything new since the first.
 #[test]
 fn a_clock_gone_back_does_not_start_a_second_issue_the_same_day() {
-    let mut site = Site::new(5);
+    let site = Site::smtp(5);
     let server = site.serve(&[]);
     let now = chrono::Utc::now();
     add_article(&site, "fresh-1", now - chrono::Duration::hours(2));
     // The day's issue went out while the clock was a day ahead...
     let ahead = (now + chrono::Duration::days(1)).to_rfc3339();
-    send_at(&site, Some(&ahead)).expect(0, "the issue of the clock a day ahead");
+    send_at(&site, Some(&ahead)).assert_success(); // the issue of the clock a day ahead
     assert_eq!(server.stored_count(), 5);
     // ...then the clock was stepped back, and there is news.
     add_article(&site, "fresh-2", now - chrono::Duration::hours(1));
     let run = send_at(&site, None);
-    run.expect(1, "a run by a clock that went back");
+    run.assert_code(1); // a run by a clock that went back
     assert!(
         run.stderr.contains("has the clock gone back?") && run.stderr.contains("Nothing was sent"),
         "{run}"
@@ -160,20 +153,17 @@ fn a_clock_gone_back_does_not_start_a_second_issue_the_same_day() {
         "a second issue was sent the same day"
     );
 
-    let mut preview = Command::new(BIN);
-    preview
-        .current_dir(site.root())
-        .args(["digest", "--config", "feeds.toml", "--dry-run", "preview"])
-        .env(SECRET_VAR, SECRET);
-    let preview = Run::of(&mut preview);
-    preview.expect(0, "a dry run by the clock gone back");
+    let preview = site
+        .cmd(&["digest", "--config", "feeds.toml", "--dry-run", "preview"])
+        .run();
+    preview.assert_success(); // a dry run by the clock gone back
     assert!(
         preview.stderr.contains("has the clock gone back?"),
         "{preview}"
     );
 
     // On purpose, `--now` sends the older issue.
-    send_at(&site, Some(&now.to_rfc3339())).expect(0, "an older issue with --now");
+    send_at(&site, Some(&now.to_rfc3339())).assert_success(); // an older issue with --now
     assert_eq!(server.stored_count(), 10);
 }
 
@@ -187,10 +177,10 @@ fn a_clock_gone_back_does_not_start_a_second_issue_the_same_day() {
 /// must finish the issue.
 #[test]
 fn an_outcome_that_cannot_be_recorded_stops_the_run_naming_the_database() {
-    let mut site = Site::new(200);
+    let site = Site::smtp(200);
     site.set("digest.max_items", 3).set("smtp.connections", 4);
     let server = site.serve(&["--delay", "0.02"]);
-    let mut running = Running::spawn(site.send_command(&[]));
+    let mut running = site.send_cmd().spawn();
     wait_for_stored(&server, 20, &mut running);
 
     let holder = rusqlite::Connection::open(site.state_path()).unwrap();
@@ -207,12 +197,8 @@ fn an_outcome_that_cannot_be_recorded_stops_the_run_naming_the_database() {
         panic!("still running 30 s after the database was locked (it hangs):\n{run}");
     }
     let run = running.finish();
-    run.expect(1, "outcomes could not be recorded");
-    let error = run
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or("");
+    run.assert_code(1); // outcomes could not be recorded
+    let error = run.errors().into_iter().next().unwrap_or_default();
     assert!(
         error.contains("sending stopped")
             && error.contains("state/digest.state")
@@ -227,8 +213,8 @@ fn an_outcome_that_cannot_be_recorded_stops_the_run_naming_the_database() {
         duplicates <= 4,
         "{duplicates} duplicates; at most one per connection can be unrecorded"
     );
-    assert_eq!(copies(&stored).len(), site.recipients.len());
-    site.state().assert_all(&site.recipients, "sent");
+    assert_eq!(copies(&stored).len(), site.recipients().len());
+    site.state().assert_all(&site.recipients(), "sent");
 }
 
 // ---- 8: stale issues and removed subscribers ----------------------------------
@@ -253,21 +239,22 @@ fn recorded(site: &Site, issue: &str, recipient: &str) -> (Vec<String>, String) 
 /// none is older than the window here).
 #[test]
 fn after_a_relay_outage_everyone_gets_one_digest_with_everything_new() {
-    let mut site = Site::new(5);
+    let site = Site::smtp(5);
     site.set("digest.max_items", 100)
         .set("digest.window", "14d")
         .point_at(free_port());
     for day in ["2017-03-23T08:00:00+08:00", "2017-03-24T08:00:00+08:00"] {
-        send_at(&site, Some(day)).expect(2, "a run while the relay is down");
+        send_at(&site, Some(day)).assert_code(2); // a run while the relay is down
     }
     let server = site.serve(&[]);
-    site.send().expect(0, "the first run after the outage");
+    site.send().assert_success(); // the first run after the outage
     let stored = server.stored();
-    assert_one_each(&stored, &site.recipients);
+    let recipients = site.recipients();
+    assert_one_each(&stored, &recipients);
     for message in &stored {
         check_digest(message); // of the issue of NOW
     }
-    for recipient in &site.recipients {
+    for recipient in &recipients {
         let (now, status) = recorded(&site, ISSUE, recipient);
         assert_eq!(status, "sent");
         for stale in ["2017-03-23", "2017-03-24"] {
@@ -280,7 +267,7 @@ fn after_a_relay_outage_everyone_gets_one_digest_with_everything_new() {
             );
         }
     }
-    site.send().expect(0, "a rerun");
+    site.send().assert_success(); // a rerun
     assert_eq!(server.stored_count(), stored.len());
 }
 
@@ -288,9 +275,10 @@ fn after_a_relay_outage_everyone_gets_one_digest_with_everything_new() {
 /// run was still mailed by the next one.
 #[test]
 fn a_subscriber_removed_after_an_interrupted_run_is_never_mailed() {
-    let mut site = Site::new(5);
+    let site = Site::smtp(5);
     site.point_at(free_port());
-    site.send().expect(2, "a run while the relay is down");
+    site.send().assert_code(2); // a run while the relay is down
+    let recipients = site.recipients();
     let removed = "reader0002@example.com";
     let subscribers = fs::read_to_string(site.path("subscribers.toml")).unwrap();
     let kept: Vec<&str> = subscribers
@@ -306,9 +294,8 @@ fn a_subscriber_removed_after_an_interrupted_run_is_never_mailed() {
     .unwrap();
     let server = site.serve(&[]);
     let run = site.send();
-    run.expect(0, "dropping a message is no failure");
-    let others: Vec<String> = site
-        .recipients
+    run.assert_success(); // dropping a message is no failure
+    let others: Vec<String> = recipients
         .iter()
         .filter(|r| *r != removed)
         .cloned()
@@ -324,22 +311,29 @@ fn a_subscriber_removed_after_an_interrupted_run_is_never_mailed() {
 
 // ---- 11: a dry run with read-only access ---------------------------------------
 
-/// `program args` as the unprivileged user `nobody`, through util-linux's
-/// `setpriv`: the tests run as root, whom file modes do not stop.
-fn as_nobody(site: &Site, program: &str, args: &[&str]) -> Run {
-    let mut command = Command::new("setpriv");
-    command
-        .current_dir(site.root())
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", program])
-        .args(args)
-        .env(SECRET_VAR, SECRET)
-        .stdin(Stdio::null());
-    Run::of(&mut command)
-}
+/// `setpriv` switching to the unprivileged user `nobody` (util-linux): the
+/// tests run as root, whom file modes do not stop.
+const AS_NOBODY: [&str; 4] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
 
-fn set_mode(path: &std::path::Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+/// `bulletin digest --config feeds.toml --now NOW --dry-run preview` as
+/// `nobody`.
+fn dry_run_as_nobody(site: &Site) -> Run {
+    site.cmd(&[
+        "digest",
+        "--config",
+        "feeds.toml",
+        "--now",
+        NOW,
+        "--dry-run",
+        "preview",
+    ])
+    .wrapped_in(AS_NOBODY)
+    .run()
 }
 
 /// Regression: a dry run by an account that may read the state but not
@@ -348,9 +342,9 @@ fn set_mode(path: &std::path::Path, mode: u32) {
 /// create the `-shm` index beside it.
 #[test]
 fn a_dry_run_reads_a_state_database_it_may_not_write() {
-    let mut site = Site::new(5);
+    let site = Site::smtp(5);
     let _server = site.serve(&[]);
-    site.send().expect(0, "the send, as the owner");
+    site.send().assert_success(); // the send, as the owner
     // As the sender's account leaves it: root's, folder 0755, file 0644,
     // no -wal or -shm (gone with the last connection).
     set_mode(site.root(), 0o755);
@@ -360,23 +354,21 @@ fn a_dry_run_reads_a_state_database_it_may_not_write() {
     set_mode(&site.path("preview"), 0o777);
     let beside = |suffix: &str| site.path(&format!("state/digest.state{suffix}"));
     assert!(!beside("-wal").exists() && !beside("-shm").exists());
-    as_nobody(&site, "touch", &["state/probe"]).expect(1, "nobody may not write the folder");
+    let probe = Command::new(AS_NOBODY[0])
+        .args(&AS_NOBODY[1..])
+        .args(["touch", "state/probe"])
+        .current_dir(site.root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        probe.status.code(),
+        Some(1),
+        "nobody may not write the folder"
+    );
     let before = fs::read(site.state_path()).unwrap();
 
-    let run = as_nobody(
-        &site,
-        BIN,
-        &[
-            "digest",
-            "--config",
-            "feeds.toml",
-            "--now",
-            NOW,
-            "--dry-run",
-            "preview",
-        ],
-    );
-    run.expect(0, "a dry run without write access");
+    let run = dry_run_as_nobody(&site);
+    run.assert_success(); // a dry run without write access
     assert!(
         run.stdout.contains("0 emails") && run.stdout.contains("5 already sent"),
         "{run}"
@@ -395,20 +387,8 @@ fn a_dry_run_reads_a_state_database_it_may_not_write() {
     }
     fs::copy(site.path("wal"), beside("-wal")).unwrap();
     set_mode(&beside("-wal"), 0o644);
-    let run = as_nobody(
-        &site,
-        BIN,
-        &[
-            "digest",
-            "--config",
-            "feeds.toml",
-            "--now",
-            NOW,
-            "--dry-run",
-            "preview",
-        ],
-    );
-    run.expect(1, "a dry run that cannot read the write-ahead log");
+    let run = dry_run_as_nobody(&site);
+    run.assert_code(1); // a dry run that cannot read the write-ahead log
     assert!(
         run.stderr.contains(
             "cannot read the state database ./state/digest.state without write access to its folder"
@@ -461,20 +441,18 @@ fn handed_over(site: &Site) -> Vec<Stored> {
 /// every message stayed pending.
 #[test]
 fn a_relative_sendmail_path_is_found_from_any_working_directory() {
-    let mut site = Site::new(3);
+    let site = Site::smtp(3);
     fake_sendmail(&site);
     site.set("smtp.transport", "sendmail")
         .set("smtp.sendmail", "bin/sendmail");
-    let mut command = Command::new(BIN);
-    command
-        .current_dir("/")
+    Cmd::in_dir(Path::new("/"))
         .args(["digest", "--config"])
         .arg(site.path("feeds.toml"))
         .args(["--send", "--now", NOW])
         .env(SECRET_VAR, SECRET)
-        .env_remove(PASSWORD_VAR);
-    Run::of(&mut command).expect(0, "a send from another directory");
-    assert_one_each(&handed_over(&site), &site.recipients);
+        .run()
+        .assert_success(); // a send from another directory
+    assert_one_each(&handed_over(&site), &site.recipients());
 }
 
 /// Regression: the sendmail child inherited `BULLETIN_SMTP_PASSWORD` and
@@ -482,14 +460,17 @@ fn a_relative_sendmail_path_is_found_from_any_working_directory() {
 /// tokens).
 #[test]
 fn the_sendmail_command_gets_no_secret_from_the_environment() {
-    let mut site = Site::new(3);
+    let site = Site::smtp(3);
     fake_sendmail(&site);
     site.set("smtp.transport", "sendmail")
         .set("smtp.sendmail", "bin/sendmail");
     let password = "smtp-password-never-for-children";
-    Run::of(site.send_command(&[]).env(PASSWORD_VAR, password)).expect(0, "a send");
+    site.send_cmd()
+        .env(PASSWORD_VAR, password)
+        .run()
+        .assert_success();
     let messages = handed_over(&site);
-    assert_one_each(&messages, &site.recipients);
+    assert_one_each(&messages, &site.recipients());
     for message in &messages {
         check_digest(message);
     }
@@ -509,11 +490,11 @@ fn the_sendmail_command_gets_no_secret_from_the_environment() {
 /// Error code 1034: disk I/O error", naming no file.
 #[test]
 fn a_state_database_linked_to_dev_null_is_an_error_naming_the_file() {
-    let site = Site::new(3);
+    let site = Site::smtp(3);
     fs::create_dir_all(site.path("state")).unwrap();
     std::os::unix::fs::symlink("/dev/null", site.state_path()).unwrap();
     let run = site.send();
-    run.expect(1, "a state on /dev/null");
+    run.assert_code(1); // a state on /dev/null
     assert!(
         run.stderr.contains("state/digest.state") && run.stderr.contains("disk I/O error"),
         "the error should name the state database:\n{run}"
@@ -525,10 +506,10 @@ fn a_state_database_linked_to_dev_null_is_an_error_naming_the_file() {
 /// "disk I/O error", naming no file.
 #[test]
 fn a_full_disk_while_the_schema_is_written_is_an_error_naming_the_file() {
-    let site = Site::new(3);
+    let site = Site::smtp(3);
     let run = send_with_file_size_limit(&site, 64);
-    run.expect(1, "no room for the state database's tables");
-    let error = run.stderr.lines().find(|l| l.starts_with("error:"));
+    run.assert_code(1); // no room for the state database's tables
+    let error = run.errors().into_iter().next();
     assert!(
         error.is_some_and(|l| l.contains("state/digest.state")),
         "the error should name the state database:\n{run}"

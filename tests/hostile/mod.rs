@@ -23,8 +23,7 @@ mod hygiene;
 mod limits;
 mod markup;
 mod paths;
-// Ported to tests/support next (written against the old hostile harness).
-// mod round2_output;
+mod round2_output;
 mod secrets;
 mod state;
 mod urls;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
-use crate::harness::{BIN, Mail, NOW, SECRET, SECRET_VAR, Site, only_eml};
+use crate::support::{DryRun, Email, NOW, Run, Site, digest_article};
 
 // ---------------------------------------------------------------------------
 // Temporary files are never written through a link planted at their name.
@@ -36,7 +36,7 @@ fn run_with_links_at_temp_names(
     folders: &[&str],
     victim: &Path,
     args: &[&str],
-) -> crate::harness::Run {
+) -> Run {
     let script = r#"
 victim="$1"; shift
 folders="$1"; shift
@@ -52,23 +52,20 @@ for folder in $folders; do
 done
 exec "$@"
 "#;
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg(script)
-        .arg("sh")
-        .arg(victim)
-        .arg(folders.join(" "))
-        .arg(BIN)
-        .args(args)
-        .current_dir(site.root())
-        .env("NO_COLOR", "1")
-        .env(SECRET_VAR, SECRET);
-    crate::harness::Run::of(&mut command)
+    site.cmd(args)
+        .wrapped_in([
+            "sh".into(),
+            "-c".into(),
+            script.into(),
+            "sh".into(),
+            victim.as_os_str().to_owned(),
+            folders.join(" ").into(),
+        ])
+        .run()
 }
 
 /// How many links the shell of [`run_with_links_at_temp_names`] planted.
-fn planted_links(run: &crate::harness::Run) -> usize {
+fn planted_links(run: &Run) -> usize {
     run.stderr.matches("planted a link").count()
 }
 
@@ -78,21 +75,18 @@ fn a_symlink_at_a_feed_temp_name_is_not_written_through() {
     // `fs::write`, which follows a link already there, then renamed the
     // link over the feed: anyone who can create a file in the output
     // folder could make `build` overwrite any file the user can write.
-    let site = Site::new();
-    site.build().expect(0);
+    let site = Site::with_digest();
+    site.build().assert_success();
     let victim = site.path("victim.txt");
     fs::write(&victim, "precious").unwrap();
     site.write_jsonl(
         "articles/a.jsonl",
-        &[
-            crate::harness::article("a1", "news"),
-            crate::harness::article("a2", "yushi"),
-        ],
+        &[digest_article("a1", "news"), digest_article("a2", "yushi")],
     );
     let run = run_with_links_at_temp_names(&site, &["public"], &victim, &["build", "--now", NOW]);
     assert!(planted_links(&run) > 5, "no links planted\n{run}");
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
-    run.expect(0);
+    run.assert_success();
     for feed in [
         "feeds/rss.xml",
         "feeds/news/atom.xml",
@@ -112,16 +106,13 @@ fn a_symlink_at_a_feed_temp_name_is_not_written_through() {
 fn a_symlink_at_a_dry_run_temp_name_is_not_written_through() {
     // Regression: as above, for `digest --dry-run DIR`: the .eml, the
     // preview and the index are staged at predictable names in DIR.
-    let site = Site::new();
-    site.dry_run("out").expect(0);
+    let site = Site::with_digest();
+    site.dry_run("out").ok();
     let victim = site.path("victim.txt");
     fs::write(&victim, "precious").unwrap();
     site.write_jsonl(
         "articles/a.jsonl",
-        &[
-            crate::harness::article("a1", "news"),
-            crate::harness::article("a2", "news"),
-        ],
+        &[digest_article("a1", "news"), digest_article("a2", "news")],
     );
     let run = run_with_links_at_temp_names(
         &site,
@@ -131,7 +122,7 @@ fn a_symlink_at_a_dry_run_temp_name_is_not_written_through() {
     );
     assert!(planted_links(&run) >= 4, "no links planted\n{run}");
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
-    run.expect(0);
+    run.assert_success();
     for file in [
         "reader@example.com.eml",
         "preview/reader@example.com.html",
@@ -140,7 +131,11 @@ fn a_symlink_at_a_dry_run_temp_name_is_not_written_through() {
         let meta = fs::symlink_metadata(site.path(&format!("out/{file}"))).unwrap();
         assert!(meta.is_file(), "{file} is not a plain file");
     }
-    assert!(only_eml(&site, "out").text.contains("a2"));
+    let dry_run = DryRun {
+        run,
+        dir: site.path("out"),
+    };
+    assert!(dry_run.only_email().text.contains("a2"));
 }
 
 #[test]
@@ -148,16 +143,13 @@ fn a_symlink_at_a_cache_temp_name_is_not_written_through() {
     // Regression: the build cache wrote `<key>.ids.<pid>.tmp` with
     // `File::create` and `<key>.<pid>.tmp` with `fs::write`, both
     // following a link already there (the key is a hash of the input path).
-    let site = Site::new();
-    site.build().expect(0);
+    let site = Site::with_digest();
+    site.build().assert_success();
     let victim = site.path("victim.txt");
     fs::write(&victim, "precious").unwrap();
     site.write_jsonl(
         "articles/a.jsonl",
-        &[
-            crate::harness::article("a1", "news"),
-            crate::harness::article("a2", "news"),
-        ],
+        &[digest_article("a1", "news"), digest_article("a2", "news")],
     );
     let run = run_with_links_at_temp_names(
         &site,
@@ -167,9 +159,9 @@ fn a_symlink_at_a_cache_temp_name_is_not_written_through() {
     );
     assert!(planted_links(&run) >= 3, "no links planted\n{run}");
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
-    run.expect(0);
+    run.assert_success();
     // The entry written this time is used by the next build.
-    site.build().expect(0);
+    site.build().assert_success();
     assert!(
         fs::read_to_string(site.path("public/feeds/rss.xml"))
             .unwrap()
@@ -183,8 +175,8 @@ fn a_symlink_at_a_cache_temp_name_is_not_written_through() {
 fn a_fifo_or_a_device_link_at_a_feed_name_does_not_hang_the_build() {
     // Regression: `Staging::add` compared the new bytes with
     // `fs::read(target)`, which follows links and blocks on a FIFO.
-    let site = Site::new();
-    site.build().expect(0);
+    let site = Site::with_digest();
+    site.build().assert_success();
     fs::remove_file(site.path("public/feeds/rss.xml")).unwrap();
     let status = Command::new("mkfifo")
         .arg(site.path("public/feeds/rss.xml"))
@@ -195,13 +187,11 @@ fn a_fifo_or_a_device_link_at_a_feed_name_does_not_hang_the_build() {
     symlink("/dev/zero", site.path("public/feeds/atom.xml")).unwrap();
     site.write_jsonl(
         "articles/a.jsonl",
-        &[
-            crate::harness::article("a1", "news"),
-            crate::harness::article("a2", "news"),
-        ],
+        &[digest_article("a1", "news"), digest_article("a2", "news")],
     );
     let mut child = site
-        .command(&["build", "--now", NOW])
+        .cmd(&["build", "--now", NOW])
+        .into_command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -222,12 +212,13 @@ fn a_fifo_or_a_device_link_at_a_feed_name_does_not_hang_the_build() {
 /// file's name is refused, and its target is not created.
 #[test]
 fn init_does_not_follow_a_dangling_symlink() {
-    let site = Site::bare();
+    let site = Site::empty();
     fs::create_dir_all(site.path("new/templates")).unwrap();
     let target = site.path("created-by-init.txt");
     symlink(&target, site.path("new/templates/digest.txt.hbs")).unwrap();
     let run = site.run(&["init", "new"]);
-    run.expect(1).stderr_has(&["refusing to overwrite"]);
+    run.assert_code(1)
+        .assert_stderr_has(&["refusing to overwrite"]);
     assert!(!target.exists(), "init wrote through the link");
 }
 
@@ -297,7 +288,8 @@ fn interrupt_while_staging(
     sig: &str,
 ) -> Option<(Vec<PathBuf>, std::process::ExitStatus)> {
     let mut child = site
-        .command(args)
+        .cmd(args)
+        .into_command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -332,7 +324,7 @@ fn big_articles(site: &Site, n: usize, kb: usize) {
     let body = format!("<p>{}</p>", "新闻内容。".repeat(kb * 1024 / 15));
     let records: Vec<_> = (0..n)
         .map(|i| {
-            let mut record = crate::harness::article(&format!("big{i}"), "yushi");
+            let mut record = digest_article(&format!("big{i}"), "yushi");
             record["content_html"] = json!(body);
             record
         })
@@ -345,7 +337,7 @@ fn sigterm_during_build_removes_its_temp_files() {
     // Regression: a build stopped by SIGTERM left its `.<name>.<pid>.tmp`
     // files (80 MB in one case) in the served folder, never cleaned.
     for attempt in 0..8 {
-        let site = Site::new();
+        let site = Site::with_digest();
         big_articles(&site, 50, 200 + attempt * 200);
         let Some((seen, status)) = interrupt_while_staging(
             &site,
@@ -378,7 +370,7 @@ fn sigint_during_a_dry_run_removes_its_temp_files() {
     // Regression: as above for `digest --dry-run` (Ctrl-C while previews
     // are being written).
     for attempt in 0..8 {
-        let site = Site::new();
+        let site = Site::with_digest();
         let subscribers: String = (0..1000 * (attempt + 1))
             .map(|i| format!("[[subscribers]]\nemail = \"reader{i}@example.com\"\n\n"))
             .collect();
@@ -418,9 +410,9 @@ fn dead_pid() -> u64 {
 fn stale_temp_files_of_dead_runs_are_removed_by_the_next_run() {
     // Regression: temporary files of killed runs stayed forever (each run
     // has a new pid, so none of them ever reused one).
-    let site = Site::new();
-    site.build().expect(0);
-    site.dry_run("out").expect(0);
+    let site = Site::with_digest();
+    site.build().assert_success();
+    site.dry_run("out").ok();
     let dead = dead_pid();
     let alive = std::process::id();
     let day_old = SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
@@ -457,8 +449,8 @@ fn stale_temp_files_of_dead_runs_are_removed_by_the_next_run() {
     // A folder with a temporary name is never touched.
     fs::create_dir_all(site.path(&format!("public/feeds/.dir.{dead}.tmp"))).unwrap();
 
-    site.build().expect(0);
-    site.dry_run("out").expect(0);
+    site.build().assert_success();
+    site.dry_run("out").ok();
     for path in &stale {
         assert!(!site.path(path).exists(), "{path} was not removed");
     }
@@ -473,7 +465,7 @@ fn stale_temp_files_of_dead_runs_are_removed_by_the_next_run() {
 
 /// A site whose text template is `text` (in `t.txt.hbs`).
 fn site_with_text_template(text: &str) -> Site {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config("[digest]\n", "[digest]\ntext = \"t.txt.hbs\"\n");
     site.write("t.txt.hbs", text);
     site
@@ -490,14 +482,14 @@ fn refused(site: &Site, prefix: &str, needle: &str) {
         &["digest", "--send", "--now", NOW][..],
     ] {
         let run = site.run(args);
-        run.expect(1);
+        run.assert_code(1);
         assert!(
             run.errors()
                 .iter()
                 .any(|l| l.starts_with(prefix) && l.contains(needle)),
             "{args:?}: no error line {prefix}…{needle}\n{run}"
         );
-        run.stderr_has(&["nothing was written or sent"]);
+        run.assert_stderr_has(&["nothing was written or sent"]);
     }
     assert!(!site.path("out").exists(), "the dry run wrote its folder");
     assert!(site.sent().is_empty(), "something was sent");
@@ -512,7 +504,7 @@ fn a_recursive_inline_partial_is_refused_with_file_and_line() {
     );
     refused(
         &site,
-        "error: ./t.txt.hbs:3:4: ",
+        "./t.txt.hbs:3:4: ",
         "partial \"x\" includes itself (x > x)",
     );
 }
@@ -527,7 +519,7 @@ fn mutually_recursive_partials_are_refused_with_file_and_line() {
     );
     refused(
         &site,
-        "error: ./t.txt.hbs:",
+        "./t.txt.hbs:",
         "partial \"a\" includes itself (a > b > c > a)",
     );
 }
@@ -542,11 +534,7 @@ fn templates_that_include_each_other_are_refused() {
         "subject = \"{{site.title}} · {{date}} 要闻\"",
         "subject = \"{{> text}}\"",
     );
-    refused(
-        &site,
-        "error: ./t.txt.hbs:2:1: ",
-        "\"subject\" is not a partial",
-    );
+    refused(&site, "./t.txt.hbs:2:1: ", "\"subject\" is not a partial");
     let site = site_with_text_template("{{site.title}}\n");
     site.edit_config(
         "subject = \"{{site.title}} · {{date}} 要闻\"",
@@ -554,7 +542,7 @@ fn templates_that_include_each_other_are_refused() {
     );
     refused(
         &site,
-        "error: feeds.toml: digest.subject: ",
+        "feeds.toml: digest.subject: ",
         "\"text\" is not a partial",
     );
 }
@@ -569,7 +557,7 @@ fn a_computed_partial_name_is_refused() {
     );
     refused(
         &site,
-        "error: ./t.txt.hbs:1:19: ",
+        "./t.txt.hbs:1:19: ",
         "a partial's name must be written out",
     );
 }
@@ -589,7 +577,7 @@ fn deeply_nested_template_blocks_are_refused_with_file_and_line() {
         // The 101st `{{#if` starts at column 1 + 100 * 12.
         refused(
             &site,
-            "error: ./t.txt.hbs:2:1201: ",
+            "./t.txt.hbs:2:1201: ",
             "nested more than 100 levels deep",
         );
     }
@@ -600,11 +588,7 @@ fn deeply_nested_template_blocks_are_refused_with_file_and_line() {
         ")".repeat(5000)
     );
     let site = site_with_text_template(&text);
-    refused(
-        &site,
-        "error: ./t.txt.hbs:1:",
-        "nested more than 100 levels deep",
-    );
+    refused(&site, "./t.txt.hbs:1:", "nested more than 100 levels deep");
     // So do partials: nesting inside a partial adds to the nesting where it
     // is included.
     let mut text = String::new();
@@ -622,11 +606,7 @@ fn deeply_nested_template_blocks_are_refused_with_file_and_line() {
     }
     text.push_str("{{> p0}}\n");
     let site = site_with_text_template(&text);
-    refused(
-        &site,
-        "error: ./t.txt.hbs:",
-        "nested more than 100 levels deep",
-    );
+    refused(&site, "./t.txt.hbs:", "nested more than 100 levels deep");
 }
 
 #[test]
@@ -639,38 +619,14 @@ fn ordinary_partials_and_nesting_still_work() {
         "{{/if}}".repeat(90)
     );
     let site = site_with_text_template(&text);
-    site.run(&["check"]).expect(0);
-    site.dry_run("out").expect(0);
-    let mail = only_eml(&site, "out");
+    site.run(&["check"]).assert_success();
+    let mail = site.dry_run("out").ok().only_email();
     assert!(mail.text.contains("* 标题 a1"), "{}", mail.text);
     assert!(mail.text.contains("deep"));
 }
 
 // ---------------------------------------------------------------------------
 // The unsubscribe URL goes out as an ASCII URI.
-
-/// The unfolded value of header `name` as written.
-fn raw_header(mail: &Mail, name: &str) -> Option<String> {
-    let headers = mail.raw_headers();
-    let mut value: Option<String> = None;
-    for line in headers.split("\r\n") {
-        if line.starts_with([' ', '\t']) {
-            if let Some(v) = value.as_mut() {
-                v.push_str(line);
-            }
-            continue;
-        }
-        if value.is_some() {
-            break;
-        }
-        if let Some((n, v)) = line.split_once(':')
-            && n.eq_ignore_ascii_case(name)
-        {
-            value = Some(v.trim_start().to_owned());
-        }
-    }
-    value
-}
 
 #[test]
 fn a_non_ascii_unsubscribe_url_goes_out_percent_encoded() {
@@ -689,15 +645,14 @@ fn a_non_ascii_unsubscribe_url_goes_out_percent_encoded() {
             "/unsubscribe/%E9%80%80%20%E8%AE%A2?token=",
         ),
     ] {
-        let site = Site::new();
+        let site = Site::with_digest();
         site.edit_config(
             "unsubscribe_url = \"https://news.example.cn/unsubscribe?token={{token}}\"",
             &format!("unsubscribe_url = \"{configured}\""),
         );
-        site.run(&["check"]).expect(0);
-        site.dry_run("out").expect(0);
-        let mail = only_eml(&site, "out");
-        let header = raw_header(&mail, "List-Unsubscribe").expect("List-Unsubscribe");
+        site.run(&["check"]).assert_success();
+        let mail = site.dry_run("out").ok().only_email();
+        let header = mail.header("List-Unsubscribe").expect("List-Unsubscribe");
         assert!(header.is_ascii() && !header.contains("=?"), "{header}");
         let prefix = format!("<https://{host}{path}");
         assert!(header.starts_with(&prefix), "{header} lacks {prefix}");
@@ -705,7 +660,7 @@ fn a_non_ascii_unsubscribe_url_goes_out_percent_encoded() {
         let url = &header[1..header.len() - 1];
         assert!(!url.contains(' '));
         assert_eq!(
-            raw_header(&mail, "List-Unsubscribe-Post").as_deref(),
+            mail.header("List-Unsubscribe-Post").as_deref(),
             Some("List-Unsubscribe=One-Click")
         );
         // The link in both parts is the same URI.
@@ -717,25 +672,24 @@ fn a_non_ascii_unsubscribe_url_goes_out_percent_encoded() {
 
 #[test]
 fn a_non_ascii_mailto_unsubscribe_url_goes_out_percent_encoded() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "unsubscribe_url = \"https://news.example.cn/unsubscribe?token={{token}}\"",
         "unsubscribe_url = \"mailto:退订@news.example.cn?subject={{token}}\"",
     );
-    site.dry_run("out").expect(0);
-    let mail = only_eml(&site, "out");
-    let header = raw_header(&mail, "List-Unsubscribe").expect("List-Unsubscribe");
+    let mail = site.dry_run("out").ok().only_email();
+    let header = mail.header("List-Unsubscribe").expect("List-Unsubscribe");
     assert!(
         header.starts_with("<mailto:%E9%80%80%E8%AE%A2@news.example.cn?subject="),
         "{header}"
     );
     assert!(header.is_ascii() && header.ends_with('>'));
-    assert_eq!(raw_header(&mail, "List-Unsubscribe-Post"), None);
+    assert_eq!(mail.header("List-Unsubscribe-Post"), None);
 }
 
 #[test]
 fn an_unsubscribe_url_too_long_for_a_header_line_is_refused() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "unsubscribe_url = \"https://news.example.cn/unsubscribe?token={{token}}\"",
         &format!(
@@ -744,7 +698,7 @@ fn an_unsubscribe_url_too_long_for_a_header_line_is_refused() {
         ),
     );
     let run = site.run(&["check"]);
-    run.expect(1).stderr_has(&[
+    run.assert_code(1).assert_stderr_has(&[
         "digest.unsubscribe_url: ",
         "a List-Unsubscribe header line holds at most 998",
     ]);
@@ -754,29 +708,28 @@ fn an_unsubscribe_url_too_long_for_a_header_line_is_refused() {
 fn a_sender_with_an_internationalised_domain_goes_out_in_punycode() {
     // Regression: `smtp.from` with an IDN domain was written into From as
     // raw UTF-8 (an 8-bit header, and a MAIL FROM that needs SMTPUTF8).
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "from = \"测试站 <digest@news.example.cn>\"",
         "from = \"测试站 <digest@新闻.example.cn>\"",
     );
-    site.run(&["check"]).expect(0);
-    site.dry_run("out").expect(0);
-    let mail = only_eml(&site, "out");
-    let from = raw_header(&mail, "From").expect("From");
+    site.run(&["check"]).assert_success();
+    let mail = site.dry_run("out").ok().only_email();
+    let from = mail.header("From").expect("From");
     assert!(from.is_ascii(), "{from}");
     assert!(from.ends_with("<digest@xn--efvy88h.example.cn>"), "{from}");
-    site.send().expect(0);
+    site.send().assert_success();
     let sent = site.sent();
     assert_eq!(sent.len(), 1);
-    assert!(Mail::parse(&sent[0]).raw_headers().is_ascii());
-    let site = Site::new();
+    assert!(Email::parse(sent[0].clone()).raw_headers().is_ascii());
+    let site = Site::with_digest();
     site.edit_config(
         "from = \"测试站 <digest@news.example.cn>\"",
         "from = \"测试站 <摘要@news.example.cn>\"",
     );
     site.run(&["check"])
-        .expect(1)
-        .stderr_has(&["smtp.from: ", "non-ASCII local part"]);
+        .assert_code(1)
+        .assert_stderr_has(&["smtp.from: ", "non-ASCII local part"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -785,7 +738,7 @@ fn a_sender_with_an_internationalised_domain_goes_out_in_punycode() {
 /// Every header line is at most 78 octets, except in `List-Unsubscribe`,
 /// which holds one URI (it cannot be folded): at most 998 there.
 #[track_caller]
-fn assert_header_lines_fit(mail: &Mail, what: &str) {
+fn assert_header_lines_fit(mail: &Email, what: &str) {
     let mut field = String::new();
     for line in mail.raw_headers().split("\r\n") {
         if !line.starts_with([' ', '\t']) {
@@ -812,7 +765,7 @@ fn header_lines_stay_within_limits_for_2000_character_titles_and_names() {
     // of 2,009: RFC 5322 allows 998.
     for (kind, long) in [("ASCII", "A".repeat(2000)), ("CJK", "新".repeat(2000))] {
         for subject in ["{{site.title}}", "{{site.title}} · {{date}} 要闻"] {
-            let site = Site::new();
+            let site = Site::with_digest();
             site.edit_config("title = \"测试站\"", &format!("title = \"{long}\""));
             site.edit_config(
                 "subject = \"{{site.title}} · {{date}} 要闻\"",
@@ -826,9 +779,8 @@ fn header_lines_stay_within_limits_for_2000_character_titles_and_names() {
                 "subscribers.toml",
                 format!("[[subscribers]]\nemail = \"reader@example.com\"\nname = \"{long}\"\n"),
             );
-            site.run(&["check"]).expect(0);
-            site.dry_run("out").expect(0);
-            let mail = only_eml(&site, "out");
+            site.run(&["check"]).assert_success();
+            let mail = site.dry_run("out").ok().only_email();
             let what = format!("{kind} title, subject {subject:?}");
             assert_header_lines_fit(&mail, &what);
             let expected = subject
@@ -868,18 +820,17 @@ fn header_lines_stay_within_limits_for_2000_character_titles_and_names() {
 fn long_titles_with_spaces_are_folded_at_the_spaces() {
     let long = "Breaking News From Henan ".repeat(80);
     let long = long.trim();
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config("title = \"测试站\"", &format!("title = \"{long}\""));
     site.edit_config(
         "subject = \"{{site.title}} · {{date}} 要闻\"",
         "subject = \"{{site.title}}\"",
     );
-    site.dry_run("out").expect(0);
-    let mail = only_eml(&site, "out");
+    let mail = site.dry_run("out").ok().only_email();
     assert_header_lines_fit(&mail, "ASCII title with spaces");
     assert_eq!(mail.subject, long);
     // Plain words stay plain.
-    let list_id = raw_header(&mail, "List-Id").unwrap();
+    let list_id = mail.header("List-Id").unwrap();
     assert!(list_id.starts_with("Breaking News From Henan"), "{list_id}");
     assert!(!list_id.contains("=?"), "{list_id}");
 }
@@ -889,30 +840,30 @@ fn a_base_url_host_longer_than_a_domain_name_is_refused() {
     // Regression: the host names the list in Message-ID and List-Id, which
     // cannot be folded; the url crate accepts any length.
     let long_host = format!("{}.example.cn", "a".repeat(300));
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "base_url = \"https://news.example.cn/\"",
         &format!("base_url = \"https://{long_host}/\""),
     );
     site.run(&["check"])
-        .expect(1)
-        .stderr_has(&["site.base_url: ", "longer than the 253 characters"]);
+        .assert_code(1)
+        .assert_stderr_has(&["site.base_url: ", "longer than the 253 characters"]);
 }
 
 /// Addresses cannot be folded either: lettre already refuses a local part
 /// or a domain longer than SMTP allows, in the sender and in subscribers.
 #[test]
 fn addresses_longer_than_smtp_allows_are_refused() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "from = \"测试站 <digest@news.example.cn>\"",
         &format!("from = \"测试站 <{}@news.example.cn>\"", "d".repeat(300)),
     );
     site.run(&["check"])
-        .expect(1)
-        .stderr_has(&["smtp.from: ", "is not a mailbox"]);
+        .assert_code(1)
+        .assert_stderr_has(&["smtp.from: ", "is not a mailbox"]);
 
-    let site = Site::new();
+    let site = Site::with_digest();
     site.write(
         "subscribers.toml",
         format!(
@@ -921,6 +872,6 @@ fn addresses_longer_than_smtp_allows_are_refused() {
         ),
     );
     site.run(&["check"])
-        .expect(1)
-        .stderr_has(&["email: ", "is not an email address"]);
+        .assert_code(1)
+        .assert_stderr_has(&["email: ", "is not an email address"]);
 }

@@ -30,6 +30,9 @@ pub struct Cmd {
     args: Vec<OsString>,
     /// The folder whose path [`Run::stderr_rel`] cuts from messages.
     root: Option<PathBuf>,
+    /// A program (and its arguments) run instead, with `bulletin ARGS`
+    /// after them; see [`Cmd::wrapped_in`].
+    wrapper: Vec<OsString>,
 }
 
 impl Cmd {
@@ -44,6 +47,7 @@ impl Cmd {
             command,
             args: Vec::new(),
             root: None,
+            wrapper: Vec::new(),
         }
     }
 
@@ -101,36 +105,75 @@ impl Cmd {
         self
     }
 
+    /// Runs `WRAPPER... bulletin ARGS` instead, in the same folder and
+    /// environment: a program that changes how bulletin runs and then
+    /// executes it, e.g. `["sh", "-c", "ulimit -f 128; exec \"$0\" \"$@\""]`
+    /// (`$0` is bulletin) or `["setpriv", "--reuid=65534", ...]`.
+    pub fn wrapped_in<I, S>(mut self, wrapper: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.wrapper = wrapper.into_iter().map(Into::into).collect();
+        assert!(!self.wrapper.is_empty(), "a wrapper names a program");
+        self
+    }
+
+    /// The command as it will run: `bulletin ARGS`, or the wrapper's
+    /// program with the same folder, environment and stdin.
+    fn command(self) -> (Command, Vec<OsString>, Option<PathBuf>) {
+        let Cmd {
+            mut command,
+            args,
+            root,
+            wrapper,
+        } = self;
+        let Some((program, wrapper_args)) = wrapper.split_first() else {
+            command.args(&args);
+            return (command, args, root);
+        };
+        let mut wrapped = Command::new(program);
+        wrapped.args(wrapper_args).arg(BIN).args(&args);
+        for (name, value) in command.get_envs() {
+            match value {
+                Some(value) => wrapped.env(name, value),
+                None => wrapped.env_remove(name),
+            };
+        }
+        if let Some(dir) = command.get_current_dir() {
+            wrapped.current_dir(dir);
+        }
+        wrapped.stdin(Stdio::null());
+        (wrapped, args, root)
+    }
+
     /// The `std` command, for what this builder does not cover (other
     /// stdout and stderr, `status()`).
-    pub fn into_command(mut self) -> Command {
-        self.command.args(&self.args);
-        self.command
+    pub fn into_command(self) -> Command {
+        self.command().0
     }
 
     /// Runs to the end, capturing stdout and stderr.
-    pub fn run(mut self) -> Run {
-        let output = self
-            .command
-            .args(&self.args)
+    pub fn run(self) -> Run {
+        let (mut command, args, root) = self.command();
+        let output = command
             .output()
             .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
-        Run::new(output, self.args, self.root)
+        Run::new(output, args, root)
     }
 
     /// Starts it, stdout and stderr captured; see [`Running`].
-    pub fn spawn(mut self) -> Running {
-        let child = self
-            .command
-            .args(&self.args)
+    pub fn spawn(self) -> Running {
+        let (mut command, args, root) = self.command();
+        let child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
         Running {
             child: Some(child),
-            args: self.args,
-            root: self.root,
+            args,
+            root,
         }
     }
 }
