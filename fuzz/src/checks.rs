@@ -470,6 +470,7 @@ fn benign(article: &Article, subscriber: &Subscriber) -> (Article, Subscriber) {
         email: "x@example.com".into(),
         name: word(&subscriber.name),
         sections: None,
+        left: None,
     };
     (article, subscriber)
 }
