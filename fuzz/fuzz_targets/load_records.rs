@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
                 email: "reader@example.com".into(),
                 name: Some("读者".into()),
                 sections: None,
+                left: None,
             };
             if let Some(first) = articles
                 .iter()

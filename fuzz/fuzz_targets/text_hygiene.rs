@@ -194,6 +194,7 @@ fuzz_target!(|input: Input| {
             .filter(|n| !n.trim().is_empty() && !n.chars().any(char::is_control))
             .map(|n| n.trim().to_owned()),
         sections: None,
+        left: None,
     };
     checks::check_digest(&config, &article, &subscriber);
     checks::render_and_check(&config, vec![article]);
