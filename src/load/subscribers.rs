@@ -9,8 +9,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::formats::LineIndex;
-use crate::diag::{Location, Problem, Problems};
+use crate::diag::{LineIndex, Location, Problem, Problems};
 use crate::model::{Site, Subscriber};
 
 #[derive(Debug, Deserialize)]
@@ -34,9 +33,12 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
     let json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    // Positions of every entry, in order: one index (a JSON array on one
+    // line is one line of megabytes).
+    let lines = LineIndex::new(text);
     // Each entry with the offset where it starts, for messages.
     let entries: Vec<(RawSubscriber, usize)> = if json {
-        parse_json(text, path)?
+        parse_json(text, path, &lines)?
     } else {
         parse_toml(text, path)?
     };
@@ -44,7 +46,6 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
     let mut problems = Problems::default();
     let mut seen: HashMap<String, Location> = HashMap::new();
     let mut subscribers = Vec::new();
-    let lines = LineIndex::new(text);
     for (raw, offset) in entries {
         let (line, col) = lines.position(text, offset);
         let here = Location::at(path, line, col);
@@ -148,7 +149,11 @@ fn parse_toml(text: &str, path: &Path) -> Result<Vec<(RawSubscriber, usize)>, Pr
         .collect())
 }
 
-fn parse_json(text: &str, path: &Path) -> Result<Vec<(RawSubscriber, usize)>, Problems> {
+fn parse_json(
+    text: &str,
+    path: &Path,
+    lines: &LineIndex,
+) -> Result<Vec<(RawSubscriber, usize)>, Problems> {
     let raw: Vec<&serde_json::value::RawValue> =
         serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
     let mut out = Vec::new();
@@ -158,7 +163,7 @@ fn parse_json(text: &str, path: &Path) -> Result<Vec<(RawSubscriber, usize)>, Pr
         match serde_json::from_str::<RawSubscriber>(value.get()) {
             Ok(s) => out.push((s, offset)),
             Err(e) => {
-                let (line, col) = LineIndex::new(text).position(text, offset);
+                let (line, col) = lines.position(text, offset);
                 let message = e.to_string();
                 let message = message
                     .rfind(" at line ")

@@ -12,7 +12,9 @@
 //! - `state`: read-only output, corrupt / newer / missing / locked state;
 //! - `secrets`: the SMTP password and the unsubscribe key never leak;
 //! - `cache`: damaged build cache entries;
-//! - `crashes`: panics and terminal escapes found by fuzzing (fuzz/).
+//! - `crashes`: panics and terminal escapes found by fuzzing (fuzz/);
+//! - `round2_load`: issue #17 — one-line JSON, out-of-range config numbers,
+//!   dates in a DST gap, thousands of sections.
 
 mod cache;
 mod crashes;
@@ -22,6 +24,7 @@ mod hygiene;
 mod limits;
 mod markup;
 mod paths;
+mod round2_load;
 mod secrets;
 mod state;
 mod urls;

@@ -1,0 +1,287 @@
+//! Issue #17, second round: loading and planning at scale, and config
+//! values that passed `check` and then panicked.
+//!
+//! - positions in a JSON array written on one line (what `json.dumps`,
+//!   `JSON.stringify` and `jq -c` write) were counted from the line's start
+//!   for every record: quadratic;
+//! - `window`, `max_rate`, `related`, `retries`... out of range panicked on
+//!   every run;
+//! - a bare date whose midnight the clocks skip (America/Santiago) failed
+//!   the whole build;
+//! - sections were searched one by one for every subscriber, article and
+//!   ancestor: thousands of sections took minutes.
+//!
+//! Speed is the benchmarks' business (`bench/oneline.sh`,
+//! `bench/sections.sh`). The tests that guard it run the binary under a
+//! deadline far above what the linear code needs (a debug build, a busy
+//! machine) and far below what the quadratic code took.
+
+use std::fs;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{NOW, Run, Site};
+
+/// Runs `bulletin ARGS` in `site`, killed after `deadline`; its output goes
+/// to files (a long report cannot fill a pipe and stall it).
+#[track_caller]
+fn run_within(site: &Site, args: &[&str], deadline: Duration) -> Run {
+    let out = site.path("stdout.log");
+    let err = site.path("stderr.log");
+    let mut child = site
+        .command(args)
+        .stdout(Stdio::from(fs::File::create(&out).unwrap()))
+        .stderr(Stdio::from(fs::File::create(&err).unwrap()))
+        .spawn()
+        .expect("run bulletin");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for bulletin") {
+            break status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "bulletin {args:?} did not finish in {} s (quadratic again?)",
+                deadline.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: fs::read_to_string(&out).unwrap(),
+        stderr: String::from_utf8_lossy(&fs::read(&err).unwrap()).into_owned(),
+    }
+}
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// 1-based column, in characters, of byte `offset` of a one-line text.
+fn col(text: &str, offset: usize) -> usize {
+    text[..offset].chars().count() + 1
+}
+
+/// Byte offset of `needle` in `text` after `from`.
+fn find_after(text: &str, from: usize, needle: &str) -> usize {
+    from + text[from..].find(needle).expect("the needle is there")
+}
+
+/// A record with CJK text (so columns are not bytes).
+fn record(i: usize) -> Value {
+    json!({
+        "id": format!("b{i}"),
+        "title": format!("标题 第{i}条 河南新闻"),
+        "section": (["news", "yushi", "tech"][i % 3]),
+        "url": format!("/a/{i}.html"),
+        "published": "2017-03-24 10:00",
+        "summary": "摘要：基层干部深入群众",
+    })
+}
+
+/// Records as one JSON array on one line, the way `json.dumps` writes it.
+fn one_line(records: &[Value]) -> String {
+    let items: Vec<String> = records.iter().map(Value::to_string).collect();
+    format!("[{}]\n", items.join(", "))
+}
+
+// ---- 5: one-line JSON ------------------------------------------------------
+
+/// Regression: each record's position in a one-line JSON array was counted
+/// from the line's start: 50,000 articles took 24–51 s, 200,000 did not
+/// finish in 300 s (release build). The bad records near the end are
+/// reported at their character columns, as before.
+#[test]
+fn a_one_line_json_array_of_100k_articles_reports_late_errors_at_their_character_columns() {
+    let site = Site::new();
+    let n = 100_000;
+    let mut records: Vec<Value> = (0..n).map(record).collect();
+    records[n - 5]["section"] = json!("nowhere");
+    records[n - 3]["published"] = json!("2017-02-30 10:00");
+    let text = one_line(&records);
+    site.write("articles/b.json", &text);
+
+    let bad_section = find_after(&text, text.find("\"b99995\"").unwrap(), "\"section\"");
+    let bad_date = find_after(&text, text.find("\"b99997\"").unwrap(), "\"published\"");
+    let run = run_within(&site, &["check"], DEADLINE);
+    run.expect(1);
+    assert_eq!(
+        run.errors(),
+        [
+            format!(
+                "error: ./articles/b.json:1:{}: section: \"nowhere\" is not a section declared in the config",
+                col(&text, bad_section)
+            ),
+            format!(
+                "error: ./articles/b.json:1:{}: published: \"2017-02-30 10:00\" is not a date; \
+                 expected RFC 3339 like \"2017-03-23T11:03:00+08:00\" or \"2017-03-23 11:03[:SS]\" \
+                 in the site's timezone",
+                col(&text, bad_date)
+            ),
+        ]
+    );
+
+    // Without them, it builds.
+    records[n - 5]["section"] = json!("news");
+    records[n - 3]["published"] = json!("2017-02-28 10:00");
+    site.write("articles/b.json", one_line(&records));
+    let run = run_within(&site, &["build", "--no-cache", "--now", NOW], DEADLINE);
+    run.expect(0);
+    assert!(
+        run.stdout.contains(&format!("from {} articles", n + 1)),
+        "{run}"
+    );
+}
+
+/// Regression: each duplicate id was read back by walking its line from
+/// the start to its column: 20,000 records repeating one id on one line
+/// took many minutes.
+#[test]
+fn duplicate_ids_in_a_one_line_json_array_are_reported_in_linear_time() {
+    let site = Site::new();
+    let n = 20_000;
+    let records: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut r = record(i);
+            r["id"] = json!("同一个");
+            r
+        })
+        .collect();
+    let text = one_line(&records);
+    site.write("articles/b.json", &text);
+    let run = run_within(&site, &["check"], DEADLINE);
+    run.expect(1);
+    let errors = run.errors();
+    assert_eq!(errors.len(), n - 1);
+    // The first is the "already used" of the second record.
+    let second = find_after(&text, 2, "{\"id\"") + 1;
+    assert_eq!(
+        errors[0],
+        format!(
+            "error: ./articles/b.json:1:{}: id: \"同一个\" is already used at ./articles/b.json:1:3",
+            col(&text, second)
+        )
+    );
+    let last = text.rfind("{\"id\"").unwrap() + 1;
+    assert_eq!(
+        errors[n - 2],
+        format!(
+            "error: ./articles/b.json:1:{}: id: \"同一个\" is already used at ./articles/b.json:1:3",
+            col(&text, last)
+        )
+    );
+}
+
+/// Regression: every invalid subscriber entry rebuilt the line index of the
+/// whole file: 40,000 of them on one line took 54 s before the first error.
+#[test]
+fn forty_thousand_bad_subscribers_on_one_line_are_reported_in_linear_time() {
+    let site = Site::new();
+    site.edit_config("subscribers.toml", "subscribers.json");
+    let n = 40_000;
+    let entries: Vec<String> = (0..n)
+        .map(|i| {
+            format!("{{\"email\": \"reader{i}@example.com\", \"name\": 17, \"note\": \"读者\"}}")
+        })
+        .collect();
+    let text = format!("[{}]", entries.join(", "));
+    site.write("subscribers.json", &text);
+    let run = run_within(&site, &["check"], DEADLINE);
+    run.expect(1);
+    let errors = run.errors();
+    assert_eq!(
+        errors.len(),
+        n,
+        "{}",
+        &run.stderr[..2000.min(run.stderr.len())]
+    );
+    let message = "invalid type: integer `17`, expected a string";
+    assert_eq!(
+        errors[0],
+        format!("error: ./subscribers.json:1:2: {message}")
+    );
+    let last = text.rfind('{').unwrap();
+    assert_eq!(
+        errors[n - 1],
+        format!(
+            "error: ./subscribers.json:1:{}: {message}",
+            col(&text, last)
+        )
+    );
+}
+
+/// Regression: each problem's source line was decoded whole to show 200
+/// characters of it: thousands of problems on one (shown, under 1 MiB)
+/// line were quadratic. Each is shown cut around its column, the caret
+/// under its field.
+#[test]
+fn thousands_of_problems_on_one_shown_line_print_in_linear_time() {
+    let site = Site::new();
+    let n = 8_000;
+    let mut records: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"id": format!("b{i}"), "title": "t", "section": "nowhere",
+                   "url": "/b", "published": "2017-03-24 10:00"})
+        })
+        .collect();
+    records[0]["title"] = json!("标题：第一条");
+    let text = one_line(&records);
+    assert!(text.len() < 1 << 20, "the line is shown: {}", text.len());
+    site.write("articles/b.json", &text);
+    let run = run_within(&site, &["check"], DEADLINE);
+    run.expect(1);
+    assert_eq!(run.errors().len(), n, "{}", &run.stderr[..2000]);
+    // The last problem's block: its line, the source cut around the
+    // column, the caret under `"section"`.
+    let last = find_after(&text, text.find("\"b7999\"").unwrap(), "\"section\"");
+    let head = format!(
+        "error: ./articles/b.json:1:{}: section: \"nowhere\" is not a section declared in the config",
+        col(&text, last)
+    );
+    let block: Vec<&str> = run
+        .stderr
+        .split(&format!("{head}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {head:?}"))
+        .lines()
+        .take(3)
+        .collect();
+    assert_eq!(block[0], "  |");
+    let shown = block[1].strip_prefix("1 | ").expect("the source line");
+    let caret = block[2].strip_prefix("  | ").expect("the caret line");
+    assert!(shown.starts_with("...") && shown.len() < 300, "{shown}");
+    let at = caret.find('^').expect("a caret");
+    assert!(
+        shown[at..].starts_with("\"section\":\"nowhere\""),
+        "{shown}\n{caret}"
+    );
+}
+
+/// The same positions in a one-line TOML file of inline tables.
+#[test]
+fn a_one_line_toml_array_of_inline_tables_reports_character_columns() {
+    let site = Site::new();
+    let tables: Vec<String> = (0..2_000)
+        .map(|i| {
+            let section = if i == 1_990 { "nowhere" } else { "news" };
+            format!(
+                "{{id = \"t{i}\", title = \"标题{i}\", section = \"{section}\", url = \"/t/{i}\", published = \"2017-03-24 10:00\"}}"
+            )
+        })
+        .collect();
+    let text = format!("articles = [{}]\n", tables.join(", "));
+    site.write("articles/c.toml", &text);
+    let bad = find_after(&text, text.find("\"t1990\"").unwrap(), "section");
+    let run = run_within(&site, &["check"], DEADLINE);
+    run.expect(1);
+    assert_eq!(
+        run.errors(),
+        [format!(
+            "error: ./articles/c.toml:1:{}: section: \"nowhere\" is not a section declared in the config",
+            col(&text, bad)
+        )]
+    );
+}
