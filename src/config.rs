@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
-use crate::diag::{Location, Problem, Problems};
+use crate::diag::{LineIndex, Location, Problem, Problems};
 use crate::model::{Section, Site, SiteZone};
 
 /// The validated configuration.
@@ -303,7 +303,10 @@ impl Config {
     pub fn parse(text: &str, path: &Path, folder: &Path) -> Result<Config, Problems> {
         let raw = parse_toml::<RawConfig>(text, path)?;
         let mut problems = Problems::default();
-        let at_key = |key: &str| key_location(text, path, key);
+        // Made on the first problem: most configs have none.
+        let tables = std::cell::OnceCell::new();
+        let at_key =
+            |key: &str| key_location(text, path, key, tables.get_or_init(|| Tables::new(text)));
 
         let mut report = |key: &str, message: String| {
             problems.push(Problem::new(at_key(key), Some(key), message));
@@ -674,34 +677,76 @@ fn toml_problem(e: &toml::de::Error, text: &str, path: &Path, key: Option<&str>)
     Problem::new(location, key, e.message().trim_end().to_owned())
 }
 
+/// The table headers of a TOML text, and an index of its lines: where each
+/// key of a config's problems is, without reading the file from the top for
+/// each (a config of thousands of sections can have thousands of problems).
+struct Tables {
+    /// Each header: its name, whether it is an array entry (`[[x]]`), which
+    /// entry of that array (1-based), and the byte range of its body.
+    headers: Vec<(String, bool, usize, std::ops::Range<usize>)>,
+    /// Header positions by name, in order.
+    by_name: HashMap<String, Vec<usize>>,
+    lines: LineIndex,
+}
+
+impl Tables {
+    fn new(text: &str) -> Tables {
+        let mut headers: Vec<(String, bool, usize, std::ops::Range<usize>)> = Vec::new();
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut entries: HashMap<String, usize> = HashMap::new();
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            offset += line.len();
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('[') {
+                let name = trimmed
+                    .trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
+                let is_array = trimmed.starts_with("[[");
+                let entry = if is_array {
+                    let n = entries.entry(name.clone()).or_default();
+                    *n += 1;
+                    *n
+                } else {
+                    0
+                };
+                if let Some(last) = headers.last_mut() {
+                    last.3.end = offset - line.len();
+                }
+                by_name.entry(name.clone()).or_default().push(headers.len());
+                headers.push((name, is_array, entry, offset..text.len()));
+            }
+        }
+        Tables {
+            headers,
+            by_name,
+            lines: LineIndex::new(text),
+        }
+    }
+}
+
 /// Best-effort position of `a.b.c` (or `sections[2].id`) in a TOML file:
 /// the line where its last key is assigned inside the right table.
-fn key_location(text: &str, path: &Path, key: &str) -> Location {
+fn key_location(text: &str, path: &Path, key: &str, tables: &Tables) -> Location {
     let leaf = key.rsplit('.').next().unwrap_or(key);
     let table = key.split('.').next().unwrap_or("");
     let (table, index) = match table.split_once('[') {
         Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
         None => (table, None),
     };
-    let mut in_table = false;
-    let mut seen_index = 0usize;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with('[') {
-            let name = trimmed
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim();
-            let is_array = trimmed.starts_with("[[");
-            in_table = name == table;
-            if in_table && is_array {
-                seen_index += 1;
-                in_table = index.is_none_or(|i| i + 1 == seen_index);
-            }
-        } else if in_table {
+    let headers = tables.by_name.get(table).map_or(&[][..], Vec::as_slice);
+    for &h in headers {
+        let (_, is_array, entry, body) = &tables.headers[h];
+        if *is_array && index.is_some_and(|i| i + 1 != *entry) {
+            continue;
+        }
+        let mut offset = body.start;
+        for line in text[body.clone()].split_inclusive('\n') {
+            let trimmed = line.trim_start();
             let name = trimmed
                 .split('=')
                 .next()
@@ -710,10 +755,11 @@ fn key_location(text: &str, path: &Path, key: &str) -> Location {
                 .trim_matches('"');
             if trimmed.contains('=') && name == leaf {
                 let col = line.len() - trimmed.len();
-                return Location::at_offset(path, text, offset + col);
+                let (line, col) = tables.lines.position(text, offset + col);
+                return Location::at(path, line, col);
             }
+            offset += line.len();
         }
-        offset += line.len();
     }
     Location::file(path)
 }
@@ -799,6 +845,84 @@ parent = "news"
             ),
             "{message}"
         );
+    }
+
+    /// Keys are found where reading the file from the top for each finds
+    /// them (what the config did before it indexed its tables).
+    #[test]
+    fn keys_are_located_as_a_scan_from_the_top_locates_them() {
+        fn scan(text: &str, path: &Path, key: &str) -> Location {
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            let table = key.split('.').next().unwrap_or("");
+            let (table, index) = match table.split_once('[') {
+                Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+                None => (table, None),
+            };
+            let (mut in_table, mut seen_index, mut offset) = (false, 0usize, 0);
+            for line in text.split_inclusive('\n') {
+                let trimmed = line.trim_start();
+                if trimmed.starts_with('[') {
+                    let name = trimmed
+                        .trim_start_matches('[')
+                        .split(']')
+                        .next()
+                        .unwrap_or("")
+                        .trim();
+                    in_table = name == table;
+                    if in_table && trimmed.starts_with("[[") {
+                        seen_index += 1;
+                        in_table = index.is_none_or(|i| i + 1 == seen_index);
+                    }
+                } else if in_table {
+                    let name = trimmed
+                        .split('=')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .trim_matches('"');
+                    if trimmed.contains('=') && name == leaf {
+                        return Location::at_offset(
+                            path,
+                            text,
+                            offset + line.len() - trimmed.len(),
+                        );
+                    }
+                }
+                offset += line.len();
+            }
+            Location::file(path)
+        }
+        let text = format!(
+            "{GOOD}\n[digest]\n  window = \"7d\"\nsubscribers = \"s.toml\"\n\n[[sections]]\n\
+             \"id\" = \"标题\"\n  title=\"x\"\n[sections.extra]\nid = 1\n[[sections]]\nparent = \"news\"\n"
+        );
+        let tables = Tables::new(&text);
+        let path = Path::new("feeds.toml");
+        for key in [
+            "site.title",
+            "site.timezone",
+            "input.paths",
+            "sections[0].id",
+            "sections[1].parent",
+            "sections[2].id",
+            "sections[2].title",
+            "sections[3].parent",
+            "sections[4].id",
+            "sections.id",
+            "digest.window",
+            "digest.subscribers",
+            "digest.state",
+            "smtp.port",
+            "nothing",
+            "",
+            "sections[x].id",
+        ] {
+            assert_eq!(
+                key_location(&text, path, key, &tables),
+                scan(&text, path, key),
+                "{key}"
+            );
+        }
     }
 
     #[test]
