@@ -100,10 +100,25 @@ pub struct SmtpConfig {
 impl SmtpConfig {
     pub fn retry_delay(&self) -> std::time::Duration {
         parse_duration(&self.retry_delay)
+            .ok()
             .and_then(|d| d.to_std().ok())
             .unwrap_or_default()
+            .min(MAX_RETRY_DELAY)
     }
 }
+
+/// Limits of the `[smtp]` numbers: beyond them a value means nothing (a
+/// pause of years within one run) and the arithmetic of the backoff
+/// (`retry_delay` doubled `retries` times) would overflow.
+const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const MAX_RETRIES: u32 = 20;
+/// One thread and one connection each.
+const MAX_CONNECTIONS: usize = 1000;
+/// The slowest pace that is a pace: one message an hour.
+const MIN_RATE: f64 = 1.0 / 3600.0;
+/// `related` and `max_items` above this mean "all": the same, and safe to
+/// multiply together.
+const ALL_ITEMS: usize = u32::MAX as usize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -409,13 +424,12 @@ impl Config {
                     report(key, format!("{value:?} contains a control character (line breaks are not allowed in mail headers)"));
                 }
             }
-            let window = parse_duration(&d.window).unwrap_or_else(|| {
+            // A window longer than the calendar takes everything (the
+            // digest saturates at the earliest date), never an overflow.
+            let window = parse_duration(&d.window).unwrap_or_else(|e| {
                 report(
                     "digest.window",
-                    format!(
-                        "{:?} is not a duration like \"7d\", \"36h\" or \"90m\"",
-                        d.window
-                    ),
+                    duration_problem(e, &d.window, "\"7d\", \"36h\" or \"90m\""),
                 );
                 chrono::Duration::zero()
             });
@@ -442,26 +456,71 @@ impl Config {
                 subscribers: folder.join(d.subscribers),
                 state: folder.join(d.state),
                 window,
-                related: d.related,
-                max_items: d.max_items,
+                related: d.related.min(ALL_ITEMS),
+                max_items: d.max_items.min(ALL_ITEMS),
                 unsubscribe_url: d.unsubscribe_url.filter(|u| !u.trim().is_empty()),
             }
         });
         let smtp = raw.smtp.map(|mut s| {
-            if s.connections == 0 {
-                report("smtp.connections", "must be at least 1".into());
+            if s.port == 0 {
+                report("smtp.port", "must be from 1 to 65535".into());
+            }
+            if !(1..=MAX_CONNECTIONS).contains(&s.connections) {
+                report(
+                    "smtp.connections",
+                    format!(
+                        "must be from 1 to {MAX_CONNECTIONS} (a thread and an SMTP connection each)"
+                    ),
+                );
             }
             if !(s.max_rate >= 0.0 && s.max_rate.is_finite()) {
                 report(
                     "smtp.max_rate",
                     "must be a number of messages per second, 0 for no limit".into(),
                 );
-            }
-            if parse_duration(&s.retry_delay).is_none() {
+            } else if s.max_rate > 0.0 && s.max_rate < MIN_RATE {
                 report(
-                    "smtp.retry_delay",
-                    format!("{:?} is not a duration like \"2s\"", s.retry_delay),
+                    "smtp.max_rate",
+                    format!(
+                        "{} messages per second is less than one an hour: use 0 for no limit, \
+                         or at least 1/3600 ({MIN_RATE:.6})",
+                        s.max_rate
+                    ),
                 );
+            }
+            // Zero seconds is no time to wait; a huge one waits forever
+            // (the socket calls saturate), which is what it says.
+            for (key, seconds) in [
+                ("smtp.timeout", s.timeout),
+                ("smtp.data_timeout", s.data_timeout),
+            ] {
+                if seconds == 0 {
+                    report(key, "must be at least 1 (seconds)".into());
+                }
+            }
+            if s.retries > MAX_RETRIES {
+                report(
+                    "smtp.retries",
+                    format!(
+                        "must be at most {MAX_RETRIES} (the pause doubles with each: \
+                         the last would be retry_delay × 2^{})",
+                        MAX_RETRIES - 1
+                    ),
+                );
+            }
+            match parse_duration(&s.retry_delay) {
+                Err(e) => report(
+                    "smtp.retry_delay",
+                    duration_problem(e, &s.retry_delay, "\"2s\""),
+                ),
+                Ok(d) if d.to_std().map_or(true, |d| d > MAX_RETRY_DELAY) => report(
+                    "smtp.retry_delay",
+                    format!(
+                        "{:?} is longer than a day: the run waits out each pause before it ends",
+                        s.retry_delay
+                    ),
+                ),
+                Ok(_) => {}
             }
             if let Err(e) = s.from.parse::<lettre::message::Mailbox>() {
                 report(
@@ -623,29 +682,62 @@ fn is_language_tag(tag: &str) -> bool {
         && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// `"7d"`, `"36h"`, `"90m"`, `"2w"`, `"3600s"`.
-pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
+/// Why a duration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationError {
+    /// Not a whole number with a unit.
+    Syntax,
+    /// Zero or negative.
+    NotPositive,
+}
+
+/// `"7d"`, `"36h"`, `"90m"`, `"2w"`, `"3600s"`, `"500ms"`: a whole number
+/// above zero and a unit. A number too large for the calendar
+/// (`"999999999999999999999d"`) is the longest duration there is, never an
+/// overflow: what that means is up to the setting.
+pub fn parse_duration(text: &str) -> Result<chrono::Duration, DurationError> {
     let text = text.trim();
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse()
-            .ok()
-            .filter(|&n: &i64| n > 0)
-            .and_then(chrono::Duration::try_milliseconds);
+    let (number, unit_ms): (&str, i64) = match text.strip_suffix("ms") {
+        Some(number) => (number, 1),
+        None => {
+            let unit = text.chars().last().ok_or(DurationError::Syntax)?;
+            let ms = match unit {
+                's' => 1_000,
+                'm' => 60_000,
+                'h' => 3_600_000,
+                'd' => 86_400_000,
+                'w' => 604_800_000,
+                _ => return Err(DurationError::Syntax),
+            };
+            (&text[..text.len() - unit.len_utf8()], ms)
+        }
+    };
+    let number = number.trim();
+    let (negative, digits) = match number.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, number.strip_prefix('+').unwrap_or(number)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DurationError::Syntax);
     }
-    let unit = text.chars().last()?;
-    let number: i64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
-    if number <= 0 {
-        return None;
+    if negative || digits.bytes().all(|b| b == b'0') {
+        return Err(DurationError::NotPositive);
     }
-    match unit {
-        's' => chrono::Duration::try_seconds(number),
-        'm' => chrono::Duration::try_minutes(number),
-        'h' => chrono::Duration::try_hours(number),
-        'd' => chrono::Duration::try_days(number),
-        'w' => chrono::Duration::try_weeks(number),
-        _ => None,
+    let ms = digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_ms))
+        .unwrap_or(i64::MAX);
+    Ok(chrono::Duration::try_milliseconds(ms).unwrap_or(chrono::Duration::MAX))
+}
+
+/// What is wrong with the duration `text`; `example` shows a good one.
+fn duration_problem(error: DurationError, text: &str, example: &str) -> String {
+    match error {
+        DurationError::Syntax => format!("{text:?} is not a duration like {example}"),
+        DurationError::NotPositive => {
+            format!("{text:?} is not a duration: it must be longer than 0")
+        }
     }
 }
 
@@ -937,9 +1029,33 @@ parent = "news"
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("7d"), Some(chrono::Duration::days(7)));
-        assert_eq!(parse_duration("36h"), Some(chrono::Duration::hours(36)));
-        assert_eq!(parse_duration("0d"), None);
-        assert_eq!(parse_duration("7"), None);
+        assert_eq!(parse_duration("7d"), Ok(chrono::Duration::days(7)));
+        assert_eq!(parse_duration("36h"), Ok(chrono::Duration::hours(36)));
+        assert_eq!(parse_duration(" 90 m "), Ok(chrono::Duration::minutes(90)));
+        assert_eq!(
+            parse_duration("100ms"),
+            Ok(chrono::Duration::milliseconds(100))
+        );
+        assert_eq!(parse_duration("0d"), Err(DurationError::NotPositive));
+        assert_eq!(parse_duration("-3h"), Err(DurationError::NotPositive));
+        assert_eq!(parse_duration("0ms"), Err(DurationError::NotPositive));
+        for bad in ["7", "", "d", "1.5h", "7y", "--1d", "1e3s", "0x10s"] {
+            assert_eq!(parse_duration(bad), Err(DurationError::Syntax), "{bad:?}");
+        }
+    }
+
+    /// Regression: `window = "999999999d"` passed `check`, then every
+    /// digest panicked subtracting it from the clock. A number too large
+    /// for the calendar saturates instead of failing or overflowing.
+    #[test]
+    fn huge_durations_saturate() {
+        let max = chrono::Duration::MAX;
+        assert_eq!(
+            parse_duration("999999999d"),
+            Ok(chrono::Duration::days(999_999_999))
+        );
+        assert_eq!(parse_duration("999999999999999d"), Ok(max));
+        assert_eq!(parse_duration("99999999999999999999999999w"), Ok(max));
+        assert_eq!(parse_duration("9223372036854775807ms"), Ok(max));
     }
 }

@@ -88,7 +88,7 @@ pub struct Archive {
 impl Archive {
     pub fn new(now: DateTime<Utc>, window: Duration) -> Self {
         Archive {
-            since: now - window,
+            since: window_start(now, window),
             now,
             articles: Vec::new(),
         }
@@ -173,6 +173,13 @@ pub struct Settings {
     pub max_items: usize,
 }
 
+/// The oldest time a digest at `now` carries: `window` before it, or the
+/// beginning of time for a window longer than the calendar.
+fn window_start(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    now.checked_sub_signed(window)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// The issue key for a run at `now`.
 pub fn issue_key(site: &Site, now: DateTime<Utc>) -> String {
     site.zone.local(now).format("%Y-%m-%d").to_string()
@@ -185,13 +192,16 @@ pub fn plan<'a, E>(
     settings: &Settings,
     mut history: impl FnMut(&Subscriber) -> Result<History, E>,
 ) -> Result<Digest<'a>, E> {
-    let since = settings.now - settings.window;
+    let since = window_start(settings.now, settings.window);
     let mut fresh: Vec<&Article> = articles
         .iter()
         .filter(|a| a.published > since && a.published <= settings.now)
         .collect();
     fresh.sort_by(|a, b| Article::newest_first(a, b));
-    let most_listed = settings.max_items * (settings.related + 1) + settings.related;
+    let most_listed = settings
+        .max_items
+        .saturating_mul(settings.related.saturating_add(1))
+        .saturating_add(settings.related);
     let index = RelatedIndex::new(articles, settings.now).with_depth(most_listed);
 
     let mut digest = Digest {

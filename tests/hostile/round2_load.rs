@@ -285,3 +285,172 @@ fn a_one_line_toml_array_of_inline_tables_reports_character_columns() {
         )]
     );
 }
+
+// ---- 7: config values out of range ----------------------------------------
+
+/// Regression: `window = "999999999d"` passed `check`, then every digest
+/// panicked (exit 101) subtracting it from the clock. A window longer than
+/// the calendar means "everything".
+#[test]
+fn a_window_longer_than_the_calendar_takes_every_article() {
+    let site = Site::new();
+    let mut records = vec![crate::harness::article("old", "news")];
+    records[0]["published"] = json!("1990-01-01 10:00");
+    records.push(crate::harness::article("new", "news"));
+    site.write_jsonl("articles/a.jsonl", &records);
+    for window in [
+        "999999999d",
+        "99999999999999999999999w",
+        "9223372036854775807ms",
+    ] {
+        site.edit_config("window = \"7d\"", &format!("window = \"{window}\""));
+        site.run(&["check"]).expect(0);
+        let out = format!("out-{}", window.len());
+        let run = site.dry_run(&out);
+        run.expect(0);
+        let mail = crate::harness::only_eml(&site, &out);
+        assert!(
+            mail.text.contains("标题 old") && mail.text.contains("标题 new"),
+            "{window}: {}",
+            mail.text
+        );
+        site.edit_config(&format!("window = \"{window}\""), "window = \"7d\"");
+    }
+}
+
+/// Regression: `related` and `max_items` of 2^63 - 1 overflowed computing
+/// how many articles an email lists (exit 101). A huge value means "all".
+#[test]
+fn huge_related_and_max_items_mean_all() {
+    let site = Site::new();
+    let records: Vec<Value> = (0..5)
+        .map(|i| {
+            let mut r = crate::harness::article(&format!("n{i}"), "news");
+            r["keywords"] = json!("基层干部");
+            r
+        })
+        .collect();
+    site.write_jsonl("articles/a.jsonl", &records);
+    site.edit_config(
+        "window = \"7d\"",
+        "window = \"7d\"\nrelated = 9223372036854775807\nmax_items = 9223372036854775807",
+    );
+    site.run(&["check"]).expect(0);
+    site.dry_run("out").expect(0);
+    let mail = crate::harness::only_eml(&site, "out");
+    for i in 0..5 {
+        assert!(mail.text.contains(&format!("标题 n{i}")), "{}", mail.text);
+    }
+}
+
+/// Regression: `max_rate = 1e-20` passed `check`, then every `--send`
+/// panicked converting one message's interval (1e20 s) into a duration.
+/// The SMTP numbers are checked at load, each a `feeds.toml:line:col: key:`
+/// problem, and all of them at once.
+#[test]
+fn smtp_numbers_out_of_range_are_problems_at_load() {
+    let site = Site::new();
+    site.edit_config(
+        "from = ",
+        "max_rate = 1e-20\nconnections = 100000\ntimeout = 0\ndata_timeout = 0\nretries = 1000\n\
+         retry_delay = \"999999999d\"\nport = 0\nfrom = ",
+    );
+    let config = fs::read_to_string(site.path("feeds.toml")).unwrap();
+    let line = |key: &str| {
+        1 + config
+            .lines()
+            .position(|l| l.starts_with(&format!("{key} =")))
+            .unwrap()
+    };
+    for args in [&["check"][..], &["digest", "--send", "--now", NOW]] {
+        let run = site.run(args);
+        run.expect(1);
+        assert_eq!(
+            run.errors(),
+            [
+                format!(
+                    "error: feeds.toml:{}:1: smtp.port: must be from 1 to 65535",
+                    line("port")
+                ),
+                format!(
+                    "error: feeds.toml:{}:1: smtp.connections: must be from 1 to 1000 \
+                     (a thread and an SMTP connection each)",
+                    line("connections")
+                ),
+                format!(
+                    "error: feeds.toml:{}:1: smtp.max_rate: 0.00000000000000000001 messages per \
+                     second is less than one an hour: use 0 for no limit, or at least 1/3600 (0.000278)",
+                    line("max_rate")
+                ),
+                format!(
+                    "error: feeds.toml:{}:1: smtp.timeout: must be at least 1 (seconds)",
+                    line("timeout")
+                ),
+                format!(
+                    "error: feeds.toml:{}:1: smtp.data_timeout: must be at least 1 (seconds)",
+                    line("data_timeout")
+                ),
+                format!(
+                    "error: feeds.toml:{}:1: smtp.retries: must be at most 20 (the pause doubles \
+                     with each: the last would be retry_delay × 2^19)",
+                    line("retries")
+                ),
+                format!(
+                    "error: feeds.toml:{}:1: smtp.retry_delay: \"999999999d\" is longer than a day: \
+                     the run waits out each pause before it ends",
+                    line("retry_delay")
+                ),
+            ],
+            "{run}"
+        );
+        assert!(site.sent().is_empty());
+    }
+}
+
+/// The edges of each range are accepted: a rate of one message an hour, a
+/// day's retry pause, 20 retries, 1000 connections, timeouts of a second
+/// and of 2^63 - 1 seconds (waiting forever).
+#[test]
+fn smtp_numbers_at_the_edges_of_their_ranges_are_accepted() {
+    let site = Site::new();
+    site.edit_config(
+        "from = ",
+        "max_rate = 0.000278\nconnections = 1000\ntimeout = 9223372036854775807\n\
+         data_timeout = 1\nretries = 20\nretry_delay = \"24h\"\nport = 65535\nfrom = ",
+    );
+    site.run(&["check"]).expect(0);
+    site.send().expect(0);
+    assert_eq!(site.sent().len(), 1);
+}
+
+/// Durations of zero, negative ones, and ones that are not durations say
+/// which they are.
+#[test]
+fn durations_that_are_not_positive_say_so() {
+    let site = Site::new();
+    for (window, message) in [
+        ("0d", "\"0d\" is not a duration: it must be longer than 0"),
+        ("-7d", "\"-7d\" is not a duration: it must be longer than 0"),
+        (
+            "7 days",
+            "\"7 days\" is not a duration like \"7d\", \"36h\" or \"90m\"",
+        ),
+    ] {
+        site.edit_config("window = \"7d\"", &format!("window = \"{window}\""));
+        let run = site.run(&["check"]);
+        run.expect(1);
+        let line = fs::read_to_string(site.path("feeds.toml"))
+            .unwrap()
+            .lines()
+            .position(|l| l.starts_with("window"))
+            .unwrap()
+            + 1;
+        assert_eq!(
+            run.errors(),
+            [format!(
+                "error: feeds.toml:{line}:1: digest.window: {message}"
+            )]
+        );
+        site.edit_config(&format!("window = \"{window}\""), "window = \"7d\"");
+    }
+}
