@@ -54,6 +54,37 @@ impl SiteZone {
         (1..=9999).contains(&instant.year()) && (1..=9999).contains(&self.local(instant).year())
     }
 
+    /// The first instant of `date` in this zone: its midnight, or, where
+    /// the clocks skip midnight (zones such as America/Santiago change at
+    /// 00:00), the instant they jump to. `None` only for a day the zone
+    /// skipped altogether (Pacific/Apia, 2011-12-30).
+    pub fn start_of_day(&self, date: chrono::NaiveDate) -> Option<DateTime<Utc>> {
+        let midnight = date.and_time(chrono::NaiveTime::MIN);
+        if let Some(instant) = self.resolve_local(midnight) {
+            return Some(instant);
+        }
+        // In a gap: find the instant the wall clock jumps past midnight by
+        // bisection over whole seconds (transitions fall on whole seconds).
+        // Every offset is under 16 hours: the wall clock reads before
+        // midnight 16 hours before midnight UTC, and after it 16 hours after.
+        let wall = |t: i64| DateTime::from_timestamp(t, 0).map(|t| self.local(t).naive_local());
+        let guess = midnight.and_utc().timestamp();
+        let (mut before, mut after) = (guess - 16 * 3600, guess + 16 * 3600);
+        if !(wall(before)? < midnight && wall(after)? >= midnight) {
+            return None;
+        }
+        while after - before > 1 {
+            let mid = before + (after - before) / 2;
+            if wall(mid)? < midnight {
+                before = mid;
+            } else {
+                after = mid;
+            }
+        }
+        let first = DateTime::from_timestamp(after, 0)?;
+        (self.local(first).date_naive() == date).then_some(first)
+    }
+
     /// Reads a wall-clock time in this zone. In a daylight-saving overlap the
     /// earlier instant wins; a time inside a gap does not exist and is `None`.
     pub fn resolve_local(&self, naive: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
@@ -190,6 +221,55 @@ mod tests {
         );
         assert_eq!(SiteZone::parse("+25:00"), None);
         assert_eq!(SiteZone::parse("Mars/Olympus"), None);
+    }
+
+    #[test]
+    fn a_day_starts_at_midnight_or_where_the_clocks_skip_it() {
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let start = |zone: &str, date| {
+            SiteZone::parse(zone)
+                .unwrap()
+                .start_of_day(date)
+                .map(|t| t.to_rfc3339())
+        };
+        let shanghai = "Asia/Shanghai";
+        assert_eq!(
+            start(shanghai, day(2017, 3, 23)).unwrap(),
+            "2017-03-22T16:00:00+00:00"
+        );
+        assert_eq!(
+            start("-05:30", day(2017, 3, 23)).unwrap(),
+            "2017-03-23T05:30:00+00:00"
+        );
+        // Santiago springs forward at 00:00 (to 01:00, -03:00).
+        assert_eq!(
+            start("America/Santiago", day(2024, 9, 8)).unwrap(),
+            "2024-09-08T04:00:00+00:00"
+        );
+        // ...and falls back at 00:00 to 23:00 the day before (-04:00):
+        // that hour comes twice, midnight once.
+        assert_eq!(
+            start("America/Santiago", day(2024, 4, 7)).unwrap(),
+            "2024-04-07T04:00:00+00:00"
+        );
+        // Havana and Asunción also change at midnight; Beirut did at 00:00.
+        assert_eq!(
+            start("America/Havana", day(2024, 3, 10)).unwrap(),
+            "2024-03-10T05:00:00+00:00"
+        );
+        assert_eq!(
+            start("America/Asuncion", day(2023, 10, 1)).unwrap(),
+            "2023-10-01T04:00:00+00:00"
+        );
+        // Samoa skipped 2011-12-30 altogether: that day has no first instant.
+        assert_eq!(start("Pacific/Apia", day(2011, 12, 30)), None);
+        assert_eq!(
+            start("Pacific/Apia", day(2011, 12, 31)).unwrap(),
+            "2011-12-30T10:00:00+00:00"
+        );
+        // The ends of the calendar do not overflow.
+        assert!(start("America/Santiago", chrono::NaiveDate::MAX).is_none_or(|t| !t.is_empty()));
+        assert!(start("America/Santiago", chrono::NaiveDate::MIN).is_none_or(|t| !t.is_empty()));
     }
 
     #[test]

@@ -454,3 +454,95 @@ fn durations_that_are_not_positive_say_so() {
         site.edit_config(&format!("window = \"{window}\""), "window = \"7d\"");
     }
 }
+
+// ---- 10: a date whose midnight the clocks skip -------------------------------
+
+/// A site in America/Santiago, where daylight saving starts at 00:00 (the
+/// clocks go from 23:59:59 to 01:00): 2024-09-08 has no midnight.
+fn santiago_site() -> Site {
+    let site = Site::new();
+    site.edit_config("timezone = \"+08:00\"", "timezone = \"America/Santiago\"");
+    site
+}
+
+const SANTIAGO_NOW: &str = "2024-09-10T12:00:00-03:00";
+
+/// Regression: a date-only `published` on 2024-09-08 was refused as "a
+/// daylight-saving gap", and that one record failed the whole build. A date
+/// means the first instant of that day: 01:00 there.
+#[test]
+fn a_date_whose_midnight_the_clocks_skip_starts_when_they_jump() {
+    let site = santiago_site();
+    let mut records = vec![crate::harness::article("gap", "news")];
+    records[0]["published"] = json!("2024-09-08");
+    records[0]["updated"] = json!("2024-09-08");
+    let mut other = crate::harness::article("before", "news");
+    other["published"] = json!("2024-09-07");
+    records.push(other);
+    site.write_jsonl("articles/a.jsonl", &records);
+    let run = site.run(&["build", "--now", SANTIAGO_NOW]);
+    run.expect(0);
+    let rss = fs::read_to_string(site.path("public/feeds/rss.xml")).unwrap();
+    assert!(
+        rss.contains("<pubDate>Sun, 8 Sep 2024 01:00:00 -0300</pubDate>"),
+        "{rss}"
+    );
+    assert!(
+        rss.contains("<pubDate>Sat, 7 Sep 2024 00:00:00 -0400</pubDate>"),
+        "{rss}"
+    );
+    let atom = fs::read_to_string(site.path("public/feeds/atom.xml")).unwrap();
+    assert!(
+        atom.contains("<published>2024-09-08T01:00:00-03:00</published>"),
+        "{atom}"
+    );
+}
+
+/// A wall-clock time inside the gap names no instant: still an error, that
+/// says why (documented).
+#[test]
+fn a_time_inside_the_gap_is_still_an_error() {
+    let site = santiago_site();
+    let mut records = vec![crate::harness::article("gap", "news")];
+    records[0]["published"] = json!("2024-09-08 00:30");
+    let mut updated = crate::harness::article("upd", "news");
+    updated["published"] = json!("2024-09-07");
+    updated["updated"] = json!("2024-09-08T00:00:00");
+    records.push(updated);
+    site.write_jsonl("articles/a.jsonl", &records);
+    let run = site.run(&["build", "--now", SANTIAGO_NOW]);
+    run.expect(1);
+    let errors = run.errors();
+    assert_eq!(errors.len(), 2, "{run}");
+    assert!(
+        errors[0].starts_with("error: ./articles/a.jsonl:1:")
+            && errors[0].ends_with(
+                "published: \"2024-09-08 00:30\" does not exist in the site's timezone (a daylight-saving gap)"
+            ),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].ends_with(
+            "updated: \"2024-09-08T00:00:00\" does not exist in the site's timezone (a daylight-saving gap)"
+        ),
+        "{}",
+        errors[1]
+    );
+    assert!(!site.path("public").exists());
+}
+
+/// `--now` is RFC 3339 (an offset, never a gap); at the ends of the
+/// calendar it is an instant like any other, never a panic.
+#[test]
+fn now_at_the_ends_of_the_calendar_is_not_a_panic() {
+    let site = santiago_site();
+    for now in ["0000-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"] {
+        let run = site.run(&["build", "--now", now]);
+        assert!(run.code == 0 || run.code == 1, "{now}: {run}");
+        run.expect(run.code);
+        let run = site.run(&["digest", "--dry-run", "out", "--now", now]);
+        assert!(run.code == 0 || run.code == 1, "{now}: {run}");
+        run.expect(run.code);
+    }
+}
