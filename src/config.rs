@@ -12,7 +12,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::diag::{LineIndex, Location, Problem, Problems};
-use crate::model::{Section, Site, SiteZone};
+use crate::model::{Section, Sections, Site, SiteZone};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -552,7 +552,7 @@ impl Config {
                 language: raw.site.language,
                 zone,
                 description,
-                sections,
+                sections: Sections::new(sections),
             },
             inputs: raw.input.paths.iter().map(|p| folder.join(p)).collect(),
             output: Output {

@@ -221,13 +221,7 @@ pub fn plan<'a, E>(
         }
         // The sections this subscriber gets (children included), as a set:
         // checked once per fresh article.
-        let wanted: Option<HashSet<&str>> = subscriber.sections.as_ref().map(|_| {
-            site.sections
-                .iter()
-                .filter(|s| subscriber.wants(site, &s.id))
-                .map(|s| s.id.as_str())
-                .collect()
-        });
+        let wanted = subscriber.wanted(site);
         let chosen: Vec<&Article> = fresh
             .iter()
             .copied()
@@ -262,19 +256,26 @@ pub fn plan<'a, E>(
     // ...and each email, its items grouped by section with their reads.
     for (subscriber, chosen) in chosen_for {
         let mut listed: HashSet<&str> = chosen.iter().map(|a| a.id.as_str()).collect();
+        // Grouped by section in config order, newest first in each: a
+        // stable sort of the items by their section's place (not a pass
+        // over every section for each email).
+        let mut placed: Vec<(usize, &Article)> = chosen
+            .iter()
+            .filter_map(|&a| Some((site.sections.position(&a.section)?, a)))
+            .collect();
+        placed.sort_by_key(|&(place, _)| place);
         let mut groups: Vec<Group> = Vec::new();
-        for section in &site.sections {
-            let items: Vec<Item> = chosen
-                .iter()
-                .filter(|a| a.section == section.id)
-                .map(|&article| {
-                    let related =
-                        index.related(article, settings.related, &mut listed, &mut Vec::new());
-                    Item { article, related }
-                })
-                .collect();
-            if !items.is_empty() {
-                groups.push(Group { section, items });
+        for (place, article) in placed {
+            let related = index.related(article, settings.related, &mut listed, &mut Vec::new());
+            let item = Item { article, related };
+            match groups.last_mut() {
+                Some(group) if std::ptr::eq(group.section, &site.sections[place]) => {
+                    group.items.push(item)
+                }
+                _ => groups.push(Group {
+                    section: &site.sections[place],
+                    items: vec![item],
+                }),
             }
         }
         digest.emails.push(Email { subscriber, groups });
