@@ -155,7 +155,7 @@ fn parse_json(
     lines: &LineIndex,
 ) -> Result<Vec<(RawSubscriber, usize)>, Problems> {
     let raw: Vec<&serde_json::value::RawValue> =
-        serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
+        serde_json::from_str(text).map_err(|e| json_error(path, text, lines, &e))?;
     let mut out = Vec::new();
     let mut problems = Problems::default();
     for value in raw {
@@ -175,10 +175,19 @@ fn parse_json(
     problems.into_result(out)
 }
 
-fn json_error(path: &Path, e: &serde_json::Error) -> Problem {
+/// A syntax error of the whole file. serde_json counts its column in bytes;
+/// the location says characters, like every other.
+fn json_error(path: &Path, text: &str, lines: &LineIndex, e: &serde_json::Error) -> Problem {
     let message = e.to_string();
     let message = message
         .rfind(" at line ")
         .map_or(message.clone(), |cut| message[..cut].to_owned());
-    Problem::new(Location::at(path, e.line(), e.column()), None, message)
+    let location = match lines.offset(text, e.line(), 1) {
+        Some(line_start) => {
+            let (line, col) = lines.position(text, line_start + e.column().saturating_sub(1));
+            Location::at(path, line, col)
+        }
+        None => Location::file(path),
+    };
+    Problem::new(location, None, message)
 }

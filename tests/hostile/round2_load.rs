@@ -213,6 +213,26 @@ fn forty_thousand_bad_subscribers_on_one_line_are_reported_in_linear_time() {
     );
 }
 
+/// A syntax error in a JSON subscriber list is at its character column,
+/// like every other position (serde_json counts bytes: the column was the
+/// byte's, 4 too far after two CJK characters).
+#[test]
+fn a_syntax_error_in_a_json_subscriber_list_is_at_its_character_column() {
+    let site = Site::new();
+    site.edit_config("subscribers.toml", "subscribers.json");
+    let text = "[{\"email\": \"a@example.com\", \"name\": \"读者\"},]";
+    site.write("subscribers.json", text);
+    let run = site.run(&["check"]);
+    run.expect(1);
+    assert_eq!(
+        run.errors(),
+        [format!(
+            "error: ./subscribers.json:1:{}: trailing comma",
+            col(text, text.rfind(']').unwrap())
+        )]
+    );
+}
+
 /// Regression: each problem's source line was decoded whole to show 200
 /// characters of it: thousands of problems on one (shown, under 1 MiB)
 /// line were quadratic. Each is shown cut around its column, the caret
