@@ -93,10 +93,20 @@ pub fn escape_controls(text: &str) -> String {
 }
 
 impl Problem {
+    /// A suggestion for fixing the problem, without a budget (see [`Hints`]).
+    #[cfg(test)]
+    pub fn hint(&self, sections: &[String]) -> Option<String> {
+        let mut unlimited = usize::MAX;
+        self.hint_within(sections, &mut unlimited)
+    }
+
     /// A suggestion for fixing the problem, when one can be read from it: the
     /// closest known name to a misspelled field, key, value or section id.
     /// `sections` are the section ids the config declares (may be empty).
-    pub fn hint(&self, sections: &[String]) -> Option<String> {
+    /// An unknown section is compared with the declared ones only while
+    /// `budget` (comparisons) lasts, and spends it; past it, the hint lists
+    /// the declared sections.
+    fn hint_within(&self, sections: &[String], budget: &mut usize) -> Option<String> {
         let message = self.message.as_str();
         if let Some((word, expected)) = unknown_name(message) {
             return closest(word, expected.iter().copied())
@@ -108,8 +118,11 @@ impl Problem {
         if sections.is_empty() {
             return None;
         }
-        if let Some(name) = closest(&section, sections.iter().map(String::as_str)) {
-            return Some(format!("did you mean `{name}`?"));
+        if *budget >= sections.len() {
+            *budget -= sections.len();
+            if let Some(name) = closest(&section, sections.iter().map(String::as_str)) {
+                return Some(format!("did you mean `{name}`?"));
+            }
         }
         const SHOWN: usize = 12;
         let mut list: Vec<String> = sections
@@ -121,6 +134,42 @@ impl Problem {
             list.push(format!("and {} more", sections.len() - SHOWN));
         }
         Some(format!("the declared sections are {}", list.join(", ")))
+    }
+}
+
+/// The hints of many problems (a `check` of a large site can find
+/// thousands). Each distinct message's hint is found once, and unknown
+/// sections are compared with the declared ones for at most
+/// [`Hints::BUDGET`] comparisons in all: each compares with every declared
+/// section, and thousands of distinct unknown ids against thousands of
+/// sections took over a minute. Past the budget a hint lists the sections.
+pub struct Hints<'a> {
+    sections: &'a [String],
+    found: std::collections::HashMap<String, Option<String>>,
+    budget: usize,
+}
+
+impl<'a> Hints<'a> {
+    /// Comparisons of an unknown section id with a declared one, in all:
+    /// a fraction of a second.
+    pub const BUDGET: usize = 200_000;
+
+    pub fn new(sections: &'a [String]) -> Hints<'a> {
+        Hints {
+            sections,
+            found: std::collections::HashMap::new(),
+            budget: Self::BUDGET,
+        }
+    }
+
+    /// The hint of `problem`, within the budget.
+    pub fn of(&mut self, problem: &Problem) -> Option<String> {
+        if let Some(hint) = self.found.get(&problem.message) {
+            return hint.clone();
+        }
+        let hint = problem.hint_within(self.sections, &mut self.budget);
+        self.found.insert(problem.message.clone(), hint.clone());
+        hint
     }
 }
 
@@ -141,10 +190,17 @@ fn unknown_name(message: &str) -> Option<(&str, Vec<&str>)> {
 /// most one edit per three characters. The first of equally close ones.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let word = word.to_lowercase();
-    let limit = (word.chars().count() / 3).max(1);
+    let length = word.chars().count();
+    let limit = (length / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&word, &c.to_lowercase()), c))
+        .filter_map(|c| {
+            let lower = c.to_lowercase();
+            // Each edit changes the length by one at most: a candidate whose
+            // length differs more is never close enough.
+            (lower.chars().count().abs_diff(length) <= limit)
+                .then(|| (strsim::damerau_levenshtein(&word, &lower), c))
+        })
         .filter(|&(distance, _)| distance <= limit)
         .min_by_key(|&(distance, _)| distance)
         .map(|(_, c)| c)
@@ -488,6 +544,35 @@ mod tests {
         );
         let unknown = problem("\"world\" is not a section declared in the config");
         assert_eq!(unknown.hint(&[]), None);
+    }
+
+    #[test]
+    fn hints_are_found_once_per_message_and_within_a_budget() {
+        let sections: Vec<String> = (0..1000).map(|i| format!("section-{i}")).collect();
+        let unknown =
+            |id: &str| problem(&format!("{id:?} is not a section declared in the config"));
+        let mut hints = Hints::new(&sections);
+        assert_eq!(
+            hints.of(&unknown("sektion-7")).as_deref(),
+            Some("did you mean `section-7`?")
+        );
+        // The budget allows BUDGET / 1000 searches; a repeated message is free.
+        for _ in 0..1000 {
+            hints.of(&unknown("sektion-7"));
+        }
+        for i in 100..100 + Hints::BUDGET / 1000 - 1 {
+            let hint = hints.of(&unknown(&format!("sektion-{i}")));
+            assert_eq!(hint, Some(format!("did you mean `section-{i}`?")));
+        }
+        let past = hints.of(&unknown("sektion-999")).unwrap();
+        assert!(
+            past.starts_with("the declared sections are `section-0`, "),
+            "{past}"
+        );
+        assert!(past.ends_with("and 988 more"), "{past}");
+        // Unknown fields (a short list each) are not counted.
+        let field = problem("unknown field `titel`, expected `id` or `title`");
+        assert_eq!(hints.of(&field).as_deref(), Some("did you mean `title`?"));
     }
 
     #[test]

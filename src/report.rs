@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anstyle::{AnsiColor, Style};
 use unicode_width::UnicodeWidthChar;
 
-use crate::diag::{LineIndex, Problem, Problems};
+use crate::diag::{Hints, LineIndex, Problem, Problems};
 
 const ERROR: Style = AnsiColor::Red.on_default().bold();
 const WARNING: Style = AnsiColor::Yellow.on_default().bold();
@@ -38,9 +38,10 @@ pub struct Context {
 /// (when the file has that line) by the line and a caret, and a hint.
 pub fn problems(problems: &Problems, cx: &Context) {
     let sources = Sources::read(&problems.0);
+    let mut hints = Hints::new(&cx.sections);
     let mut stderr = anstream::stderr().lock();
     for problem in &problems.0 {
-        let block = render(problem, sources.line(problem), &cx.sections);
+        let block = render(problem, sources.line(problem), hints.of(problem));
         let _ = stderr.write_all(block.as_bytes());
     }
 }
@@ -55,7 +56,7 @@ pub fn error(message: &str) {
 /// One problem's block: its line (exactly [`Problem`]'s `Display`), then the
 /// source line with a caret, then the hint; a blank line ends a block that
 /// has more than the first line.
-fn render(problem: &Problem, source: Option<&SourceLine>, sections: &[String]) -> String {
+fn render(problem: &Problem, source: Option<&SourceLine>, hint: Option<String>) -> String {
     let mut out = format!(
         "{ERROR}error{ERROR:#}: {LOCATION}{}{LOCATION:#}: ",
         problem.location
@@ -65,7 +66,6 @@ fn render(problem: &Problem, source: Option<&SourceLine>, sections: &[String]) -
     }
     let _ = writeln!(out, "{}", problem.message);
 
-    let hint = problem.hint(sections);
     let snippet = problem.location.line.zip(source);
     let width = snippet.map_or(1, |(line, _)| line.to_string().len());
     let pad = " ".repeat(width);
@@ -349,7 +349,7 @@ mod tests {
 
     #[test]
     fn the_first_line_is_the_problem_and_the_caret_sits_under_the_column() {
-        let block = render(&problem(12, 5, "bad"), Some(&line("x = \"y\"")), &[]);
+        let block = render(&problem(12, 5, "bad"), Some(&line("x = \"y\"")), None);
         assert_eq!(
             plain(&block),
             "error: a.toml:12:5: f: bad\n   |\n12 | x = \"y\"\n   |     ^\n\n"
@@ -362,7 +362,7 @@ mod tests {
 
     #[test]
     fn without_a_source_line_only_the_problem_is_shown() {
-        let block = render(&problem(3, 1, "bad"), None, &[]);
+        let block = render(&problem(3, 1, "bad"), None, None);
         assert_eq!(plain(&block), "error: a.toml:3:1: f: bad\n");
     }
 

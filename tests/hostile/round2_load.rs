@@ -700,3 +700,34 @@ fn a_long_parent_cycle_is_reported_briefly() {
     );
     assert!(run.stderr.len() < n * 400, "{} bytes", run.stderr.len());
 }
+
+/// Regression: the hint of each unknown section compared it with every
+/// declared one: 10,000 records with distinct unknown sections on a site of
+/// 10,000 took over a minute (release build). Hints are found once per
+/// message and within a budget of comparisons; past it, a hint lists the
+/// declared sections.
+#[test]
+fn thousands_of_unknown_sections_on_a_site_of_thousands_are_hinted_in_time() {
+    let site = Site::new();
+    let n = 5_000;
+    config_with_sections(&site, n, |_| None);
+    let records: Vec<Value> = (0..n)
+        .map(|i| crate::harness::article(&format!("u{i}"), &format!("z{i}")))
+        .collect();
+    site.write_jsonl("articles/a.jsonl", &records);
+    let run = run_within(&site, &["check"], DEADLINE);
+    run.expect(1);
+    assert_eq!(run.errors().len(), n);
+    assert!(
+        run.stderr.contains("= help: did you mean `s0`?"),
+        "{}",
+        &run.stderr[..2000]
+    );
+    assert!(
+        run.stderr
+            .trim_end()
+            .contains("= help: the declared sections are `news`, `yushi`, `tech`, `s0`, "),
+        "{}",
+        &run.stderr[run.stderr.len() - 2000..]
+    );
+}
