@@ -117,7 +117,8 @@ pub struct Section {
 #[derive(Debug, Clone, Default)]
 pub struct Sections {
     list: Vec<Section>,
-    by_id: HashMap<String, usize>,
+    /// Asked for every record loaded: a fast hash.
+    by_id: HashMap<String, usize, xxhash_rust::xxh3::Xxh3DefaultBuilder>,
     /// Each section's parent and children, by position.
     parent: Vec<Option<usize>>,
     children: Vec<Vec<usize>>,
@@ -127,7 +128,8 @@ impl Sections {
     /// Indexes `list`. An id declared twice is found at its first place; a
     /// parent that is not declared is no parent (the config refuses both).
     pub fn new(list: Vec<Section>) -> Sections {
-        let mut by_id = HashMap::with_capacity(list.len());
+        let mut by_id: HashMap<String, usize, _> =
+            HashMap::with_capacity_and_hasher(list.len(), Default::default());
         for (i, section) in list.iter().enumerate() {
             by_id.entry(section.id.clone()).or_insert(i);
         }
@@ -152,6 +154,21 @@ impl Sections {
     /// Where the section `id` is in config order.
     pub fn position(&self, id: &str) -> Option<usize> {
         self.by_id.get(id).copied()
+    }
+
+    /// The positions of section `i` and of every section above it, nearest
+    /// first (bounded by the number of sections, should a cycle ever get
+    /// here): followed when needed, never stored per section (a chain of
+    /// thousands would be millions of entries).
+    pub fn lineage(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let mut next = Some(i).filter(|&i| i < self.list.len());
+        let mut left = self.list.len();
+        std::iter::from_fn(move || {
+            let current = next.filter(|_| left > 0)?;
+            left -= 1;
+            next = self.parent[current];
+            Some(current)
+        })
     }
 }
 
@@ -193,19 +210,6 @@ pub struct Site {
 impl Site {
     pub fn section(&self, id: &str) -> Option<&Section> {
         self.sections.position(id).map(|i| &self.sections[i])
-    }
-
-    /// `id` and every section above it, nearest first.
-    pub fn ancestry<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a Section> + 'a {
-        let mut next = self.sections.position(id);
-        // Bounded by the number of sections, should a cycle ever get here.
-        let mut left = self.sections.len();
-        std::iter::from_fn(move || {
-            let current = next.filter(|_| left > 0)?;
-            left -= 1;
-            next = self.sections.parent[current];
-            Some(&self.sections[current])
-        })
     }
 
     /// The sections `ids` and every section below them (their children,
@@ -334,6 +338,15 @@ mod tests {
         }
     }
 
+    /// `id` and every section above it, nearest first.
+    fn ancestry<'a>(site: &'a Site, id: &str) -> Vec<&'a str> {
+        let start = site.sections.position(id).unwrap_or(usize::MAX);
+        site.sections
+            .lineage(start)
+            .map(|i| site.sections[i].id.as_str())
+            .collect()
+    }
+
     fn site(sections: Vec<Section>) -> Site {
         Site {
             title: "t".into(),
@@ -358,9 +371,9 @@ mod tests {
         ]);
         assert_eq!(site.section("b").map(|s| s.id.as_str()), Some("b"));
         assert_eq!(site.section("nope"), None);
-        let up: Vec<&str> = site.ancestry("c").map(|s| s.id.as_str()).collect();
+        let up = ancestry(&site, "c");
         assert_eq!(up, ["c", "b", "a"]);
-        assert_eq!(site.ancestry("nope").count(), 0);
+        assert_eq!(ancestry(&site, "nope").len(), 0);
         let subscriber = |ids: &[&str]| Subscriber {
             email: "a@example.cn".into(),
             name: None,
@@ -380,7 +393,7 @@ mod tests {
                 let mut all: Vec<&str> = site
                     .sections
                     .iter()
-                    .filter(|s| site.ancestry(&s.id).any(|a| ids.contains(&a.id.as_str())))
+                    .filter(|s| ancestry(&site, &s.id).iter().any(|a| ids.contains(a)))
                     .map(|s| s.id.as_str())
                     .collect();
                 all.sort();
@@ -408,7 +421,7 @@ mod tests {
             })
             .collect();
         let site = site(sections);
-        assert_eq!(site.ancestry(&format!("s{}", n - 1)).count(), n);
+        assert_eq!(ancestry(&site, &format!("s{}", n - 1)).len(), n);
         let root = Subscriber {
             email: "a@example.cn".into(),
             name: None,
