@@ -386,8 +386,8 @@ def main():
     ap.add_argument("--articles-path", default="articles.jsonl",
                     help="the config's [input] paths entry (default articles.jsonl)")
     a = ap.parse_args()
-    if not 1 <= a.sections <= 1000:
-        ap.error("SECTIONS must be 1..1000 (ids s000..s999)")
+    if not 1 <= a.sections <= 100000:
+        ap.error("SECTIONS must be 1..100000 (ids s000, s001, ... s99999)")
     os.makedirs(a.out_dir, exist_ok=True)
     started = time.time()
 

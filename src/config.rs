@@ -12,8 +12,8 @@ use serde::Deserialize;
 use url::Url;
 
 pub use crate::diag::parse_toml;
-use crate::diag::{Location, Problem, Problems};
-use crate::model::{Section, Site, SiteZone};
+use crate::diag::{LineIndex, Location, Problem, Problems};
+use crate::model::{Section, Sections, Site, SiteZone};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -228,6 +228,19 @@ pub struct SmtpConfig {
     #[serde(skip)]
     pub retry_delay: std::time::Duration,
 }
+
+/// Limits of the `[smtp]` numbers: beyond them a value means nothing (a
+/// pause of years within one run) and the arithmetic of the backoff
+/// (`retry_delay` doubled `retries` times) would overflow.
+const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const MAX_RETRIES: u32 = 20;
+/// One thread and one connection each.
+const MAX_CONNECTIONS: usize = 1000;
+/// The slowest pace that is a pace: one message an hour.
+const MIN_RATE: f64 = 1.0 / 3600.0;
+/// `related` and `max_items` above this mean "all": the same, and safe to
+/// multiply together.
+const ALL_ITEMS: usize = u32::MAX as usize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -461,7 +474,10 @@ impl Config {
     pub fn parse(text: &str, path: &Path, folder: &Path) -> Result<Config, Problems> {
         let raw = parse_toml::<RawConfig>(text, path)?;
         let mut problems = Problems::default();
-        let at_key = |key: &str| key_location(text, path, key);
+        // Made on the first problem: most configs have none.
+        let tables = std::cell::OnceCell::new();
+        let at_key =
+            |key: &str| key_location(text, path, key, tables.get_or_init(|| Tables::new(text)));
 
         let mut report = |key: &str, message: String| {
             problems.push(Problem::new(at_key(key), Some(key), message));
@@ -596,13 +612,12 @@ impl Config {
                     report(key, format!("{value:?} contains a control character (line breaks are not allowed in mail headers)"));
                 }
             }
-            let window = parse_duration(&d.window).unwrap_or_else(|| {
+            // A window longer than the calendar takes everything (the
+            // digest saturates at the earliest date), never an overflow.
+            let window = parse_duration(&d.window).unwrap_or_else(|e| {
                 report(
                     "digest.window",
-                    format!(
-                        "{:?} is not a duration like \"7d\", \"36h\" or \"90m\"",
-                        d.window
-                    ),
+                    duration_problem(e, &d.window, "\"7d\", \"36h\" or \"90m\""),
                 );
                 chrono::Duration::zero()
             });
@@ -650,13 +665,10 @@ impl Config {
             if d.soft_bounce_limit == 0 {
                 report("digest.soft_bounce_limit", "must be at least 1".into());
             }
-            let soft_bounce_window = parse_duration(&d.soft_bounce_window).unwrap_or_else(|| {
+            let soft_bounce_window = parse_duration(&d.soft_bounce_window).unwrap_or_else(|e| {
                 report(
                     "digest.soft_bounce_window",
-                    format!(
-                        "{:?} is not a duration like \"14d\" or \"72h\"",
-                        d.soft_bounce_window
-                    ),
+                    duration_problem(e, &d.soft_bounce_window, "\"14d\" or \"72h\""),
                 );
                 chrono::Duration::zero()
             });
@@ -667,8 +679,8 @@ impl Config {
                 subscribers: folder.join(d.subscribers),
                 state: folder.join(d.state),
                 window,
-                related: d.related,
-                max_items: d.max_items,
+                related: d.related.min(ALL_ITEMS),
+                max_items: d.max_items.min(ALL_ITEMS),
                 unsubscribe_url: d.unsubscribe_url.filter(|u| !u.trim().is_empty()),
                 bounce_address,
                 soft_bounce_limit: d.soft_bounce_limit,
@@ -677,21 +689,67 @@ impl Config {
             }
         });
         let smtp = raw.smtp.map(|mut s| {
-            if s.connections == 0 {
-                report("smtp.connections", "must be at least 1".into());
+            if s.port == 0 {
+                report("smtp.port", "must be from 1 to 65535".into());
+            }
+            if !(1..=MAX_CONNECTIONS).contains(&s.connections) {
+                report(
+                    "smtp.connections",
+                    format!(
+                        "must be from 1 to {MAX_CONNECTIONS} (a thread and an SMTP connection each)"
+                    ),
+                );
             }
             if !(s.max_rate >= 0.0 && s.max_rate.is_finite()) {
                 report(
                     "smtp.max_rate",
                     "must be a number of messages per second, 0 for no limit".into(),
                 );
+            } else if s.max_rate > 0.0 && s.max_rate < MIN_RATE {
+                report(
+                    "smtp.max_rate",
+                    format!(
+                        "{} messages per second is less than one an hour: use 0 for no limit, \
+                         or at least 1/3600 ({MIN_RATE:.6})",
+                        s.max_rate
+                    ),
+                );
             }
-            match parse_duration(&s.retry_delay_text).and_then(|d| d.to_std().ok()) {
-                Some(delay) => s.retry_delay = delay,
-                None => report(
+            // Zero seconds is no time to wait; a huge one waits forever
+            // (the socket calls saturate), which is what it says.
+            for (key, seconds) in [
+                ("smtp.timeout", s.timeout),
+                ("smtp.data_timeout", s.data_timeout),
+            ] {
+                if seconds == 0 {
+                    report(key, "must be at least 1 (seconds)".into());
+                }
+            }
+            if s.retries > MAX_RETRIES {
+                report(
+                    "smtp.retries",
+                    format!(
+                        "must be at most {MAX_RETRIES} (the pause doubles with each: \
+                         the last would be retry_delay × 2^{})",
+                        MAX_RETRIES - 1
+                    ),
+                );
+            }
+            match parse_duration(&s.retry_delay_text) {
+                Err(e) => report(
                     "smtp.retry_delay",
-                    format!("{:?} is not a duration like \"2s\"", s.retry_delay_text),
+                    duration_problem(e, &s.retry_delay_text, "\"2s\""),
                 ),
+                Ok(d) => match d.to_std() {
+                    Ok(delay) if delay <= MAX_RETRY_DELAY => s.retry_delay = delay,
+                    _ => report(
+                        "smtp.retry_delay",
+                        format!(
+                            "{:?} is longer than a day: the run waits out each pause before it ends",
+                            s.retry_delay_text
+                        ),
+                    ),
+                },
             }
             match s.from.parse::<lettre::message::Mailbox>() {
                 Err(e) => report(
@@ -750,7 +808,7 @@ impl Config {
                 language: raw.site.language,
                 zone,
                 description,
-                sections,
+                sections: Sections::new(sections),
             },
             inputs: raw.input.paths.iter().map(|p| folder.join(p)).collect(),
             output: Output {
@@ -773,6 +831,8 @@ fn validate_sections(
 ) -> Vec<Section> {
     let mut seen = HashSet::new();
     let mut sections = Vec::new();
+    // Whether each raw section is the one declared (kept) under its id.
+    let mut declared = vec![false; raw.len()];
     for (i, s) in raw.iter().enumerate() {
         let key = format!("sections[{i}].id");
         if let Err(why) = check_slug(&s.id) {
@@ -802,6 +862,7 @@ fn validate_sections(
                 .expect("a slug joins onto a URL"),
             (_, None) => continue,
         };
+        declared[i] = true;
         sections.push(Section {
             id: s.id.clone(),
             title: s.title.clone(),
@@ -812,19 +873,21 @@ fn validate_sections(
     }
 
     // Parents must exist, and following them must end at a root.
-    let parents: HashMap<&str, Option<&str>> = sections
+    let index: HashMap<&str, usize> = sections
         .iter()
-        .map(|s| (s.id.as_str(), s.parent.as_deref()))
+        .enumerate()
+        .map(|(j, s)| (s.id.as_str(), j))
         .collect();
+    let chains = Chains::new(&sections, &index);
     for (i, s) in raw.iter().enumerate() {
         let Some(parent) = s.parent.as_deref() else {
             continue;
         };
-        if !parents.contains_key(s.id.as_str()) {
+        let Some(&j) = index.get(s.id.as_str()) else {
             continue;
-        }
+        };
         let key = format!("sections[{i}].parent");
-        if !parents.contains_key(parent) {
+        if !index.contains_key(parent) {
             report(
                 &key,
                 format!(
@@ -834,19 +897,167 @@ fn validate_sections(
             );
             continue;
         }
+        if declared[i] {
+            if let Some(path) = chains.cycle_path(j, &sections) {
+                report(&key, format!("parents form a cycle: {path}"));
+            }
+            continue;
+        }
+        // A second declaration of an id (reported already) is walked from
+        // its own parent through the first one's.
         let mut path = vec![s.id.as_str()];
+        let mut on_path: HashSet<&str> = HashSet::from([s.id.as_str()]);
         let mut next = Some(parent);
         while let Some(p) = next {
-            if path.contains(&p) {
-                path.push(p);
-                report(&key, format!("parents form a cycle: {}", path.join(" → ")));
+            path.push(p);
+            if !on_path.insert(p) {
+                report(&key, format!("parents form a cycle: {}", cycle_path(&path)));
                 break;
             }
-            path.push(p);
-            next = parents.get(p).copied().flatten();
+            next = index.get(p).and_then(|&k| sections[k].parent.as_deref());
         }
     }
     sections
+}
+
+/// Where following the parents of each section leads: to a root (or to a
+/// parent that is not declared, reported on its own), or into a cycle. Made
+/// in one pass that visits each section once; a walk over the whole chain
+/// from every section, each step searching the path, was cubic (a
+/// 4,000-deep chain took 12 s), and still quadratic for a long cycle.
+struct Chains {
+    rooted: Vec<bool>,
+    /// Each section's parent, by position, when declared.
+    next: Vec<Option<usize>>,
+    /// For a section whose parents run into a cycle: how many steps to it,
+    /// and the section where they enter it.
+    dist: Vec<usize>,
+    entry: Vec<usize>,
+    /// For a section on a cycle: the cycle's length, and the section whose
+    /// parent it is on the cycle.
+    cycle: Vec<(usize, usize)>,
+}
+
+impl Chains {
+    fn new(sections: &[Section], index: &HashMap<&str, usize>) -> Chains {
+        let n = sections.len();
+        let next: Vec<Option<usize>> = sections
+            .iter()
+            .map(|s| s.parent.as_deref().and_then(|p| index.get(p).copied()))
+            .collect();
+        let mut chains = Chains {
+            rooted: vec![false; n],
+            next,
+            dist: vec![0; n],
+            entry: vec![usize::MAX; n],
+            cycle: vec![(0, usize::MAX); n],
+        };
+        // 0: not seen, 1: on the current walk (at `on_walk[j]`), 2: known.
+        let mut state = vec![0u8; n];
+        let mut on_walk = vec![0usize; n];
+        let mut walk: Vec<usize> = Vec::new();
+        for start in 0..n {
+            walk.clear();
+            let mut at = Some(start);
+            while let Some(j) = at.filter(|&j| state[j] == 0) {
+                state[j] = 1;
+                on_walk[j] = walk.len();
+                walk.push(j);
+                at = chains.next[j];
+            }
+            // The walk ends at a root, at a section already known, or on
+            // itself (a cycle).
+            match at {
+                Some(j) if state[j] == 1 => {
+                    let cycle = &walk[on_walk[j]..];
+                    for (k, &c) in cycle.iter().enumerate() {
+                        let before = cycle[(k + cycle.len() - 1) % cycle.len()];
+                        chains.cycle[c] = (cycle.len(), before);
+                        chains.entry[c] = c;
+                    }
+                    chains.lead(&walk[..on_walk[j]], 1, j);
+                }
+                Some(j) if !chains.rooted[j] => {
+                    chains.lead(&walk, chains.dist[j] + 1, chains.entry[j]);
+                }
+                _ => walk.iter().for_each(|&j| chains.rooted[j] = true),
+            }
+            walk.iter().for_each(|&j| state[j] = 2);
+        }
+        chains
+    }
+
+    /// `walk` leads, last first, `dist` steps and more into the cycle at
+    /// `entry`.
+    fn lead(&mut self, walk: &[usize], dist: usize, entry: usize) {
+        for (k, &j) in walk.iter().rev().enumerate() {
+            self.dist[j] = dist + k;
+            self.entry[j] = entry;
+        }
+    }
+
+    /// The cycle section `j`'s parents run into, as [`cycle_path`] writes
+    /// it from `j`; `None` when they end at a root.
+    fn cycle_path(&self, j: usize, sections: &[Section]) -> Option<String> {
+        if self.rooted[j] {
+            return None;
+        }
+        let entry = self.entry[j];
+        let (length, _) = self.cycle[entry];
+        // From `j` to the entry, around the cycle, and the entry again.
+        let len = self.dist[j] + length + 1;
+        let name = |k: usize| sections[k].id.as_str();
+        let walk = |count: usize| {
+            std::iter::successors(Some(j), |&k| self.next[k])
+                .take(count)
+                .map(name)
+                .collect::<Vec<_>>()
+        };
+        if len <= CYCLE_HEAD + CYCLE_TAIL + 1 {
+            return Some(walk(len).join(" → "));
+        }
+        let tail_len = CYCLE_TAIL.min(length + 1);
+        let mut tail = vec![entry];
+        while tail.len() < tail_len {
+            let last = *tail.last().expect("not empty");
+            tail.push(self.cycle[last].1);
+        }
+        let tail: Vec<&str> = tail.into_iter().rev().map(name).collect();
+        Some(elided(
+            &walk(CYCLE_HEAD),
+            len - CYCLE_HEAD - tail.len(),
+            &tail,
+        ))
+    }
+}
+
+const CYCLE_HEAD: usize = 8;
+const CYCLE_TAIL: usize = 3;
+
+/// `a → b → c → a`, the path of a cycle from where it starts to the
+/// section that comes again; a long one with its middle left out, so a
+/// cycle of thousands of sections is not thousands of lines of thousands
+/// of names.
+fn cycle_path(path: &[&str]) -> String {
+    if path.len() <= CYCLE_HEAD + CYCLE_TAIL + 1 {
+        return path.join(" → ");
+    }
+    let again = path[path.len() - 1];
+    let length = path.len() - 1 - path.iter().position(|&p| p == again).unwrap_or(0);
+    let tail = &path[path.len() - CYCLE_TAIL.min(length + 1)..];
+    elided(
+        &path[..CYCLE_HEAD],
+        path.len() - CYCLE_HEAD - tail.len(),
+        tail,
+    )
+}
+
+fn elided(head: &[&str], more: usize, tail: &[&str]) -> String {
+    format!(
+        "{} → … ({more} more) … → {}",
+        head.join(" → "),
+        tail.join(" → ")
+    )
 }
 
 /// Section ids become folder names and URL path segments.
@@ -904,29 +1115,62 @@ fn is_helo_name(name: &str) -> bool {
         || (is_dns_name(name) && !name.contains('_'))
 }
 
-/// `"7d"`, `"36h"`, `"90m"`, `"2w"`, `"3600s"`.
-pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
+/// Why a duration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationError {
+    /// Not a whole number with a unit.
+    Syntax,
+    /// Zero or negative.
+    NotPositive,
+}
+
+/// `"7d"`, `"36h"`, `"90m"`, `"2w"`, `"3600s"`, `"500ms"`: a whole number
+/// above zero and a unit. A number too large for the calendar
+/// (`"999999999999999999999d"`) is the longest duration there is, never an
+/// overflow: what that means is up to the setting.
+pub fn parse_duration(text: &str) -> Result<chrono::Duration, DurationError> {
     let text = text.trim();
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse()
-            .ok()
-            .filter(|&n: &i64| n > 0)
-            .and_then(chrono::Duration::try_milliseconds);
+    let (number, unit_ms): (&str, i64) = match text.strip_suffix("ms") {
+        Some(number) => (number, 1),
+        None => {
+            let unit = text.chars().last().ok_or(DurationError::Syntax)?;
+            let ms = match unit {
+                's' => 1_000,
+                'm' => 60_000,
+                'h' => 3_600_000,
+                'd' => 86_400_000,
+                'w' => 604_800_000,
+                _ => return Err(DurationError::Syntax),
+            };
+            (&text[..text.len() - unit.len_utf8()], ms)
+        }
+    };
+    let number = number.trim();
+    let (negative, digits) = match number.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, number.strip_prefix('+').unwrap_or(number)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DurationError::Syntax);
     }
-    let unit = text.chars().last()?;
-    let number: i64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
-    if number <= 0 {
-        return None;
+    if negative || digits.bytes().all(|b| b == b'0') {
+        return Err(DurationError::NotPositive);
     }
-    match unit {
-        's' => chrono::Duration::try_seconds(number),
-        'm' => chrono::Duration::try_minutes(number),
-        'h' => chrono::Duration::try_hours(number),
-        'd' => chrono::Duration::try_days(number),
-        'w' => chrono::Duration::try_weeks(number),
-        _ => None,
+    let ms = digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_ms))
+        .unwrap_or(i64::MAX);
+    Ok(chrono::Duration::try_milliseconds(ms).unwrap_or(chrono::Duration::MAX))
+}
+
+/// What is wrong with the duration `text`; `example` shows a good one.
+fn duration_problem(error: DurationError, text: &str, example: &str) -> String {
+    match error {
+        DurationError::Syntax => format!("{text:?} is not a duration like {example}"),
+        DurationError::NotPositive => {
+            format!("{text:?} is not a duration: it must be longer than 0")
+        }
     }
 }
 
@@ -938,34 +1182,76 @@ fn with_trailing_slash(mut url: Url) -> Url {
     url
 }
 
+/// The table headers of a TOML text, and an index of its lines: where each
+/// key of a config's problems is, without reading the file from the top for
+/// each (a config of thousands of sections can have thousands of problems).
+struct Tables {
+    /// Each header: its name, whether it is an array entry (`[[x]]`), which
+    /// entry of that array (1-based), and the byte range of its body.
+    headers: Vec<(String, bool, usize, std::ops::Range<usize>)>,
+    /// Header positions by name, in order.
+    by_name: HashMap<String, Vec<usize>>,
+    lines: LineIndex,
+}
+
+impl Tables {
+    fn new(text: &str) -> Tables {
+        let mut headers: Vec<(String, bool, usize, std::ops::Range<usize>)> = Vec::new();
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut entries: HashMap<String, usize> = HashMap::new();
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            offset += line.len();
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('[') {
+                let name = trimmed
+                    .trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
+                let is_array = trimmed.starts_with("[[");
+                let entry = if is_array {
+                    let n = entries.entry(name.clone()).or_default();
+                    *n += 1;
+                    *n
+                } else {
+                    0
+                };
+                if let Some(last) = headers.last_mut() {
+                    last.3.end = offset - line.len();
+                }
+                by_name.entry(name.clone()).or_default().push(headers.len());
+                headers.push((name, is_array, entry, offset..text.len()));
+            }
+        }
+        Tables {
+            headers,
+            by_name,
+            lines: LineIndex::new(text),
+        }
+    }
+}
+
 /// Best-effort position of `a.b.c` (or `sections[2].id`) in a TOML file:
 /// the line where its last key is assigned inside the right table.
-fn key_location(text: &str, path: &Path, key: &str) -> Location {
+fn key_location(text: &str, path: &Path, key: &str, tables: &Tables) -> Location {
     let leaf = key.rsplit('.').next().unwrap_or(key);
     let table = key.split('.').next().unwrap_or("");
     let (table, index) = match table.split_once('[') {
         Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
         None => (table, None),
     };
-    let mut in_table = false;
-    let mut seen_index = 0usize;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with('[') {
-            let name = trimmed
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim();
-            let is_array = trimmed.starts_with("[[");
-            in_table = name == table;
-            if in_table && is_array {
-                seen_index += 1;
-                in_table = index.is_none_or(|i| i + 1 == seen_index);
-            }
-        } else if in_table {
+    let headers = tables.by_name.get(table).map_or(&[][..], Vec::as_slice);
+    for &h in headers {
+        let (_, is_array, entry, body) = &tables.headers[h];
+        if *is_array && index.is_some_and(|i| i + 1 != *entry) {
+            continue;
+        }
+        let mut offset = body.start;
+        for line in text[body.clone()].split_inclusive('\n') {
+            let trimmed = line.trim_start();
             let name = trimmed
                 .split('=')
                 .next()
@@ -974,10 +1260,11 @@ fn key_location(text: &str, path: &Path, key: &str) -> Location {
                 .trim_matches('"');
             if trimmed.contains('=') && name == leaf {
                 let col = line.len() - trimmed.len();
-                return Location::at_offset(path, text, offset + col);
+                let (line, col) = tables.lines.position(text, offset + col);
+                return Location::at(path, line, col);
             }
+            offset += line.len();
         }
-        offset += line.len();
     }
     Location::file(path)
 }
@@ -1134,6 +1421,191 @@ parent = "news"
         );
     }
 
+    /// The parent check, in one pass, says what walking every section's
+    /// chain says: on random forests with cycles, self-parents, long tails
+    /// into cycles, unknown parents and ids declared twice.
+    #[test]
+    fn parent_checks_match_walking_every_chain() {
+        let mut seed = 7u64;
+        let mut random = |below: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % below
+        };
+        for round in 0..300 {
+            let n = 1 + random(if round % 10 == 0 { 60 } else { 14 });
+            let raw: Vec<RawSection> = (0..n)
+                .map(|i| {
+                    // Mostly the one before (long chains), sometimes anything.
+                    let parent = match random(10) {
+                        0 => None,
+                        1 => Some("missing".to_owned()),
+                        2..=4 => Some(format!("s{}", random(n))),
+                        _ => (i > 0).then(|| format!("s{}", i - 1)),
+                    };
+                    let id = if random(25) == 0 { random(n) } else { i };
+                    RawSection {
+                        id: format!("s{id}"),
+                        title: "t".into(),
+                        parent,
+                        description: None,
+                        url: None,
+                    }
+                })
+                .collect();
+            let base = Url::parse("https://example.cn/").unwrap();
+            let mut got = Vec::new();
+            validate_sections(&raw, Some(&base), &mut |key: &str, message: String| {
+                got.push(format!("{key}: {message}"))
+            });
+            // What walking each chain in turn reports.
+            let mut want = Vec::new();
+            let mut first: HashMap<&str, &RawSection> = HashMap::new();
+            for (i, s) in raw.iter().enumerate() {
+                if first.contains_key(s.id.as_str()) {
+                    want.push(format!(
+                        "sections[{i}].id: section {:?} is declared twice",
+                        s.id
+                    ));
+                } else {
+                    first.insert(&s.id, s);
+                }
+            }
+            for (i, s) in raw.iter().enumerate() {
+                let Some(parent) = s.parent.as_deref() else {
+                    continue;
+                };
+                if !first.contains_key(parent) {
+                    want.push(format!(
+                        "sections[{i}].parent: section {:?} names parent {parent:?}, which is not a declared section",
+                        s.id
+                    ));
+                    continue;
+                }
+                let mut path = vec![s.id.as_str()];
+                let mut next = Some(parent);
+                while let Some(p) = next {
+                    path.push(p);
+                    if path[..path.len() - 1].contains(&p) {
+                        want.push(format!(
+                            "sections[{i}].parent: parents form a cycle: {}",
+                            cycle_path(&path)
+                        ));
+                        break;
+                    }
+                    next = first.get(p).and_then(|s| s.parent.as_deref());
+                }
+            }
+            got.sort();
+            want.sort();
+            assert_eq!(
+                got,
+                want,
+                "round {round}: {:?}",
+                raw.iter().map(|s| (&s.id, &s.parent)).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn long_cycle_paths_leave_their_middle_out() {
+        let path: Vec<String> = (0..20)
+            .map(|i| format!("s{i}"))
+            .chain(["s5".into()])
+            .collect();
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        assert_eq!(
+            cycle_path(&path),
+            "s0 → s1 → s2 → s3 → s4 → s5 → s6 → s7 → … (10 more) … → s18 → s19 → s5"
+        );
+        let mut self_loop: Vec<&str> = path[..19].to_vec();
+        self_loop.push("s18");
+        assert_eq!(
+            cycle_path(&self_loop),
+            "s0 → s1 → s2 → s3 → s4 → s5 → s6 → s7 → … (10 more) … → s18 → s18"
+        );
+        assert_eq!(cycle_path(&["a", "b", "a"]), "a → b → a");
+    }
+
+    /// Keys are found where reading the file from the top for each finds
+    /// them (what the config did before it indexed its tables).
+    #[test]
+    fn keys_are_located_as_a_scan_from_the_top_locates_them() {
+        fn scan(text: &str, path: &Path, key: &str) -> Location {
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            let table = key.split('.').next().unwrap_or("");
+            let (table, index) = match table.split_once('[') {
+                Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+                None => (table, None),
+            };
+            let (mut in_table, mut seen_index, mut offset) = (false, 0usize, 0);
+            for line in text.split_inclusive('\n') {
+                let trimmed = line.trim_start();
+                if trimmed.starts_with('[') {
+                    let name = trimmed
+                        .trim_start_matches('[')
+                        .split(']')
+                        .next()
+                        .unwrap_or("")
+                        .trim();
+                    in_table = name == table;
+                    if in_table && trimmed.starts_with("[[") {
+                        seen_index += 1;
+                        in_table = index.is_none_or(|i| i + 1 == seen_index);
+                    }
+                } else if in_table {
+                    let name = trimmed
+                        .split('=')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .trim_matches('"');
+                    if trimmed.contains('=') && name == leaf {
+                        return Location::at_offset(
+                            path,
+                            text,
+                            offset + line.len() - trimmed.len(),
+                        );
+                    }
+                }
+                offset += line.len();
+            }
+            Location::file(path)
+        }
+        let text = format!(
+            "{GOOD}\n[digest]\n  window = \"7d\"\nsubscribers = \"s.toml\"\n\n[[sections]]\n\
+             \"id\" = \"标题\"\n  title=\"x\"\n[sections.extra]\nid = 1\n[[sections]]\nparent = \"news\"\n"
+        );
+        let tables = Tables::new(&text);
+        let path = Path::new("feeds.toml");
+        for key in [
+            "site.title",
+            "site.timezone",
+            "input.paths",
+            "sections[0].id",
+            "sections[1].parent",
+            "sections[2].id",
+            "sections[2].title",
+            "sections[3].parent",
+            "sections[4].id",
+            "sections.id",
+            "digest.window",
+            "digest.subscribers",
+            "digest.state",
+            "smtp.port",
+            "nothing",
+            "",
+            "sections[x].id",
+        ] {
+            assert_eq!(
+                key_location(&text, path, key, &tables),
+                scan(&text, path, key),
+                "{key}"
+            );
+        }
+    }
+
     #[test]
     fn reports_every_problem_at_once() {
         let text = GOOD
@@ -1146,9 +1618,33 @@ parent = "news"
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("7d"), Some(chrono::Duration::days(7)));
-        assert_eq!(parse_duration("36h"), Some(chrono::Duration::hours(36)));
-        assert_eq!(parse_duration("0d"), None);
-        assert_eq!(parse_duration("7"), None);
+        assert_eq!(parse_duration("7d"), Ok(chrono::Duration::days(7)));
+        assert_eq!(parse_duration("36h"), Ok(chrono::Duration::hours(36)));
+        assert_eq!(parse_duration(" 90 m "), Ok(chrono::Duration::minutes(90)));
+        assert_eq!(
+            parse_duration("100ms"),
+            Ok(chrono::Duration::milliseconds(100))
+        );
+        assert_eq!(parse_duration("0d"), Err(DurationError::NotPositive));
+        assert_eq!(parse_duration("-3h"), Err(DurationError::NotPositive));
+        assert_eq!(parse_duration("0ms"), Err(DurationError::NotPositive));
+        for bad in ["7", "", "d", "1.5h", "7y", "--1d", "1e3s", "0x10s"] {
+            assert_eq!(parse_duration(bad), Err(DurationError::Syntax), "{bad:?}");
+        }
+    }
+
+    /// Regression: `window = "999999999d"` passed `check`, then every
+    /// digest panicked subtracting it from the clock. A number too large
+    /// for the calendar saturates instead of failing or overflowing.
+    #[test]
+    fn huge_durations_saturate() {
+        let max = chrono::Duration::MAX;
+        assert_eq!(
+            parse_duration("999999999d"),
+            Ok(chrono::Duration::days(999_999_999))
+        );
+        assert_eq!(parse_duration("999999999999999d"), Ok(max));
+        assert_eq!(parse_duration("99999999999999999999999999w"), Ok(max));
+        assert_eq!(parse_duration("9223372036854775807ms"), Ok(max));
     }
 }

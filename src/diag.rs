@@ -93,10 +93,20 @@ pub fn escape_controls(text: &str) -> String {
 }
 
 impl Problem {
+    /// A suggestion for fixing the problem, without a budget (see [`Hints`]).
+    #[cfg(test)]
+    pub fn hint(&self, sections: &[String]) -> Option<String> {
+        let mut unlimited = usize::MAX;
+        self.hint_within(sections, &mut unlimited)
+    }
+
     /// A suggestion for fixing the problem, when one can be read from it: the
     /// closest known name to a misspelled field, key, value or section id.
     /// `sections` are the section ids the config declares (may be empty).
-    pub fn hint(&self, sections: &[String]) -> Option<String> {
+    /// An unknown section is compared with the declared ones only while
+    /// `budget` (comparisons) lasts, and spends it; past it, the hint lists
+    /// the declared sections.
+    fn hint_within(&self, sections: &[String], budget: &mut usize) -> Option<String> {
         let message = self.message.as_str();
         if let Some((word, expected)) = unknown_name(message) {
             return closest(word, expected.iter().copied())
@@ -108,8 +118,11 @@ impl Problem {
         if sections.is_empty() {
             return None;
         }
-        if let Some(name) = closest(&section, sections.iter().map(String::as_str)) {
-            return Some(format!("did you mean `{name}`?"));
+        if *budget >= sections.len() {
+            *budget -= sections.len();
+            if let Some(name) = closest(&section, sections.iter().map(String::as_str)) {
+                return Some(format!("did you mean `{name}`?"));
+            }
         }
         const SHOWN: usize = 12;
         let mut list: Vec<String> = sections
@@ -121,6 +134,42 @@ impl Problem {
             list.push(format!("and {} more", sections.len() - SHOWN));
         }
         Some(format!("the declared sections are {}", list.join(", ")))
+    }
+}
+
+/// The hints of many problems (a `check` of a large site can find
+/// thousands). Each distinct message's hint is found once, and unknown
+/// sections are compared with the declared ones for at most
+/// [`Hints::BUDGET`] comparisons in all: each compares with every declared
+/// section, and thousands of distinct unknown ids against thousands of
+/// sections took over a minute. Past the budget a hint lists the sections.
+pub struct Hints<'a> {
+    sections: &'a [String],
+    found: std::collections::HashMap<String, Option<String>>,
+    budget: usize,
+}
+
+impl<'a> Hints<'a> {
+    /// Comparisons of an unknown section id with a declared one, in all:
+    /// a fraction of a second.
+    pub const BUDGET: usize = 200_000;
+
+    pub fn new(sections: &'a [String]) -> Hints<'a> {
+        Hints {
+            sections,
+            found: std::collections::HashMap::new(),
+            budget: Self::BUDGET,
+        }
+    }
+
+    /// The hint of `problem`, within the budget.
+    pub fn of(&mut self, problem: &Problem) -> Option<String> {
+        if let Some(hint) = self.found.get(&problem.message) {
+            return hint.clone();
+        }
+        let hint = problem.hint_within(self.sections, &mut self.budget);
+        self.found.insert(problem.message.clone(), hint.clone());
+        hint
     }
 }
 
@@ -141,10 +190,17 @@ fn unknown_name(message: &str) -> Option<(&str, Vec<&str>)> {
 /// most one edit per three characters. The first of equally close ones.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let word = word.to_lowercase();
-    let limit = (word.chars().count() / 3).max(1);
+    let length = word.chars().count();
+    let limit = (length / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&word, &c.to_lowercase()), c))
+        .filter_map(|c| {
+            let lower = c.to_lowercase();
+            // Each edit changes the length by one at most: a candidate whose
+            // length differs more is never close enough.
+            (lower.chars().count().abs_diff(length) <= limit)
+                .then(|| (strsim::damerau_levenshtein(&word, &lower), c))
+        })
         .filter(|&(distance, _)| distance <= limit)
         .min_by_key(|&(distance, _)| distance)
         .map(|(_, c)| c)
@@ -231,6 +287,8 @@ impl From<Problem> for Problems {
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
+/// Counts from the start of the text: for one position. Many positions in
+/// one text go through a [`LineIndex`].
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = floor_char_boundary(text, offset.min(text.len()));
     let before = &text[..offset];
@@ -267,9 +325,200 @@ fn toml_problem(e: &toml::de::Error, text: &str, path: &Path, key: Option<&str>)
     Problem::new(location, key, e.message().trim_end().to_owned())
 }
 
+/// Line starts of a text, and a cursor: positions of many offsets in one
+/// text (every record of a file) without counting each column from its
+/// line's start. A JSON array on one line (what `json.dumps` and
+/// `JSON.stringify` write) is one line of megabytes; counting from its start
+/// for every record was quadratic.
+///
+/// The column is in characters, so it cannot be had from the byte offset
+/// alone (unless the text is ASCII): the index remembers the last position
+/// it gave and counts only the characters between that one and the next.
+/// Asked in increasing order (records in file order, a few fields each),
+/// every byte of the text is counted about once in all; a position is
+/// otherwise counted from its line's start or from the cursor, whichever
+/// is nearer.
+pub struct LineIndex {
+    starts: Vec<usize>,
+    /// Every byte is ASCII: a column is a byte difference.
+    ascii: bool,
+    /// The last position given: byte offset, 1-based line, 0-based column.
+    cursor: std::cell::Cell<(usize, usize, usize)>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
+        LineIndex {
+            starts,
+            ascii: text.is_ascii(),
+            cursor: std::cell::Cell::new((0, 1, 0)),
+        }
+    }
+
+    /// Line `number` (1-based) of `text`, without its line break.
+    pub fn line<'t>(&self, text: &'t str, number: usize) -> Option<&'t str> {
+        let (start, end) = self.line_range(text, number)?;
+        Some(text[start..end].trim_end_matches('\r'))
+    }
+
+    /// Byte range of line `number` (1-based), without its `\n`.
+    fn line_range(&self, text: &str, number: usize) -> Option<(usize, usize)> {
+        let start = *self.starts.get(number.checked_sub(1)?)?;
+        let end = self.starts.get(number).map_or(text.len(), |&next| next - 1);
+        Some((start, end))
+    }
+
+    /// 1-based line and column (in characters) of byte `offset` of `text`
+    /// (the text the index was made of): the same as [`line_col`].
+    pub fn position(&self, text: &str, offset: usize) -> (usize, usize) {
+        self.locate(text, offset).0
+    }
+
+    /// [`LineIndex::position`], and how many bytes it counted characters in.
+    fn locate(&self, text: &str, offset: usize) -> ((usize, usize), usize) {
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let start = self.starts[line - 1];
+        if self.ascii {
+            return ((line, offset - start + 1), 0);
+        }
+        let (at, at_line, at_col) = self.cursor.get();
+        let (col, counted) = if at_line == line && at.abs_diff(offset) < offset - start {
+            if offset >= at {
+                (at_col + text[at..offset].chars().count(), offset - at)
+            } else {
+                (at_col - text[offset..at].chars().count(), at - offset)
+            }
+        } else {
+            (text[start..offset].chars().count(), offset - start)
+        };
+        self.cursor.set((offset, line, col));
+        ((line, col + 1), counted)
+    }
+
+    /// Byte offset of 1-based `line` and `col` (in characters) in `text`;
+    /// `None` when the line is shorter. The inverse of
+    /// [`LineIndex::position`], with the same cursor.
+    pub fn offset(&self, text: &str, line: usize, col: usize) -> Option<usize> {
+        let (start, end) = self.line_range(text, line)?;
+        let want = col.checked_sub(1)?;
+        if self.ascii {
+            return (start + want <= end).then_some(start + want);
+        }
+        let (at, at_line, at_col) = self.cursor.get();
+        let offset = if at_line == line && at_col.abs_diff(want) < want {
+            if want >= at_col {
+                let chars = text[at..end].char_indices().map(|(i, _)| at + i);
+                chars.chain([end]).nth(want - at_col)?
+            } else {
+                let mut chars = text[start..at].char_indices().rev().map(|(i, _)| start + i);
+                chars.nth(at_col - want - 1)?
+            }
+        } else {
+            let chars = text[start..end].char_indices().map(|(i, _)| start + i);
+            chars.chain([end]).nth(want)?
+        };
+        self.cursor.set((offset, line, want));
+        Some(offset)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One line of `n` records with CJK text, like `json.dumps` writes.
+    fn one_line_records(n: usize) -> String {
+        let records: Vec<String> = (0..n)
+            .map(|i| format!("{{\"id\": \"a{i}\", \"title\": \"标题 第{i}条\"}}"))
+            .collect();
+        format!("[{}]\n", records.join(", "))
+    }
+
+    #[test]
+    fn line_index_positions_match_line_col() {
+        for text in ["ab\n标题 = x\n\nlast", "a\r\nb", "", "标题", "x\n"] {
+            let index = LineIndex::new(text);
+            let offsets: Vec<usize> = (0..=text.len() + 1).collect();
+            // In order, backwards, and jumping about: the cursor never
+            // changes an answer.
+            let jumps = offsets.iter().map(|o| o * 7 % (text.len() + 2));
+            for offset in offsets
+                .iter()
+                .copied()
+                .chain(offsets.iter().rev().copied())
+                .chain(jumps)
+            {
+                assert_eq!(
+                    index.position(text, offset),
+                    line_col(text, offset),
+                    "{text:?} at {offset}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn line_index_offset_inverts_position() {
+        let text = "ab\n标题 = x\n\nlast标";
+        let index = LineIndex::new(text);
+        let boundaries: Vec<usize> = (0..=text.len())
+            .filter(|&o| text.is_char_boundary(o))
+            .collect();
+        for &offset in boundaries.iter().chain(boundaries.iter().rev()) {
+            let (line, col) = line_col(text, offset);
+            assert_eq!(index.offset(text, line, col), Some(offset), "{offset}");
+        }
+        assert_eq!(index.offset(text, 1, 4), None, "past the line's end");
+        assert_eq!(index.offset(text, 5, 1), None, "past the last line");
+        assert_eq!(index.offset(text, 1, 0), None);
+    }
+
+    /// The positions of every record of a one-line JSON array (its start,
+    /// then a field in it, as the loader asks) count each byte about once
+    /// in all: linear, where counting each column from the line's start is
+    /// quadratic.
+    #[test]
+    fn positions_in_one_long_line_count_each_byte_about_once() {
+        let text = one_line_records(20_000);
+        let index = LineIndex::new(&text);
+        let starts: Vec<usize> = text.match_indices('{').map(|(i, _)| i).collect();
+        let mut counted = 0;
+        for (n, &start) in starts.iter().enumerate() {
+            let title = start + text[start..].find("\"title\"").unwrap();
+            counted += index.locate(&text, start).1;
+            counted += index.locate(&text, title).1;
+            // A field found before another of the same record: backwards.
+            counted += index.locate(&text, start + 1).1;
+            if n % 997 == 0 {
+                assert_eq!(index.position(&text, title), line_col(&text, title));
+            }
+        }
+        assert!(
+            counted <= 2 * text.len(),
+            "{counted} bytes counted for a text of {}",
+            text.len()
+        );
+        // Each record read back at its position (the duplicate check):
+        // columns counted here once, along the line.
+        let mut col = 1;
+        let mut from = 0;
+        for &start in &starts {
+            col += text[from..start].chars().count();
+            from = start;
+            assert_eq!(index.offset(&text, 1, col), Some(start));
+        }
+    }
+
+    #[test]
+    fn an_ascii_text_needs_no_counting() {
+        let text = "[{\"id\": \"a\"}, {\"id\": \"b\"}]";
+        let index = LineIndex::new(text);
+        assert_eq!(index.locate(text, 17), ((1, 18), 0));
+        assert_eq!(index.offset(text, 1, 18), Some(17));
+    }
 
     #[test]
     fn line_col_counts_characters_not_bytes() {
@@ -315,6 +564,35 @@ mod tests {
         );
         let unknown = problem("\"world\" is not a section declared in the config");
         assert_eq!(unknown.hint(&[]), None);
+    }
+
+    #[test]
+    fn hints_are_found_once_per_message_and_within_a_budget() {
+        let sections: Vec<String> = (0..1000).map(|i| format!("section-{i}")).collect();
+        let unknown =
+            |id: &str| problem(&format!("{id:?} is not a section declared in the config"));
+        let mut hints = Hints::new(&sections);
+        assert_eq!(
+            hints.of(&unknown("sektion-7")).as_deref(),
+            Some("did you mean `section-7`?")
+        );
+        // The budget allows BUDGET / 1000 searches; a repeated message is free.
+        for _ in 0..1000 {
+            hints.of(&unknown("sektion-7"));
+        }
+        for i in 100..100 + Hints::BUDGET / 1000 - 1 {
+            let hint = hints.of(&unknown(&format!("sektion-{i}")));
+            assert_eq!(hint, Some(format!("did you mean `section-{i}`?")));
+        }
+        let past = hints.of(&unknown("sektion-999")).unwrap();
+        assert!(
+            past.starts_with("the declared sections are `section-0`, "),
+            "{past}"
+        );
+        assert!(past.ends_with("and 988 more"), "{past}");
+        // Unknown fields (a short list each) are not counted.
+        let field = problem("unknown field `titel`, expected `id` or `title`");
+        assert_eq!(hints.of(&field).as_deref(), Some("did you mean `title`?"));
     }
 
     #[test]

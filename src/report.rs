@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anstyle::{AnsiColor, Style};
 use unicode_width::UnicodeWidthChar;
 
-use crate::diag::{Problem, Problems};
+use crate::diag::{Hints, LineIndex, Problem, Problems};
 
 const ERROR: Style = AnsiColor::Red.on_default().bold();
 const WARNING: Style = AnsiColor::Yellow.on_default().bold();
@@ -38,9 +38,10 @@ pub struct Context {
 /// (when the file has that line) by the line and a caret, and a hint.
 pub fn problems(problems: &Problems, cx: &Context) {
     let sources = Sources::read(&problems.0);
+    let mut hints = Hints::new(&cx.sections);
     let mut stderr = anstream::stderr().lock();
     for problem in &problems.0 {
-        let block = render(problem, sources.line(problem), &cx.sections);
+        let block = render(problem, sources.line(problem), hints.of(problem));
         let _ = stderr.write_all(block.as_bytes());
     }
 }
@@ -55,7 +56,7 @@ pub fn error(message: &str) {
 /// One problem's block: its line (exactly [`Problem`]'s `Display`), then the
 /// source line with a caret, then the hint; a blank line ends a block that
 /// has more than the first line.
-fn render(problem: &Problem, source: Option<&str>, sections: &[String]) -> String {
+fn render(problem: &Problem, source: Option<&SourceLine>, hint: Option<String>) -> String {
     let mut out = format!(
         "{ERROR}error{ERROR:#}: {LOCATION}{}{LOCATION:#}: ",
         problem.location
@@ -65,7 +66,6 @@ fn render(problem: &Problem, source: Option<&str>, sections: &[String]) -> Strin
     }
     let _ = writeln!(out, "{}", problem.message);
 
-    let hint = problem.hint(sections);
     let snippet = problem.location.line.zip(source);
     let width = snippet.map_or(1, |(line, _)| line.to_string().len());
     let pad = " ".repeat(width);
@@ -94,6 +94,26 @@ fn render(problem: &Problem, source: Option<&str>, sections: &[String]) -> Strin
     out
 }
 
+/// A source line to show under problems, with what cutting it around
+/// each problem's column takes: its length in characters, counted once, and
+/// an index that finds a column from the one shown before (a one-line JSON
+/// file of a megabyte can have thousands of problems, in column order).
+struct SourceLine {
+    text: String,
+    chars: usize,
+    index: LineIndex,
+}
+
+impl SourceLine {
+    fn new(text: String) -> SourceLine {
+        SourceLine {
+            chars: text.chars().count(),
+            index: LineIndex::new(&text),
+            text,
+        }
+    }
+}
+
 /// A source line as shown: tabs expanded, control characters replaced, cut
 /// to [`SHOWN_CHARS`] around the column; and the caret's distance from the
 /// start, in terminal columns (CJK characters take two).
@@ -103,18 +123,24 @@ struct Shown {
 }
 
 impl Shown {
-    fn new(line: &str, col: Option<usize>) -> Shown {
-        let chars: Vec<char> = line.chars().collect();
+    fn new(line: &SourceLine, col: Option<usize>) -> Shown {
+        let len = line.chars;
         // 0-based; one past the end points just after the last character.
-        let at = col.map(|c| c.saturating_sub(1).min(chars.len()));
-        let (start, end) = if chars.len() <= SHOWN_CHARS {
-            (0, chars.len())
+        let at = col.map(|c| c.saturating_sub(1).min(len));
+        let (start, end) = if len <= SHOWN_CHARS {
+            (0, len)
         } else {
             let end = (at.unwrap_or(0) + SHOWN_CHARS / 2)
                 .max(SHOWN_CHARS)
-                .min(chars.len());
+                .min(len);
             (end - SHOWN_CHARS, end)
         };
+        // Only the characters shown are visited.
+        let from = line
+            .index
+            .offset(&line.text, 1, start + 1)
+            .unwrap_or(line.text.len());
+        let chars = line.text[from..].chars().take(end - start);
         let mut text = String::new();
         let mut width = 0;
         let mut caret = None;
@@ -122,7 +148,7 @@ impl Shown {
             text.push_str("...");
             width += 3;
         }
-        for (i, &c) in chars.iter().enumerate().take(end).skip(start) {
+        for (i, c) in (start..).zip(chars) {
             if at == Some(i) {
                 caret = Some(width);
             }
@@ -144,7 +170,7 @@ impl Shown {
         if at.is_some() && caret.is_none() {
             caret = Some(width);
         }
-        if end < chars.len() {
+        if end < len {
             text.push_str("...");
         }
         Shown { text, caret }
@@ -159,7 +185,7 @@ fn is_bidi_control(c: char) -> bool {
 /// The source lines the problems point at, each file read once, as a
 /// stream (a large JSON Lines export is not held in memory).
 struct Sources {
-    lines: HashMap<PathBuf, HashMap<usize, String>>,
+    lines: HashMap<PathBuf, HashMap<usize, SourceLine>>,
 }
 
 impl Sources {
@@ -175,17 +201,20 @@ impl Sources {
         }
         let lines = wanted
             .into_iter()
-            .filter_map(|(path, lines)| Some((path.to_path_buf(), read_lines(path, &lines)?)))
+            .filter_map(|(path, lines)| {
+                let lines = read_lines(path, &lines)?
+                    .into_iter()
+                    .map(|(number, text)| (number, SourceLine::new(text)))
+                    .collect();
+                Some((path.to_path_buf(), lines))
+            })
             .collect();
         Sources { lines }
     }
 
-    fn line(&self, problem: &Problem) -> Option<&str> {
+    fn line(&self, problem: &Problem) -> Option<&SourceLine> {
         let line = problem.location.line?;
-        self.lines
-            .get(&problem.location.path)?
-            .get(&line)
-            .map(String::as_str)
+        self.lines.get(&problem.location.path)?.get(&line)
     }
 }
 
@@ -366,6 +395,10 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    fn line(text: &str) -> SourceLine {
+        SourceLine::new(text.to_owned())
+    }
+
     fn problem(line: usize, col: usize, message: &str) -> Problem {
         Problem::new(
             Location::at(Path::new("a.toml"), line, col),
@@ -376,7 +409,7 @@ mod tests {
 
     #[test]
     fn the_first_line_is_the_problem_and_the_caret_sits_under_the_column() {
-        let block = render(&problem(12, 5, "bad"), Some("x = \"y\""), &[]);
+        let block = render(&problem(12, 5, "bad"), Some(&line("x = \"y\"")), None);
         assert_eq!(
             plain(&block),
             "error: a.toml:12:5: f: bad\n   |\n12 | x = \"y\"\n   |     ^\n\n"
@@ -389,32 +422,32 @@ mod tests {
 
     #[test]
     fn without_a_source_line_only_the_problem_is_shown() {
-        let block = render(&problem(3, 1, "bad"), None, &[]);
+        let block = render(&problem(3, 1, "bad"), None, None);
         assert_eq!(plain(&block), "error: a.toml:3:1: f: bad\n");
     }
 
     #[test]
     fn wide_characters_and_tabs_move_the_caret() {
-        let shown = Shown::new("标题\t= x", Some(6));
+        let shown = Shown::new(&line("标题\t= x"), Some(6));
         assert_eq!(shown.text, "标题    = x");
         assert_eq!(shown.caret, Some(10));
-        let shown = Shown::new("a\u{1b}[31mb", Some(6));
+        let shown = Shown::new(&line("a\u{1b}[31mb"), Some(6));
         assert_eq!(shown.text, "a\u{fffd}[31mb");
         assert_eq!(shown.caret, Some(5));
-        assert_eq!(Shown::new("ab", Some(9)).caret, Some(2));
-        assert_eq!(Shown::new("ab", None).caret, None);
+        assert_eq!(Shown::new(&line("ab"), Some(9)).caret, Some(2));
+        assert_eq!(Shown::new(&line("ab"), None).caret, None);
     }
 
     #[test]
     fn a_long_line_is_cut_around_the_column() {
-        let line = format!("{}é{}", "a".repeat(1000), "b".repeat(1000));
-        let shown = Shown::new(&line, Some(1001));
+        let long = line(&format!("{}é{}", "a".repeat(1000), "b".repeat(1000)));
+        let shown = Shown::new(&long, Some(1001));
         assert!(shown.text.starts_with("...a") && shown.text.ends_with("b..."));
         assert_eq!(shown.text.chars().count(), SHOWN_CHARS + 6);
         assert_eq!(shown.text.chars().nth(shown.caret.unwrap()), Some('é'));
-        let start = Shown::new(&line, Some(1));
+        let start = Shown::new(&long, Some(1));
         assert_eq!((start.caret, start.text.starts_with('a')), (Some(0), true));
-        let end = Shown::new(&line, Some(2002));
+        let end = Shown::new(&long, Some(2002));
         assert_eq!(end.caret, Some(3 + SHOWN_CHARS));
     }
 

@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Config values.
-    if let Some(d) = parse_duration(line) {
+    if let Ok(d) = parse_duration(line) {
         assert!(d > chrono::Duration::zero(), "{line:?} → {d}");
     }
     let _ = SiteZone::parse(line);

@@ -99,7 +99,7 @@ pub struct Archive {
 impl Archive {
     pub fn new(now: DateTime<Utc>, window: Duration) -> Self {
         Archive {
-            since: now - window,
+            since: window_start(now, window),
             now,
             articles: Vec::new(),
         }
@@ -287,6 +287,13 @@ pub struct Settings {
     pub suppressed: HashSet<RecipientKey>,
 }
 
+/// The oldest time a digest at `now` carries: `window` before it, or the
+/// beginning of time for a window longer than the calendar.
+fn window_start(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    now.checked_sub_signed(window)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 pub fn plan<'a, E>(
     site: &'a Site,
     articles: &'a [Article],
@@ -294,13 +301,16 @@ pub fn plan<'a, E>(
     settings: &Settings,
     mut history: impl FnMut(&Subscriber) -> Result<History, E>,
 ) -> Result<Digest<'a>, E> {
-    let since = settings.now - settings.window;
+    let since = window_start(settings.now, settings.window);
     let mut fresh: Vec<&Article> = articles
         .iter()
         .filter(|a| a.published > since && a.published <= settings.now)
         .collect();
     fresh.sort_by(|a, b| Article::newest_first(a, b));
-    let most_listed = settings.max_items * (settings.related + 1) + settings.related;
+    let most_listed = settings
+        .max_items
+        .saturating_mul(settings.related.saturating_add(1))
+        .saturating_add(settings.related);
     let index = RelatedIndex::new(articles, settings.now).with_depth(most_listed);
 
     let mut digest = Digest {
@@ -329,13 +339,7 @@ pub fn plan<'a, E>(
         }
         // The sections this subscriber gets (children included), as a set:
         // checked once per fresh article.
-        let wanted: Option<HashSet<&str>> = subscriber.sections.as_ref().map(|_| {
-            site.sections
-                .iter()
-                .filter(|s| subscriber.wants(site, &s.id))
-                .map(|s| s.id.as_str())
-                .collect()
-        });
+        let wanted = subscriber.wanted(site);
         let chosen: Vec<&Article> = fresh
             .iter()
             .copied()
@@ -370,19 +374,26 @@ pub fn plan<'a, E>(
     // ...and each email, its items grouped by section with their reads.
     for (subscriber, chosen) in chosen_for {
         let mut listed: HashSet<&str> = chosen.iter().map(|a| a.id.as_str()).collect();
+        // Grouped by section in config order, newest first in each: a
+        // stable sort of the items by their section's place (not a pass
+        // over every section for each email).
+        let mut placed: Vec<(usize, &Article)> = chosen
+            .iter()
+            .filter_map(|&a| Some((site.sections.position(&a.section)?, a)))
+            .collect();
+        placed.sort_by_key(|&(place, _)| place);
         let mut groups: Vec<Group> = Vec::new();
-        for section in &site.sections {
-            let items: Vec<Item> = chosen
-                .iter()
-                .filter(|a| a.section == section.id)
-                .map(|&article| {
-                    let related =
-                        index.related(article, settings.related, &mut listed, &mut Vec::new());
-                    Item { article, related }
-                })
-                .collect();
-            if !items.is_empty() {
-                groups.push(Group { section, items });
+        for (place, article) in placed {
+            let related = index.related(article, settings.related, &mut listed, &mut Vec::new());
+            let item = Item { article, related };
+            match groups.last_mut() {
+                Some(group) if std::ptr::eq(group.section, &site.sections[place]) => {
+                    group.items.push(item)
+                }
+                _ => groups.push(Group {
+                    section: &site.sections[place],
+                    items: vec![item],
+                }),
             }
         }
         digest.emails.push(Email { subscriber, groups });

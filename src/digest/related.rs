@@ -151,7 +151,7 @@ impl<'a> RelatedIndex<'a> {
         }
         // The ranking of an article's candidates is the same in every email;
         // only what is already listed differs. Rank once, filter per email.
-        let depth = self.depth.max(limit + listed.len());
+        let depth = self.depth.max(limit.saturating_add(listed.len()));
         let (ranked, cut) = self.ranked(article, depth, unknown);
         for &i in ranked.iter() {
             let candidate = &self.articles[i as usize];

@@ -39,11 +39,12 @@ pub struct Selection<'s> {
     site: &'s Site,
     now: DateTime<Utc>,
     per_feed: usize,
-    /// Feed 0 is the site's; feed `i + 1` is section `i`'s.
+    /// Feed 0 is the site's; feed `i + 1` is section `i`'s. An article of
+    /// section `i` goes to feed 0 and to the feeds of `i`'s lineage
+    /// (followed for each article, not stored per section: the loader makes
+    /// a selection per file, and a chain of 8,000 sections stored 32 million
+    /// targets in each).
     heaps: Vec<BinaryHeap<Ranked>>,
-    /// Per section id: the feeds its articles go to (looked up for every
-    /// record loaded: a fast hash).
-    targets: HashMap<String, Vec<usize>, xxhash_rust::xxh3::Xxh3DefaultBuilder>,
     /// Articles scheduled after `now`: not in any feed, but kept (up to a
     /// limit) so a cached result stays right for a later clock.
     future: Vec<Arc<Article>>,
@@ -78,22 +79,6 @@ impl Eq for Ranked {}
 
 impl<'s> Selection<'s> {
     pub fn new(site: &'s Site, now: DateTime<Utc>, per_feed: usize) -> Self {
-        let index: HashMap<&str, usize> = site
-            .sections
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i + 1))
-            .collect();
-        let targets = site
-            .sections
-            .iter()
-            .map(|s| {
-                let feeds = std::iter::once(0)
-                    .chain(site.ancestry(&s.id).map(|a| index[a.id.as_str()]))
-                    .collect();
-                (s.id.clone(), feeds)
-            })
-            .collect();
         Selection {
             site,
             now,
@@ -101,10 +86,16 @@ impl<'s> Selection<'s> {
             heaps: (0..=site.sections.len())
                 .map(|_| BinaryHeap::new())
                 .collect(),
-            targets,
             future: Vec::new(),
             future_overflow: false,
         }
+    }
+
+    /// The feeds an article of section position `section` goes to.
+    /// (It borrows the site, not the selection, which takes the articles.)
+    fn targets(&self, section: usize) -> impl Iterator<Item = usize> + use<'s> {
+        let site: &'s Site = self.site;
+        std::iter::once(0).chain(site.sections.lineage(section).map(|i| i + 1))
     }
 
     /// Whether feed `feed` would take an article dated `published` with `id`.
@@ -171,14 +162,15 @@ impl<'s> Selection<'s> {
 
 impl Sink for Selection<'_> {
     fn wants(&self, published: DateTime<Utc>, id: &str, section: &str) -> bool {
-        let Some(targets) = self.targets.get(section) else {
+        let Some(section) = self.site.sections.position(section) else {
             return false;
         };
         if published > self.now {
             // Scheduled: out of the feeds until its time, but remembered.
             return !self.future_overflow;
         }
-        targets.iter().any(|&feed| self.takes(feed, published, id))
+        self.targets(section)
+            .any(|feed| self.takes(feed, published, id))
     }
 
     fn accept(&mut self, article: Article) {
@@ -195,7 +187,10 @@ impl Sink for Selection<'_> {
             }
             return;
         }
-        for feed in self.targets[&article.section].clone() {
+        let Some(section) = self.site.sections.position(&article.section) else {
+            return;
+        };
+        for feed in self.targets(section) {
             self.insert(feed, &article);
         }
     }

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use super::record::{JsonText, RawRecord};
 use super::{Collector, Format, Locate, Sink};
-use crate::diag::{Location, Problem, line_col};
+use crate::diag::{LineIndex, Location, Problem, line_col};
 
 /// Reads a whole TOML or JSON file; returns the hash of its bytes (`None`
 /// when it could not be read).
@@ -53,42 +53,6 @@ pub(super) fn read_file<S: Sink>(
         Format::JsonLines => unreachable!("JSON Lines are read in blocks"),
     }
     Some(hash)
-}
-
-/// Line starts of a text, for positions in large files without rescanning.
-pub(crate) struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    pub(crate) fn new(text: &str) -> LineIndex {
-        let mut starts = vec![0];
-        starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
-        LineIndex { starts }
-    }
-
-    /// Line `number` (1-based) of `text`, without its line break.
-    pub(crate) fn line<'t>(&self, text: &'t str, number: usize) -> Option<&'t str> {
-        let start = *self.starts.get(number.checked_sub(1)?)?;
-        let end = self.starts.get(number).map_or(text.len(), |&next| next - 1);
-        Some(text[start..end].trim_end_matches('\r'))
-    }
-
-    /// 1-based line and column (in characters) of byte `offset`.
-    pub(crate) fn position(&self, text: &str, offset: usize) -> (usize, usize) {
-        let line = self.starts.partition_point(|&start| start <= offset);
-        let start = self.starts[line - 1];
-        let mut end = offset.min(text.len());
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        (line, text[start..end].chars().count() + 1)
-    }
 }
 
 /// A record inside a text: the text (a file, or one line of a JSON Lines
@@ -400,18 +364,5 @@ mod tests {
             Some(toml.find("id = \"a\"").unwrap())
         );
         assert_eq!(find_key("{ id = 'a' }", "id", false), Some(2));
-    }
-
-    #[test]
-    fn line_index_matches_line_col() {
-        let text = "ab\n标题 = x\n\nlast";
-        let index = LineIndex::new(text);
-        for offset in [0, 1, 3, text.find('x').unwrap(), text.find("last").unwrap()] {
-            assert_eq!(
-                index.position(text, offset),
-                line_col(text, offset),
-                "{offset}"
-            );
-        }
     }
 }

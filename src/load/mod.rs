@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::diag::{Location, Problem, Problems};
+use crate::diag::{LineIndex, Location, Problem, Problems};
 use crate::model::Article;
 use record::{LongText, RawRecord, RecordContext};
 
@@ -503,19 +503,38 @@ impl<'a, S: Sink> Collector<'a, S> {
         };
         let mut found = Vec::new();
         let mut sources = Sources::default();
-        for mut group in duplicate_fingerprints(&lists) {
+        let mut groups = duplicate_fingerprints(&lists);
+        for group in &mut groups {
             for (file, p) in group.iter_mut().filter(|(_, p)| p.col == 0) {
                 p.col = id_column(&files[*file as usize].0, p.line, &mut sources).unwrap_or(1);
             }
             group.sort_unstable_by_key(|&(file, p)| (file, p.line, p.col));
-            // Equal fingerprints are confirmed by reading both ids back (rare:
-            // only on the error path), so a hash collision is never reported.
-            let mut first_of: HashMap<String, usize> = HashMap::new();
+        }
+        // Equal fingerprints are confirmed by reading both ids back (rare:
+        // only on the error path), so a hash collision is never reported.
+        // Read in file order: a place in a long line (a one-line JSON array)
+        // is found from the one before it, not from the line's start.
+        let mut places: Vec<(u32, u32, u32)> = groups
+            .iter()
+            .flatten()
+            .map(|&(file, p)| (file, p.line, p.col))
+            .collect();
+        places.sort_unstable();
+        places.dedup();
+        let ids: HashMap<(u32, u32, u32), String> = places
+            .into_iter()
+            .filter_map(|key @ (file, line, col)| {
+                let id = id_at(&files[file as usize].0, line, col, &mut sources)?;
+                Some((key, id))
+            })
+            .collect();
+        for group in groups {
+            let mut first_of: HashMap<&str, usize> = HashMap::new();
             for (j, seen) in group.iter().enumerate() {
-                let Some(id) = id_at(&place(seen), &mut sources) else {
+                let Some(id) = ids.get(&(seen.0, seen.1.line, seen.1.col)) else {
                     continue;
                 };
-                if let Some(&first) = first_of.get(&id) {
+                if let Some(&first) = first_of.get(id.as_str()) {
                     let message = format!("{id:?} is already used at {}", place(&group[first]));
                     let origin = Origin {
                         file: seen.0,
@@ -595,19 +614,34 @@ fn id_fingerprint(id: &str) -> u64 {
 /// Input files read back for the duplicate check, each once.
 #[derive(Default)]
 struct Sources {
-    files: HashMap<PathBuf, Option<(String, formats::LineIndex)>>,
+    files: HashMap<PathBuf, Option<(String, LineIndex)>>,
 }
 
 impl Sources {
-    /// Line `number` (1-based) of the file at `path`.
-    fn line(&mut self, path: &Path, number: usize) -> Option<&str> {
+    fn file(&mut self, path: &Path) -> Option<&(String, LineIndex)> {
         let entry = self.files.entry(path.to_path_buf()).or_insert_with(|| {
             let text = std::fs::read_to_string(path).ok()?;
-            let index = formats::LineIndex::new(&text);
+            let index = LineIndex::new(&text);
             Some((text, index))
         });
-        let (text, index) = entry.as_ref()?;
+        entry.as_ref()
+    }
+
+    /// Line `number` (1-based) of the file at `path`.
+    fn line(&mut self, path: &Path, number: usize) -> Option<&str> {
+        let (text, index) = self.file(path)?;
         index.line(text, number)
+    }
+
+    /// The rest of line `number` from column `col` (in characters). Asked
+    /// in order along a line, finding each costs only the distance from the
+    /// one before.
+    fn from(&mut self, path: &Path, number: usize, col: usize) -> Option<&str> {
+        let (text, index) = self.file(path)?;
+        let start = index.offset(text, number, col)?;
+        let line = index.line(text, number)?;
+        let line_start = line.as_ptr() as usize - text.as_ptr() as usize;
+        line.get(start - line_start..)
     }
 }
 
@@ -618,12 +652,11 @@ fn id_column(path: &Path, line: u32, sources: &mut Sources) -> Option<u32> {
     Some(text[..offset].chars().count() as u32 + 1)
 }
 
-/// The id value assigned at `at` (the position of its `id` key), read back
-/// from the file: `"id": "x"` in JSON, `id = "x"` in TOML.
-fn id_at(at: &Location, sources: &mut Sources) -> Option<String> {
-    let line = sources.line(&at.path, at.line?)?;
-    let start = line.char_indices().nth(at.col? - 1).map(|(i, _)| i)?;
-    let rest = line[start..]
+/// The id value assigned at `line`:`col` (the position of its `id` key),
+/// read back from the file: `"id": "x"` in JSON, `id = "x"` in TOML.
+fn id_at(path: &Path, line: u32, col: u32, sources: &mut Sources) -> Option<String> {
+    let rest = sources.from(path, line as usize, col as usize)?;
+    let rest = rest
         .trim_start_matches('"')
         .strip_prefix("id")?
         .trim_start_matches('"')
@@ -632,6 +665,12 @@ fn id_at(at: &Location, sources: &mut Sources) -> Option<String> {
     let mut json = serde_json::Deserializer::from_str(value).into_iter::<String>();
     if let Some(Ok(id)) = json.next() {
         return Some(crate::text::one_line(&id));
+    }
+    // A TOML literal string ends at the next quote: the rest of a long
+    // line (inline tables) is not parsed again for every id.
+    if let Some(literal) = value.strip_prefix('\'').filter(|v| !v.starts_with("''")) {
+        return Some(crate::text::one_line(literal.split('\'').next()?))
+            .filter(|_| literal.contains('\''));
     }
     let table: HashMap<String, String> = toml::from_str(&format!("v = {value}")).ok()?;
     table.get("v").map(|id| crate::text::one_line(id))

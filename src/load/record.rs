@@ -327,19 +327,23 @@ fn parse_any_datetime(text: &str, zone: SiteZone) -> Result<DateTime<Utc>, Strin
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%dT%H:%M",
     ];
-    let naive = NAIVE
+    if let Some(naive) = NAIVE
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        });
-    match naive {
-        Some(naive) => zone.resolve_local(naive).ok_or_else(|| {
+    {
+        // A wall-clock time the clocks skipped names no instant: an error,
+        // not a guess.
+        return zone.resolve_local(naive).ok_or_else(|| {
             format!("{text:?} does not exist in the site's timezone (a daylight-saving gap)")
+        });
+    }
+    // A date means the first instant of that day, even where the clocks
+    // skip its midnight.
+    match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(date) => zone.start_of_day(date).ok_or_else(|| {
+            format!("{text:?} does not exist in the site's timezone (the day was skipped)")
         }),
-        None => Err(format!(
+        Err(_) => Err(format!(
             "{text:?} is not a date; expected RFC 3339 like \"2017-03-23T11:03:00+08:00\" \
              or \"2017-03-23 11:03[:SS]\" in the site's timezone"
         )),
@@ -511,6 +515,41 @@ mod tests {
         );
         let err = parse_datetime("2017-13-01", china()).unwrap_err();
         assert!(err.starts_with("\"2017-13-01\" is not a date"), "{err}");
+    }
+
+    /// Regression: a bare date whose midnight the clocks skip (Santiago
+    /// springs forward at 00:00) was refused as "a daylight-saving gap",
+    /// and that one record failed the whole build. A date is the first
+    /// instant of its day; a wall-clock time in the gap stays an error.
+    #[test]
+    fn a_date_whose_midnight_is_skipped_starts_when_the_clocks_jump() {
+        let santiago = SiteZone::parse("America/Santiago").unwrap();
+        for (text, expect) in [
+            ("2024-09-08", "2024-09-08T01:00:00-03:00"),
+            ("2024-09-07", "2024-09-07T00:00:00-04:00"),
+            ("2024-04-07", "2024-04-07T00:00:00-04:00"),
+        ] {
+            let instant = parse_datetime(text, santiago).unwrap();
+            assert_eq!(santiago.local(instant).to_rfc3339(), expect, "{text}");
+        }
+        for text in [
+            "2024-09-08 00:00",
+            "2024-09-08T00:30:00",
+            "2024-09-08 00:59:59",
+        ] {
+            let err = parse_datetime(text, santiago).unwrap_err();
+            assert!(err.ends_with("(a daylight-saving gap)"), "{text}: {err}");
+        }
+        assert_eq!(
+            parse_datetime("2024-09-08 01:00", santiago).unwrap(),
+            parse_datetime("2024-09-08", santiago).unwrap()
+        );
+        let apia = SiteZone::parse("Pacific/Apia").unwrap();
+        let err = parse_datetime("2011-12-30", apia).unwrap_err();
+        assert_eq!(
+            err,
+            "\"2011-12-30\" does not exist in the site's timezone (the day was skipped)"
+        );
     }
 
     #[test]

@@ -10,8 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::formats::LineIndex;
-use crate::diag::{Location, Problem, Problems};
+use crate::diag::{LineIndex, Location, Problem, Problems};
 use crate::model::{Site, Subscriber, SuppressionReason};
 
 #[derive(Debug, Deserialize)]
@@ -60,9 +59,12 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
         path.extension()
             .is_some_and(|e| e.eq_ignore_ascii_case(ext))
     };
+    // Positions of every entry, in order: one index (a JSON array on one
+    // line is one line of megabytes).
+    let lines = LineIndex::new(text);
     // Each entry with the offset where it starts, for messages.
     let entries: Vec<(RawSubscriber, usize)> = if extension("json") {
-        parse_json(text, path)?
+        parse_json(text, path, &lines)?
     } else if extension("csv") {
         super::subscribers_csv::parse(text, path)?
     } else {
@@ -72,7 +74,6 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
     let mut problems = Problems::default();
     let mut seen: HashMap<String, Location> = HashMap::new();
     let mut subscribers = Vec::new();
-    let lines = LineIndex::new(text);
     for (raw, offset) in entries {
         let (line, col) = lines.position(text, offset);
         let here = Location::at(path, line, col);
@@ -184,9 +185,13 @@ fn parse_toml(text: &str, path: &Path) -> Result<Vec<(RawSubscriber, usize)>, Pr
         .collect())
 }
 
-fn parse_json(text: &str, path: &Path) -> Result<Vec<(RawSubscriber, usize)>, Problems> {
+fn parse_json(
+    text: &str,
+    path: &Path,
+    lines: &LineIndex,
+) -> Result<Vec<(RawSubscriber, usize)>, Problems> {
     let raw: Vec<&serde_json::value::RawValue> =
-        serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
+        serde_json::from_str(text).map_err(|e| json_error(path, text, lines, &e))?;
     let mut out = Vec::new();
     let mut problems = Problems::default();
     for value in raw {
@@ -194,7 +199,7 @@ fn parse_json(text: &str, path: &Path) -> Result<Vec<(RawSubscriber, usize)>, Pr
         match serde_json::from_str::<RawSubscriber>(value.get()) {
             Ok(s) => out.push((s, offset)),
             Err(e) => {
-                let (line, col) = LineIndex::new(text).position(text, offset);
+                let (line, col) = lines.position(text, offset);
                 let message = e.to_string();
                 let message = message
                     .rfind(" at line ")
@@ -206,10 +211,19 @@ fn parse_json(text: &str, path: &Path) -> Result<Vec<(RawSubscriber, usize)>, Pr
     problems.into_result(out)
 }
 
-fn json_error(path: &Path, e: &serde_json::Error) -> Problem {
+/// A syntax error of the whole file. serde_json counts its column in bytes;
+/// the location says characters, like every other.
+fn json_error(path: &Path, text: &str, lines: &LineIndex, e: &serde_json::Error) -> Problem {
     let message = e.to_string();
     let message = message
         .rfind(" at line ")
         .map_or(message.clone(), |cut| message[..cut].to_owned());
-    Problem::new(Location::at(path, e.line(), e.column()), None, message)
+    let location = match lines.offset(text, e.line(), 1) {
+        Some(line_start) => {
+            let (line, col) = lines.position(text, line_start + e.column().saturating_sub(1));
+            Location::at(path, line, col)
+        }
+        None => Location::file(path),
+    };
+    Problem::new(location, None, message)
 }
