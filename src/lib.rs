@@ -17,6 +17,10 @@
 //! that talks to a mail server; `commands` (with `main`) is the only place
 //! that reads the clock and the environment.
 
+// The library's public surface is its modules: an item `pub` in a private
+// module is a mistake (tests and the binary are separate crates).
+#![warn(unreachable_pub)]
+
 pub mod bounce;
 pub mod cli;
 pub mod commands;

@@ -152,7 +152,7 @@ impl Staging {
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .unwrap_or_default();
         let listing: String = self.paths.iter().map(|p| format!("{p}\n")).collect();
-        let current: std::collections::HashSet<String> = self.paths.iter().cloned().collect();
+        let current: HashSet<String> = self.paths.iter().cloned().collect();
         self.add(manifest, listing.as_bytes())?;
         let dir = self.dir.clone();
         let report = self.commit()?;

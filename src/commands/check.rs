@@ -17,7 +17,7 @@ pub fn run(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<(), Fa
         problems.extend(p);
         0
     });
-    let setup = crate::digest::sample::check(config, now).unwrap_or_else(|p| {
+    let setup = digest::sample::check(config, now).unwrap_or_else(|p| {
         problems.extend(p);
         None
     });

@@ -244,7 +244,7 @@ fn a_refused_recipient_is_recorded_and_suppressed_together_but_a_refused_message
     let list = ledger.suppressions().unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0].address.as_str(), "r1@example.com");
-    assert_eq!(list[0].reason, crate::ledger::Reason::Bounced);
+    assert_eq!(list[0].reason, ledger::Reason::Bounced);
     assert_eq!(list[0].source, "SMTP reply: 550 5.1.1 no such user");
 }
 

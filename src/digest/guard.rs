@@ -29,11 +29,11 @@ use serde_json::Value;
 
 /// Blocks, subexpressions and included partials nested deeper than this are
 /// refused. Real digest templates nest a handful of levels.
-pub const MAX_DEPTH: usize = 100;
+pub(super) const MAX_DEPTH: usize = 100;
 
 /// One problem, at a 1-based line and column (in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(super) struct Finding {
     pub line: usize,
     pub col: usize,
     pub message: String,
@@ -52,7 +52,7 @@ fn too_deep(line: usize, col: usize) -> Finding {
 
 /// The first place where `source` nests deeper than [`MAX_DEPTH`], found
 /// without parsing it.
-pub fn nesting(source: &str) -> Option<Finding> {
+pub(super) fn nesting(source: &str) -> Option<Finding> {
     let bytes = source.as_bytes();
     let at = |offset: usize| {
         let (line, col) = crate::diag::line_col(source, offset);
@@ -150,7 +150,7 @@ fn chain(blocks: &mut [usize], depth: &mut usize) -> bool {
 
 /// What a template's partials and nesting allow, or the problems found:
 /// `registered` are the names of the templates themselves (never partials).
-pub fn partials(template: &Template, registered: &[&str]) -> Vec<Finding> {
+pub(super) fn partials(template: &Template, registered: &[&str]) -> Vec<Finding> {
     let mut graph = Graph {
         root: Some(template),
         ..Graph::default()

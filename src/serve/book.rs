@@ -27,7 +27,7 @@ use crate::unsubscribe::{self, Done};
 
 /// What a token asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub(super) enum Answer {
     /// Suppressed now, or already.
     Done(Done),
     /// Forged, truncated or unknown: nothing changed.
@@ -35,7 +35,7 @@ pub enum Answer {
 }
 
 /// The ledger and the resolver.
-pub struct Book {
+pub(super) struct Book {
     config: Config,
     keys: Keys,
     /// `None` after a failed write: reopened on the next.
@@ -47,7 +47,7 @@ pub struct Book {
 impl Book {
     /// Opens the state database (creating or migrating it) and builds the
     /// resolver.
-    pub fn open(config: Config, keys: Keys) -> Result<Book, Failure> {
+    pub(super) fn open(config: Config, keys: Keys) -> Result<Book, Failure> {
         let ledger = Sqlite::open(&state(&config))?;
         let resolver = unsubscribe::resolver(&config, &ledger, keys.clone())?;
         Ok(Book {
@@ -92,14 +92,14 @@ impl Book {
     }
 
     /// Whether `token` is genuine (rebuilding the resolver once if due).
-    pub fn check(&mut self, token: &str) -> bool {
+    pub(super) fn check(&mut self, token: &str) -> bool {
         self.resolver.resolve(token).is_some()
             || (self.rebuild_if_due() && self.resolver.resolve(token).is_some())
     }
 
     /// Suppresses the address of `token`; an error only after every
     /// attempt failed.
-    pub fn unsubscribe(
+    pub(super) fn unsubscribe(
         &mut self,
         token: &str,
         source: &str,

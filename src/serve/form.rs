@@ -5,7 +5,7 @@
 
 /// Why a body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FormError {
+pub(super) enum FormError {
     /// A content type that is neither of the two.
     Unsupported,
     /// A multipart body without a boundary, or cut short.
@@ -14,7 +14,10 @@ pub enum FormError {
 
 /// The body's fields, in order; a missing content type is read as
 /// urlencoded (some clients leave it out of a one-click POST).
-pub fn fields(content_type: Option<&str>, body: &[u8]) -> Result<Vec<(String, String)>, FormError> {
+pub(super) fn fields(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, FormError> {
     let content_type = content_type.unwrap_or("application/x-www-form-urlencoded");
     let mut params = content_type.split(';');
     let essence = params.next().unwrap_or("").trim().to_ascii_lowercase();

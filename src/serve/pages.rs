@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 const STYLE: &str = "body{font:16px/1.6 system-ui,sans-serif;max-width:32em;margin:3em auto;padding:0 1em;color:#222}button{font:inherit;padding:.5em 1.5em;cursor:pointer}";
 
 /// The `Content-Security-Policy` of every answer.
-pub static CSP: LazyLock<String> = LazyLock::new(|| {
+pub(super) static CSP: LazyLock<String> = LazyLock::new(|| {
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
     format!(
         "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -22,14 +22,14 @@ pub static CSP: LazyLock<String> = LazyLock::new(|| {
 
 /// The language of the pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
+pub(super) enum Lang {
     Zh,
     En,
 }
 
 impl Lang {
     /// `site.language`: `zh`, `zh-CN`, `zh-Hant-TW`… are Chinese; the rest English.
-    pub fn of(language: &str) -> Lang {
+    pub(super) fn of(language: &str) -> Lang {
         let primary = language.split('-').next().unwrap_or("");
         if primary.eq_ignore_ascii_case("zh") {
             Lang::Zh
@@ -48,7 +48,7 @@ impl Lang {
 
 /// What a page says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Says {
+pub(super) enum Says {
     /// The GET page: a button that POSTs.
     Confirm,
     /// The address was put on the list.
@@ -125,7 +125,7 @@ fn escape(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A whole page; `token` goes into the [`Says::Confirm`] page's form.
-pub fn page(lang: Lang, site_title: &str, says: Says, token: Option<&str>) -> String {
+pub(super) fn page(lang: Lang, site_title: &str, says: Says, token: Option<&str>) -> String {
     let (title, message) = text(lang, says);
     let form = match (says, token) {
         (Says::Confirm, Some(token)) => format!(

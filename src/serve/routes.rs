@@ -25,7 +25,7 @@ use super::pages::{self, CSP, Lang, Says};
 use crate::unsubscribe::Done;
 
 /// What every request handler shares.
-pub struct App {
+pub(super) struct App {
     pub endpoint: Endpoint,
     pub lang: Lang,
     pub site_title: String,
@@ -59,7 +59,7 @@ fn closing(status: StatusCode, says: Says) -> Answered {
 }
 
 /// Answers one request (never fails: every problem is a status).
-pub async fn handle(
+pub(super) async fn handle(
     app: Arc<App>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {

@@ -234,6 +234,7 @@ fn example_article_sections() -> BTreeMap<String, String> {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one walk over every feed of the example, kept together
 fn example_site_round_trips_through_strict_and_common_parsers() {
     let out = build_example();
     let out = out.path();

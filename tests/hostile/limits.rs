@@ -188,7 +188,7 @@ fn deep_nesting_in_the_config_and_the_subscribers_is_an_error() {
     site.run(&["check"])
         .assert_code(1)
         .assert_stderr_has(&["subscribers.json"]);
-    let config = std::fs::read_to_string(site.path("feeds.toml")).unwrap();
+    let config = fs::read_to_string(site.path("feeds.toml")).unwrap();
     site.write("feeds.toml", format!("{config}\n[extra]\n{deep_toml}"));
     site.run(&["check"])
         .assert_code(1)
