@@ -75,7 +75,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("ledger", &["error", "model"]),
     ("suppression", &["diag", "ledger", "model"]),
-    ("bounce", &["config", "ledger", "model", "token"]),
+    (
+        "bounce",
+        &["config", "error", "ledger", "model", "report", "token"],
+    ),
     (
         "unsubscribe",
         &["config", "error", "ledger", "load", "model", "token"],

@@ -24,6 +24,8 @@
 //! whatever was sent to it): nothing here panics on input, and what is not
 //! a report is said so, never guessed at.
 
+pub mod read;
+
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
