@@ -25,9 +25,8 @@ mod hygiene;
 mod limits;
 mod markup;
 mod paths;
+mod round2_load;
 mod round2_output;
-// Written against the old hostile harness; ported to tests/support next.
-// mod round2_load;
 mod secrets;
 mod state;
 mod urls;

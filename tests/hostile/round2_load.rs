@@ -17,46 +17,11 @@
 //! machine) and far below what the quadratic code took.
 
 use std::fs;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{NOW, Run, Site};
-
-/// Runs `bulletin ARGS` in `site`, killed after `deadline`; its output goes
-/// to files (a long report cannot fill a pipe and stall it).
-#[track_caller]
-fn run_within(site: &Site, args: &[&str], deadline: Duration) -> Run {
-    let out = site.path("stdout.log");
-    let err = site.path("stderr.log");
-    let mut child = site
-        .command(args)
-        .stdout(Stdio::from(fs::File::create(&out).unwrap()))
-        .stderr(Stdio::from(fs::File::create(&err).unwrap()))
-        .spawn()
-        .expect("run bulletin");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for bulletin") {
-            break status;
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "bulletin {args:?} did not finish in {} s (quadratic again?)",
-                deadline.as_secs()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: fs::read_to_string(&out).unwrap(),
-        stderr: String::from_utf8_lossy(&fs::read(&err).unwrap()).into_owned(),
-    }
-}
+use crate::support::{Email, NOW, Site, digest_article};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -96,7 +61,7 @@ fn one_line(records: &[Value]) -> String {
 /// reported at their character columns, as before.
 #[test]
 fn a_one_line_json_array_of_100k_articles_reports_late_errors_at_their_character_columns() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let n = 100_000;
     let mut records: Vec<Value> = (0..n).map(record).collect();
     records[n - 5]["section"] = json!("nowhere");
@@ -106,17 +71,17 @@ fn a_one_line_json_array_of_100k_articles_reports_late_errors_at_their_character
 
     let bad_section = find_after(&text, text.find("\"b99995\"").unwrap(), "\"section\"");
     let bad_date = find_after(&text, text.find("\"b99997\"").unwrap(), "\"published\"");
-    let run = run_within(&site, &["check"], DEADLINE);
-    run.expect(1);
+    let run = site.cmd(&["check"]).run_within(DEADLINE);
+    run.assert_code(1);
     assert_eq!(
         run.errors(),
         [
             format!(
-                "error: ./articles/b.json:1:{}: section: \"nowhere\" is not a section declared in the config",
+                "./articles/b.json:1:{}: section: \"nowhere\" is not a section declared in the config",
                 col(&text, bad_section)
             ),
             format!(
-                "error: ./articles/b.json:1:{}: published: \"2017-02-30 10:00\" is not a date; \
+                "./articles/b.json:1:{}: published: \"2017-02-30 10:00\" is not a date; \
                  expected RFC 3339 like \"2017-03-23T11:03:00+08:00\" or \"2017-03-23 11:03[:SS]\" \
                  in the site's timezone",
                 col(&text, bad_date)
@@ -128,8 +93,10 @@ fn a_one_line_json_array_of_100k_articles_reports_late_errors_at_their_character
     records[n - 5]["section"] = json!("news");
     records[n - 3]["published"] = json!("2017-02-28 10:00");
     site.write("articles/b.json", one_line(&records));
-    let run = run_within(&site, &["build", "--no-cache", "--now", NOW], DEADLINE);
-    run.expect(0);
+    let run = site
+        .cmd(&["build", "--no-cache", "--now", NOW])
+        .run_within(DEADLINE);
+    run.assert_success();
     assert!(
         run.stdout.contains(&format!("from {} articles", n + 1)),
         "{run}"
@@ -141,7 +108,7 @@ fn a_one_line_json_array_of_100k_articles_reports_late_errors_at_their_character
 /// took many minutes.
 #[test]
 fn duplicate_ids_in_a_one_line_json_array_are_reported_in_linear_time() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let n = 20_000;
     let records: Vec<Value> = (0..n)
         .map(|i| {
@@ -152,8 +119,8 @@ fn duplicate_ids_in_a_one_line_json_array_are_reported_in_linear_time() {
         .collect();
     let text = one_line(&records);
     site.write("articles/b.json", &text);
-    let run = run_within(&site, &["check"], DEADLINE);
-    run.expect(1);
+    let run = site.cmd(&["check"]).run_within(DEADLINE);
+    run.assert_code(1);
     let errors = run.errors();
     assert_eq!(errors.len(), n - 1);
     // The first is the "already used" of the second record.
@@ -161,7 +128,7 @@ fn duplicate_ids_in_a_one_line_json_array_are_reported_in_linear_time() {
     assert_eq!(
         errors[0],
         format!(
-            "error: ./articles/b.json:1:{}: id: \"同一个\" is already used at ./articles/b.json:1:3",
+            "./articles/b.json:1:{}: id: \"同一个\" is already used at ./articles/b.json:1:3",
             col(&text, second)
         )
     );
@@ -169,7 +136,7 @@ fn duplicate_ids_in_a_one_line_json_array_are_reported_in_linear_time() {
     assert_eq!(
         errors[n - 2],
         format!(
-            "error: ./articles/b.json:1:{}: id: \"同一个\" is already used at ./articles/b.json:1:3",
+            "./articles/b.json:1:{}: id: \"同一个\" is already used at ./articles/b.json:1:3",
             col(&text, last)
         )
     );
@@ -179,7 +146,7 @@ fn duplicate_ids_in_a_one_line_json_array_are_reported_in_linear_time() {
 /// whole file: 40,000 of them on one line took 54 s before the first error.
 #[test]
 fn forty_thousand_bad_subscribers_on_one_line_are_reported_in_linear_time() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config("subscribers.toml", "subscribers.json");
     let n = 40_000;
     let entries: Vec<String> = (0..n)
@@ -189,8 +156,8 @@ fn forty_thousand_bad_subscribers_on_one_line_are_reported_in_linear_time() {
         .collect();
     let text = format!("[{}]", entries.join(", "));
     site.write("subscribers.json", &text);
-    let run = run_within(&site, &["check"], DEADLINE);
-    run.expect(1);
+    let run = site.cmd(&["check"]).run_within(DEADLINE);
+    run.assert_code(1);
     let errors = run.errors();
     assert_eq!(
         errors.len(),
@@ -199,17 +166,11 @@ fn forty_thousand_bad_subscribers_on_one_line_are_reported_in_linear_time() {
         &run.stderr[..2000.min(run.stderr.len())]
     );
     let message = "invalid type: integer `17`, expected a string";
-    assert_eq!(
-        errors[0],
-        format!("error: ./subscribers.json:1:2: {message}")
-    );
+    assert_eq!(errors[0], format!("./subscribers.json:1:2: {message}"));
     let last = text.rfind('{').unwrap();
     assert_eq!(
         errors[n - 1],
-        format!(
-            "error: ./subscribers.json:1:{}: {message}",
-            col(&text, last)
-        )
+        format!("./subscribers.json:1:{}: {message}", col(&text, last))
     );
 }
 
@@ -218,16 +179,16 @@ fn forty_thousand_bad_subscribers_on_one_line_are_reported_in_linear_time() {
 /// byte's, 4 too far after two CJK characters).
 #[test]
 fn a_syntax_error_in_a_json_subscriber_list_is_at_its_character_column() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config("subscribers.toml", "subscribers.json");
     let text = "[{\"email\": \"a@example.com\", \"name\": \"读者\"},]";
     site.write("subscribers.json", text);
     let run = site.run(&["check"]);
-    run.expect(1);
+    run.assert_code(1);
     assert_eq!(
         run.errors(),
         [format!(
-            "error: ./subscribers.json:1:{}: trailing comma",
+            "./subscribers.json:1:{}: trailing comma",
             col(text, text.rfind(']').unwrap())
         )]
     );
@@ -239,7 +200,7 @@ fn a_syntax_error_in_a_json_subscriber_list_is_at_its_character_column() {
 /// under its field.
 #[test]
 fn thousands_of_problems_on_one_shown_line_print_in_linear_time() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let n = 8_000;
     let mut records: Vec<Value> = (0..n)
         .map(|i| {
@@ -251,14 +212,14 @@ fn thousands_of_problems_on_one_shown_line_print_in_linear_time() {
     let text = one_line(&records);
     assert!(text.len() < 1 << 20, "the line is shown: {}", text.len());
     site.write("articles/b.json", &text);
-    let run = run_within(&site, &["check"], DEADLINE);
-    run.expect(1);
+    let run = site.cmd(&["check"]).run_within(DEADLINE);
+    run.assert_code(1);
     assert_eq!(run.errors().len(), n, "{}", &run.stderr[..2000]);
     // The last problem's block: its line, the source cut around the
     // column, the caret under `"section"`.
     let last = find_after(&text, text.find("\"b7999\"").unwrap(), "\"section\"");
     let head = format!(
-        "error: ./articles/b.json:1:{}: section: \"nowhere\" is not a section declared in the config",
+        "./articles/b.json:1:{}: section: \"nowhere\" is not a section declared in the config",
         col(&text, last)
     );
     let block: Vec<&str> = run
@@ -283,7 +244,7 @@ fn thousands_of_problems_on_one_shown_line_print_in_linear_time() {
 /// The same positions in a one-line TOML file of inline tables.
 #[test]
 fn a_one_line_toml_array_of_inline_tables_reports_character_columns() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let tables: Vec<String> = (0..2_000)
         .map(|i| {
             let section = if i == 1_990 { "nowhere" } else { "news" };
@@ -295,12 +256,12 @@ fn a_one_line_toml_array_of_inline_tables_reports_character_columns() {
     let text = format!("articles = [{}]\n", tables.join(", "));
     site.write("articles/c.toml", &text);
     let bad = find_after(&text, text.find("\"t1990\"").unwrap(), "section");
-    let run = run_within(&site, &["check"], DEADLINE);
-    run.expect(1);
+    let run = site.cmd(&["check"]).run_within(DEADLINE);
+    run.assert_code(1);
     assert_eq!(
         run.errors(),
         [format!(
-            "error: ./articles/c.toml:1:{}: section: \"nowhere\" is not a section declared in the config",
+            "./articles/c.toml:1:{}: section: \"nowhere\" is not a section declared in the config",
             col(&text, bad)
         )]
     );
@@ -313,10 +274,10 @@ fn a_one_line_toml_array_of_inline_tables_reports_character_columns() {
 /// the calendar means "everything".
 #[test]
 fn a_window_longer_than_the_calendar_takes_every_article() {
-    let site = Site::new();
-    let mut records = vec![crate::harness::article("old", "news")];
+    let site = Site::with_digest();
+    let mut records = vec![digest_article("old", "news")];
     records[0]["published"] = json!("1990-01-01 10:00");
-    records.push(crate::harness::article("new", "news"));
+    records.push(digest_article("new", "news"));
     site.write_jsonl("articles/a.jsonl", &records);
     for window in [
         "999999999d",
@@ -324,11 +285,9 @@ fn a_window_longer_than_the_calendar_takes_every_article() {
         "9223372036854775807ms",
     ] {
         site.edit_config("window = \"7d\"", &format!("window = \"{window}\""));
-        site.run(&["check"]).expect(0);
+        site.run(&["check"]).assert_success();
         let out = format!("out-{}", window.len());
-        let run = site.dry_run(&out);
-        run.expect(0);
-        let mail = crate::harness::only_eml(&site, &out);
+        let mail = site.dry_run(&out).ok().only_email();
         assert!(
             mail.text.contains("标题 old") && mail.text.contains("标题 new"),
             "{window}: {}",
@@ -342,10 +301,10 @@ fn a_window_longer_than_the_calendar_takes_every_article() {
 /// how many articles an email lists (exit 101). A huge value means "all".
 #[test]
 fn huge_related_and_max_items_mean_all() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let records: Vec<Value> = (0..5)
         .map(|i| {
-            let mut r = crate::harness::article(&format!("n{i}"), "news");
+            let mut r = digest_article(&format!("n{i}"), "news");
             r["keywords"] = json!("基层干部");
             r
         })
@@ -355,9 +314,8 @@ fn huge_related_and_max_items_mean_all() {
         "window = \"7d\"",
         "window = \"7d\"\nrelated = 9223372036854775807\nmax_items = 9223372036854775807",
     );
-    site.run(&["check"]).expect(0);
-    site.dry_run("out").expect(0);
-    let mail = crate::harness::only_eml(&site, "out");
+    site.run(&["check"]).assert_success();
+    let mail = site.dry_run("out").ok().only_email();
     for i in 0..5 {
         assert!(mail.text.contains(&format!("标题 n{i}")), "{}", mail.text);
     }
@@ -369,7 +327,7 @@ fn huge_related_and_max_items_mean_all() {
 /// problem, and all of them at once.
 #[test]
 fn smtp_numbers_out_of_range_are_problems_at_load() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "from = ",
         "max_rate = 1e-20\nconnections = 100000\ntimeout = 0\ndata_timeout = 0\nretries = 1000\n\
@@ -384,39 +342,39 @@ fn smtp_numbers_out_of_range_are_problems_at_load() {
     };
     for args in [&["check"][..], &["digest", "--send", "--now", NOW]] {
         let run = site.run(args);
-        run.expect(1);
+        run.assert_code(1);
         assert_eq!(
             run.errors(),
             [
                 format!(
-                    "error: feeds.toml:{}:1: smtp.port: must be from 1 to 65535",
+                    "feeds.toml:{}:1: smtp.port: must be from 1 to 65535",
                     line("port")
                 ),
                 format!(
-                    "error: feeds.toml:{}:1: smtp.connections: must be from 1 to 1000 \
+                    "feeds.toml:{}:1: smtp.connections: must be from 1 to 1000 \
                      (a thread and an SMTP connection each)",
                     line("connections")
                 ),
                 format!(
-                    "error: feeds.toml:{}:1: smtp.max_rate: 0.00000000000000000001 messages per \
+                    "feeds.toml:{}:1: smtp.max_rate: 0.00000000000000000001 messages per \
                      second is less than one an hour: use 0 for no limit, or at least 1/3600 (0.000278)",
                     line("max_rate")
                 ),
                 format!(
-                    "error: feeds.toml:{}:1: smtp.timeout: must be at least 1 (seconds)",
+                    "feeds.toml:{}:1: smtp.timeout: must be at least 1 (seconds)",
                     line("timeout")
                 ),
                 format!(
-                    "error: feeds.toml:{}:1: smtp.data_timeout: must be at least 1 (seconds)",
+                    "feeds.toml:{}:1: smtp.data_timeout: must be at least 1 (seconds)",
                     line("data_timeout")
                 ),
                 format!(
-                    "error: feeds.toml:{}:1: smtp.retries: must be at most 20 (the pause doubles \
+                    "feeds.toml:{}:1: smtp.retries: must be at most 20 (the pause doubles \
                      with each: the last would be retry_delay × 2^19)",
                     line("retries")
                 ),
                 format!(
-                    "error: feeds.toml:{}:1: smtp.retry_delay: \"999999999d\" is longer than a day: \
+                    "feeds.toml:{}:1: smtp.retry_delay: \"999999999d\" is longer than a day: \
                      the run waits out each pause before it ends",
                     line("retry_delay")
                 ),
@@ -432,14 +390,14 @@ fn smtp_numbers_out_of_range_are_problems_at_load() {
 /// and of 2^63 - 1 seconds (waiting forever).
 #[test]
 fn smtp_numbers_at_the_edges_of_their_ranges_are_accepted() {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config(
         "from = ",
         "max_rate = 0.000278\nconnections = 1000\ntimeout = 9223372036854775807\n\
          data_timeout = 1\nretries = 20\nretry_delay = \"24h\"\nport = 65535\nfrom = ",
     );
-    site.run(&["check"]).expect(0);
-    site.send().expect(0);
+    site.run(&["check"]).assert_success();
+    site.send().assert_success();
     assert_eq!(site.sent().len(), 1);
 }
 
@@ -447,7 +405,7 @@ fn smtp_numbers_at_the_edges_of_their_ranges_are_accepted() {
 /// which they are.
 #[test]
 fn durations_that_are_not_positive_say_so() {
-    let site = Site::new();
+    let site = Site::with_digest();
     for (window, message) in [
         ("0d", "\"0d\" is not a duration: it must be longer than 0"),
         ("-7d", "\"-7d\" is not a duration: it must be longer than 0"),
@@ -458,7 +416,7 @@ fn durations_that_are_not_positive_say_so() {
     ] {
         site.edit_config("window = \"7d\"", &format!("window = \"{window}\""));
         let run = site.run(&["check"]);
-        run.expect(1);
+        run.assert_code(1);
         let line = fs::read_to_string(site.path("feeds.toml"))
             .unwrap()
             .lines()
@@ -467,9 +425,7 @@ fn durations_that_are_not_positive_say_so() {
             + 1;
         assert_eq!(
             run.errors(),
-            [format!(
-                "error: feeds.toml:{line}:1: digest.window: {message}"
-            )]
+            [format!("feeds.toml:{line}:1: digest.window: {message}")]
         );
         site.edit_config(&format!("window = \"{window}\""), "window = \"7d\"");
     }
@@ -480,7 +436,7 @@ fn durations_that_are_not_positive_say_so() {
 /// A site in America/Santiago, where daylight saving starts at 00:00 (the
 /// clocks go from 23:59:59 to 01:00): 2024-09-08 has no midnight.
 fn santiago_site() -> Site {
-    let site = Site::new();
+    let site = Site::with_digest();
     site.edit_config("timezone = \"+08:00\"", "timezone = \"America/Santiago\"");
     site
 }
@@ -493,15 +449,15 @@ const SANTIAGO_NOW: &str = "2024-09-10T12:00:00-03:00";
 #[test]
 fn a_date_whose_midnight_the_clocks_skip_starts_when_they_jump() {
     let site = santiago_site();
-    let mut records = vec![crate::harness::article("gap", "news")];
+    let mut records = vec![digest_article("gap", "news")];
     records[0]["published"] = json!("2024-09-08");
     records[0]["updated"] = json!("2024-09-08");
-    let mut other = crate::harness::article("before", "news");
+    let mut other = digest_article("before", "news");
     other["published"] = json!("2024-09-07");
     records.push(other);
     site.write_jsonl("articles/a.jsonl", &records);
     let run = site.run(&["build", "--now", SANTIAGO_NOW]);
-    run.expect(0);
+    run.assert_success();
     let rss = fs::read_to_string(site.path("public/feeds/rss.xml")).unwrap();
     assert!(
         rss.contains("<pubDate>Sun, 8 Sep 2024 01:00:00 -0300</pubDate>"),
@@ -523,19 +479,19 @@ fn a_date_whose_midnight_the_clocks_skip_starts_when_they_jump() {
 #[test]
 fn a_time_inside_the_gap_is_still_an_error() {
     let site = santiago_site();
-    let mut records = vec![crate::harness::article("gap", "news")];
+    let mut records = vec![digest_article("gap", "news")];
     records[0]["published"] = json!("2024-09-08 00:30");
-    let mut updated = crate::harness::article("upd", "news");
+    let mut updated = digest_article("upd", "news");
     updated["published"] = json!("2024-09-07");
     updated["updated"] = json!("2024-09-08T00:00:00");
     records.push(updated);
     site.write_jsonl("articles/a.jsonl", &records);
     let run = site.run(&["build", "--now", SANTIAGO_NOW]);
-    run.expect(1);
+    run.assert_code(1);
     let errors = run.errors();
     assert_eq!(errors.len(), 2, "{run}");
     assert!(
-        errors[0].starts_with("error: ./articles/a.jsonl:1:")
+        errors[0].starts_with("./articles/a.jsonl:1:")
             && errors[0].ends_with(
                 "published: \"2024-09-08 00:30\" does not exist in the site's timezone (a daylight-saving gap)"
             ),
@@ -559,21 +515,21 @@ fn now_at_the_ends_of_the_calendar_is_not_a_panic() {
     let site = santiago_site();
     for now in ["0000-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"] {
         let run = site.run(&["build", "--now", now]);
-        assert!(run.code == 0 || run.code == 1, "{now}: {run}");
-        run.expect(run.code);
+        assert!(matches!(run.code, Some(0 | 1)), "{now}: {run}");
+        run.assert_no_panic();
         let run = site.run(&["digest", "--dry-run", "out", "--now", now]);
-        assert!(run.code == 0 || run.code == 1, "{now}: {run}");
-        run.expect(run.code);
+        assert!(matches!(run.code, Some(0 | 1)), "{now}: {run}");
+        run.assert_no_panic();
     }
 }
 
 // ---- 14: thousands of sections -------------------------------------------------
 
-/// `feeds.toml` of [`crate::harness::CONFIG`] with `sections` more sections
+/// The `feeds.toml` of [`Site::with_digest`] with `sections` more sections
 /// `s0`, `s1`... (`parent(i)` names each one's parent).
 fn config_with_sections(site: &Site, n: usize, parent: impl Fn(usize) -> Option<usize>) {
     use std::fmt::Write as _;
-    let mut config = site.config_text(crate::harness::CONFIG);
+    let mut config = site.read("feeds.toml");
     let at = config.find("[digest]").unwrap();
     let mut sections = String::new();
     for i in 0..n {
@@ -596,7 +552,7 @@ fn config_with_sections(site: &Site, n: usize, parent: impl Fn(usize) -> Option<
 #[test]
 fn ten_thousand_sections_with_section_subscribers_plan_a_digest_in_time() {
     use std::fmt::Write as _;
-    let site = Site::new();
+    let site = Site::with_digest();
     let n = 10_000;
     // Every tenth section is a child of the one before.
     config_with_sections(&site, n, |i| (i % 10 == 1).then(|| i - 1));
@@ -612,17 +568,15 @@ fn ten_thousand_sections_with_section_subscribers_plan_a_digest_in_time() {
     }
     site.write("subscribers.toml", subscribers);
     let records: Vec<Value> = (0..3_000)
-        .map(|i| crate::harness::article(&format!("x{i}"), &format!("s{}", i * 7 % n)))
+        .map(|i| digest_article(&format!("x{i}"), &format!("s{}", i * 7 % n)))
         .collect();
     site.write_jsonl("articles/a.jsonl", &records);
-    let run = run_within(&site, &["check"], DEADLINE);
-    run.expect(0);
-    let run = run_within(
-        &site,
-        &["digest", "--dry-run", "out", "--now", NOW],
-        DEADLINE,
-    );
-    run.expect(0);
+    let run = site.cmd(&["check"]).run_within(DEADLINE);
+    run.assert_success();
+    let run = site
+        .cmd(&["digest", "--dry-run", "out", "--now", NOW])
+        .run_within(DEADLINE);
+    run.assert_success();
     // The subscriber to s10 also gets s11 (its child), grouped in config order.
     let emls: Vec<_> = fs::read_dir(site.path("out"))
         .unwrap()
@@ -638,7 +592,7 @@ fn ten_thousand_sections_with_section_subscribers_plan_a_digest_in_time() {
 /// deepest section's article.
 #[test]
 fn an_8000_deep_parent_chain_is_checked_in_time_and_its_root_gets_everything() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let n = 8_000;
     config_with_sections(&site, n, |i| i.checked_sub(1));
     site.write(
@@ -650,23 +604,21 @@ fn an_8000_deep_parent_chain_is_checked_in_time_and_its_root_gets_everything() {
     site.write_jsonl(
         "articles/a.jsonl",
         &[
-            crate::harness::article("deep", "s7999"),
-            crate::harness::article("mid", "s4000"),
+            digest_article("deep", "s7999"),
+            digest_article("mid", "s4000"),
         ],
     );
-    let run = run_within(&site, &["check"], DEADLINE);
-    run.expect(0);
-    let run = run_within(
-        &site,
-        &["digest", "--dry-run", "out", "--now", NOW],
-        DEADLINE,
-    );
-    run.expect(0);
-    let mut mails: Vec<crate::harness::Mail> = fs::read_dir(site.path("out"))
+    let run = site.cmd(&["check"]).run_within(DEADLINE);
+    run.assert_success();
+    let run = site
+        .cmd(&["digest", "--dry-run", "out", "--now", NOW])
+        .run_within(DEADLINE);
+    run.assert_success();
+    let mut mails: Vec<Email> = fs::read_dir(site.path("out"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .map(|p| crate::harness::Mail::parse(&fs::read(p).unwrap()))
+        .map(|p| Email::parse(fs::read(p).unwrap()))
         .collect();
     mails.sort_by(|a, b| a.to[0].1.cmp(&b.to[0].1));
     let to: Vec<&str> = mails.iter().map(|m| m.to[0].1.as_str()).collect();
@@ -686,7 +638,7 @@ fn an_8000_deep_parent_chain_is_checked_in_time_and_its_root_gets_everything() {
 /// 1 GB address-space limit, the old build aborts.
 #[test]
 fn a_build_of_an_8000_deep_chain_from_many_files_stays_small() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let n = 8_000;
     config_with_sections(&site, n, |i| i.checked_sub(1));
     site.edit_config(
@@ -696,20 +648,13 @@ fn a_build_of_an_8000_deep_chain_from_many_files_stays_small() {
     for f in 0..8 {
         site.write_jsonl(
             &format!("articles/f{f}.jsonl"),
-            &[crate::harness::article(&format!("deep{f}"), "s7999")],
+            &[digest_article(&format!("deep{f}"), "s7999")],
         );
     }
-    let mut command = std::process::Command::new("sh");
-    command
-        .arg("-c")
-        .arg("ulimit -v 1000000 && exec \"$0\" \"$@\"")
-        .arg(crate::harness::BIN)
-        .args(["build", "--no-cache", "--now", NOW])
-        .current_dir(site.root())
-        .env("NO_COLOR", "1")
-        .env(crate::harness::SECRET_VAR, crate::harness::SECRET);
-    let run = Run::of(&mut command);
-    run.expect(0);
+    site.cmd(&["build", "--no-cache", "--now", NOW])
+        .wrapped_in(["sh", "-c", "ulimit -v 1000000 && exec \"$0\" \"$@\""])
+        .run()
+        .assert_success();
     let root = fs::read_to_string(site.path("public/feeds/s0/rss.xml")).unwrap();
     for f in 0..8 {
         assert!(root.contains(&format!("标题 deep{f}")), "{root}");
@@ -720,11 +665,11 @@ fn a_build_of_an_8000_deep_chain_from_many_files_stays_small() {
 /// the cycle with its middle left out (not thousands of names each).
 #[test]
 fn a_long_parent_cycle_is_reported_briefly() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let n = 3_000;
     config_with_sections(&site, n, |i| Some((i + 1) % n));
-    let run = run_within(&site, &["check"], DEADLINE);
-    run.expect(1);
+    let run = site.cmd(&["check"]).run_within(DEADLINE);
+    run.assert_code(1);
     let errors = run.errors();
     assert_eq!(errors.len(), n);
     assert!(
@@ -745,15 +690,15 @@ fn a_long_parent_cycle_is_reported_briefly() {
 /// declared sections.
 #[test]
 fn thousands_of_unknown_sections_on_a_site_of_thousands_are_hinted_in_time() {
-    let site = Site::new();
+    let site = Site::with_digest();
     let n = 5_000;
     config_with_sections(&site, n, |_| None);
     let records: Vec<Value> = (0..n)
-        .map(|i| crate::harness::article(&format!("u{i}"), &format!("z{i}")))
+        .map(|i| digest_article(&format!("u{i}"), &format!("z{i}")))
         .collect();
     site.write_jsonl("articles/a.jsonl", &records);
-    let run = run_within(&site, &["check"], DEADLINE);
-    run.expect(1);
+    let run = site.cmd(&["check"]).run_within(DEADLINE);
+    run.assert_code(1);
     assert_eq!(run.errors().len(), n);
     assert!(
         run.stderr.contains("= help: did you mean `s0`?"),

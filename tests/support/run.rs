@@ -1,5 +1,6 @@
 //! One run of the binary: [`Cmd`] builds it up (arguments, folder,
-//! environment), [`Run`] is how it ended, [`Running`] is one still going.
+//! environment), [`Run`] is how it ended, [`Running`] is one still going;
+//! [`Cmd::run_within`] runs it under a deadline.
 //!
 //! Every command starts from the same clean environment: the variables that
 //! change what bulletin does or how it prints ([`SCRUBBED`]) are removed,
@@ -8,8 +9,10 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use super::BIN;
 
@@ -159,6 +162,50 @@ impl Cmd {
         let output = command
             .output()
             .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+        Run::new(output, args, root)
+    }
+
+    /// Runs to the end like [`Cmd::run`], but killed, and the test failed,
+    /// if it has not exited within `deadline`: for the tests that guard
+    /// against quadratic time. stdout and stderr go to temporary files, so
+    /// a long report cannot fill a pipe and stall the run.
+    #[track_caller]
+    pub fn run_within(self, deadline: Duration) -> Run {
+        let (mut command, args, root) = self.command();
+        let mut out = tempfile::tempfile().expect("a temporary file for stdout");
+        let mut err = tempfile::tempfile().expect("a temporary file for stderr");
+        let mut child = command
+            .stdout(out.try_clone().expect("clone the stdout file"))
+            .stderr(err.try_clone().expect("clone the stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for bulletin") {
+                break status;
+            }
+            if start.elapsed() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "bulletin {args:?} did not finish in {} s (quadratic again?)",
+                    deadline.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let read_back = |file: &mut std::fs::File| {
+            let mut bytes = Vec::new();
+            file.seek(SeekFrom::Start(0))
+                .expect("rewind an output file");
+            file.read_to_end(&mut bytes).expect("read an output file");
+            bytes
+        };
+        let output = Output {
+            status,
+            stdout: read_back(&mut out),
+            stderr: read_back(&mut err),
+        };
         Run::new(output, args, root)
     }
 
