@@ -11,25 +11,40 @@ use crate::load::subscribers::load_subscribers;
 use crate::model::RecipientKey;
 use crate::token::{Keys, Resolver};
 
-/// A resolver for every address a token of this site can stand for: the
-/// subscribers, every recipient in the ledger, and the addresses already
-/// suppressed (a second click still finds its address).
-pub fn resolver(config: &Config, ledger: &dyn Ledger, keys: Keys) -> Result<Resolver, Failure> {
+/// Every address this site mails or has mailed: the subscribers and every
+/// recipient in the ledger, lower-cased.
+pub fn known_addresses(config: &Config, ledger: &dyn Ledger) -> Result<Vec<String>, Failure> {
     let mut addresses: Vec<String> = match &config.digest {
         Some(digest) => load_subscribers(&digest.subscribers, &config.site)?
             .into_iter()
-            .map(|s| s.email)
+            .map(|s| s.email.to_lowercase())
             .collect(),
         None => Vec::new(),
     };
     addresses.extend(ledger.recipients()?);
-    addresses.extend(
+    Ok(addresses)
+}
+
+/// A resolver for every address a token of this site can stand for: the
+/// subscribers, every recipient in the ledger, and the addresses already
+/// suppressed (a second click still finds its address).
+pub fn resolver(config: &Config, ledger: &dyn Ledger, keys: Keys) -> Result<Resolver, Failure> {
+    resolver_over(known_addresses(config, ledger)?, ledger, keys)
+}
+
+/// [`resolver`] over `known` (from [`known_addresses`]), read already.
+pub fn resolver_over(
+    mut known: Vec<String>,
+    ledger: &dyn Ledger,
+    keys: Keys,
+) -> Result<Resolver, Failure> {
+    known.extend(
         ledger
             .suppressions()?
             .into_iter()
             .map(|s| s.address.as_str().to_owned()),
     );
-    Ok(Resolver::new(keys, addresses))
+    Ok(Resolver::new(keys, known))
 }
 
 /// What an unsubscribe did.

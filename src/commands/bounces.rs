@@ -14,8 +14,7 @@ use crate::Failure;
 use crate::bounce::Finder;
 use crate::bounce::read::Reader;
 use crate::config::Config;
-use crate::ledger::{Ledger, SoftRule, Sqlite};
-use crate::load::subscribers::load_subscribers;
+use crate::ledger::{SoftRule, Sqlite};
 use crate::report::{self, Verbosity};
 use crate::unsubscribe;
 
@@ -28,11 +27,8 @@ pub fn run(
     let state = state_path(config)?;
     let digest = config.digest.as_ref().expect("state_path checked [digest]");
     let mut ledger = Sqlite::open(state)?;
-    let mut known: HashSet<String> = load_subscribers(&digest.subscribers, &config.site)?
-        .into_iter()
-        .map(|s| s.email.to_lowercase())
-        .collect();
-    known.extend(ledger.recipients()?);
+    let addresses = unsubscribe::known_addresses(config, &ledger)?;
+    let known: HashSet<String> = addresses.iter().cloned().collect();
     let keys = secrets::unsubscribe_keys()?;
     if digest.bounce_address.is_some() && keys.is_none() {
         say.warn(format!(
@@ -41,7 +37,7 @@ pub fn run(
         ));
     }
     let resolver = match keys {
-        Some(keys) => Some(unsubscribe::resolver(config, &ledger, keys)?),
+        Some(keys) => Some(unsubscribe::resolver_over(addresses, &ledger, keys)?),
         None => None,
     };
     let finder = Finder {

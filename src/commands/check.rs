@@ -8,7 +8,6 @@ use crate::diag::{Location, Problem, Problems};
 use crate::digest;
 use crate::ledger::{Ledger, Sqlite};
 use crate::load;
-use crate::model::RecipientKey;
 use crate::report::Verbosity;
 
 pub fn run(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure> {
@@ -45,7 +44,7 @@ pub fn run(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<(), Fa
             let leaving = setup
                 .subscribers
                 .iter()
-                .filter(|s| s.left.is_some() || suppressed.contains(&RecipientKey::of(&s.email)))
+                .filter(|s| digest::is_suppressed(s, &suppressed))
                 .count();
             format!(
                 ", {} subscribers ({leaving} suppressed) and templates",

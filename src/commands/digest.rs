@@ -74,7 +74,7 @@ pub fn dry_run(
         &setup,
         &articles,
         now,
-        digest::suppressed(ledger)?,
+        &digest::suppressed(ledger)?,
         |s| History::from_ledger(ledger, &issue, s),
         say,
     )?;
@@ -191,12 +191,13 @@ pub fn send(
     let issue = IssueKey::of(&config.site, now);
     deliver::check_clock(&ledger, &issue, now, now_given)?;
     let already = ledger.count(&issue, Status::Sent)?;
+    let suppressed = digest::suppressed(Some(&ledger))?;
     let plan = digest::plan_reported(
         &config.site,
         &setup,
         &articles,
         now,
-        digest::suppressed(Some(&ledger))?,
+        &suppressed,
         |s| History::from_ledger(Some(&ledger), &issue, s),
         say,
     )?;
@@ -211,13 +212,11 @@ pub fn send(
     let from = setup.from.email.clone();
     // Who may still get a pending message: the subscribers, less those who
     // left or are suppressed.
-    let suppressed = digest::suppressed(Some(&ledger))?;
     let subscribers: HashSet<RecipientKey> = setup
         .subscribers
         .iter()
-        .filter(|s| s.left.is_none())
+        .filter(|s| !digest::is_suppressed(s, &suppressed))
         .map(|s| RecipientKey::of(&s.email))
-        .filter(|key| !suppressed.contains(key))
         .collect();
     let wanted = Wanted {
         subscribers: &subscribers,

@@ -49,6 +49,8 @@ pub struct Envelope<'a> {
     pub date: chrono::DateTime<chrono::FixedOffset>,
 }
 
+/// One recipient's message. `unsubscribe_url` is as [`unsubscribe_url`]
+/// writes it (an ASCII URI): it goes into `List-Unsubscribe` as it is.
 pub fn build(
     envelope: &Envelope<'_>,
     subscriber: &Subscriber,
@@ -77,9 +79,6 @@ pub fn build(
         .raw_header(list_id(&site.title, site.domain()))
         .raw_header(header("Auto-Submitted", "auto-generated".into()));
     if let Some(url) = unsubscribe_url {
-        // Already in this form when it comes from `unsubscribe_url`; made
-        // sure of here, where the header is written.
-        let url = self::unsubscribe_url(url, None);
         builder = builder.raw_header(header("List-Unsubscribe", format!("<{url}>")));
         // One-click unsubscribe (RFC 8058) is a POST to an HTTPS URI.
         if url.starts_with("https://") || url.starts_with("http://") {

@@ -166,6 +166,12 @@ pub struct History {
 }
 
 /// The addresses on the ledger's suppression list (none without a ledger).
+/// Whether `subscriber` gets nothing: the subscriber file says they left,
+/// or the address is on the suppression list.
+pub fn is_suppressed(subscriber: &Subscriber, suppressed: &HashSet<RecipientKey>) -> bool {
+    subscriber.left.is_some() || suppressed.contains(&RecipientKey::of(&subscriber.email))
+}
+
 pub fn suppressed(ledger: Option<&dyn Ledger>) -> anyhow::Result<HashSet<RecipientKey>> {
     Ok(match ledger {
         Some(ledger) => ledger
@@ -237,7 +243,7 @@ pub fn plan_reported<'a>(
     setup: &'a Setup,
     articles: &'a [Article],
     now: DateTime<Utc>,
-    suppressed: HashSet<RecipientKey>,
+    suppressed: &HashSet<RecipientKey>,
     history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
     say: Verbosity,
 ) -> Result<Digest<'a>, Failure> {
@@ -278,13 +284,13 @@ pub struct Digest<'a> {
     pub unknown_related: Vec<(String, String)>,
 }
 
-pub struct Settings {
+pub struct Settings<'s> {
     pub now: DateTime<Utc>,
     pub window: Duration,
     pub related: usize,
     pub max_items: usize,
     /// Addresses on the suppression list.
-    pub suppressed: HashSet<RecipientKey>,
+    pub suppressed: &'s HashSet<RecipientKey>,
 }
 
 /// The oldest time a digest at `now` carries: `window` before it, or the
@@ -298,7 +304,7 @@ pub fn plan<'a, E>(
     site: &'a Site,
     articles: &'a [Article],
     subscribers: &'a [Subscriber],
-    settings: &Settings,
+    settings: &Settings<'_>,
     mut history: impl FnMut(&Subscriber) -> Result<History, E>,
 ) -> Result<Digest<'a>, E> {
     let since = window_start(settings.now, settings.window);
@@ -324,11 +330,7 @@ pub fn plan<'a, E>(
     // First what each subscriber gets...
     let mut chosen_for: Vec<(&Subscriber, Vec<&Article>)> = Vec::new();
     for subscriber in subscribers {
-        if subscriber.left.is_some()
-            || settings
-                .suppressed
-                .contains(&RecipientKey::of(&subscriber.email))
-        {
+        if is_suppressed(subscriber, settings.suppressed) {
             digest.suppressed += 1;
             continue;
         }
