@@ -28,7 +28,11 @@ pub fn run(
     );
     let reuse: Option<&dyn load::Reuse<feed::Selection>> =
         if use_cache { Some(&cache) } else { None };
-    let (selection, count) = load::scan(
+    let load::Loaded {
+        sink: selection,
+        count,
+        ..
+    } = load::scan(
         config,
         || feed::Selection::new(&config.site, now, config.output.items),
         reuse,

@@ -6,6 +6,7 @@
 //! the templates see. Both are pure: history comes in as a closure, the
 //! clock as a value.
 
+pub mod archive;
 pub mod compose;
 mod guard;
 pub mod message;
@@ -26,6 +27,7 @@ use crate::diag::Problems;
 use crate::ledger::Ledger;
 use crate::model::{Article, IssueKey, RecipientKey, Section, Site, Subscriber};
 use crate::report::Verbosity;
+pub use archive::Archive;
 use related::RelatedIndex;
 use setup::Setup;
 
@@ -81,55 +83,6 @@ impl<'a> ArticleFields<'a> {
             .get(article.id.as_str())
             .cloned()
             .unwrap_or(Value::Null)
-    }
-}
-
-/// The archive as the digest needs it, built while loading: articles new
-/// enough for this run in full; older ones without their body and their own
-/// related list (they can only be related reads: shown by title, link and
-/// their record's `summary`, with no summary derived from a body they no
-/// longer carry); scheduled ones not at all. Keeps memory far below the
-/// inputs' size on large archives.
-pub struct Archive {
-    since: DateTime<Utc>,
-    now: DateTime<Utc>,
-    pub articles: Vec<Article>,
-}
-
-impl Archive {
-    pub fn new(now: DateTime<Utc>, window: Duration) -> Self {
-        Archive {
-            since: window_start(now, window),
-            now,
-            articles: Vec::new(),
-        }
-    }
-}
-
-impl crate::load::Sink for Archive {
-    fn wants(&self, published: DateTime<Utc>, _: &str, _: &str) -> bool {
-        published <= self.now
-    }
-
-    fn wants_body(&self, published: DateTime<Utc>) -> bool {
-        published > self.since
-    }
-
-    fn accept(&mut self, article: Article) {
-        if article.published <= self.now {
-            self.articles.push(article);
-        }
-    }
-
-    fn merge(&mut self, other: Self) {
-        // Moving a million records into an empty vector would hold two
-        // copies at once: take the other's instead.
-        if self.articles.is_empty() {
-            self.articles = other.articles;
-        } else {
-            self.articles.reserve_exact(other.articles.len());
-            self.articles.extend(other.articles);
-        }
     }
 }
 
@@ -224,27 +177,25 @@ impl History {
     }
 }
 
-/// Every article the digest can show, as of `now`, newest first.
+/// Every article the digest can show, as of `now`: the new ones in full,
+/// the others compact (see [`Archive`]).
 pub fn load_archive(
     config: &Config,
     window: Duration,
     now: DateTime<Utc>,
-) -> Result<Vec<Article>, Problems> {
-    let (archive, _) = crate::load::scan(config, || Archive::new(now, window), None)?;
-    let mut articles = archive.articles;
-    // Loading threads finish in any order: fix one, newest first.
-    articles.sort_unstable_by(Article::newest_first);
-    Ok(articles)
+) -> Result<Archive, Problems> {
+    let loaded = crate::load::scan(config, || Archive::new(now, window), None)?;
+    Ok(loaded.sink.finish(Some(loaded.records)))
 }
 
 /// [`plan`] with what `-v` and warnings say about it.
 pub fn plan_reported<'a>(
     site: &'a Site,
     setup: &'a Setup,
-    articles: &'a [Article],
+    articles: &'a Archive,
     now: DateTime<Utc>,
     suppressed: &HashSet<RecipientKey>,
-    history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
+    mut history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
     say: Verbosity,
 ) -> Result<Digest<'a>, Failure> {
     let settings = Settings {
@@ -255,7 +206,9 @@ pub fn plan_reported<'a>(
         suppressed,
     };
     let started = std::time::Instant::now();
-    let plan = plan(site, articles, &setup.subscribers, &settings, history)?;
+    let plan = plan(site, articles, &setup.subscribers, &settings, |s| {
+        history(s).map_err(Failure::from)
+    })?;
     say.detail(format!(
         "planned {} emails over {} articles (related-read index and rankings included) in {:.3} s",
         plan.emails.len(),
@@ -300,16 +253,20 @@ fn window_start(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-pub fn plan<'a, E>(
+/// The digest for `settings.now` over `articles` (an archive loaded for
+/// the same clock and window: the new articles are the ones it holds in
+/// full).
+pub fn plan<'a, E: From<Problems>>(
     site: &'a Site,
-    articles: &'a [Article],
+    articles: &'a Archive,
     subscribers: &'a [Subscriber],
     settings: &Settings<'_>,
     mut history: impl FnMut(&Subscriber) -> Result<History, E>,
 ) -> Result<Digest<'a>, E> {
     let since = window_start(settings.now, settings.window);
+    debug_assert!(articles.since() <= since, "the archive's window is shorter");
     let mut fresh: Vec<&Article> = articles
-        .iter()
+        .fresh()
         .filter(|a| a.published > since && a.published <= settings.now)
         .collect();
     fresh.sort_by(|a, b| Article::newest_first(a, b));
@@ -373,7 +330,9 @@ pub fn plan<'a, E>(
         unknown.dedup();
         digest.unknown_related = unknown;
     }
-    // ...and each email, its items grouped by section with their reads.
+    // ...then each email's items grouped by section with their reads
+    // (archive indexes)...
+    let mut placed_for = Vec::with_capacity(chosen_for.len());
     for (subscriber, chosen) in chosen_for {
         let mut listed: HashSet<&str> = chosen.iter().map(|a| a.id.as_str()).collect();
         // Grouped by section in config order, newest first in each: a
@@ -384,9 +343,29 @@ pub fn plan<'a, E>(
             .filter_map(|&a| Some((site.sections.position(&a.section)?, a)))
             .collect();
         placed.sort_by_key(|&(place, _)| place);
+        let placed: Vec<(usize, &Article, Vec<u32>)> = placed
+            .into_iter()
+            .map(|(place, article)| {
+                let related =
+                    index.related(article, settings.related, &mut listed, &mut Vec::new());
+                (place, article, related)
+            })
+            .collect();
+        placed_for.push((subscriber, placed));
+    }
+    // ...the old articles among the reads read back from the input, each
+    // once...
+    let shown: Vec<u32> = placed_for
+        .iter()
+        .flat_map(|(_, placed)| placed.iter().flat_map(|(_, _, related)| related))
+        .copied()
+        .collect();
+    articles.decode(&shown)?;
+    // ...and the emails.
+    for (subscriber, placed) in placed_for {
         let mut groups: Vec<Group> = Vec::new();
-        for (place, article) in placed {
-            let related = index.related(article, settings.related, &mut listed, &mut Vec::new());
+        for (place, article, related) in placed {
+            let related = related.into_iter().map(|i| articles.article(i)).collect();
             let item = Item { article, related };
             match groups.last_mut() {
                 Some(group) if std::ptr::eq(group.section, &site.sections[place]) => {

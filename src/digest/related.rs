@@ -3,8 +3,10 @@
 //!
 //! An inverted index maps each keyword to the articles carrying it (newest
 //! first), so scoring one article touches only the postings of its own
-//! keywords, never the whole archive. Keywords are interned to integers and
-//! postings are `u32` indexes: about 4 bytes per (article, keyword) pair.
+//! keywords, never the whole archive. It works on the archive's columns
+//! ([`Archive`]: ids, interned keywords, sections, times), never on decoded
+//! articles, and answers with article indexes: postings are `u32` in one
+//! flat array, about 4 bytes per (article, keyword) pair.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,16 +14,13 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use super::archive::Archive;
 use crate::model::Article;
 
 /// Postings scanned per keyword at most. A keyword on more articles than
 /// this carries little information (its weight is near zero); scanning only
 /// its newest postings bounds the cost on very large archives.
 const MAX_POSTINGS_SCANNED: usize = 20_000;
-
-/// Hash maps over the archive's ids and keywords: XXH3 instead of SipHash
-/// (no untrusted-key flooding concern for a batch tool; much faster).
-type FastMap<K, V> = HashMap<K, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
 
 /// A ranking candidate: (score, same section, published, article index).
 type Candidate = (f64, bool, i64, u32);
@@ -30,17 +29,16 @@ type Candidate = (f64, bool, i64, u32);
 type Ranking = (Arc<[u32]>, bool);
 
 pub struct RelatedIndex<'a> {
-    articles: &'a [Article],
-    by_id: FastMap<&'a str, u32>,
-    keyword_ids: FastMap<&'a str, u32>,
-    /// Per keyword id: article indexes, newest first.
-    postings: Vec<Vec<u32>>,
+    archive: &'a Archive,
+    /// (XXH3 of the id, index), sorted: 12 bytes an article where a hash
+    /// map of ids took ~50.
+    by_id: Vec<(u64, u32)>,
+    /// Keyword `k`'s articles, newest first, are
+    /// `postings[starts[k]..starts[k + 1]]`.
+    postings: Vec<u32>,
+    starts: Vec<usize>,
     /// Articles published by the digest's clock; later ones are embargoed.
-    visible: Vec<bool>,
-    /// Per article: its section (hashed) and its publication time, so
-    /// ranking compares integers.
-    section_of: Vec<u64>,
-    published: Vec<i64>,
+    now: (i64, u32),
     /// Candidates ranked per article, the first `depth` of them.
     cache: Mutex<HashMap<String, Ranking>>,
     depth: usize,
@@ -57,106 +55,92 @@ impl<'a> RelatedIndex<'a> {
         self
     }
 
-    pub fn new(articles: &'a [Article], now: DateTime<Utc>) -> Self {
-        // Newest first; pdqsort finds an already sorted archive in one pass.
-        let mut order: Vec<u32> = (0..articles.len() as u32).collect();
+    pub fn new(archive: &'a Archive, now: DateTime<Utc>) -> Self {
+        let n = archive.len() as u32;
+        // Newest first (the id breaking a tie, as `Article::newest_first`);
+        // pdqsort finds an archive in (reverse) input order in one pass.
+        let mut order: Vec<u32> = (0..n).collect();
         order.sort_unstable_by(|&a, &b| {
-            Article::newest_first(&articles[a as usize], &articles[b as usize])
+            archive
+                .published(b)
+                .cmp(&archive.published(a))
+                .then_with(|| archive.id(a).cmp(archive.id(b)))
         });
-        // Postings are built in parallel over runs of the newest-first order
-        // and joined in order, while this thread maps ids to articles.
-        let workers = crate::parallel::cores().clamp(1, 8);
-        let run = order.len().div_ceil(workers).max(1);
-        let (parts, by_id) = std::thread::scope(|scope| {
-            let handles: Vec<_> = order
-                .chunks(run)
-                .map(|part| {
-                    scope.spawn(move || {
-                        let mut map: FastMap<&str, Vec<u32>> = FastMap::default();
-                        let mut first_seen: Vec<&str> = Vec::new();
-                        for &i in part {
-                            for keyword in &articles[i as usize].keywords {
-                                let list = map.entry(keyword.as_str()).or_insert_with(|| {
-                                    first_seen.push(keyword.as_str());
-                                    Vec::new()
-                                });
-                                list.push(i);
-                            }
-                        }
-                        (first_seen, map)
-                    })
-                })
-                .collect();
-            let by_id: FastMap<&str, u32> = articles
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (a.id.as_str(), i as u32))
-                .collect();
-            let parts: Vec<_> = handles
-                .into_iter()
-                .map(|h| h.join().expect("an index thread panicked"))
-                .collect();
-            (parts, by_id)
-        });
-        let mut keyword_ids: FastMap<&str, u32> = FastMap::default();
-        let mut postings: Vec<Vec<u32>> = Vec::new();
-        for (first_seen, mut map) in parts {
-            for keyword in first_seen {
-                let list = map.remove(keyword).expect("every keyword seen has a list");
-                let next = keyword_ids.len() as u32;
-                let k = *keyword_ids.entry(keyword).or_insert(next);
-                if k as usize == postings.len() {
-                    postings.push(list);
-                } else {
-                    postings[k as usize].extend(list);
-                }
+        // Postings by counting: one pass to size each keyword's run, one
+        // to fill them in newest-first order.
+        let mut starts = vec![0usize; archive.keyword_count() + 1];
+        for i in 0..n {
+            for &k in archive.keywords(i) {
+                starts[k as usize + 1] += 1;
             }
         }
-        // Per-article integers for ranking, on every core: reading each
-        // article's section is a cache miss. A section is known by a 64-bit
-        // hash of its id (a collision among a site's sections, ~1e-15, would
-        // only merge their "same section" tie-break).
-        let columns = crate::parallel::map(articles, crate::parallel::cores(), |a| {
-            let section = xxhash_rust::xxh3::xxh3_64(a.section.as_bytes());
-            (a.published <= now, section, a.published.timestamp())
-        });
+        for k in 1..starts.len() {
+            starts[k] += starts[k - 1];
+        }
+        let mut next = starts.clone();
+        let mut postings = vec![0u32; starts[starts.len() - 1]];
+        for &i in &order {
+            for &k in archive.keywords(i) {
+                postings[next[k as usize]] = i;
+                next[k as usize] += 1;
+            }
+        }
+        drop(order);
+        let mut by_id: Vec<(u64, u32)> = (0..n)
+            .map(|i| (xxhash_rust::xxh3::xxh3_64(archive.id(i).as_bytes()), i))
+            .collect();
+        by_id.sort_unstable();
         RelatedIndex {
-            articles,
+            archive,
             by_id,
-            keyword_ids,
             postings,
-            visible: columns.iter().map(|c| c.0).collect(),
-            section_of: columns.iter().map(|c| c.1).collect(),
-            published: columns.iter().map(|c| c.2).collect(),
+            starts,
+            now: (now.timestamp(), now.timestamp_subsec_nanos()),
             cache: Mutex::new(HashMap::new()),
             depth: 64,
-            scores: Mutex::new(vec![0.0; articles.len()]),
+            scores: Mutex::new(vec![0.0; n as usize]),
         }
     }
 
-    /// Up to `limit` related reads for `article`, skipping anything in
-    /// `listed` (the email's items and the reads picked so far) and adding
-    /// what it picks to `listed`. Unknown editor's picks are returned in
-    /// `unknown` so the caller can warn once.
+    /// The index of the article with id `id`.
+    fn find(&self, id: &str) -> Option<u32> {
+        let hash = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
+        let first = self.by_id.partition_point(|&(h, _)| h < hash);
+        self.by_id[first..]
+            .iter()
+            .take_while(|&&(h, _)| h == hash)
+            .map(|&(_, i)| i)
+            .find(|&i| self.archive.id(i) == id)
+    }
+
+    fn posting(&self, keyword: u32) -> &[u32] {
+        let k = keyword as usize;
+        &self.postings[self.starts[k]..self.starts[k + 1]]
+    }
+
+    /// Up to `limit` related reads for `article`, as archive indexes,
+    /// skipping anything in `listed` (the email's items and the reads
+    /// picked so far) and adding what it picks to `listed`. Unknown
+    /// editor's picks are returned in `unknown` so the caller can warn once.
     pub fn related(
         &self,
         article: &Article,
         limit: usize,
         listed: &mut HashSet<&'a str>,
         unknown: &mut Vec<String>,
-    ) -> Vec<&'a Article> {
+    ) -> Vec<u32> {
         let mut picked = Vec::new();
         if limit == 0 {
             return picked;
         }
+        let archive: &'a Archive = self.archive;
         // The ranking of an article's candidates is the same in every email;
         // only what is already listed differs. Rank once, filter per email.
         let depth = self.depth.max(limit.saturating_add(listed.len()));
         let (ranked, cut) = self.ranked(article, depth, unknown);
         for &i in ranked.iter() {
-            let candidate = &self.articles[i as usize];
-            if listed.insert(candidate.id.as_str()) {
-                picked.push(candidate);
+            if listed.insert(archive.id(i)) {
+                picked.push(i);
                 if picked.len() == limit {
                     return picked;
                 }
@@ -164,16 +148,12 @@ impl<'a> RelatedIndex<'a> {
         }
         if cut {
             // The cut-off list ran out under this email's exclusions: rank in full.
-            for candidate in self
-                .rank(article, usize::MAX, &mut Vec::new())
-                .into_iter()
-                .map(|i| &self.articles[i as usize])
-            {
+            for i in self.rank(article, usize::MAX, &mut Vec::new()) {
                 if picked.len() == limit {
                     break;
                 }
-                if listed.insert(candidate.id.as_str()) {
-                    picked.push(candidate);
+                if listed.insert(archive.id(i)) {
+                    picked.push(i);
                 }
             }
         }
@@ -214,7 +194,7 @@ impl<'a> RelatedIndex<'a> {
         let unknown = crate::parallel::map_with(
             articles,
             crate::parallel::cores().min(16),
-            || vec![0.0; self.articles.len()],
+            || vec![0.0; self.archive.len()],
             |scores, &article| {
                 let mut missing = Vec::new();
                 let list: Arc<[u32]> = self.rank_with(article, depth, &mut missing, scores).into();
@@ -239,21 +219,22 @@ impl<'a> RelatedIndex<'a> {
         unknown: &mut Vec<String>,
         scores: &mut [f64],
     ) -> Vec<u32> {
+        let archive = self.archive;
         let mut order = Vec::new();
         let mut seen = HashSet::new();
         // Ids are unique: the article is its index, compared without reading
-        // the candidates (a cache miss each, over many thousands of them).
-        let itself = self.by_id.get(article.id.as_str()).copied();
+        // the candidates' ids (over many thousands of them).
+        let itself = self.find(&article.id);
         let usable = |i: u32| {
-            self.visible[i as usize]
+            archive.published(i) <= self.now
                 && match itself {
                     Some(me) => i != me,
-                    None => self.articles[i as usize].id != article.id,
+                    None => archive.id(i) != article.id,
                 }
         };
         for id in &article.related {
-            match self.by_id.get(id.as_str()) {
-                Some(&i) => {
+            match self.find(id) {
+                Some(i) => {
                     if usable(i) && seen.insert(i) {
                         order.push(i);
                     }
@@ -262,13 +243,13 @@ impl<'a> RelatedIndex<'a> {
             }
         }
 
-        let total = self.articles.len() as f64;
+        let total = archive.len() as f64;
         let mut touched: Vec<u32> = Vec::new();
         for keyword in &article.keywords {
-            let Some(&k) = self.keyword_ids.get(keyword.as_str()) else {
+            let Some(k) = archive.keyword(keyword) else {
                 continue;
             };
-            let posting = &self.postings[k as usize];
+            let posting = self.posting(k);
             // Rarer keywords say more: an IDF-like weight.
             let weight = (total / posting.len() as f64).ln() + 1.0;
             for &i in posting.iter().take(MAX_POSTINGS_SCANNED) {
@@ -279,7 +260,7 @@ impl<'a> RelatedIndex<'a> {
                 *score += weight;
             }
         }
-        let own_section = itself.map(|i| self.section_of[i as usize]);
+        let own_section = itself.map(|i| archive.section(i));
         // Candidates as (score, same section, published, index), compared
         // without touching the articles; the id breaks a full tie. Only the
         // best `wanted` are kept, in a bounded heap whose top is the worst.
@@ -287,11 +268,7 @@ impl<'a> RelatedIndex<'a> {
             b.0.total_cmp(&a.0)
                 .then_with(|| b.1.cmp(&a.1))
                 .then_with(|| b.2.cmp(&a.2))
-                .then_with(|| {
-                    self.articles[a.3 as usize]
-                        .id
-                        .cmp(&self.articles[b.3 as usize].id)
-                })
+                .then_with(|| archive.id(a.3).cmp(archive.id(b.3)))
         };
         let wanted = depth.saturating_sub(order.len());
         let mut best: Vec<Candidate> = Vec::with_capacity(wanted.min(touched.len()) + 1);
@@ -302,9 +279,11 @@ impl<'a> RelatedIndex<'a> {
             if !usable(i) || seen.contains(&i) {
                 continue;
             }
-            let same = Some(self.section_of[i as usize]) == own_section
-                || (own_section.is_none() && self.articles[i as usize].section == article.section);
-            let candidate = (scores[i as usize], same, self.published[i as usize], i);
+            let same = match own_section {
+                Some(own) => archive.section(i) == own,
+                None => archive.section_name(i) == article.section,
+            };
+            let candidate = (scores[i as usize], same, archive.seconds(i), i);
             if best.len() < wanted {
                 best.push(candidate);
                 if best.len() == wanted {
@@ -337,6 +316,7 @@ mod tests {
     use chrono::{DateTime, Duration, TimeZone, Utc};
 
     use super::RelatedIndex;
+    use crate::digest::archive::Archive;
     use crate::model::Article;
 
     fn now() -> DateTime<Utc> {
@@ -373,13 +353,19 @@ mod tests {
         }
     }
 
+    /// The archive a digest at [`now`] would load from `articles`.
+    fn archive(articles: &[Article]) -> Archive {
+        Archive::of(articles.to_vec(), now(), Duration::days(30))
+    }
+
     /// Related reads of `articles[of]` with nothing else listed.
     fn picks(articles: &[Article], of: usize, limit: usize) -> (Vec<String>, Vec<String>) {
-        let index = RelatedIndex::new(articles, now());
+        let archive = archive(articles);
+        let index = RelatedIndex::new(&archive, now());
         let mut listed = HashSet::from([articles[of].id.as_str()]);
         let mut unknown = Vec::new();
         let picked = index.related(&articles[of], limit, &mut listed, &mut unknown);
-        (picked.iter().map(|a| a.id.clone()).collect(), unknown)
+        (ids(&archive, picked), unknown)
     }
 
     #[test]
@@ -416,11 +402,11 @@ mod tests {
             article("x", "news", 1, &["k"], &["x", "p1"]),
             article("p1", "tech", 100, &["k"], &[]),
         ];
-        let index = RelatedIndex::new(&articles, now());
+        let archive = archive(&articles);
+        let index = RelatedIndex::new(&archive, now());
         let (mut listed, mut unknown) = (HashSet::new(), Vec::new());
         let picked = index.related(&articles[0], 3, &mut listed, &mut unknown);
-        let ids: Vec<&str> = picked.iter().map(|a| a.id.as_str()).collect();
-        assert_eq!(ids, ["p1"]);
+        assert_eq!(ids(&archive, picked), ["p1"]);
     }
 
     #[test]
@@ -442,18 +428,18 @@ mod tests {
             article("c", "tech", 100, &["k"], &[]),
             article("d", "tech", 200, &["k"], &[]),
         ];
-        let index = RelatedIndex::new(&articles, now());
+        let archive = archive(&articles);
+        let index = RelatedIndex::new(&archive, now());
         let mut listed = HashSet::from(["a", "b"]);
         let mut unknown = Vec::new();
         let first = index.related(&articles[0], 3, &mut listed, &mut unknown);
-        let ids: Vec<&str> = first.iter().map(|a| a.id.as_str()).collect();
-        assert_eq!(ids, ["c", "d"]);
+        assert_eq!(ids(&archive, first), ["c", "d"]);
         assert!(listed.contains("c") && listed.contains("d"));
         let second = index.related(&articles[1], 3, &mut listed, &mut unknown);
         assert!(
             second.is_empty(),
             "picked again: {:?}",
-            second.iter().map(|a| &a.id).collect::<Vec<_>>()
+            ids(&archive, second)
         );
     }
 
@@ -523,8 +509,8 @@ mod tests {
         assert!(picks(&articles, 0, 3).0.is_empty());
     }
 
-    fn ids(picked: Vec<&Article>) -> Vec<&str> {
-        picked.iter().map(|a| a.id.as_str()).collect()
+    fn ids(archive: &Archive, picked: Vec<u32>) -> Vec<String> {
+        picked.iter().map(|&i| archive.id(i).to_owned()).collect()
     }
 
     /// One index serves every email of a run: the ranking it caches for an
@@ -535,14 +521,15 @@ mod tests {
         for i in 1..=5 {
             articles.push(article(&format!("c{i}"), "tech", 100 * i, &["k"], &[]));
         }
-        let index = RelatedIndex::new(&articles, now());
+        let archive = archive(&articles);
+        let index = RelatedIndex::new(&archive, now());
         let mut unknown = Vec::new();
         let mut listed = HashSet::from(["x", "c3", "c1"]);
         let first = index.related(&articles[0], 2, &mut listed, &mut unknown);
-        assert_eq!(ids(first), ["c2", "c4"]);
+        assert_eq!(ids(&archive, first), ["c2", "c4"]);
         let mut listed = HashSet::from(["x"]);
         let second = index.related(&articles[0], 2, &mut listed, &mut unknown);
-        assert_eq!(ids(second), ["c3", "c1"]);
+        assert_eq!(ids(&archive, second), ["c3", "c1"]);
     }
 
     /// `with_depth` says an email listing more than `depth` articles gets
@@ -557,14 +544,15 @@ mod tests {
         for i in 1..=5 {
             articles.push(article(&format!("c{i}"), "tech", 100 * i, &["k"], &[]));
         }
-        let index = RelatedIndex::new(&articles, now()).with_depth(2);
+        let archive = archive(&articles);
+        let index = RelatedIndex::new(&archive, now()).with_depth(2);
         let mut unknown = Vec::new();
         let mut listed = HashSet::from(["x"]);
         let first = index.related(&articles[0], 1, &mut listed, &mut unknown);
-        assert_eq!(ids(first), ["c1"]);
+        assert_eq!(ids(&archive, first), ["c1"]);
         // Another email, in which c1 and c2 are items already.
         let mut listed = HashSet::from(["x", "c1", "c2"]);
         let second = index.related(&articles[0], 2, &mut listed, &mut unknown);
-        assert_eq!(ids(second), ["c3", "c4"]);
+        assert_eq!(ids(&archive, second), ["c3", "c4"]);
     }
 }

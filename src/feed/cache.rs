@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::feed::Selection;
-use crate::load::{FileResult, IdPlace, Reuse, Sink};
+use crate::load::{FileResult, IdPlace, Reuse};
 use crate::model::{Article, Site};
 use crate::temp::Temp;
 
@@ -201,7 +201,7 @@ impl<'s> Reuse<Selection<'s>> for BuildCache<'s> {
         }
         let mut sink = Selection::new(self.site, self.now, self.per_feed);
         for article in entry.articles {
-            sink.accept(article);
+            sink.add(article);
         }
         Some(FileResult {
             sink,

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use crate::load::Sink;
+use crate::load::record::LongText;
+use crate::load::{Offer, Place, Sink};
 
 use crate::config::{FeedFormat, Output};
 use crate::model::{Article, Section, Site};
@@ -34,7 +35,11 @@ pub struct Feed<'a> {
 
 /// The newest `per_feed` articles published by `now`, for the site and for
 /// each section (a section's feed also carries its descendants'). A loading
-/// sink: it keeps a bounded heap per feed, never the whole archive.
+/// sink: it keeps a bounded heap per feed, never the whole archive, and
+/// each candidate in it only as its date, id and place in the input; the
+/// articles finally kept are decoded at the end of loading. So a record
+/// that is the newest only for a while (every record of a chronological
+/// export is) costs no more than one never kept.
 pub struct Selection<'s> {
     site: &'s Site,
     now: DateTime<Utc>,
@@ -44,38 +49,97 @@ pub struct Selection<'s> {
     /// (followed for each article, not stored per section: the loader makes
     /// a selection per file, and a chain of 8,000 sections stored 32 million
     /// targets in each).
-    heaps: Vec<BinaryHeap<Ranked>>,
+    heaps: Vec<BinaryHeap<Entry>>,
     /// Articles scheduled after `now`: not in any feed, but kept (up to a
     /// limit) so a cached result stays right for a later clock.
-    future: Vec<Arc<Article>>,
+    future: Vec<Entry>,
     future_overflow: bool,
 }
 
 /// Scheduled articles kept per selection; past this, results are not cached.
 const FUTURE_LIMIT: usize = 10_000;
 
-/// Heap order: the worst-placed (oldest) article on top, to be evicted.
-struct Ranked(Arc<Article>);
+/// A candidate: its sort key, and the article or where to read it. Heap
+/// order: the worst-placed (oldest) on top, to be evicted.
+#[derive(Clone)]
+struct Entry {
+    published: DateTime<Utc>,
+    id: Id,
+    item: Item,
+}
 
-impl Ord for Ranked {
-    fn cmp(&self, other: &Self) -> Ordering {
-        Article::newest_first(&self.0, &other.0)
+#[derive(Clone)]
+enum Item {
+    Article(Arc<Article>),
+    /// Not decoded yet: [`load::scan`](crate::load::scan) decodes what is
+    /// still here at the end (see [`Sink::pending`]).
+    Later(Place),
+}
+
+impl Entry {
+    fn article(&self) -> &Article {
+        match &self.item {
+            Item::Article(article) => article,
+            Item::Later(_) => unreachable!("loading decodes every kept article"),
+        }
     }
 }
 
-impl PartialOrd for Ranked {
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // `Article::newest_first` on the key: newer first, the smaller id
+        // breaking a tie.
+        other
+            .published
+            .cmp(&self.published)
+            .then_with(|| self.id.as_bytes().cmp(other.id.as_bytes()))
+    }
+}
+
+impl PartialOrd for Entry {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl PartialEq for Ranked {
+impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
 
-impl Eq for Ranked {}
+impl Eq for Entry {}
+
+/// An article id, stored inline when short (ids mostly are), so that
+/// keeping a candidate allocates nothing.
+#[derive(Clone)]
+enum Id {
+    Inline(u8, [u8; INLINE_ID]),
+    Long(Box<str>),
+}
+
+const INLINE_ID: usize = 22;
+
+impl Id {
+    fn new(id: &str) -> Id {
+        match id.len() {
+            n if n <= INLINE_ID => {
+                let mut bytes = [0; INLINE_ID];
+                bytes[..n].copy_from_slice(id.as_bytes());
+                Id::Inline(n as u8, bytes)
+            }
+            _ => Id::Long(id.into()),
+        }
+    }
+
+    /// The id's bytes: compared as bytes, ids order as strings do.
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Id::Inline(n, bytes) => &bytes[..*n as usize],
+            Id::Long(id) => id.as_bytes(),
+        }
+    }
+}
 
 impl<'s> Selection<'s> {
     pub fn new(site: &'s Site, now: DateTime<Utc>, per_feed: usize) -> Self {
@@ -99,25 +163,78 @@ impl<'s> Selection<'s> {
     }
 
     /// Whether feed `feed` would take an article dated `published` with `id`.
-    fn takes(&self, feed: usize, published: DateTime<Utc>, id: &str) -> bool {
+    fn takes(&self, feed: usize, published: DateTime<Utc>, id: &[u8]) -> bool {
         let heap = &self.heaps[feed];
         heap.len() < self.per_feed
             || heap.peek().is_some_and(|worst| {
-                let worst = &worst.0;
                 // Newer wins; the smaller id breaks a tie (see `Article::newest_first`).
                 published > worst.published
-                    || (published == worst.published && id < worst.id.as_str())
+                    || (published == worst.published && id < worst.id.as_bytes())
             })
     }
 
-    fn insert(&mut self, feed: usize, article: &Arc<Article>) {
-        if self.takes(feed, article.published, &article.id) {
-            let heap = &mut self.heaps[feed];
-            heap.push(Ranked(article.clone()));
-            if heap.len() > self.per_feed {
-                heap.pop();
-            }
+    fn insert(&mut self, feed: usize, entry: &Entry) {
+        if !self.takes(feed, entry.published, entry.id.as_bytes()) {
+            return;
         }
+        let heap = &mut self.heaps[feed];
+        if heap.len() < self.per_feed {
+            heap.push(entry.clone());
+        } else if let Some(mut worst) = heap.peek_mut() {
+            // One sift instead of a push and a pop.
+            *worst = entry.clone();
+        }
+    }
+
+    /// Places an entry: among the scheduled ones, or in every feed of its
+    /// section that takes it.
+    fn place(&mut self, section: usize, entry: Entry) {
+        if entry.published > self.now {
+            if self.future_overflow {
+                return;
+            }
+            if self.future.len() < FUTURE_LIMIT {
+                self.future.push(entry);
+            } else {
+                self.future_overflow = true;
+                self.future.clear();
+            }
+            return;
+        }
+        for feed in self.targets(section) {
+            self.insert(feed, &entry);
+        }
+    }
+
+    /// Whether an article of section `section` dated `published` with `id`
+    /// would be kept.
+    fn wants(&self, section: usize, published: DateTime<Utc>, id: &str) -> bool {
+        if published > self.now {
+            // Scheduled: out of the feeds until its time, but remembered.
+            return !self.future_overflow;
+        }
+        self.targets(section)
+            .any(|feed| self.takes(feed, published, id.as_bytes()))
+    }
+
+    /// Adds an article already decoded (from the build cache).
+    pub fn add(&mut self, article: Article) {
+        let Some(section) = self.site.sections.position(&article.section) else {
+            return;
+        };
+        if !self.wants(section, article.published, &article.id) {
+            return;
+        }
+        let entry = Entry {
+            published: article.published,
+            id: Id::new(&article.id),
+            item: Item::Article(Arc::new(article)),
+        };
+        self.place(section, entry);
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.heaps.iter().flat_map(|h| h.iter()).chain(&self.future)
     }
 
     /// Every article this selection holds (feed items and scheduled ones),
@@ -127,14 +244,10 @@ impl<'s> Selection<'s> {
             return None;
         }
         let mut seen = std::collections::HashSet::new();
-        let all = self
-            .heaps
-            .iter()
-            .flat_map(|h| h.iter().map(|r| &r.0))
-            .chain(&self.future);
         Some(
-            all.filter(|a| seen.insert(Arc::as_ptr(a)))
-                .map(|a| a.as_ref())
+            self.entries()
+                .map(Entry::article)
+                .filter(|a| seen.insert(std::ptr::from_ref(*a)))
                 .collect(),
         )
     }
@@ -145,7 +258,7 @@ impl<'s> Selection<'s> {
             .iter()
             .enumerate()
             .map(|(i, heap)| {
-                let mut items: Vec<&Article> = heap.iter().map(|r| r.0.as_ref()).collect();
+                let mut items: Vec<&Article> = heap.iter().map(Entry::article).collect();
                 items.sort_by(|a, b| Article::newest_first(a, b));
                 Feed {
                     section: if i == 0 {
@@ -161,44 +274,32 @@ impl<'s> Selection<'s> {
 }
 
 impl Sink for Selection<'_> {
-    fn wants(&self, published: DateTime<Utc>, id: &str, section: &str) -> bool {
-        let Some(section) = self.site.sections.position(section) else {
-            return false;
-        };
-        if published > self.now {
-            // Scheduled: out of the feeds until its time, but remembered.
-            return !self.future_overflow;
-        }
-        self.targets(section)
-            .any(|feed| self.takes(feed, published, id))
-    }
-
-    fn accept(&mut self, article: Article) {
-        if !self.wants(article.published, &article.id, &article.section) {
-            return;
-        }
-        let article = Arc::new(article);
-        if article.published > self.now {
-            if self.future.len() < FUTURE_LIMIT {
-                self.future.push(article);
-            } else {
-                self.future_overflow = true;
-                self.future.clear();
-            }
-            return;
-        }
-        let Some(section) = self.site.sections.position(&article.section) else {
+    fn accept<L: LongText>(&mut self, offer: Offer<'_, '_, L>) {
+        let Some(section) = self.site.sections.position(&offer.section()) else {
             return;
         };
-        for feed in self.targets(section) {
-            self.insert(feed, &article);
+        let (published, id) = (offer.published(), offer.id());
+        if !self.wants(section, published, &id) {
+            return;
         }
+        let id = Id::new(&id);
+        let item = match offer.place() {
+            Some(place) => Item::Later(place),
+            // Not to be read again (TOML): decoded now.
+            None => Item::Article(Arc::new(offer.article(true))),
+        };
+        let entry = Entry {
+            published,
+            id,
+            item,
+        };
+        self.place(section, entry);
     }
 
     fn merge(&mut self, other: Self) {
         for (feed, heap) in other.heaps.into_iter().enumerate() {
-            for ranked in heap {
-                self.insert(feed, &ranked.0);
+            for entry in heap {
+                self.insert(feed, &entry);
             }
         }
         self.future_overflow |= other.future_overflow;
@@ -208,6 +309,36 @@ impl Sink for Selection<'_> {
         } else {
             self.future.extend(other.future);
         }
+    }
+
+    fn pending(&self) -> Vec<Place> {
+        let mut places: Vec<Place> = self
+            .entries()
+            .filter_map(|entry| match entry.item {
+                Item::Later(place) => Some(place),
+                Item::Article(_) => None,
+            })
+            .collect();
+        places.sort_unstable_by_key(|p| (p.file, p.offset));
+        places.dedup();
+        places
+    }
+
+    fn decoded(&mut self, articles: &HashMap<Place, Arc<Article>>) {
+        let resolve = |entry: &mut Entry| {
+            if let Item::Later(place) = entry.item
+                && let Some(article) = articles.get(&place)
+            {
+                entry.item = Item::Article(article.clone());
+            }
+        };
+        for heap in &mut self.heaps {
+            // The order does not change: the heap is rebuilt as it was.
+            let mut entries = std::mem::take(heap).into_vec();
+            entries.iter_mut().for_each(resolve);
+            *heap = BinaryHeap::from(entries);
+        }
+        self.future.iter_mut().for_each(resolve);
     }
 }
 

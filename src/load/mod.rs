@@ -7,19 +7,21 @@
 //! or all problems, never a partial corpus.
 
 mod formats;
+mod place;
 pub mod record;
 pub mod subscribers;
 mod subscribers_csv;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::diag::{LineIndex, Location, Problem, Problems};
 use crate::model::Article;
-use record::{LongText, RawRecord, RecordContext};
+pub use place::{Place, Records};
+pub use record::Offer;
+use record::{LongText, RawRecord, RecordContext, Source};
 
 /// The input formats, by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,21 +42,21 @@ impl Format {
     }
 }
 
-/// Receives every valid article as the inputs stream by. Loading runs on
+/// Receives every valid record as the inputs stream by. Loading runs on
 /// several threads, each with its own sink; `merge` folds them together.
 pub trait Sink: Send + Sized {
-    /// Whether an article with this date, id and section would be kept;
-    /// one that would not is never copied out of the input.
-    fn wants(&self, _published: DateTime<Utc>, _id: &str, _section: &str) -> bool {
-        true
-    }
-    /// Whether a wanted article published at `published` needs its body
-    /// and its related list; without, they are never decoded.
-    fn wants_body(&self, _published: DateTime<Utc>) -> bool {
-        true
-    }
-    fn accept(&mut self, article: Article);
+    /// Takes what it keeps of a valid record ([`Offer`]): nothing, its keys
+    /// and place, or the article decoded now. What it does not ask for is
+    /// never copied out of the input.
+    fn accept<L: LongText>(&mut self, offer: Offer<'_, '_, L>);
     fn merge(&mut self, other: Self);
+    /// The records it holds by place only and needs decoded (with their
+    /// body) before [`scan`] returns it.
+    fn pending(&self) -> Vec<Place> {
+        Vec::new()
+    }
+    /// The articles of [`pending`](Self::pending), decoded.
+    fn decoded(&mut self, _articles: &HashMap<Place, Arc<Article>>) {}
 }
 
 /// Keeps nothing: for validating only.
@@ -62,18 +64,22 @@ pub trait Sink: Send + Sized {
 pub struct Discard;
 
 impl Sink for Discard {
-    fn wants(&self, _: DateTime<Utc>, _: &str, _: &str) -> bool {
-        false
-    }
-
-    fn accept(&mut self, _: Article) {}
+    fn accept<L: LongText>(&mut self, _: Offer<'_, '_, L>) {}
 
     fn merge(&mut self, _: Self) {}
 }
 
 /// Validates every article of the site; returns how many there are.
 pub fn validate(config: &Config) -> Result<usize, Problems> {
-    scan(config, || Discard, None).map(|(_, count)| count)
+    scan(config, || Discard, None).map(|loaded| loaded.count)
+}
+
+/// What [`scan`] gives back: the merged sink (its pending records decoded),
+/// the number of valid articles, and the files, to read more records back.
+pub struct Loaded<S> {
+    pub sink: S,
+    pub count: usize,
+    pub records: Records,
 }
 
 /// Where an id was seen in a file: a fingerprint of the id and its place.
@@ -107,16 +113,17 @@ pub fn content_hash(bytes: &[u8]) -> u128 {
     xxhash_rust::xxh3::xxh3_128(bytes)
 }
 
-/// Reads and validates every input, handing each valid article to a sink,
+/// Reads and validates every input, offering each valid record to a sink,
 /// on all cores: JSON Lines files are cut into blocks at line ends and the
 /// blocks parsed in parallel; other files are parsed whole. Files `reuse`
-/// knows unchanged are not parsed at all. Returns the merged sink and the
-/// number of articles, or every problem found.
+/// knows unchanged are not parsed at all. What the sinks keep by place is
+/// decoded at the end, each record once. Returns the merged sink, or every
+/// problem found.
 pub fn scan<S: Sink>(
     config: &Config,
     make: impl Fn() -> S + Sync,
     reuse: Option<&dyn Reuse<S>>,
-) -> Result<(S, usize), Problems> {
+) -> Result<Loaded<S>, Problems> {
     let mut problems = Problems::default();
     let files = input_files(&config.inputs, &mut problems);
     // Asked for every record: a hash set, not a scan of the sections.
@@ -166,6 +173,7 @@ pub fn scan<S: Sink>(
                                 let lines = formats::read_json_lines(
                                     path,
                                     &block,
+                                    unit.start,
                                     unit.chunk == 0,
                                     &mut out,
                                 );
@@ -193,6 +201,7 @@ pub fn scan<S: Sink>(
                     .send(Unit {
                         file,
                         chunk: 0,
+                        start: 0,
                         lines: None,
                     })
                     .map_err(|_| None),
@@ -221,15 +230,37 @@ pub fn scan<S: Sink>(
         problem_files,
     } = all.finish(&files, &mut reused, &mut problems);
 
+    let records = Records::new(
+        files.iter().map(|(path, _)| path.clone()).collect(),
+        config.site.clone(),
+    );
+    // Every record kept by place is decoded once, here.
+    let mut decoded: HashMap<Place, Arc<Article>> = HashMap::new();
+    let mut decode = |sink: &mut S, problems: &mut Problems| {
+        let mut places = sink.pending();
+        places.retain(|place| !decoded.contains_key(place));
+        match records.read(&places, true) {
+            Ok(articles) => {
+                decoded.extend(places.into_iter().zip(articles.into_iter().map(Arc::new)));
+                sink.decoded(&decoded);
+                true
+            }
+            Err(found) => {
+                problems.extend(found);
+                false
+            }
+        }
+    };
     // Keep what each cleanly parsed file contributed, for the next run.
     if let Some(reuse) = reuse {
-        for (index, result) in results.iter().enumerate() {
+        for (index, result) in results.iter_mut().enumerate() {
             let file = index as u32;
             if let (Some(result), Some(hash), false) = (
                 result,
                 hashes.get(&file),
                 reused[index].is_some() || problem_files.contains(&file),
-            ) {
+            ) && decode(&mut result.sink, &mut problems)
+            {
                 reuse.store(&files[index].0, *hash, result);
             }
         }
@@ -244,13 +275,22 @@ pub fn scan<S: Sink>(
         count += result.count;
         sink.merge(result.sink);
     }
-    problems.into_result((sink, count))
+    if problems.is_empty() {
+        decode(&mut sink, &mut problems);
+    }
+    problems.into_result(Loaded {
+        sink,
+        count,
+        records,
+    })
 }
 
-/// A piece of work for a loader thread: a whole file, or a block of lines.
+/// A piece of work for a loader thread: a whole file, or a block of lines
+/// starting at byte `start` of the file.
 struct Unit {
     file: u32,
     chunk: u32,
+    start: u64,
     lines: Option<Vec<u8>>,
 }
 
@@ -280,6 +320,8 @@ fn send_blocks(
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut carry: Vec<u8> = Vec::new();
     let mut chunk = 0;
+    // Where the next block starts in the file.
+    let mut at = 0u64;
     loop {
         let mut block = std::mem::take(&mut carry);
         let start = block.len();
@@ -298,6 +340,7 @@ fn send_blocks(
                     .send(Unit {
                         file,
                         chunk,
+                        start: at,
                         lines: Some(block),
                     })
                     .map_err(|_| None)?;
@@ -311,14 +354,17 @@ fn send_blocks(
                 carry.reserve(BLOCK);
                 carry.extend_from_slice(&block[end + 1..]);
                 block.truncate(end + 1);
+                let length = block.len() as u64;
                 sender
                     .send(Unit {
                         file,
                         chunk,
+                        start: at,
                         lines: Some(block),
                     })
                     .map_err(|_| None)?;
                 chunk += 1;
+                at += length;
             }
             None => carry = block,
         }
@@ -372,6 +418,9 @@ pub(crate) trait Locate {
     fn id_place(&self) -> (usize, usize) {
         self.field("id")
     }
+    /// The record's text and its byte offset in the file, when it can be
+    /// read again from there (JSON and JSON Lines; not TOML).
+    fn source(&self) -> Option<(u64, &str)>;
 }
 
 impl<'a, S: Sink> Collector<'a, S> {
@@ -416,10 +465,11 @@ impl<'a, S: Sink> Collector<'a, S> {
                     .sinks
                     .get_mut(&self.origin.file)
                     .expect("a sink per file being read");
-                if sink.wants(checked.published(), &checked.id(), &checked.section()) {
-                    let body = sink.wants_body(checked.published());
-                    sink.accept(checked.into_article(self.cx, body));
-                }
+                let file = self.origin.file;
+                let source = at
+                    .source()
+                    .map(|(offset, text)| Source { file, offset, text });
+                sink.accept(Offer::new(checked, self.cx, source));
             }
             Err(errors) => {
                 for e in errors {

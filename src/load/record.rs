@@ -18,9 +18,10 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use url::Url;
 
+use super::place::Place;
 use crate::model::{Article, SiteZone};
 use crate::text::{
-    dedup_keywords, is_unsafe_char, one_line, one_line_cow, split_keywords, strip_unsafe,
+    KEYWORD_SEPARATORS, dedup_keywords, is_unsafe_char, one_line, one_line_cow, strip_unsafe,
 };
 
 type Text<'a> = Option<Cow<'a, str>>;
@@ -227,6 +228,12 @@ impl<L: LongText> Checked<'_, L> {
         one_line_cow(self.raw.section.as_deref().unwrap_or_default())
     }
 
+    /// The keywords as the article will have them, repeats included (the
+    /// article keeps the first of each).
+    pub fn keywords(&self) -> impl Iterator<Item = Cow<'_, str>> {
+        keywords_of(&self.raw)
+    }
+
     /// The owned, normalised article; without `content_html` and `related`
     /// unless `body`.
     pub fn into_article(self, cx: &RecordContext<'_>, body: bool) -> Article {
@@ -237,12 +244,7 @@ impl<L: LongText> Checked<'_, L> {
             .map(|link| link.into_url(raw.image.as_deref(), cx.base_url));
         let text = |v: Text<'_>| v.map(|v| one_line(&v)).unwrap_or_default();
         let optional = |v: Text<'_>| v.map(|v| one_line(&v)).filter(|v| !v.is_empty());
-        let keywords = match raw.keywords {
-            Some(Keywords(list)) => {
-                dedup_keywords(list.iter().flat_map(|k| split_keywords(k)).collect())
-            }
-            None => Vec::new(),
-        };
+        let keywords = dedup_keywords(keywords_of(&raw).map(Cow::into_owned).collect());
         let related: Vec<String> = raw
             .related
             .filter(|_| body)
@@ -276,6 +278,88 @@ impl<L: LongText> Checked<'_, L> {
             related,
             views: raw.views,
         }
+    }
+}
+
+/// A record's keywords split, one-lined and non-empty, in order, repeats
+/// included; borrowed from the input where they need no change.
+fn keywords_of<'r, L>(raw: &'r RawRecord<'_, L>) -> impl Iterator<Item = Cow<'r, str>> {
+    raw.keywords
+        .iter()
+        .flat_map(|Keywords(list)| list)
+        .flat_map(|k| split_keywords_cow(k))
+}
+
+/// [`split_keywords`](crate::text::split_keywords), borrowing.
+fn split_keywords_cow(line: &str) -> impl Iterator<Item = Cow<'_, str>> {
+    line.split(KEYWORD_SEPARATORS)
+        .map(one_line_cow)
+        .filter(|k| !k.is_empty())
+}
+
+/// A valid record offered to a sink, still borrowing its input. The sink
+/// takes what it keeps: nothing, its keys and the [`Place`] to read it
+/// again from, or the whole article decoded now. Nothing is copied out of
+/// the input until it asks.
+pub struct Offer<'o, 'a, L> {
+    checked: Checked<'a, L>,
+    cx: &'o RecordContext<'o>,
+    source: Option<Source<'o>>,
+}
+
+/// Where a record's text is: its file (by index in the scan) and offset.
+#[derive(Clone, Copy)]
+pub(crate) struct Source<'o> {
+    pub file: u32,
+    pub offset: u64,
+    pub text: &'o str,
+}
+
+impl<'o, 'a, L: LongText> Offer<'o, 'a, L> {
+    pub(crate) fn new(
+        checked: Checked<'a, L>,
+        cx: &'o RecordContext<'o>,
+        source: Option<Source<'o>>,
+    ) -> Self {
+        Offer {
+            checked,
+            cx,
+            source,
+        }
+    }
+
+    pub fn published(&self) -> DateTime<Utc> {
+        self.checked.published()
+    }
+
+    pub fn id(&self) -> Cow<'_, str> {
+        self.checked.id()
+    }
+
+    pub fn section(&self) -> Cow<'_, str> {
+        self.checked.section()
+    }
+
+    pub fn keywords(&self) -> impl Iterator<Item = Cow<'_, str>> {
+        self.checked.keywords()
+    }
+
+    /// Where to read the record again, to decode it later; `None` when it
+    /// cannot be (records from TOML, which a sink must decode now).
+    pub fn place(&self) -> Option<Place> {
+        let source = self.source?;
+        Some(Place {
+            file: source.file,
+            len: u32::try_from(source.text.len()).ok()?,
+            offset: source.offset,
+            hash: xxhash_rust::xxh3::xxh3_64(source.text.as_bytes()),
+        })
+    }
+
+    /// The owned, normalised article, decoded now; without `content_html`
+    /// and `related` unless `body`.
+    pub fn article(self, body: bool) -> Article {
+        self.checked.into_article(self.cx, body)
     }
 }
 
