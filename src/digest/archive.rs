@@ -92,7 +92,6 @@ const NOWHERE: Place = Place {
     file: u32::MAX,
     len: 0,
     offset: 0,
-    hash: 0,
 };
 
 impl Archive {

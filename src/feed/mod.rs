@@ -13,7 +13,7 @@ mod opml;
 mod rss;
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -35,11 +35,11 @@ pub struct Feed<'a> {
 
 /// The newest `per_feed` articles published by `now`, for the site and for
 /// each section (a section's feed also carries its descendants'). A loading
-/// sink: it keeps a bounded heap per feed, never the whole archive, and
+/// sink: it keeps a bounded list per feed, never the whole archive, and
 /// each candidate in it only as its date, id and place in the input; the
 /// articles finally kept are decoded at the end of loading. So a record
 /// that is the newest only for a while (every record of a chronological
-/// export is) costs no more than one never kept.
+/// export is) costs little more than one never kept.
 pub struct Selection<'s> {
     site: &'s Site,
     now: DateTime<Utc>,
@@ -49,7 +49,7 @@ pub struct Selection<'s> {
     /// (followed for each article, not stored per section: the loader makes
     /// a selection per file, and a chain of 8,000 sections stored 32 million
     /// targets in each).
-    heaps: Vec<BinaryHeap<Entry>>,
+    tops: Vec<Top>,
     /// Articles scheduled after `now`: not in any feed, but kept (up to a
     /// limit) so a cached result stays right for a later clock.
     future: Vec<Entry>,
@@ -59,11 +59,28 @@ pub struct Selection<'s> {
 /// Scheduled articles kept per selection; past this, results are not cached.
 const FUTURE_LIMIT: usize = 10_000;
 
-/// A candidate: its sort key, and the article or where to read it. Heap
-/// order: the worst-placed (oldest) on top, to be evicted.
+/// When an article was published, as a key that orders like the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    seconds: i64,
+    nanos: u32,
+}
+
+impl Key {
+    fn of(time: DateTime<Utc>) -> Key {
+        Key {
+            seconds: time.timestamp(),
+            nanos: time.timestamp_subsec_nanos(),
+        }
+    }
+}
+
+/// A candidate: its sort key, and the article or where to read it. Ordered
+/// best first: newer first, the smaller id breaking a tie (as
+/// `Article::newest_first`).
 #[derive(Clone)]
 struct Entry {
-    published: DateTime<Utc>,
+    key: Key,
     id: Id,
     item: Item,
 }
@@ -83,15 +100,18 @@ impl Entry {
             Item::Later(_) => unreachable!("loading decodes every kept article"),
         }
     }
+
+    /// Whether an article with `key` and `id` goes before this one.
+    fn beaten_by(&self, key: Key, id: &[u8]) -> bool {
+        key > self.key || (key == self.key && id < self.id.as_bytes())
+    }
 }
 
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        // `Article::newest_first` on the key: newer first, the smaller id
-        // breaking a tie.
         other
-            .published
-            .cmp(&self.published)
+            .key
+            .cmp(&self.key)
             .then_with(|| self.id.as_bytes().cmp(other.id.as_bytes()))
     }
 }
@@ -141,15 +161,48 @@ impl Id {
     }
 }
 
+/// The best `n` candidates of one feed, kept cheaply in any input order: a
+/// list of up to `2n`, cut back to the best `n` when full (a quickselect,
+/// a few comparisons per candidate where a heap of `n` takes ~2 log n). A
+/// newcomer must beat the worst candidate kept at the last cut.
+#[derive(Default)]
+struct Top {
+    entries: Vec<Entry>,
+    /// The worst kept at the last cut; none before the first.
+    bar: Option<Entry>,
+}
+
+impl Top {
+    fn takes(&self, n: usize, key: Key, id: &[u8]) -> bool {
+        n > 0 && self.bar.as_ref().is_none_or(|bar| bar.beaten_by(key, id))
+    }
+
+    fn push(&mut self, n: usize, entry: Entry) {
+        self.entries.push(entry);
+        if self.entries.len() >= 2 * n {
+            self.entries.select_nth_unstable(n - 1);
+            self.entries.truncate(n);
+            // The n-th best is in place at n - 1, every better one before it.
+            self.bar = Some(self.entries[n - 1].clone());
+        }
+    }
+
+    /// The best `n`, best first.
+    fn best(&self, n: usize) -> Vec<&Entry> {
+        let mut best: Vec<&Entry> = self.entries.iter().collect();
+        best.sort_unstable();
+        best.truncate(n);
+        best
+    }
+}
+
 impl<'s> Selection<'s> {
     pub fn new(site: &'s Site, now: DateTime<Utc>, per_feed: usize) -> Self {
         Selection {
             site,
             now,
             per_feed,
-            heaps: (0..=site.sections.len())
-                .map(|_| BinaryHeap::new())
-                .collect(),
+            tops: (0..=site.sections.len()).map(|_| Top::default()).collect(),
             future: Vec::new(),
             future_overflow: false,
         }
@@ -162,34 +215,18 @@ impl<'s> Selection<'s> {
         std::iter::once(0).chain(site.sections.lineage(section).map(|i| i + 1))
     }
 
-    /// Whether feed `feed` would take an article dated `published` with `id`.
-    fn takes(&self, feed: usize, published: DateTime<Utc>, id: &[u8]) -> bool {
-        let heap = &self.heaps[feed];
-        heap.len() < self.per_feed
-            || heap.peek().is_some_and(|worst| {
-                // Newer wins; the smaller id breaks a tie (see `Article::newest_first`).
-                published > worst.published
-                    || (published == worst.published && id < worst.id.as_bytes())
-            })
-    }
-
     fn insert(&mut self, feed: usize, entry: &Entry) {
-        if !self.takes(feed, entry.published, entry.id.as_bytes()) {
-            return;
-        }
-        let heap = &mut self.heaps[feed];
-        if heap.len() < self.per_feed {
-            heap.push(entry.clone());
-        } else if let Some(mut worst) = heap.peek_mut() {
-            // One sift instead of a push and a pop.
-            *worst = entry.clone();
+        let n = self.per_feed;
+        let top = &mut self.tops[feed];
+        if top.takes(n, entry.key, entry.id.as_bytes()) {
+            top.push(n, entry.clone());
         }
     }
 
     /// Places an entry: among the scheduled ones, or in every feed of its
     /// section that takes it.
-    fn place(&mut self, section: usize, entry: Entry) {
-        if entry.published > self.now {
+    fn place(&mut self, section: usize, published: DateTime<Utc>, entry: Entry) {
+        if published > self.now {
             if self.future_overflow {
                 return;
             }
@@ -213,8 +250,9 @@ impl<'s> Selection<'s> {
             // Scheduled: out of the feeds until its time, but remembered.
             return !self.future_overflow;
         }
+        let key = Key::of(published);
         self.targets(section)
-            .any(|feed| self.takes(feed, published, id.as_bytes()))
+            .any(|feed| self.tops[feed].takes(self.per_feed, key, id.as_bytes()))
     }
 
     /// Adds an article already decoded (from the build cache).
@@ -222,19 +260,25 @@ impl<'s> Selection<'s> {
         let Some(section) = self.site.sections.position(&article.section) else {
             return;
         };
-        if !self.wants(section, article.published, &article.id) {
+        let published = article.published;
+        if !self.wants(section, published, &article.id) {
             return;
         }
         let entry = Entry {
-            published: article.published,
+            key: Key::of(published),
             id: Id::new(&article.id),
             item: Item::Article(Arc::new(article)),
         };
-        self.place(section, entry);
+        self.place(section, published, entry);
     }
 
+    /// Every candidate still in the running (each feed's best, scheduled
+    /// ones), possibly several times.
     fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.heaps.iter().flat_map(|h| h.iter()).chain(&self.future)
+        self.tops
+            .iter()
+            .flat_map(|top| top.best(self.per_feed))
+            .chain(&self.future)
     }
 
     /// Every article this selection holds (feed items and scheduled ones),
@@ -254,20 +298,20 @@ impl<'s> Selection<'s> {
 
     /// The feeds, items newest first.
     pub fn feeds(&self) -> Vec<Feed<'_>> {
-        self.heaps
+        self.tops
             .iter()
             .enumerate()
-            .map(|(i, heap)| {
-                let mut items: Vec<&Article> = heap.iter().map(Entry::article).collect();
-                items.sort_by(|a, b| Article::newest_first(a, b));
-                Feed {
-                    section: if i == 0 {
-                        None
-                    } else {
-                        Some(&self.site.sections[i - 1])
-                    },
-                    items,
-                }
+            .map(|(i, top)| Feed {
+                section: if i == 0 {
+                    None
+                } else {
+                    Some(&self.site.sections[i - 1])
+                },
+                items: top
+                    .best(self.per_feed)
+                    .into_iter()
+                    .map(Entry::article)
+                    .collect(),
             })
             .collect()
     }
@@ -289,17 +333,17 @@ impl Sink for Selection<'_> {
             None => Item::Article(Arc::new(offer.article(true))),
         };
         let entry = Entry {
-            published,
+            key: Key::of(published),
             id,
             item,
         };
-        self.place(section, entry);
+        self.place(section, published, entry);
     }
 
     fn merge(&mut self, other: Self) {
-        for (feed, heap) in other.heaps.into_iter().enumerate() {
-            for entry in heap {
-                self.insert(feed, &entry);
+        for (feed, top) in other.tops.into_iter().enumerate() {
+            for entry in &top.entries {
+                self.insert(feed, entry);
             }
         }
         self.future_overflow |= other.future_overflow;
@@ -325,20 +369,18 @@ impl Sink for Selection<'_> {
     }
 
     fn decoded(&mut self, articles: &HashMap<Place, Arc<Article>>) {
-        let resolve = |entry: &mut Entry| {
+        let entries = self
+            .tops
+            .iter_mut()
+            .flat_map(|top| top.entries.iter_mut().chain(top.bar.as_mut()))
+            .chain(self.future.iter_mut());
+        for entry in entries {
             if let Item::Later(place) = entry.item
                 && let Some(article) = articles.get(&place)
             {
                 entry.item = Item::Article(article.clone());
             }
-        };
-        for heap in &mut self.heaps {
-            // The order does not change: the heap is rebuilt as it was.
-            let mut entries = std::mem::take(heap).into_vec();
-            entries.iter_mut().for_each(resolve);
-            *heap = BinaryHeap::from(entries);
         }
-        self.future.iter_mut().for_each(resolve);
     }
 }
 

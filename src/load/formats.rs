@@ -8,16 +8,16 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::record::{JsonText, RawRecord};
-use super::{Collector, Format, Locate, Sink};
+use super::{Collector, Format, Locate, Pages, Sink};
 use crate::diag::{LineIndex, Location, Problem, line_col};
 
-/// Reads a whole TOML or JSON file; returns the hash of its bytes (`None`
-/// when it could not be read).
+/// Reads a whole TOML or JSON file; returns the hashes of its pages
+/// (`None` when it could not be read).
 pub(super) fn read_file<S: Sink>(
     path: &Path,
     format: Format,
     out: &mut Collector<'_, S>,
-) -> Option<u128> {
+) -> Option<Pages> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -29,7 +29,7 @@ pub(super) fn read_file<S: Sink>(
             return None;
         }
     };
-    let hash = super::content_hash(&bytes);
+    let pages = Pages::of(&bytes);
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -42,7 +42,7 @@ pub(super) fn read_file<S: Sink>(
                 None,
                 "is not valid UTF-8",
             ));
-            return Some(hash);
+            return Some(pages);
         }
     };
     let whole = text.as_str();
@@ -55,7 +55,7 @@ pub(super) fn read_file<S: Sink>(
         Format::Json => read_json(path, text, base, &lines, out),
         Format::JsonLines => unreachable!("JSON Lines are read in blocks"),
     }
-    Some(hash)
+    Some(pages)
 }
 
 /// A record inside a text: the text (a file, or one line of a JSON Lines

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::diag::{LineIndex, Location, Problem, Problems};
 use crate::model::Article;
-pub use place::{Place, Records};
+pub use place::{Pages, Place, Records, hash_file};
 pub use record::Offer;
 use record::{LongText, RawRecord, RecordContext, Source};
 
@@ -45,6 +45,9 @@ impl Format {
 /// Receives every valid record as the inputs stream by. Loading runs on
 /// several threads, each with its own sink; `merge` folds them together.
 pub trait Sink: Send + Sized {
+    /// Whether it may keep records by place (then the scan hashes the
+    /// pages of what it reads, to read them back safely).
+    const READS_BACK: bool = true;
     /// Takes what it keeps of a valid record ([`Offer`]): nothing, its keys
     /// and place, or the article decoded now. What it does not ask for is
     /// never copied out of the input.
@@ -64,6 +67,8 @@ pub trait Sink: Send + Sized {
 pub struct Discard;
 
 impl Sink for Discard {
+    const READS_BACK: bool = false;
+
     fn accept<L: LongText>(&mut self, _: Offer<'_, '_, L>) {}
 
     fn merge(&mut self, _: Self) {}
@@ -108,11 +113,6 @@ pub trait Reuse<S>: Sync {
     fn store(&self, path: &Path, content: u128, result: &FileResult<S>);
 }
 
-/// The hash that identifies a file's content for [`Reuse`] (XXH3-128).
-pub fn content_hash(bytes: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(bytes)
-}
-
 /// Reads and validates every input, offering each valid record to a sink,
 /// on all cores: JSON Lines files are cut into blocks at line ends and the
 /// blocks parsed in parallel; other files are parsed whole. Files `reuse`
@@ -147,7 +147,7 @@ pub fn scan<S: Sink>(
     // instead of fresh (page-faulting) memory for every block.
     let (recycle, spare) = std::sync::mpsc::channel::<Vec<u8>>();
     let mut read_errors = Vec::new();
-    let mut block_hashes: HashMap<u32, u128> = HashMap::new();
+    let mut block_pages: HashMap<u32, Pages> = HashMap::new();
     let collectors: Vec<Collector<S>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -166,8 +166,8 @@ pub fn scan<S: Sink>(
                         let (path, format) = &files[unit.file as usize];
                         match unit.lines {
                             None => {
-                                let hash = formats::read_file(path, *format, &mut out);
-                                out.whole_hashes.extend(hash.map(|h| (unit.file, h)));
+                                let pages = formats::read_file(path, *format, &mut out);
+                                out.whole_pages.extend(pages.map(|p| (unit.file, p)));
                             }
                             Some(block) => {
                                 let lines = formats::read_json_lines(
@@ -193,8 +193,9 @@ pub fn scan<S: Sink>(
             let file = index as u32;
             let sent = match format {
                 Format::JsonLines => {
-                    send_blocks(path, file, &sender, &spare, reuse.is_some()).map(|hash| {
-                        block_hashes.extend(hash.map(|h| (file, h)));
+                    let hash = reuse.is_some() || S::READS_BACK;
+                    send_blocks(path, file, &sender, &spare, hash).map(|pages| {
+                        block_pages.extend(pages.map(|p| (file, p)));
                     })
                 }
                 _ => sender
@@ -223,15 +224,22 @@ pub fn scan<S: Sink>(
     for other in collectors {
         all.absorb(other);
     }
-    let mut hashes = block_hashes;
-    hashes.extend(all.whole_hashes.drain(..));
+    let mut pages = block_pages;
+    pages.extend(all.whole_pages.drain(..));
     let Parsed {
         mut results,
         problem_files,
     } = all.finish(&files, &mut reused, &mut problems);
 
+    let hashes: HashMap<u32, u128> = pages
+        .iter()
+        .map(|(&file, pages)| (file, pages.content_hash()))
+        .collect();
     let records = Records::new(
         files.iter().map(|(path, _)| path.clone()).collect(),
+        (0..files.len() as u32)
+            .map(|file| pages.remove(&file).unwrap_or_default())
+            .collect(),
         config.site.clone(),
     );
     // Every record kept by place is decoded once, here.
@@ -300,14 +308,15 @@ struct Unit {
 const BLOCK: usize = 512 << 10;
 
 /// Cuts a JSON Lines file into blocks that end at line ends; returns the
-/// hash of everything read when `hash` asks for it (for the build cache).
+/// pages of everything read when `hash` asks for them (to read records
+/// back, for the build cache).
 fn send_blocks(
     path: &Path,
     file: u32,
     sender: &std::sync::mpsc::SyncSender<Unit>,
     spare: &std::sync::mpsc::Receiver<Vec<u8>>,
     hash: bool,
-) -> Result<Option<u128>, Option<Problem>> {
+) -> Result<Option<Pages>, Option<Problem>> {
     use std::io::Read;
     let cannot = |e: std::io::Error| {
         Some(Problem::new(
@@ -317,7 +326,7 @@ fn send_blocks(
         ))
     };
     let mut input = std::fs::File::open(path).map_err(cannot)?;
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut pages = Pages::default();
     let mut carry: Vec<u8> = Vec::new();
     let mut chunk = 0;
     // Where the next block starts in the file.
@@ -326,13 +335,14 @@ fn send_blocks(
         let mut block = std::mem::take(&mut carry);
         let start = block.len();
         block.reserve(BLOCK);
-        // `read_to_end` on a `Take` fills the spare capacity without zeroing it.
+        // `read_to_end` on a `Take` fills the spare capacity without zeroing
+        // it. It reads `BLOCK` bytes but at the end of the file: whole pages.
         let n = (&mut input)
             .take(BLOCK as u64)
             .read_to_end(&mut block)
             .map_err(cannot)?;
         if hash {
-            hasher.update(&block[start..]);
+            pages.add(&block[start..]);
         }
         if n == 0 {
             if !block.is_empty() {
@@ -345,7 +355,7 @@ fn send_blocks(
                     })
                     .map_err(|_| None)?;
             }
-            return Ok(hash.then(|| hasher.digest128()));
+            return Ok(hash.then_some(pages));
         }
         match memchr::memrchr(b'\n', &block) {
             Some(end) => {
@@ -396,8 +406,8 @@ pub(crate) struct Collector<'a, S> {
     problems: Vec<(Origin, Problem)>,
     /// Lines in each JSON Lines block, to turn block lines into file lines.
     chunk_lines: Vec<(Origin, usize)>,
-    /// Content hashes of whole files read by this thread.
-    whole_hashes: Vec<(u32, u128)>,
+    /// The pages of whole files read by this thread.
+    whole_pages: Vec<(u32, Pages)>,
 }
 
 /// What all loader threads found, per file.
@@ -433,7 +443,7 @@ impl<'a, S: Sink> Collector<'a, S> {
             ids: Vec::new(),
             problems: Vec::new(),
             chunk_lines: Vec::new(),
-            whole_hashes: Vec::new(),
+            whole_pages: Vec::new(),
         }
     }
 
@@ -496,7 +506,7 @@ impl<'a, S: Sink> Collector<'a, S> {
         self.ids.extend(other.ids);
         self.problems.extend(other.problems);
         self.chunk_lines.extend(other.chunk_lines);
-        self.whole_hashes.extend(other.whole_hashes);
+        self.whole_pages.extend(other.whole_pages);
     }
 
     /// Turns block-relative lines into file lines, reports duplicate ids

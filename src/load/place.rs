@@ -5,10 +5,14 @@
 //! [`Place`]; the few it finally keeps are decoded at the end by
 //! [`Records::read`]. So a record that is dropped later costs the same as
 //! one never kept, whatever the order of the input (a chronological export
-//! makes every record the newest for a moment). Reading a record back
-//! checks its bytes against the hash taken when it was first read: a file
-//! changed in between is an error, never a mix of two versions.
+//! makes every record the newest for a moment).
+//!
+//! While a file is read, each 4 KiB page of it is hashed ([`Pages`]; the
+//! build cache's content hash is made of those too, so a cached build
+//! hashes nothing twice). Reading a record back checks the pages it lies
+//! on: a file changed in between is an error, never a mix of two versions.
 
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -18,24 +22,105 @@ use crate::model::{Article, Site};
 use super::record::{JsonText, RawRecord, RecordContext};
 
 /// Where a valid record is in its input: the file (its index among the
-/// scan's files), the byte range, and a hash of those bytes. 24 bytes.
+/// scan's files) and the byte range. 16 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Place {
     pub(crate) file: u32,
     pub(crate) len: u32,
     pub(crate) offset: u64,
-    pub(crate) hash: u64,
+}
+
+/// Bytes per hashed page.
+const PAGE: usize = 4096;
+
+/// The XXH3-64 of each 4 KiB page of a file, and its length: 0.2 % of the
+/// file's size.
+#[derive(Debug, Default, Clone)]
+pub struct Pages {
+    hashes: Vec<u64>,
+    len: u64,
+}
+
+impl Pages {
+    /// Hashes the next bytes of the file; all but the last call must give
+    /// whole pages.
+    pub(crate) fn add(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        debug_assert!(self.len.is_multiple_of(PAGE as u64), "pages stay aligned");
+        self.hashes
+            .extend(bytes.chunks(PAGE).map(xxhash_rust::xxh3::xxh3_64));
+        self.len += bytes.len() as u64;
+    }
+
+    /// The pages of `bytes`, a whole file.
+    pub(crate) fn of(bytes: &[u8]) -> Pages {
+        let mut pages = Pages::default();
+        pages.add(bytes);
+        pages
+    }
+
+    /// The file's length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The hash that identifies the file's content for the build cache
+    /// (XXH3-128 of its length and page hashes).
+    pub fn content_hash(&self) -> u128 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(&self.len.to_le_bytes());
+        for hash in &self.hashes {
+            hasher.update(&hash.to_le_bytes());
+        }
+        hasher.digest128()
+    }
+
+    /// Whether `bytes`, read from offset `start` (a page boundary), are the
+    /// pages as they were hashed.
+    fn matches(&self, start: u64, bytes: &[u8]) -> bool {
+        let first = (start / PAGE as u64) as usize;
+        bytes
+            .chunks(PAGE)
+            .enumerate()
+            .all(|(i, page)| self.hashes.get(first + i) == Some(&xxhash_rust::xxh3::xxh3_64(page)))
+    }
+}
+
+/// The pages of the file at `path`, read in large blocks (the build cache
+/// checks an input with this).
+pub fn hash_file(path: &Path) -> std::io::Result<Pages> {
+    let mut file = std::fs::File::open(path)?;
+    let mut pages = Pages::default();
+    let mut buffer = Vec::with_capacity(1 << 20);
+    loop {
+        buffer.clear();
+        // Whole pages but at the end; `read_to_end` on a `Take` fills the
+        // spare capacity without zeroing it.
+        let n = (&mut file).take(1 << 20).read_to_end(&mut buffer)?;
+        if n == 0 {
+            return Ok(pages);
+        }
+        pages.add(&buffer);
+    }
 }
 
 /// The files one scan read, to read records back from their places.
 pub struct Records {
     files: Vec<PathBuf>,
+    /// Per file, its pages as the scan read them.
+    pages: Vec<Pages>,
     site: Site,
 }
 
 impl Records {
-    pub(crate) fn new(files: Vec<PathBuf>, site: Site) -> Records {
-        Records { files, site }
+    pub(crate) fn new(files: Vec<PathBuf>, pages: Vec<Pages>, site: Site) -> Records {
+        Records { files, pages, site }
     }
 
     /// The articles at `places`, in the same order, decoded as
@@ -55,7 +140,7 @@ impl Records {
             .min(order.len().div_ceil(256))
             .max(1);
         let decoded = crate::parallel::map_with(&order, threads, Reader::default, |reader, &i| {
-            reader.article(&self.files, places[i], &cx, body)
+            reader.article(self, places[i], &cx, body)
         });
         let mut articles: Vec<Option<Article>> = (0..places.len()).map(|_| None).collect();
         let mut problems = Problems::default();
@@ -88,13 +173,14 @@ struct Reader {
 impl Reader {
     fn article(
         &mut self,
-        files: &[PathBuf],
+        records: &Records,
         place: Place,
         cx: &RecordContext<'_>,
         body: bool,
     ) -> Result<Article, Problem> {
-        let path = &files[place.file as usize];
+        let path = &records.files[place.file as usize];
         let changed = || changed(path);
+        let pages = records.pages.get(place.file as usize).ok_or_else(changed)?;
         if self
             .open
             .as_ref()
@@ -104,17 +190,26 @@ impl Reader {
             self.open = Some((place.file, file));
         }
         let (_, file) = self.open.as_ref().expect("opened above");
-        self.buffer.resize(place.len as usize, 0);
-        file.read_exact_at(&mut self.buffer, place.offset)
+        // The whole pages the record lies on, checked against their hashes.
+        let page = PAGE as u64;
+        let end = place.offset + u64::from(place.len);
+        let start = place.offset / page * page;
+        let stop = end.div_ceil(page).saturating_mul(page).min(pages.len);
+        if end > stop {
+            return Err(changed());
+        }
+        self.buffer.resize((stop - start) as usize, 0);
+        file.read_exact_at(&mut self.buffer, start)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => changed(),
                 _ => cannot_read(path, &e),
             })?;
-        if xxhash_rust::xxh3::xxh3_64(&self.buffer) != place.hash {
+        if !pages.matches(start, &self.buffer) {
             return Err(changed());
         }
+        let record = &self.buffer[(place.offset - start) as usize..(end - start) as usize];
         // The same bytes as before: they parse and check as they did.
-        let text = std::str::from_utf8(&self.buffer).map_err(|_| changed())?;
+        let text = std::str::from_utf8(record).map_err(|_| changed())?;
         let fast = serde_json::from_str::<RawRecord<JsonText>>(text)
             .ok()
             .and_then(|raw| raw.check(cx).ok())

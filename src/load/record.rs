@@ -352,7 +352,6 @@ impl<'o, 'a, L: LongText> Offer<'o, 'a, L> {
             file: source.file,
             len: u32::try_from(source.text.len()).ok()?,
             offset: source.offset,
-            hash: xxhash_rust::xxh3::xxh3_64(source.text.as_bytes()),
         })
     }
 
