@@ -587,3 +587,99 @@ pub(crate) fn image_type(url: &Url) -> &'static str {
         _ => "image/jpeg",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seconds: i64, id: &str) -> Entry {
+        Entry {
+            key: Key { seconds, nanos: 0 },
+            id: Id::new(id),
+            item: Item::Later(Place {
+                file: 0,
+                len: 0,
+                offset: 0,
+            }),
+        }
+    }
+
+    /// A feed's best `n`, whatever the order candidates come in, equals
+    /// sorting them all: newest first, ties by id (short and long ids).
+    #[test]
+    fn a_top_keeps_the_best_n_in_any_order() {
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state >> 33
+        };
+        let all: Vec<(i64, String)> = (0..500)
+            .map(|i| {
+                let id = if i % 7 == 0 {
+                    format!("a-very-long-article-id-{i:04}")
+                } else {
+                    format!("a{i:04}")
+                };
+                // Few distinct times: many ties broken by id.
+                ((next() % 40) as i64, id)
+            })
+            .collect();
+        let mut chronological = all.clone();
+        chronological.sort();
+        let mut shuffled = all.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, next() as usize % (i + 1));
+        }
+        let reversed: Vec<_> = chronological.iter().rev().cloned().collect();
+        for n in [1, 2, 3, 50, 499, 500, 501, 1000] {
+            let mut expected: Vec<Entry> = all.iter().map(|(s, id)| entry(*s, id)).collect();
+            expected.sort();
+            expected.truncate(n);
+            let expected: Vec<(i64, String)> = expected
+                .iter()
+                .map(|e| {
+                    (
+                        e.key.seconds,
+                        String::from_utf8(e.id.as_bytes().to_vec()).unwrap(),
+                    )
+                })
+                .collect();
+            for order in [&chronological, &reversed, &shuffled] {
+                let mut top = Top::default();
+                for (seconds, id) in order.iter() {
+                    if top.takes(
+                        n,
+                        Key {
+                            seconds: *seconds,
+                            nanos: 0,
+                        },
+                        id.as_bytes(),
+                    ) {
+                        top.push(n, entry(*seconds, id));
+                    }
+                }
+                let best: Vec<(i64, String)> = top
+                    .best(n)
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.key.seconds,
+                            String::from_utf8(e.id.as_bytes().to_vec()).unwrap(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(best, expected, "n = {n}");
+            }
+        }
+        assert!(!Top::default().takes(
+            0,
+            Key {
+                seconds: 0,
+                nanos: 0
+            },
+            b"a"
+        ));
+    }
+}

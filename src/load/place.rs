@@ -240,3 +240,109 @@ fn cannot_read(path: &Path, e: &std::io::Error) -> Problem {
         format!("cannot read again: {e}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::load::record::LongText;
+    use crate::load::{Offer, Sink, scan};
+
+    /// Keeps every record both ways: decoded at once, and by place.
+    #[derive(Default)]
+    struct Both(Vec<(Article, Place)>);
+
+    impl Sink for Both {
+        fn accept<L: LongText>(&mut self, offer: Offer<'_, '_, L>) {
+            let place = offer.place().expect("JSON records have a place");
+            self.0.push((offer.article(true), place));
+        }
+
+        fn merge(&mut self, other: Self) {
+            self.0.extend(other.0);
+        }
+
+        // Nothing pending: the test reads the places back itself.
+        fn decoded(&mut self, _: &HashMap<Place, Arc<Article>>) {}
+    }
+
+    fn site(dir: &Path, input: &str) -> Config {
+        let text = format!(
+            "[site]\ntitle = \"t\"\nbase_url = \"https://news.example.cn/\"\nlanguage = \"zh-CN\"\n\
+             timezone = \"+08:00\"\n\n[input]\npaths = [\"{input}\"]\n\n[[sections]]\nid = \"news\"\ntitle = \"n\"\n"
+        );
+        Config::parse(&text, &dir.join("feeds.toml"), dir).expect("a valid config")
+    }
+
+    /// `n` records, each a few hundred bytes (so they straddle pages), with
+    /// escapes in their long fields.
+    fn records(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                serde_json::json!({
+                    "id": format!("a{i:05}"),
+                    "title": format!("标题 \"{i}\""),
+                    "section": "news",
+                    "url": format!("/news/{i}.html"),
+                    "published": format!("2017-03-{:02} 10:{:02}", 1 + i % 28, i % 60),
+                    "keywords": ["基层干部", format!("k{}", i % 7)],
+                    "summary": format!("摘要\t{i}"),
+                    "content_html": format!("<p>{}</p>\n<p>\"{i}\"</p>", "正文".repeat(40 + i % 50)),
+                    "related": [format!("a{:05}", i / 2)],
+                })
+                .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_read_back_from_their_places_are_the_articles_decoded_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // A byte order mark, CRLF line ends and a blank line: the places
+        // must still point at the records.
+        let lines = records(300);
+        let text = format!("\u{feff}{}\r\n\n", lines.join("\r\n"));
+        std::fs::write(dir.path().join("a.jsonl"), &text).unwrap();
+        let array = format!("\u{feff}[\n  {}\n]", lines.join(",\n  "));
+        std::fs::write(dir.path().join("b.json"), &array).unwrap();
+        for input in ["a.jsonl", "b.json"] {
+            let loaded = scan(&site(dir.path(), input), Both::default, None).unwrap();
+            let (articles, places): (Vec<Article>, Vec<Place>) = loaded.sink.0.into_iter().unzip();
+            assert_eq!(articles.len(), 300);
+            let again = loaded.records.read(&places, true).unwrap();
+            assert_eq!(again, articles, "{input}");
+            let bare = loaded.records.read(&places[..3], false).unwrap();
+            assert!(
+                bare.iter()
+                    .all(|a| a.content_html.is_none() && a.related.is_empty())
+            );
+            assert_eq!(bare[0].summary, articles[0].summary);
+        }
+    }
+
+    #[test]
+    fn a_file_changed_after_it_was_read_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        std::fs::write(&path, records(50).join("\n")).unwrap();
+        let loaded = scan(&site(dir.path(), "a.jsonl"), Both::default, None).unwrap();
+        let places: Vec<Place> = loaded.sink.0.iter().map(|(_, p)| *p).collect();
+        // The same length, one character of the last record's body changed.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let at = text.rfind("正文").unwrap();
+        std::fs::write(&path, format!("{}文正{}", &text[..at], &text[at + 6..])).unwrap();
+        let problems = loaded.records.read(&places, true).unwrap_err();
+        assert_eq!(problems.0.len(), 1, "{problems}");
+        let problem = &problems.0[0];
+        assert_eq!(problem.location.path, path);
+        assert!(problem.message.contains("changed while"), "{problem}");
+        // Records on pages that did not change still read back.
+        assert!(loaded.records.read(&places[..1], true).is_ok());
+        // A file cut short is refused too.
+        std::fs::write(&path, &text.as_bytes()[..text.len() / 2]).unwrap();
+        assert!(loaded.records.read(&places, true).is_err());
+    }
+}
