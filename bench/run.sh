@@ -16,7 +16,9 @@
 # 4. prints a Markdown table (also saved in bench/results/N-<time>/table.md).
 #
 # Environment: SECTIONS (100), SEED (1), NOW (2026-11-01T00:00:00+08:00),
-# SKIP_BUILD=1 to use the binaries as they are.
+# ORDER (shuffled, or chronological: the lines in publication order, as CMSs
+# export), CORPUS_ROOT (where corpora live, default bench/), SKIP_BUILD=1 to
+# use the binaries as they are.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -37,7 +39,7 @@ else
 fi
 ensure_feedgen
 
-RESULTS="$BENCH/results/$N-$(date +%Y%m%d-%H%M%S)"
+RESULTS="$BENCH/results/$N-$ORDER-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RESULTS"
 TSV="$RESULTS/measurements.tsv"
 : >"$TSV"
@@ -70,7 +72,7 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 {
-  echo "### $N articles ($(du -h "$JSONL" | cut -f1) JSONL, $SECTIONS sections), $RUNS runs each, interleaved"
+  echo "### $N articles ($(du -h "$JSONL" | cut -f1) JSONL, $ORDER lines, $SECTIONS sections), $RUNS runs each, interleaved"
   echo
   "$PYTHON" "$BENCH/table.py" "$TSV" --main "bulletin build (cold)" --main "bulletin build (rebuild, unchanged)" --main "bulletin build --no-cache (rebuild, unchanged)"
   echo
