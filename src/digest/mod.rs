@@ -6,7 +6,7 @@
 //! the templates see. Both are pure: history comes in as a closure, the
 //! clock as a value.
 
-pub mod archive;
+pub mod catalog;
 pub mod compose;
 mod guard;
 pub mod message;
@@ -27,7 +27,7 @@ use crate::diag::Problems;
 use crate::ledger::Ledger;
 use crate::model::{Article, IssueKey, RecipientKey, Section, Site, Subscriber};
 use crate::report::Verbosity;
-pub use archive::Archive;
+pub use catalog::Catalog;
 use related::RelatedIndex;
 use setup::Setup;
 
@@ -178,13 +178,13 @@ impl History {
 }
 
 /// Every article the digest can show, as of `now`: the new ones in full,
-/// the others compact (see [`Archive`]).
+/// the others compact (see [`Catalog`]).
 pub fn load_archive(
     config: &Config,
     window: Duration,
     now: DateTime<Utc>,
-) -> Result<Archive, Problems> {
-    let loaded = crate::load::scan(config, || Archive::new(now, window), None)?;
+) -> Result<Catalog, Problems> {
+    let loaded = crate::load::scan(config, || Catalog::new(now, window), None)?;
     Ok(loaded.sink.finish(Some(loaded.records)))
 }
 
@@ -192,7 +192,7 @@ pub fn load_archive(
 pub fn plan_reported<'a>(
     site: &'a Site,
     setup: &'a Setup,
-    articles: &'a Archive,
+    articles: &'a Catalog,
     now: DateTime<Utc>,
     suppressed: &HashSet<RecipientKey>,
     mut history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
@@ -253,18 +253,18 @@ fn window_start(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// The digest for `settings.now` over `articles` (an archive loaded for
+/// The digest for `settings.now` over `articles` (a catalog loaded for
 /// the same clock and window: the new articles are the ones it holds in
 /// full).
 pub fn plan<'a, E: From<Problems>>(
     site: &'a Site,
-    articles: &'a Archive,
+    articles: &'a Catalog,
     subscribers: &'a [Subscriber],
     settings: &Settings<'_>,
     mut history: impl FnMut(&Subscriber) -> Result<History, E>,
 ) -> Result<Digest<'a>, E> {
     let since = window_start(settings.now, settings.window);
-    debug_assert!(articles.since() <= since, "the archive's window is shorter");
+    debug_assert!(articles.since() <= since, "the catalog's window is shorter");
     let mut fresh: Vec<&Article> = articles
         .fresh()
         .filter(|a| a.published > since && a.published <= settings.now)
@@ -331,7 +331,7 @@ pub fn plan<'a, E: From<Problems>>(
         digest.unknown_related = unknown;
     }
     // ...then each email's items grouped by section with their reads
-    // (archive indexes)...
+    // (catalog indexes)...
     let mut placed_for = Vec::with_capacity(chosen_for.len());
     for (subscriber, chosen) in chosen_for {
         let mut listed: HashSet<&str> = chosen.iter().map(|a| a.id.as_str()).collect();

@@ -3,8 +3,8 @@
 //!
 //! An inverted index maps each keyword to the articles carrying it (newest
 //! first), so scoring one article touches only the postings of its own
-//! keywords, never the whole archive. It works on the archive's columns
-//! ([`Archive`]: ids, interned keywords, sections, times), never on decoded
+//! keywords, never the whole archive. It works on the catalog's columns
+//! ([`Catalog`]: ids, interned keywords, sections, times), never on decoded
 //! articles, and answers with article indexes: postings are `u32` in one
 //! flat array, about 4 bytes per (article, keyword) pair.
 
@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use super::archive::Archive;
+use super::catalog::Catalog;
 use crate::model::Article;
 
 /// Postings scanned per keyword at most. A keyword on more articles than
@@ -29,7 +29,7 @@ type Candidate = (f64, bool, i64, u32);
 type Ranking = (Arc<[u32]>, bool);
 
 pub struct RelatedIndex<'a> {
-    archive: &'a Archive,
+    catalog: &'a Catalog,
     /// (XXH3 of the id, index), sorted: 12 bytes an article where a hash
     /// map of ids took ~50.
     by_id: Vec<(u64, u32)>,
@@ -55,22 +55,22 @@ impl<'a> RelatedIndex<'a> {
         self
     }
 
-    pub fn new(archive: &'a Archive, now: DateTime<Utc>) -> Self {
-        let n = archive.len() as u32;
+    pub fn new(catalog: &'a Catalog, now: DateTime<Utc>) -> Self {
+        let n = catalog.len() as u32;
         // Newest first (the id breaking a tie, as `Article::newest_first`);
-        // pdqsort finds an archive in (reverse) input order in one pass.
+        // pdqsort finds a catalog in (reverse) input order in one pass.
         let mut order: Vec<u32> = (0..n).collect();
         order.sort_unstable_by(|&a, &b| {
-            archive
+            catalog
                 .published(b)
-                .cmp(&archive.published(a))
-                .then_with(|| archive.id(a).cmp(archive.id(b)))
+                .cmp(&catalog.published(a))
+                .then_with(|| catalog.id(a).cmp(catalog.id(b)))
         });
         // Postings by counting: one pass to size each keyword's run, one
         // to fill them in newest-first order.
-        let mut starts = vec![0usize; archive.keyword_count() + 1];
+        let mut starts = vec![0usize; catalog.keyword_count() + 1];
         for i in 0..n {
-            for &k in archive.keywords(i) {
+            for &k in catalog.keywords(i) {
                 starts[k as usize + 1] += 1;
             }
         }
@@ -80,18 +80,18 @@ impl<'a> RelatedIndex<'a> {
         let mut next = starts.clone();
         let mut postings = vec![0u32; starts[starts.len() - 1]];
         for &i in &order {
-            for &k in archive.keywords(i) {
+            for &k in catalog.keywords(i) {
                 postings[next[k as usize]] = i;
                 next[k as usize] += 1;
             }
         }
         drop(order);
         let mut by_id: Vec<(u64, u32)> = (0..n)
-            .map(|i| (xxhash_rust::xxh3::xxh3_64(archive.id(i).as_bytes()), i))
+            .map(|i| (xxhash_rust::xxh3::xxh3_64(catalog.id(i).as_bytes()), i))
             .collect();
         by_id.sort_unstable();
         RelatedIndex {
-            archive,
+            catalog,
             by_id,
             postings,
             starts,
@@ -110,7 +110,7 @@ impl<'a> RelatedIndex<'a> {
             .iter()
             .take_while(|&&(h, _)| h == hash)
             .map(|&(_, i)| i)
-            .find(|&i| self.archive.id(i) == id)
+            .find(|&i| self.catalog.id(i) == id)
     }
 
     fn posting(&self, keyword: u32) -> &[u32] {
@@ -118,7 +118,7 @@ impl<'a> RelatedIndex<'a> {
         &self.postings[self.starts[k]..self.starts[k + 1]]
     }
 
-    /// Up to `limit` related reads for `article`, as archive indexes,
+    /// Up to `limit` related reads for `article`, as catalog indexes,
     /// skipping anything in `listed` (the email's items and the reads
     /// picked so far) and adding what it picks to `listed`. Unknown
     /// editor's picks are returned in `unknown` so the caller can warn once.
@@ -133,13 +133,13 @@ impl<'a> RelatedIndex<'a> {
         if limit == 0 {
             return picked;
         }
-        let archive: &'a Archive = self.archive;
+        let catalog: &'a Catalog = self.catalog;
         // The ranking of an article's candidates is the same in every email;
         // only what is already listed differs. Rank once, filter per email.
         let depth = self.depth.max(limit.saturating_add(listed.len()));
         let (ranked, cut) = self.ranked(article, depth, unknown);
         for &i in ranked.iter() {
-            if listed.insert(archive.id(i)) {
+            if listed.insert(catalog.id(i)) {
                 picked.push(i);
                 if picked.len() == limit {
                     return picked;
@@ -152,7 +152,7 @@ impl<'a> RelatedIndex<'a> {
                 if picked.len() == limit {
                     break;
                 }
-                if listed.insert(archive.id(i)) {
+                if listed.insert(catalog.id(i)) {
                     picked.push(i);
                 }
             }
@@ -194,7 +194,7 @@ impl<'a> RelatedIndex<'a> {
         let unknown = crate::parallel::map_with(
             articles,
             crate::parallel::cores().min(16),
-            || vec![0.0; self.archive.len()],
+            || vec![0.0; self.catalog.len()],
             |scores, &article| {
                 let mut missing = Vec::new();
                 let list: Arc<[u32]> = self.rank_with(article, depth, &mut missing, scores).into();
@@ -219,17 +219,17 @@ impl<'a> RelatedIndex<'a> {
         unknown: &mut Vec<String>,
         scores: &mut [f64],
     ) -> Vec<u32> {
-        let archive = self.archive;
+        let catalog = self.catalog;
         let mut order = Vec::new();
         let mut seen = HashSet::new();
         // Ids are unique: the article is its index, compared without reading
         // the candidates' ids (over many thousands of them).
         let itself = self.find(&article.id);
         let usable = |i: u32| {
-            archive.published(i) <= self.now
+            catalog.published(i) <= self.now
                 && match itself {
                     Some(me) => i != me,
-                    None => archive.id(i) != article.id,
+                    None => catalog.id(i) != article.id,
                 }
         };
         for id in &article.related {
@@ -243,10 +243,10 @@ impl<'a> RelatedIndex<'a> {
             }
         }
 
-        let total = archive.len() as f64;
+        let total = catalog.len() as f64;
         let mut touched: Vec<u32> = Vec::new();
         for keyword in &article.keywords {
-            let Some(k) = archive.keyword(keyword) else {
+            let Some(k) = catalog.keyword(keyword) else {
                 continue;
             };
             let posting = self.posting(k);
@@ -260,7 +260,7 @@ impl<'a> RelatedIndex<'a> {
                 *score += weight;
             }
         }
-        let own_section = itself.map(|i| archive.section(i));
+        let own_section = itself.map(|i| catalog.section(i));
         // Candidates as (score, same section, published, index), compared
         // without touching the articles; the id breaks a full tie. Only the
         // best `wanted` are kept, in a bounded heap whose top is the worst.
@@ -268,7 +268,7 @@ impl<'a> RelatedIndex<'a> {
             b.0.total_cmp(&a.0)
                 .then_with(|| b.1.cmp(&a.1))
                 .then_with(|| b.2.cmp(&a.2))
-                .then_with(|| archive.id(a.3).cmp(archive.id(b.3)))
+                .then_with(|| catalog.id(a.3).cmp(catalog.id(b.3)))
         };
         let wanted = depth.saturating_sub(order.len());
         let mut best: Vec<Candidate> = Vec::with_capacity(wanted.min(touched.len()) + 1);
@@ -280,10 +280,10 @@ impl<'a> RelatedIndex<'a> {
                 continue;
             }
             let same = match own_section {
-                Some(own) => archive.section(i) == own,
-                None => archive.section_name(i) == article.section,
+                Some(own) => catalog.section(i) == own,
+                None => catalog.section_name(i) == article.section,
             };
-            let candidate = (scores[i as usize], same, archive.seconds(i), i);
+            let candidate = (scores[i as usize], same, catalog.seconds(i), i);
             if best.len() < wanted {
                 best.push(candidate);
                 if best.len() == wanted {
@@ -316,7 +316,7 @@ mod tests {
     use chrono::{DateTime, Duration, TimeZone, Utc};
 
     use super::RelatedIndex;
-    use crate::digest::archive::Archive;
+    use crate::digest::catalog::Catalog;
     use crate::model::Article;
 
     fn now() -> DateTime<Utc> {
@@ -353,19 +353,19 @@ mod tests {
         }
     }
 
-    /// The archive a digest at [`now`] would load from `articles`.
-    fn archive(articles: &[Article]) -> Archive {
-        Archive::of(articles.to_vec(), now(), Duration::days(30))
+    /// The catalog a digest at [`now`] would load from `articles`.
+    fn catalog(articles: &[Article]) -> Catalog {
+        Catalog::of(articles.to_vec(), now(), Duration::days(30))
     }
 
     /// Related reads of `articles[of]` with nothing else listed.
     fn picks(articles: &[Article], of: usize, limit: usize) -> (Vec<String>, Vec<String>) {
-        let archive = archive(articles);
-        let index = RelatedIndex::new(&archive, now());
+        let catalog = catalog(articles);
+        let index = RelatedIndex::new(&catalog, now());
         let mut listed = HashSet::from([articles[of].id.as_str()]);
         let mut unknown = Vec::new();
         let picked = index.related(&articles[of], limit, &mut listed, &mut unknown);
-        (ids(&archive, picked), unknown)
+        (ids(&catalog, picked), unknown)
     }
 
     #[test]
@@ -402,11 +402,11 @@ mod tests {
             article("x", "news", 1, &["k"], &["x", "p1"]),
             article("p1", "tech", 100, &["k"], &[]),
         ];
-        let archive = archive(&articles);
-        let index = RelatedIndex::new(&archive, now());
+        let catalog = catalog(&articles);
+        let index = RelatedIndex::new(&catalog, now());
         let (mut listed, mut unknown) = (HashSet::new(), Vec::new());
         let picked = index.related(&articles[0], 3, &mut listed, &mut unknown);
-        assert_eq!(ids(&archive, picked), ["p1"]);
+        assert_eq!(ids(&catalog, picked), ["p1"]);
     }
 
     #[test]
@@ -428,18 +428,18 @@ mod tests {
             article("c", "tech", 100, &["k"], &[]),
             article("d", "tech", 200, &["k"], &[]),
         ];
-        let archive = archive(&articles);
-        let index = RelatedIndex::new(&archive, now());
+        let catalog = catalog(&articles);
+        let index = RelatedIndex::new(&catalog, now());
         let mut listed = HashSet::from(["a", "b"]);
         let mut unknown = Vec::new();
         let first = index.related(&articles[0], 3, &mut listed, &mut unknown);
-        assert_eq!(ids(&archive, first), ["c", "d"]);
+        assert_eq!(ids(&catalog, first), ["c", "d"]);
         assert!(listed.contains("c") && listed.contains("d"));
         let second = index.related(&articles[1], 3, &mut listed, &mut unknown);
         assert!(
             second.is_empty(),
             "picked again: {:?}",
-            ids(&archive, second)
+            ids(&catalog, second)
         );
     }
 
@@ -509,8 +509,8 @@ mod tests {
         assert!(picks(&articles, 0, 3).0.is_empty());
     }
 
-    fn ids(archive: &Archive, picked: Vec<u32>) -> Vec<String> {
-        picked.iter().map(|&i| archive.id(i).to_owned()).collect()
+    fn ids(catalog: &Catalog, picked: Vec<u32>) -> Vec<String> {
+        picked.iter().map(|&i| catalog.id(i).to_owned()).collect()
     }
 
     /// One index serves every email of a run: the ranking it caches for an
@@ -521,15 +521,15 @@ mod tests {
         for i in 1..=5 {
             articles.push(article(&format!("c{i}"), "tech", 100 * i, &["k"], &[]));
         }
-        let archive = archive(&articles);
-        let index = RelatedIndex::new(&archive, now());
+        let catalog = catalog(&articles);
+        let index = RelatedIndex::new(&catalog, now());
         let mut unknown = Vec::new();
         let mut listed = HashSet::from(["x", "c3", "c1"]);
         let first = index.related(&articles[0], 2, &mut listed, &mut unknown);
-        assert_eq!(ids(&archive, first), ["c2", "c4"]);
+        assert_eq!(ids(&catalog, first), ["c2", "c4"]);
         let mut listed = HashSet::from(["x"]);
         let second = index.related(&articles[0], 2, &mut listed, &mut unknown);
-        assert_eq!(ids(&archive, second), ["c3", "c1"]);
+        assert_eq!(ids(&catalog, second), ["c3", "c1"]);
     }
 
     /// `with_depth` says an email listing more than `depth` articles gets
@@ -544,15 +544,15 @@ mod tests {
         for i in 1..=5 {
             articles.push(article(&format!("c{i}"), "tech", 100 * i, &["k"], &[]));
         }
-        let archive = archive(&articles);
-        let index = RelatedIndex::new(&archive, now()).with_depth(2);
+        let catalog = catalog(&articles);
+        let index = RelatedIndex::new(&catalog, now()).with_depth(2);
         let mut unknown = Vec::new();
         let mut listed = HashSet::from(["x"]);
         let first = index.related(&articles[0], 1, &mut listed, &mut unknown);
-        assert_eq!(ids(&archive, first), ["c1"]);
+        assert_eq!(ids(&catalog, first), ["c1"]);
         // Another email, in which c1 and c2 are items already.
         let mut listed = HashSet::from(["x", "c1", "c2"]);
         let second = index.related(&articles[0], 2, &mut listed, &mut unknown);
-        assert_eq!(ids(&archive, second), ["c3", "c4"]);
+        assert_eq!(ids(&catalog, second), ["c3", "c4"]);
     }
 }

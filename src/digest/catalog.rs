@@ -1,12 +1,13 @@
-//! The archive as the digest needs it, built while loading.
+//! The catalog of the archive (the articles of every input) as the digest
+//! needs it, built while loading.
 //!
 //! Articles new enough for this run (inside the window) are decoded in
 //! full. Every other article published by the run's clock can only be a
 //! related read, and ranking related reads needs only its id, keywords,
-//! section and time: that is all the archive keeps of it, in columns
+//! section and time: that is all the catalog keeps of it, in columns
 //! (ids in one string, keywords interned to integers), with the place of
 //! its record in the input. The few that some email shows are decoded
-//! from there once the plan is made ([`Archive::decode`]), without their
+//! from there once the plan is made ([`Catalog::decode`]), without their
 //! body and their own related list, as before: shown by title, link and
 //! their record's `summary`, with no summary derived from a body. Scheduled
 //! articles are not kept at all. About 100 bytes an old article, where a
@@ -55,7 +56,7 @@ impl Interner {
 }
 
 /// Every article published by `now`, compact; those after `since` in full.
-pub struct Archive {
+pub struct Catalog {
     since: DateTime<Utc>,
     now: DateTime<Utc>,
     /// Article `i`'s id is `ids[id_ends[i - 1]..id_ends[i]]`.
@@ -94,10 +95,10 @@ const NOWHERE: Place = Place {
     offset: 0,
 };
 
-impl Archive {
-    /// An empty archive for a digest at `now` whose window is `window`.
+impl Catalog {
+    /// An empty catalog for a digest at `now` whose window is `window`.
     pub fn new(now: DateTime<Utc>, window: Duration) -> Self {
-        Archive {
+        Catalog {
             since: super::window_start(now, window),
             now,
             ids: String::new(),
@@ -117,28 +118,28 @@ impl Archive {
         }
     }
 
-    /// An archive of articles at hand (tests, samples): all kept decoded,
+    /// A catalog of articles at hand (tests, samples): all kept decoded,
     /// the new ones with their body.
     pub fn of(articles: Vec<Article>, now: DateTime<Utc>, window: Duration) -> Self {
-        let mut archive = Archive::new(now, window);
+        let mut catalog = Catalog::new(now, window);
         for article in articles {
             if article.published > now {
                 continue;
             }
-            archive.push(
+            catalog.push(
                 &article.id,
                 article.keywords.iter(),
                 &article.section,
                 article.published,
                 NOWHERE,
             );
-            let index = archive.len() as u32 - 1;
-            archive.loaded.push((index, article));
+            let index = catalog.len() as u32 - 1;
+            catalog.loaded.push((index, article));
         }
-        archive.finish(None)
+        catalog.finish(None)
     }
 
-    /// Makes the archive ready for planning: the articles decoded while
+    /// Makes the catalog ready for planning: the articles decoded while
     /// loading go into their slots; `records` reads the others later.
     pub fn finish(mut self, records: Option<Records>) -> Self {
         self.slots = (0..self.len()).map(|_| OnceLock::new()).collect();
@@ -238,7 +239,7 @@ impl Archive {
         let records = self
             .records
             .as_ref()
-            .expect("an archive with undecoded articles knows its records");
+            .expect("a catalog with undecoded articles knows its records");
         let places: Vec<Place> = missing.iter().map(|&i| self.places[i as usize]).collect();
         let articles = records.read(&places, false)?;
         for (i, article) in missing.into_iter().zip(articles) {
@@ -289,7 +290,7 @@ impl Archive {
     }
 }
 
-impl crate::load::Sink for Archive {
+impl crate::load::Sink for Catalog {
     fn accept<L: LongText>(&mut self, offer: Offer<'_, '_, L>) {
         let published = offer.published();
         if published > self.now {
