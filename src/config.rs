@@ -13,7 +13,7 @@ use url::Url;
 
 pub use crate::diag::parse_toml;
 use crate::diag::{LineIndex, Location, Problem, Problems, Suggest};
-use crate::model::{Section, Sections, Site, SiteZone};
+use crate::model::{Section, SectionId, Sections, Site, SiteZone};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -935,11 +935,11 @@ fn validate_sections(
         };
         declared[i] = true;
         sections.push(Section {
-            id: s.id.clone(),
+            id: SectionId::new(s.id.as_str()),
             title: s.title.clone(),
             description: s.description.clone().filter(|d| !d.trim().is_empty()),
             url,
-            parent: s.parent.clone(),
+            parent: s.parent.as_deref().map(SectionId::from),
         });
     }
 
@@ -985,7 +985,9 @@ fn validate_sections(
                 report(&key, format!("parents form a cycle: {}", cycle_path(&path)));
                 break;
             }
-            next = index.get(p).and_then(|&k| sections[k].parent.as_deref());
+            next = index
+                .get(p)
+                .and_then(|&k| sections[k].parent.as_ref().map(SectionId::as_str));
         }
     }
     sections
@@ -1014,7 +1016,11 @@ impl Chains {
         let n = sections.len();
         let next: Vec<Option<usize>> = sections
             .iter()
-            .map(|s| s.parent.as_deref().and_then(|p| index.get(p).copied()))
+            .map(|s| {
+                s.parent
+                    .as_ref()
+                    .and_then(|p| index.get(p.as_str()).copied())
+            })
             .collect();
         let mut chains = Chains {
             rooted: vec![false; n],
@@ -1401,8 +1407,10 @@ parent = "news"
     fn smtp_timeouts_are_seconds_or_durations_read_once() {
         use std::time::Duration;
         let smtp = |extra: &str| {
-            parse(&format!("{GOOD}\n[smtp]\nfrom = \"a@news.example.cn\"\n{extra}"))
-                .map(|c| c.smtp.unwrap())
+            parse(&format!(
+                "{GOOD}\n[smtp]\nfrom = \"a@news.example.cn\"\n{extra}"
+            ))
+            .map(|c| c.smtp.unwrap())
         };
         let defaults = smtp("").unwrap();
         assert_eq!(defaults.timeout, Duration::from_secs(60));
@@ -1416,8 +1424,14 @@ parent = "news"
             ("timeout = 0", "smtp.timeout: must be at least 1 second"),
             ("timeout = -3", "must be at least 1 second"),
             ("timeout = \"0s\"", "it must be longer than 0"),
-            ("data_timeout = \"soon\"", "smtp.data_timeout: \"soon\" is not a duration"),
-            ("timeout = 1.5", "a number of seconds or a duration like \"60s\""),
+            (
+                "data_timeout = \"soon\"",
+                "smtp.data_timeout: \"soon\" is not a duration",
+            ),
+            (
+                "timeout = 1.5",
+                "a number of seconds or a duration like \"60s\"",
+            ),
         ] {
             let problems = smtp(&format!("{bad}\n")).unwrap_err().to_string();
             assert!(problems.contains(says), "{bad}: {problems}");

@@ -12,7 +12,7 @@ use super::message::{self, Envelope};
 use super::setup::Setup;
 use super::{ArticleFields, Digest, Email};
 use crate::Failure;
-use crate::model::{Site, Subscriber};
+use crate::model::{ArticleId, Site, Subscriber};
 
 /// One recipient's message, ready for the wire.
 pub struct Composed<'a> {
@@ -21,7 +21,7 @@ pub struct Composed<'a> {
     pub subject: String,
     pub html: String,
     pub bytes: Vec<u8>,
-    pub article_ids: Vec<&'a str>,
+    pub article_ids: Vec<&'a ArticleId>,
 }
 
 /// Composes the messages of one planned issue.
@@ -109,7 +109,7 @@ impl<'a> Composer<'a> {
             bytes,
             article_ids: email
                 .items()
-                .map(|i| -> &'a str { &i.article.id })
+                .map(|i| -> &'a ArticleId { &i.article.id })
                 .collect(),
         })
     }

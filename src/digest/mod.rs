@@ -24,7 +24,7 @@ use crate::Failure;
 use crate::config::Config;
 use crate::diag::Problems;
 use crate::ledger::Ledger;
-use crate::model::{Article, IssueKey, RecipientKey, Section, Site, Subscriber};
+use crate::model::{Article, ArticleId, IssueKey, RecipientKey, Section, Site, Subscriber};
 use crate::report::Verbosity;
 use related::RelatedIndex;
 use setup::Setup;
@@ -67,7 +67,7 @@ impl<'a> ArticleFields<'a> {
                 "keywords": a.keywords,
                 "views": a.views,
                 "section": a.section,
-                "section_title": site.section(&a.section).map(|s| s.title.as_str()),
+                "section_title": site.section(a.section.as_str()).map(|s| s.title.as_str()),
             })
         });
         ArticleFields {
@@ -162,7 +162,7 @@ pub struct History {
     pub has_issue: bool,
     /// Article ids already sent to them (or fixed for them, in this issue
     /// or a later one: see [`Ledger::articles_for`]).
-    pub sent: HashSet<String>,
+    pub sent: HashSet<ArticleId>,
 }
 
 /// The addresses on the ledger's suppression list (none without a ledger).
@@ -281,7 +281,7 @@ pub struct Digest<'a> {
     /// Subscribers on the suppression list: they get nothing.
     pub suppressed: usize,
     /// Editor's related ids that name no article, to warn about.
-    pub unknown_related: Vec<(String, String)>,
+    pub unknown_related: Vec<(ArticleId, ArticleId)>,
 }
 
 pub struct Settings<'s> {
@@ -381,7 +381,7 @@ pub fn plan<'a, E>(
         // over every section for each email).
         let mut placed: Vec<(usize, &Article)> = chosen
             .iter()
-            .filter_map(|&a| Some((site.sections.position(&a.section)?, a)))
+            .filter_map(|&a| Some((site.sections.position(a.section.as_str())?, a)))
             .collect();
         placed.sort_by_key(|&(place, _)| place);
         let mut groups: Vec<Group> = Vec::new();
