@@ -247,3 +247,199 @@ impl Past {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::digest::Item;
+    use crate::model::Article;
+
+    fn config(dir: &Path, language: &str) -> Config {
+        let text = format!(
+            r#"
+[site]
+title = "Site <&> \"Q\""
+base_url = "https://news.example.cn/"
+language = "{language}"
+timezone = "+08:00"
+
+[input]
+paths = ["articles"]
+
+[[sections]]
+id = "news"
+title = "新闻"
+
+[digest]
+subscribers = "s.toml"
+archive = "digest"
+"#
+        );
+        Config::parse(&text, &dir.join("feeds.toml"), dir).unwrap()
+    }
+
+    fn article(id: &str, title: &str, published: &str) -> Article {
+        let published: DateTime<Utc> = DateTime::parse_from_rfc3339(published).unwrap().to_utc();
+        Article {
+            id: id.into(),
+            title: title.into(),
+            section: "news".into(),
+            url: url::Url::parse(&format!("https://news.example.cn/{id}.html")).unwrap(),
+            published,
+            updated: published,
+            author: None,
+            editor: None,
+            source: None,
+            keywords: Vec::new(),
+            summary: Some("summary & more".into()),
+            content_html: None,
+            image: None,
+            related: Vec::new(),
+            views: None,
+        }
+    }
+
+    fn groups<'a>(config: &'a Config, articles: &'a [Article]) -> Vec<Group<'a>> {
+        vec![Group {
+            section: &config.site.sections[0],
+            items: articles
+                .iter()
+                .map(|article| Item {
+                    article,
+                    related: Vec::new(),
+                })
+                .collect(),
+        }]
+    }
+
+    fn text(publication: &Publication, path: &str) -> String {
+        let file = publication.files.iter().find(|f| f.path == path);
+        String::from_utf8(file.unwrap_or_else(|| panic!("no {path}")).bytes.clone()).unwrap()
+    }
+
+    #[test]
+    fn an_issue_makes_its_page_record_list_and_feed_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "zh-CN");
+        let archive = Archive::of(&config).unwrap();
+        let past = archive.past().unwrap();
+        let articles = [article("a1", "<script>x</script> & \"q\"", "2017-03-24T10:00:00+08:00")];
+        let issue = IssueKey::stored("2017-03-25".into());
+        let publication = archive.render(&past, &issue, &groups(&config, &articles));
+        let paths: Vec<&str> = publication.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "digest/2017-03-25/index.html",
+                "digest/2017-03-25/issue.json",
+                "digest/index.html",
+                "digest/atom.xml"
+            ]
+        );
+        assert_eq!(
+            publication.page_url.as_deref(),
+            Some("https://news.example.cn/digest/2017-03-25/")
+        );
+        let page = text(&publication, "digest/2017-03-25/index.html");
+        assert!(page.contains("&lt;script&gt;x&lt;/script&gt; &amp; &quot;q&quot;"), "{page}");
+        assert!(page.contains("Site &lt;&amp;&gt; &quot;Q&quot;"), "{page}");
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("2017-03-25 要闻 · 1 条"), "{page}");
+        let feed = text(&publication, "digest/atom.xml");
+        let doc = roxmltree::Document::parse(&feed).unwrap();
+        let title = doc
+            .descendants()
+            .find(|n| n.has_tag_name("content"))
+            .and_then(|n| n.text())
+            .unwrap();
+        assert!(title.contains("&lt;script&gt;x&lt;/script&gt;"), "{title}");
+        assert!(feed.starts_with("<?xml"));
+    }
+
+    #[test]
+    fn a_later_issue_keeps_the_earlier_page_and_lists_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "en");
+        let archive = Archive::of(&config).unwrap();
+        let first_articles = [article("a1", "First", "2017-03-24T10:00:00+08:00")];
+        let first = IssueKey::stored("2017-03-25".into());
+        let publication = archive.render(
+            &archive.past().unwrap(),
+            &first,
+            &groups(&config, &first_articles),
+        );
+        archive.publish(&publication).unwrap();
+        let first_page = std::fs::read(dir.path().join("public/digest/2017-03-25/index.html")).unwrap();
+
+        let past = archive.past().unwrap();
+        assert!(past.warnings.is_empty());
+        let second = IssueKey::stored("2017-03-26".into());
+        assert_eq!(
+            past.carried_before(&second),
+            HashSet::from(["a1".to_owned()])
+        );
+        assert!(past.carried_before(&first).is_empty());
+        let second_articles = [article("a2", "Second", "2017-03-25T10:00:00+08:00")];
+        let publication = archive.render(&past, &second, &groups(&config, &second_articles));
+        assert!(publication.files.iter().all(|f| !f.path.contains("2017-03-25")));
+        let index = text(&publication, "digest/index.html");
+        let (newer, older) = (index.find("2017-03-26/").unwrap(), index.find("2017-03-25/").unwrap());
+        assert!(newer < older, "newest first:\n{index}");
+        assert!(index.contains(">Digest 2017-03-26</a>") && index.contains("1 article"), "{index}");
+        archive.publish(&publication).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("public/digest/2017-03-25/index.html")).unwrap(),
+            first_page
+        );
+        assert_eq!(archive.past().unwrap().records.len(), 2);
+    }
+
+    #[test]
+    fn nothing_new_writes_no_page_and_links_one_already_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "zh-CN");
+        let archive = Archive::of(&config).unwrap();
+        let issue = IssueKey::stored("2017-03-25".into());
+        let empty = archive.render(&archive.past().unwrap(), &issue, &[]);
+        assert!(empty.files.is_empty() && empty.page_url.is_none());
+
+        let articles = [article("a1", "First", "2017-03-24T10:00:00+08:00")];
+        let publication = archive.render(&archive.past().unwrap(), &issue, &groups(&config, &articles));
+        archive.publish(&publication).unwrap();
+        let again = archive.render(&archive.past().unwrap(), &issue, &[]);
+        assert_eq!(again.page_url, publication.page_url);
+        assert!(again.files.iter().all(|f| !f.path.contains("2017-03-25")));
+    }
+
+    #[test]
+    fn a_folder_that_is_not_an_issue_is_skipped_and_a_bad_record_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "zh-CN");
+        let archive = Archive::of(&config).unwrap();
+        let root = dir.path().join("public/digest");
+        std::fs::create_dir_all(root.join("assets")).unwrap();
+        std::fs::create_dir_all(root.join("2017-03-20")).unwrap();
+        std::fs::write(root.join("2017-03-20/issue.json"), "{}").unwrap();
+        let past = archive.past().unwrap();
+        assert!(past.records.is_empty());
+        assert_eq!(past.warnings.len(), 1, "{:?}", past.warnings);
+        assert!(past.warnings[0].contains("2017-03-20"), "{:?}", past.warnings);
+    }
+
+    #[test]
+    fn an_archive_folder_through_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "zh-CN");
+        let archive = Archive::of(&config).unwrap();
+        std::fs::create_dir_all(dir.path().join("public")).unwrap();
+        std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), dir.path().join("public/digest"))
+            .unwrap();
+        let error = archive.past().err().unwrap().to_string();
+        assert!(error.contains("symlink"), "{error}");
+    }
+}

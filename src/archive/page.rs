@@ -86,12 +86,17 @@ impl Words {
         }
     }
 
+    /// One issue's name: "2017-03-25 要闻", "Digest 2017-03-25".
+    fn issue_label(&self, issue: &str) -> String {
+        match self.language {
+            Language::Chinese => format!("{issue} {}", self.digest),
+            Language::English => format!("{} {issue}", self.digest),
+        }
+    }
+
     /// One issue's title: "映象网 · 2017-03-25 要闻", "Site · Digest 2017-03-25".
     pub(super) fn issue_title(&self, site: &str, issue: &str) -> String {
-        match self.language {
-            Language::Chinese => format!("{site} · {issue} {}", self.digest),
-            Language::English => format!("{site} · {} {issue}", self.digest),
-        }
+        format!("{site} · {}", self.issue_label(issue))
     }
 
     /// The archive's title: "映象网 · 往期要闻", "Site · Past issues".
@@ -121,6 +126,8 @@ struct IssuePage<'a> {
     site: SiteContext<'a>,
     words: &'a Words,
     issue: &'a str,
+    /// "2017-03-25 要闻", "Digest 2017-03-25".
+    label: String,
     count: String,
     page_url: &'a str,
     index_url: &'a str,
@@ -168,6 +175,7 @@ struct IndexPage<'a> {
 #[derive(Serialize)]
 struct IndexIssue<'a> {
     issue: &'a str,
+    label: String,
     url: String,
     count: String,
     headlines: Vec<&'a str>,
@@ -196,6 +204,7 @@ pub(super) fn issue_page(
         site: site_context(site),
         words,
         issue,
+        label: words.issue_label(issue),
         count: words.count(groups.iter().map(|g| g.items.len()).sum()),
         page_url,
         index_url: links.index,
@@ -258,6 +267,7 @@ pub(super) fn index_page(
             .iter()
             .map(|r| IndexIssue {
                 issue: &r.issue,
+                label: words.issue_label(&r.issue),
                 url: url(&r.issue),
                 count: words.count(r.item_count()),
                 headlines: r

@@ -208,7 +208,8 @@ mod tests {
         r.sections[0].items[0].url = Url::parse("javascript:alert(1)").unwrap();
         assert!(r.checked("2017-03-25").is_err());
         let mut r = record();
-        r.sections[0].items.push(r.sections[0].items[0].clone());
+        let again = r.sections[0].items[0].clone();
+        r.sections[0].items.push(again);
         assert!(r.checked("2017-03-25").is_err());
         let mut r = record();
         r.sections[0].items[0].title = "a\u{0B}b\nc\u{FFFE}".into();
