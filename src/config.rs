@@ -1422,15 +1422,42 @@ parent = "news"
     fn archive_folder_is_a_relative_path_of_slugs_outside_the_feeds() {
         let digest = "\n[digest]\nsubscribers = \"s.toml\"\n";
         let with = |value: &str| parse(&format!("{GOOD}{digest}archive = {value:?}\n"));
-        assert_eq!(parse(&format!("{GOOD}{digest}")).unwrap().digest.unwrap().archive, None);
-        for (good, folder) in [("digest", "digest"), ("news/letter-1/", "news/letter-1"), ("feeds2", "feeds2")] {
+        assert_eq!(
+            parse(&format!("{GOOD}{digest}"))
+                .unwrap()
+                .digest
+                .unwrap()
+                .archive,
+            None
+        );
+        for (good, folder) in [
+            ("digest", "digest"),
+            ("news/letter-1/", "news/letter-1"),
+            ("feeds2", "feeds2"),
+        ] {
             let archive = with(good).unwrap().digest.unwrap().archive.unwrap();
             assert_eq!(archive.as_str(), folder);
         }
-        for bad in ["", "/srv/digest", "../digest", "a/../b", "a//b", ".hidden", "./digest", "feeds", "Feeds/archive", "a b", "存档", "a\\b"] {
+        for bad in [
+            "",
+            "/srv/digest",
+            "../digest",
+            "a/../b",
+            "a//b",
+            ".hidden",
+            "./digest",
+            "feeds",
+            "Feeds/archive",
+            "a b",
+            "存档",
+            "a\\b",
+        ] {
             let problems = with(bad).unwrap_err().to_string();
             // The line of `archive =`: GOOD's 18 lines, the blank and `[digest]`, `subscribers`.
-            assert!(problems.starts_with("feeds.toml:22:1: digest.archive: "), "{bad:?}: {problems}");
+            assert!(
+                problems.starts_with("feeds.toml:22:1: digest.archive: "),
+                "{bad:?}: {problems}"
+            );
         }
     }
 

@@ -93,7 +93,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "archive",
-        &["config", "digest", "feed", "model", "output", "text"],
+        &[
+            "config", "digest", "feed", "model", "output", "parallel", "text",
+        ],
     ),
     (
         "deliver",

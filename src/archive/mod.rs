@@ -118,25 +118,32 @@ impl<'a> Archive<'a> {
                     .with_context(|| format!("cannot list the archive folder {}", dir.display()));
             }
         };
-        let mut records = Vec::new();
-        let mut warnings = Vec::new();
+        let mut issues = Vec::new();
         for entry in entries {
-            let entry =
-                entry.with_context(|| format!("cannot list the archive folder {}", dir.display()))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str().filter(|n| record::is_issue_name(n)) else {
+            let entry = entry
+                .with_context(|| format!("cannot list the archive folder {}", dir.display()))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
             // `file_type` does not follow links: a linked folder is skipped.
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
+            if record::is_issue_name(&name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                issues.push(name);
             }
-            match Record::read(&entry.path(), name) {
-                Ok(record) => records.push(record),
-                Err(why) => warnings.push(format!(
+        }
+        // Years of daily issues are thousands of records: read on every core.
+        let read = crate::parallel::map(&issues, crate::parallel::cores(), |name| {
+            Record::read(&dir.join(name), name).map_err(|why| {
+                format!(
                     "the archive's issue {name} is left out of the list and the feed: {} {why}",
-                    entry.path().join(RECORD_FILE).display()
-                )),
+                    dir.join(name).join(RECORD_FILE).display()
+                )
+            })
+        });
+        let (mut records, mut warnings) = (Vec::new(), Vec::new());
+        for result in read {
+            match result {
+                Ok(record) => records.push(record),
+                Err(warning) => warnings.push(warning),
             }
         }
         records.sort_by(|a, b| b.issue.cmp(&a.issue));
@@ -327,7 +334,11 @@ archive = "digest"
         let config = config(dir.path(), "zh-CN");
         let archive = Archive::of(&config).unwrap();
         let past = archive.past().unwrap();
-        let articles = [article("a1", "<script>x</script> & \"q\"", "2017-03-24T10:00:00+08:00")];
+        let articles = [article(
+            "a1",
+            "<script>x</script> & \"q\"",
+            "2017-03-24T10:00:00+08:00",
+        )];
         let issue = IssueKey::stored("2017-03-25".into());
         let publication = archive.render(&past, &issue, &groups(&config, &articles));
         let paths: Vec<&str> = publication.files.iter().map(|f| f.path.as_str()).collect();
@@ -345,7 +356,10 @@ archive = "digest"
             Some("https://news.example.cn/digest/2017-03-25/")
         );
         let page = text(&publication, "digest/2017-03-25/index.html");
-        assert!(page.contains("&lt;script&gt;x&lt;/script&gt; &amp; &quot;q&quot;"), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;x&lt;/script&gt; &amp; &quot;q&quot;"),
+            "{page}"
+        );
         assert!(page.contains("Site &lt;&amp;&gt; &quot;Q&quot;"), "{page}");
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("2017-03-25 要闻 · 1 条"), "{page}");
@@ -373,7 +387,8 @@ archive = "digest"
             &groups(&config, &first_articles),
         );
         archive.publish(&publication).unwrap();
-        let first_page = std::fs::read(dir.path().join("public/digest/2017-03-25/index.html")).unwrap();
+        let first_page =
+            std::fs::read(dir.path().join("public/digest/2017-03-25/index.html")).unwrap();
 
         let past = archive.past().unwrap();
         assert!(past.warnings.is_empty());
@@ -385,11 +400,22 @@ archive = "digest"
         assert!(past.carried_before(&first).is_empty());
         let second_articles = [article("a2", "Second", "2017-03-25T10:00:00+08:00")];
         let publication = archive.render(&past, &second, &groups(&config, &second_articles));
-        assert!(publication.files.iter().all(|f| !f.path.contains("2017-03-25")));
+        assert!(
+            publication
+                .files
+                .iter()
+                .all(|f| !f.path.contains("2017-03-25"))
+        );
         let index = text(&publication, "digest/index.html");
-        let (newer, older) = (index.find("2017-03-26/").unwrap(), index.find("2017-03-25/").unwrap());
+        let (newer, older) = (
+            index.find("2017-03-26/").unwrap(),
+            index.find("2017-03-25/").unwrap(),
+        );
         assert!(newer < older, "newest first:\n{index}");
-        assert!(index.contains(">Digest 2017-03-26</a>") && index.contains("1 article"), "{index}");
+        assert!(
+            index.contains(">Digest 2017-03-26</a>") && index.contains("1 article"),
+            "{index}"
+        );
         archive.publish(&publication).unwrap();
         assert_eq!(
             std::fs::read(dir.path().join("public/digest/2017-03-25/index.html")).unwrap(),
@@ -408,7 +434,11 @@ archive = "digest"
         assert!(empty.files.is_empty() && empty.page_url.is_none());
 
         let articles = [article("a1", "First", "2017-03-24T10:00:00+08:00")];
-        let publication = archive.render(&archive.past().unwrap(), &issue, &groups(&config, &articles));
+        let publication = archive.render(
+            &archive.past().unwrap(),
+            &issue,
+            &groups(&config, &articles),
+        );
         archive.publish(&publication).unwrap();
         let again = archive.render(&archive.past().unwrap(), &issue, &[]);
         assert_eq!(again.page_url, publication.page_url);
@@ -427,7 +457,11 @@ archive = "digest"
         let past = archive.past().unwrap();
         assert!(past.records.is_empty());
         assert_eq!(past.warnings.len(), 1, "{:?}", past.warnings);
-        assert!(past.warnings[0].contains("2017-03-20"), "{:?}", past.warnings);
+        assert!(
+            past.warnings[0].contains("2017-03-20"),
+            "{:?}",
+            past.warnings
+        );
     }
 
     #[test]
@@ -437,8 +471,11 @@ archive = "digest"
         let archive = Archive::of(&config).unwrap();
         std::fs::create_dir_all(dir.path().join("public")).unwrap();
         std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
-        std::os::unix::fs::symlink(dir.path().join("elsewhere"), dir.path().join("public/digest"))
-            .unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("elsewhere"),
+            dir.path().join("public/digest"),
+        )
+        .unwrap();
         let error = archive.past().err().unwrap().to_string();
         assert!(error.contains("symlink"), "{error}");
     }

@@ -234,7 +234,13 @@ mod tests {
     #[test]
     fn only_dates_name_issues() {
         assert!(is_issue_name("2017-03-25"));
-        for bad in ["2017-3-25", "2017-02-30", "index.html", "2017-03-25x", "+2017-03-25"] {
+        for bad in [
+            "2017-3-25",
+            "2017-02-30",
+            "index.html",
+            "2017-03-25x",
+            "+2017-03-25",
+        ] {
             assert!(!is_issue_name(bad), "{bad}");
         }
     }

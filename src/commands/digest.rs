@@ -18,7 +18,7 @@ use crate::deliver::{self, Policy, RunLock, Summary, Transport, Wanted};
 use crate::diag::{Location, Problem};
 use crate::digest::compose::Composer;
 use crate::digest::setup::Setup;
-use crate::digest::{self, History};
+use crate::digest::{self, Earlier, History};
 use crate::ledger::{Ledger, Sqlite, Status};
 use crate::model::{IssueKey, RecipientKey};
 use crate::report::{self, Verbosity};
@@ -108,14 +108,18 @@ pub fn dry_run(
         ));
     }
     let archive = archive_past(config, say)?;
-    let archived = archive.as_ref().map(|(_, past)| past.carried_before(&issue));
+    let archived = archive
+        .as_ref()
+        .map(|(_, past)| past.carried_before(&issue));
     let plan = digest::plan_reported(
         &config.site,
         &setup,
         &articles,
         now,
-        &digest::suppressed(ledger)?,
-        archived.as_ref(),
+        Earlier {
+            suppressed: &digest::suppressed(ledger)?,
+            archived: archived.as_ref(),
+        },
         |s| History::from_ledger(ledger, &issue, s),
         say,
     )?;
@@ -240,14 +244,18 @@ pub fn send(
     let already = ledger.count(&issue, Status::Sent)?;
     let suppressed = digest::suppressed(Some(&ledger))?;
     let archive = archive_past(config, say)?;
-    let archived = archive.as_ref().map(|(_, past)| past.carried_before(&issue));
+    let archived = archive
+        .as_ref()
+        .map(|(_, past)| past.carried_before(&issue));
     let plan = digest::plan_reported(
         &config.site,
         &setup,
         &articles,
         now,
-        &suppressed,
-        archived.as_ref(),
+        Earlier {
+            suppressed: &suppressed,
+            archived: archived.as_ref(),
+        },
         |s| History::from_ledger(Some(&ledger), &issue, s),
         say,
     )?;

@@ -237,14 +237,21 @@ pub fn load_archive(
     Ok(articles)
 }
 
+/// What earlier runs left that a plan respects, besides each recipient's
+/// history: the suppression list, and with a public archive the articles
+/// its earlier issues carried.
+pub struct Earlier<'s> {
+    pub suppressed: &'s HashSet<RecipientKey>,
+    pub archived: Option<&'s HashSet<String>>,
+}
+
 /// [`plan`] with what `-v` and warnings say about it.
 pub fn plan_reported<'a>(
     site: &'a Site,
     setup: &'a Setup,
     articles: &'a [Article],
     now: DateTime<Utc>,
-    suppressed: &HashSet<RecipientKey>,
-    archived: Option<&HashSet<String>>,
+    earlier: Earlier<'_>,
     history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
     say: Verbosity,
 ) -> Result<Digest<'a>, Failure> {
@@ -253,8 +260,8 @@ pub fn plan_reported<'a>(
         window: setup.digest.window,
         related: setup.digest.related,
         max_items: setup.digest.max_items,
-        suppressed,
-        archived,
+        suppressed: earlier.suppressed,
+        archived: earlier.archived,
     };
     let started = std::time::Instant::now();
     let plan = plan(site, articles, &setup.subscribers, &settings, history)?;

@@ -13,8 +13,8 @@ use chrono::DateTime;
 use mail_parser::MessageParser;
 
 use crate::support::{
-    A, ISSUE, NOW, Site, Small, Snapshot, age_files, article, at, contains_bytes,
-    files_under, links, parse_feed, read_files, repo_root, strict_xml,
+    A, ISSUE, NOW, Site, Small, Snapshot, age_files, article, at, contains_bytes, files_under,
+    links, parse_feed, read_files, repo_root, strict_xml,
 };
 
 const BASE: &str = "https://news.example.cn/";
@@ -77,7 +77,10 @@ fn read_message(raw: &[u8]) -> (String, String) {
     let message = MessageParser::default()
         .parse(raw)
         .expect("mail-parser reads the message");
-    let text = message.body_text(0).expect("a text part").replace("\r\n", "\n");
+    let text = message
+        .body_text(0)
+        .expect("a text part")
+        .replace("\r\n", "\n");
     let url = message
         .header_raw("List-Unsubscribe")
         .expect("List-Unsubscribe")
@@ -103,7 +106,12 @@ fn assert_nothing_personal(site: &Site, tokens: &[String]) {
     let mut needles: Vec<String> = tokens.to_vec();
     for (email, name, _) in READERS {
         let (local, _) = email.split_once('@').unwrap();
-        needles.extend([email.into(), email.to_lowercase(), local.into(), name.into()]);
+        needles.extend([
+            email.into(),
+            email.to_lowercase(),
+            local.into(),
+            name.into(),
+        ]);
     }
     needles.push("unsubscribe".into());
     for (path, bytes) in &files {
@@ -178,7 +186,10 @@ fn assert_valid_atom(bytes: &[u8], self_url: &str, index_url: &str) -> Vec<Strin
             .expect("an updated");
         let time = DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
         assert!(text.ends_with("+08:00"), "{text} has the site's offset");
-        assert!(time <= now + chrono::Duration::days(2), "{text} is in the future");
+        assert!(
+            time <= now + chrono::Duration::days(2),
+            "{text} is in the future"
+        );
         time
     };
     let id = |node: roxmltree::Node<'_, '_>| -> String {
@@ -209,7 +220,10 @@ fn assert_valid_atom(bytes: &[u8], self_url: &str, index_url: &str) -> Vec<Strin
         .find(|c| c.has_tag_name("author"))
         .and_then(|a| a.children().find(|c| c.has_tag_name("name")))
         .and_then(|n| n.text());
-    assert!(author.is_some_and(|a| !a.trim().is_empty()), "a feed-level author");
+    assert!(
+        author.is_some_and(|a| !a.trim().is_empty()),
+        "a feed-level author"
+    );
     assert_eq!(
         link(feed, "self"),
         (self_url.to_owned(), Some("application/atom+xml".into()))
@@ -224,7 +238,10 @@ fn assert_valid_atom(bytes: &[u8], self_url: &str, index_url: &str) -> Vec<Strin
     for entry in feed.children().filter(|c| c.has_tag_name("entry")) {
         assert!(ids.insert(id(entry)), "a repeated entry id");
         assert!(times.insert(time(entry)), "two entries with one updated");
-        let title = entry.children().find(|c| c.has_tag_name("title")).and_then(|t| t.text());
+        let title = entry
+            .children()
+            .find(|c| c.has_tag_name("title"))
+            .and_then(|t| t.text());
         assert!(title.is_some_and(|t| !t.trim().is_empty()));
         let (page, kind) = link(entry, "alternate");
         assert_eq!(kind.as_deref(), Some("text/html"));
@@ -249,7 +266,9 @@ fn assert_feedparser_reads(dir: &Path) {
         .arg(repo_root().join("tests/support/feedparser_check.py"))
         .arg(dir)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); install it and `pip install feedparser`"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run python3 ({e}); install it and `pip install feedparser`")
+        });
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && stdout.contains("1 feeds, 0 bad"),
@@ -275,14 +294,28 @@ fn a_dry_run_publishes_the_issue_with_every_section_and_nothing_personal() {
     // Every section's article, though no reader takes every section.
     let page = archive_text(&site, &format!("{ISSUE}/index.html"));
     let items = headline_links(&page);
-    for (id, section) in [("n1", "news"), ("y1", "yushi"), ("f1", "finance"), ("t1", "tech")] {
+    for (id, section) in [
+        ("n1", "news"),
+        ("y1", "yushi"),
+        ("f1", "finance"),
+        ("t1", "tech"),
+    ] {
         let url = format!("{BASE}{section}/{id}.html");
         assert!(items.contains(&url), "{url} not on the page:\n{page}");
     }
-    assert!(page.contains("相关阅读"), "related reads are shown:\n{page}");
-    assert!(page.contains("来源：映象网") && page.contains("作者：杜鹃花"), "{page}");
-    assert!(page.contains(r#"<img src="https://img.example.cn/t1.jpg" alt="标题 t1""#), "{page}");
-    assert!(page.contains(&format!(r#"<html lang="zh-CN">"#)));
+    assert!(
+        page.contains("相关阅读"),
+        "related reads are shown:\n{page}"
+    );
+    assert!(
+        page.contains("来源：映象网") && page.contains("作者：杜鹃花"),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<img src="https://img.example.cn/t1.jpg" alt="标题 t1""#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<html lang="zh-CN">"#));
     assert_tidy(&site.out_dir().join(&page_path));
     assert_tidy(&site.out_dir().join("digest/index.html"));
 
@@ -295,7 +328,10 @@ fn a_dry_run_publishes_the_issue_with_every_section_and_nothing_personal() {
     }
     assert_nothing_personal(&site, &tokens);
     let stdout = &dry.run.stdout;
-    assert!(stdout.contains(&format!("archive: {}", page_url(ISSUE))), "{stdout}");
+    assert!(
+        stdout.contains(&format!("archive: {}", page_url(ISSUE))),
+        "{stdout}"
+    );
 }
 
 /// The links of an issue page's items (its headlines), in order.
@@ -311,7 +347,11 @@ fn the_feed_of_issues_is_valid_atom_for_strict_parsers_and_feedparser() {
     let site = site();
     site.dry_run("out").ok();
     let bytes = site.read_out("digest/atom.xml");
-    let pages = assert_valid_atom(&bytes, &format!("{BASE}digest/atom.xml"), &format!("{BASE}digest/"));
+    let pages = assert_valid_atom(
+        &bytes,
+        &format!("{BASE}digest/atom.xml"),
+        &format!("{BASE}digest/"),
+    );
     assert_eq!(pages, [page_url(ISSUE)]);
     assert_feedparser_reads(&site.out_dir().join("digest"));
 }
@@ -351,7 +391,11 @@ fn a_second_issue_is_listed_and_fed_while_the_first_page_stays_as_it_was() {
     );
     // The new page carries only what is new since the first issue's.
     let page = archive_text(&site, &format!("{next}/index.html"));
-    assert_eq!(headline_links(&page), [format!("{BASE}tech/t2.html")], "{page}");
+    assert_eq!(
+        headline_links(&page),
+        [format!("{BASE}tech/t2.html")],
+        "{page}"
+    );
     let (text, _) = read_message(&dry.email("zhang.sanfeng@example.com").raw);
     assert!(links_page(&text, &page_url(next)), "{text}");
 
@@ -362,7 +406,11 @@ fn a_second_issue_is_listed_and_fed_while_the_first_page_stays_as_it_was() {
         .collect();
     assert_eq!(listed, [page_url(next), page_url(ISSUE)], "newest first");
     let bytes = site.read_out("digest/atom.xml");
-    let pages = assert_valid_atom(&bytes, &format!("{BASE}digest/atom.xml"), &format!("{BASE}digest/"));
+    let pages = assert_valid_atom(
+        &bytes,
+        &format!("{BASE}digest/atom.xml"),
+        &format!("{BASE}digest/"),
+    );
     assert_eq!(pages, [page_url(next), page_url(ISSUE)]);
     assert_feedparser_reads(&archive);
 
@@ -392,19 +440,33 @@ fn a_send_publishes_the_archive_that_its_messages_link() {
         let ids: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("I ")).collect();
         assert!(!ids.is_empty(), "{text}");
         for id in ids {
-            assert!(record.contains(&format!("\"id\": \"{id}\"")), "{id} not in\n{record}");
+            assert!(
+                record.contains(&format!("\"id\": \"{id}\"")),
+                "{id} not in\n{record}"
+            );
         }
         needles.push(token);
         needles.push(message.rcpt.clone());
     }
-    needles.extend(["读者0000".to_owned(), "reader0001".to_owned(), "unsubscribe".to_owned()]);
+    needles.extend([
+        "读者0000".to_owned(),
+        "reader0001".to_owned(),
+        "unsubscribe".to_owned(),
+    ]);
     for (path, bytes) in archive_files(&site) {
         for needle in &needles {
-            assert!(!contains_bytes(&bytes, needle.as_bytes()), "{path} holds {needle:?}");
+            assert!(
+                !contains_bytes(&bytes, needle.as_bytes()),
+                "{path} holds {needle:?}"
+            );
         }
     }
     let bytes = site.read_out("digest/atom.xml");
-    assert_valid_atom(&bytes, &format!("{BASE}digest/atom.xml"), &format!("{BASE}digest/"));
+    assert_valid_atom(
+        &bytes,
+        &format!("{BASE}digest/atom.xml"),
+        &format!("{BASE}digest/"),
+    );
     // A second send of the issue sends nothing and leaves the archive as it is.
     let archive = site.out_dir().join("digest");
     age_files(&archive);
@@ -422,12 +484,25 @@ fn without_an_archive_archive_url_is_falsy_and_nothing_is_published() {
     let dry = site.dry_run("out").ok();
     let (text, _) = read_message(&dry.email("zhang.sanfeng@example.com").raw);
     assert!(text.contains("NO ARCHIVE"), "{text}");
-    assert!(!site.out_dir().exists(), "{:?}", files_under(&site.out_dir()));
+    assert!(
+        !site.out_dir().exists(),
+        "{:?}",
+        files_under(&site.out_dir())
+    );
 
     // A bare `{{archive_url}}` passes `check` in strict mode, and renders empty.
-    site.write("view.txt.hbs", "[{{archive_url}}]{{#each sections}}{{id}}{{/each}}");
+    site.write(
+        "view.txt.hbs",
+        "[{{archive_url}}]{{#each sections}}{{id}}{{/each}}",
+    );
     site.check().assert_success();
-    let (text, _) = read_message(&site.dry_run("out").ok().email("zhang.sanfeng@example.com").raw);
+    let (text, _) = read_message(
+        &site
+            .dry_run("out")
+            .ok()
+            .email("zhang.sanfeng@example.com")
+            .raw,
+    );
     assert!(text.starts_with("[]"), "{text}");
 }
 
@@ -437,7 +512,11 @@ fn a_template_mistake_publishes_nothing() {
     site.write("view.txt.hbs", "{{#each sections}}{{nope}}{{/each}}");
     let dry = site.dry_run("out");
     dry.run.assert_code(1).assert_stderr_has(&["nope"]);
-    assert!(!site.out_dir().exists(), "{:?}", files_under(&site.out_dir()));
+    assert!(
+        !site.out_dir().exists(),
+        "{:?}",
+        files_under(&site.out_dir())
+    );
 }
 
 #[test]
@@ -448,9 +527,18 @@ fn an_english_site_gets_english_boilerplate() {
     let page = archive_text(&site, &format!("{ISSUE}/index.html"));
     let index = archive_text(&site, "index.html");
     let feed = archive_text(&site, "atom.xml");
-    assert!(page.contains("<html lang=\"en\">") && page.contains("Related"), "{page}");
-    assert!(page.contains("Source: 映象网") && page.contains("By 杜鹃花"), "{page}");
-    assert!(index.contains("Past issues") && index.contains("Digest 2017-03-25"), "{index}");
+    assert!(
+        page.contains("<html lang=\"en\">") && page.contains("Related"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Source: 映象网") && page.contains("By 杜鹃花"),
+        "{page}"
+    );
+    assert!(
+        index.contains("Past issues") && index.contains("Digest 2017-03-25"),
+        "{index}"
+    );
     for word in ["要闻", "往期", "相关阅读", "来源", "作者", "条", "订阅"] {
         for (name, text) in [("page", &page), ("index", &index), ("feed", &feed)] {
             assert!(!text.contains(word), "the English {name} says {word}");
@@ -460,7 +548,16 @@ fn an_english_site_gets_english_boilerplate() {
 
 #[test]
 fn bad_archive_folders_fail_with_exit_1_naming_the_field() {
-    for bad in ["../digest", "/srv/www/digest", "feeds", "feeds/digest", "a/../../b", "", ".git", "新闻"] {
+    for bad in [
+        "../digest",
+        "/srv/www/digest",
+        "feeds",
+        "feeds/digest",
+        "a/../../b",
+        "",
+        ".git",
+        "新闻",
+    ] {
         let site = site();
         site.edit_config("archive = \"digest\"", &format!("archive = {bad:?}"));
         let line = site
@@ -485,7 +582,10 @@ fn bad_archive_folders_fail_with_exit_1_naming_the_field() {
 #[test]
 fn a_record_someone_else_wrote_is_left_out_with_a_warning() {
     let site = site();
-    site.write("public/digest/2017-03-20/issue.json", "{\"format\": \"nope\"}");
+    site.write(
+        "public/digest/2017-03-20/issue.json",
+        "{\"format\": \"nope\"}",
+    );
     site.write("public/digest/assets/site.css", "body{}");
     let dry = site.dry_run("out").ok();
     assert!(dry.run.stderr.contains("2017-03-20"), "{}", dry.run.stderr);
