@@ -450,7 +450,7 @@ fn render_one(
         }],
     };
     let fields = digest::ArticleFields::new(site, [article]);
-    let context = digest::context(site, &issue(), &email, None, &fields);
+    let context = digest::context(site, &issue(), &email, None, None, &fields);
     templates
         .render(context)
         .unwrap_or_else(|e| panic!("the probe templates render: {e}"))
