@@ -127,9 +127,9 @@ impl Catalog {
                 continue;
             }
             catalog.push(
-                &article.id,
+                article.id.as_str(),
                 article.keywords.iter(),
-                &article.section,
+                article.section.as_str(),
                 article.published,
                 NOWHERE,
             );

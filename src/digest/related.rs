@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use super::catalog::Catalog;
-use crate::model::Article;
+use crate::model::{Article, ArticleId};
 
 /// Postings scanned per keyword at most. A keyword on more articles than
 /// this carries little information (its weight is near zero); scanning only
@@ -40,7 +40,7 @@ pub struct RelatedIndex<'a> {
     /// Articles published by the digest's clock; later ones are embargoed.
     now: (i64, u32),
     /// Candidates ranked per article, the first `depth` of them.
-    cache: Mutex<HashMap<String, Ranking>>,
+    cache: Mutex<HashMap<ArticleId, Ranking>>,
     depth: usize,
     /// Scores by article index, all zero between rankings (dense: one add
     /// per posting, no hashing).
@@ -127,7 +127,7 @@ impl<'a> RelatedIndex<'a> {
         article: &Article,
         limit: usize,
         listed: &mut HashSet<&'a str>,
-        unknown: &mut Vec<String>,
+        unknown: &mut Vec<ArticleId>,
     ) -> Vec<u32> {
         let mut picked = Vec::new();
         if limit == 0 {
@@ -163,7 +163,7 @@ impl<'a> RelatedIndex<'a> {
     /// The cached ranking of `article`'s candidates, at least `depth` long
     /// when there are that many.
     /// The list, and whether it was cut short at its depth.
-    fn ranked(&self, article: &Article, depth: usize, unknown: &mut Vec<String>) -> Ranking {
+    fn ranked(&self, article: &Article, depth: usize, unknown: &mut Vec<ArticleId>) -> Ranking {
         let key = article.id.clone();
         if let Some(hit) = self.cache.lock().expect("cache lock").get(&key) {
             return hit.clone();
@@ -180,7 +180,7 @@ impl<'a> RelatedIndex<'a> {
     /// Candidates in order: the editor's picks, then by shared keywords
     /// weighted by rarity, same section and recency breaking ties. Never the
     /// article itself, never an embargoed one, each once; at most `depth`.
-    fn rank(&self, article: &Article, depth: usize, unknown: &mut Vec<String>) -> Vec<u32> {
+    fn rank(&self, article: &Article, depth: usize, unknown: &mut Vec<ArticleId>) -> Vec<u32> {
         let mut scores = self.scores.lock().expect("scores lock");
         self.rank_with(article, depth, unknown, &mut scores)
     }
@@ -188,7 +188,7 @@ impl<'a> RelatedIndex<'a> {
     /// Ranks the candidates of every article in `articles` on all cores, so
     /// later calls to [`related`](Self::related) find them cached. Returns
     /// the editor's related ids that name no article.
-    pub fn prerank(&self, articles: &[&Article]) -> Vec<(String, String)> {
+    pub fn prerank(&self, articles: &[&Article]) -> Vec<(ArticleId, ArticleId)> {
         let depth = self.depth;
         // One dense score buffer per thread (8 bytes an article), so at most 16.
         let unknown = crate::parallel::map_with(
@@ -216,7 +216,7 @@ impl<'a> RelatedIndex<'a> {
         &self,
         article: &Article,
         depth: usize,
-        unknown: &mut Vec<String>,
+        unknown: &mut Vec<ArticleId>,
         scores: &mut [f64],
     ) -> Vec<u32> {
         let catalog = self.catalog;
@@ -224,16 +224,16 @@ impl<'a> RelatedIndex<'a> {
         let mut seen = HashSet::new();
         // Ids are unique: the article is its index, compared without reading
         // the candidates' ids (over many thousands of them).
-        let itself = self.find(&article.id);
+        let itself = self.find(article.id.as_str());
         let usable = |i: u32| {
             catalog.published(i) <= self.now
                 && match itself {
                     Some(me) => i != me,
-                    None => catalog.id(i) != article.id,
+                    None => catalog.id(i) != article.id.as_str(),
                 }
         };
         for id in &article.related {
-            match self.find(id) {
+            match self.find(id.as_str()) {
                 Some(i) => {
                     if usable(i) && seen.insert(i) {
                         order.push(i);
@@ -281,7 +281,7 @@ impl<'a> RelatedIndex<'a> {
             }
             let same = match own_section {
                 Some(own) => catalog.section(i) == own,
-                None => catalog.section_name(i) == article.section,
+                None => catalog.section_name(i) == article.section.as_str(),
             };
             let candidate = (scores[i as usize], same, catalog.seconds(i), i);
             if best.len() < wanted {
@@ -317,7 +317,7 @@ mod tests {
 
     use super::RelatedIndex;
     use crate::digest::catalog::Catalog;
-    use crate::model::Article;
+    use crate::model::{Article, ArticleId};
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2017, 3, 25, 0, 0, 0).unwrap()
@@ -348,7 +348,7 @@ mod tests {
             summary: None,
             content_html: None,
             image: None,
-            related: related.iter().map(|r| r.to_string()).collect(),
+            related: related.iter().map(|&r| ArticleId::from(r)).collect(),
             views: None,
         }
     }
@@ -359,7 +359,7 @@ mod tests {
     }
 
     /// Related reads of `articles[of]` with nothing else listed.
-    fn picks(articles: &[Article], of: usize, limit: usize) -> (Vec<String>, Vec<String>) {
+    fn picks(articles: &[Article], of: usize, limit: usize) -> (Vec<String>, Vec<ArticleId>) {
         let catalog = catalog(articles);
         let index = RelatedIndex::new(&catalog, now());
         let mut listed = HashSet::from([articles[of].id.as_str()]);

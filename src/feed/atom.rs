@@ -75,10 +75,10 @@ fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
             ..Default::default()
         }
     };
-    let section = site.section(&article.section);
+    let section = site.section(article.section.as_str());
     let categories = section
         .map(|s| Category {
-            term: s.id.clone(),
+            term: s.id.to_string(),
             scheme: None,
             label: Some(s.title.clone()),
         })

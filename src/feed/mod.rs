@@ -23,7 +23,7 @@ use crate::load::record::LongText;
 use crate::load::{Offer, Place, Sink};
 
 use crate::config::{FeedFormat, Output};
-use crate::model::{Article, Section, Site};
+use crate::model::{Article, ArticleId, Section, Site};
 use crate::output::OutputFile;
 
 /// One feed: whose it is and what it holds, newest first.
@@ -257,16 +257,16 @@ impl<'s> Selection<'s> {
 
     /// Adds an article already decoded (from the build cache).
     pub fn add(&mut self, article: Article) {
-        let Some(section) = self.site.sections.position(&article.section) else {
+        let Some(section) = self.site.sections.position(article.section.as_str()) else {
             return;
         };
         let published = article.published;
-        if !self.wants(section, published, &article.id) {
+        if !self.wants(section, published, article.id.as_str()) {
             return;
         }
         let entry = Entry {
             key: Key::of(published),
-            id: Id::new(&article.id),
+            id: Id::new(article.id.as_str()),
             item: Item::Article(Arc::new(article)),
         };
         self.place(section, published, entry);
@@ -499,7 +499,7 @@ fn feed_info<'a>(
 /// feeds show it.
 #[derive(Default)]
 pub(crate) struct Prepared {
-    by_id: HashMap<String, (Option<String>, Option<String>)>,
+    by_id: HashMap<ArticleId, (Option<String>, Option<String>)>,
 }
 
 impl Prepared {
@@ -525,14 +525,14 @@ impl Prepared {
     /// The article's body, cleaned for publishing.
     pub(crate) fn content(&self, article: &Article) -> Option<&str> {
         self.by_id
-            .get(&article.id)
+            .get(article.id.as_str())
             .and_then(|(content, _)| content.as_deref())
     }
 
     /// The article's plain-text summary: its own, or the start of its body.
     pub(crate) fn summary(&self, article: &Article) -> Option<&str> {
         self.by_id
-            .get(&article.id)
+            .get(article.id.as_str())
             .and_then(|(_, summary)| summary.as_deref())
     }
 }
