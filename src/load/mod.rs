@@ -242,22 +242,9 @@ pub fn scan<S: Sink>(
             .collect(),
         config.site.clone(),
     );
-    // Every record kept by place is decoded once, here.
-    let mut decoded: HashMap<Place, Arc<Article>> = HashMap::new();
-    let mut decode = |sink: &mut S, problems: &mut Problems| {
-        let mut places = sink.pending();
-        places.retain(|place| !decoded.contains_key(place));
-        match records.read(&places, true) {
-            Ok(articles) => {
-                decoded.extend(places.into_iter().zip(articles.into_iter().map(Arc::new)));
-                sink.decoded(&decoded);
-                true
-            }
-            Err(found) => {
-                problems.extend(found);
-                false
-            }
-        }
+    let mut decoder = Decoder {
+        records: &records,
+        decoded: HashMap::new(),
     };
     // Keep what each cleanly parsed file contributed, for the next run.
     if let Some(reuse) = reuse {
@@ -267,7 +254,7 @@ pub fn scan<S: Sink>(
                 result,
                 hashes.get(&file),
                 reused[index].is_some() || problem_files.contains(&file),
-            ) && decode(&mut result.sink, &mut problems)
+            ) && decoder.decode(&mut result.sink, &mut problems)
             {
                 reuse.store(&files[index].0, *hash, result);
             }
@@ -284,13 +271,41 @@ pub fn scan<S: Sink>(
         sink.merge(result.sink);
     }
     if problems.is_empty() {
-        decode(&mut sink, &mut problems);
+        decoder.decode(&mut sink, &mut problems);
     }
     problems.into_result(Loaded {
         sink,
         count,
         records,
     })
+}
+
+/// Decodes what sinks keep by place, each record once however many sinks
+/// hold it (a file's own result for the build cache, then the merged one).
+struct Decoder<'r> {
+    records: &'r Records,
+    decoded: HashMap<Place, Arc<Article>>,
+}
+
+impl Decoder<'_> {
+    /// Hands `sink` the articles it holds by place; `false` (and the
+    /// problems) when a file changed since it was read.
+    fn decode<S: Sink>(&mut self, sink: &mut S, problems: &mut Problems) -> bool {
+        let mut places = sink.pending();
+        places.retain(|place| !self.decoded.contains_key(place));
+        match self.records.read(&places, true) {
+            Ok(articles) => {
+                let articles = articles.into_iter().map(Arc::new);
+                self.decoded.extend(places.into_iter().zip(articles));
+                sink.decoded(&self.decoded);
+                true
+            }
+            Err(found) => {
+                problems.extend(found);
+                false
+            }
+        }
+    }
 }
 
 /// A piece of work for a loader thread: a whole file, or a block of lines
