@@ -22,28 +22,40 @@ use crate::model::{Article, ArticleId};
 /// its newest postings bounds the cost on very large archives.
 const MAX_POSTINGS_SCANNED: usize = 20_000;
 
-/// A ranking candidate: (score, same section, published, article index).
+/// A ranking candidate: (score, same section, published, rank).
 type Candidate = (f64, bool, i64, u32);
 
-/// A cached ranking, and whether it was cut short at its depth.
+/// A cached ranking (catalog indexes), and whether it was cut short at its
+/// depth.
 type Ranking = (Arc<[u32]>, bool);
 
+/// Ranking works on *ranks* (0 the newest article), not catalog indexes: a
+/// keyword's postings are then increasing ranks, and scoring walks the score
+/// array and the columns below forward, mostly within the newest articles,
+/// instead of jumping about a million-article catalog (a cache miss a
+/// posting).
 pub struct RelatedIndex<'a> {
     catalog: &'a Catalog,
-    /// (XXH3 of the id, index), sorted: 12 bytes an article where a hash
-    /// map of ids took ~50.
+    /// (XXH3 of the id, catalog index), sorted: 12 bytes an article where a
+    /// hash map of ids took ~50.
     by_id: Vec<(u64, u32)>,
-    /// Keyword `k`'s articles, newest first, are
+    /// The catalog index of each rank, and the rank of each index.
+    article_at: Vec<u32>,
+    rank_of: Vec<u32>,
+    /// By rank: published by the digest's clock (later ones are
+    /// embargoed), section, publication time in seconds.
+    visible: Vec<bool>,
+    section: Vec<u32>,
+    seconds: Vec<i64>,
+    /// Keyword `k`'s articles as ranks, newest first, are
     /// `postings[starts[k]..starts[k + 1]]`.
     postings: Vec<u32>,
     starts: Vec<usize>,
-    /// Articles published by the digest's clock; later ones are embargoed.
-    now: (i64, u32),
     /// Candidates ranked per article, the first `depth` of them.
     cache: Mutex<HashMap<ArticleId, Ranking>>,
     depth: usize,
-    /// Scores by article index, all zero between rankings (dense: one add
-    /// per posting, no hashing).
+    /// Scores by rank, all zero between rankings (dense: one add per
+    /// posting, no hashing).
     scores: Mutex<Vec<f64>>,
 }
 
@@ -59,15 +71,26 @@ impl<'a> RelatedIndex<'a> {
         let n = catalog.len() as u32;
         // Newest first (the id breaking a tie, as `Article::newest_first`);
         // pdqsort finds a catalog in (reverse) input order in one pass.
-        let mut order: Vec<u32> = (0..n).collect();
-        order.sort_unstable_by(|&a, &b| {
+        let mut article_at: Vec<u32> = (0..n).collect();
+        article_at.sort_unstable_by(|&a, &b| {
             catalog
                 .published(b)
                 .cmp(&catalog.published(a))
                 .then_with(|| catalog.id(a).cmp(catalog.id(b)))
         });
+        let mut rank_of = vec![0u32; n as usize];
+        for (rank, &i) in article_at.iter().enumerate() {
+            rank_of[i as usize] = rank as u32;
+        }
+        let now = (now.timestamp(), now.timestamp_subsec_nanos());
+        let visible = article_at
+            .iter()
+            .map(|&i| catalog.published(i) <= now)
+            .collect();
+        let section = article_at.iter().map(|&i| catalog.section(i)).collect();
+        let seconds = article_at.iter().map(|&i| catalog.seconds(i)).collect();
         // Postings by counting: one pass to size each keyword's run, one
-        // to fill them in newest-first order.
+        // to fill them in rank order.
         let mut starts = vec![0usize; catalog.keyword_count() + 1];
         for i in 0..n {
             for &k in catalog.keywords(i) {
@@ -79,13 +102,12 @@ impl<'a> RelatedIndex<'a> {
         }
         let mut next = starts.clone();
         let mut postings = vec![0u32; starts[starts.len() - 1]];
-        for &i in &order {
+        for (rank, &i) in article_at.iter().enumerate() {
             for &k in catalog.keywords(i) {
-                postings[next[k as usize]] = i;
+                postings[next[k as usize]] = rank as u32;
                 next[k as usize] += 1;
             }
         }
-        drop(order);
         let mut by_id: Vec<(u64, u32)> = (0..n)
             .map(|i| (xxhash_rust::xxh3::xxh3_64(catalog.id(i).as_bytes()), i))
             .collect();
@@ -93,16 +115,20 @@ impl<'a> RelatedIndex<'a> {
         RelatedIndex {
             catalog,
             by_id,
+            article_at,
+            rank_of,
+            visible,
+            section,
+            seconds,
             postings,
             starts,
-            now: (now.timestamp(), now.timestamp_subsec_nanos()),
             cache: Mutex::new(HashMap::new()),
             depth: 64,
             scores: Mutex::new(vec![0.0; n as usize]),
         }
     }
 
-    /// The index of the article with id `id`.
+    /// The rank of the article with id `id`.
     fn find(&self, id: &str) -> Option<u32> {
         let hash = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
         let first = self.by_id.partition_point(|&(h, _)| h < hash);
@@ -111,6 +137,13 @@ impl<'a> RelatedIndex<'a> {
             .take_while(|&&(h, _)| h == hash)
             .map(|&(_, i)| i)
             .find(|&i| self.catalog.id(i) == id)
+            .map(|i| self.rank_of[i as usize])
+    }
+
+    /// The id of the article at `rank`.
+    fn id(&self, rank: u32) -> &'a str {
+        let catalog: &'a Catalog = self.catalog;
+        catalog.id(self.article_at[rank as usize])
     }
 
     fn posting(&self, keyword: u32) -> &[u32] {
@@ -212,6 +245,7 @@ impl<'a> RelatedIndex<'a> {
         unknown.into_iter().flatten().collect()
     }
 
+    /// Candidates as catalog indexes; see [`rank`](Self::rank).
     fn rank_with(
         &self,
         article: &Article,
@@ -219,74 +253,85 @@ impl<'a> RelatedIndex<'a> {
         unknown: &mut Vec<ArticleId>,
         scores: &mut [f64],
     ) -> Vec<u32> {
-        let catalog = self.catalog;
         let mut order = Vec::new();
         let mut seen = HashSet::new();
-        // Ids are unique: the article is its index, compared without reading
+        // Ids are unique: the article is its rank, compared without reading
         // the candidates' ids (over many thousands of them).
         let itself = self.find(article.id.as_str());
-        let usable = |i: u32| {
-            catalog.published(i) <= self.now
+        let usable = |r: u32| {
+            self.visible[r as usize]
                 && match itself {
-                    Some(me) => i != me,
-                    None => catalog.id(i) != article.id.as_str(),
+                    Some(me) => r != me,
+                    None => self.id(r) != article.id.as_str(),
                 }
         };
         for id in &article.related {
             match self.find(id.as_str()) {
-                Some(i) => {
-                    if usable(i) && seen.insert(i) {
-                        order.push(i);
+                Some(r) => {
+                    if usable(r) && seen.insert(r) {
+                        order.push(r);
                     }
                 }
                 None => unknown.push(id.clone()),
             }
         }
 
-        let total = catalog.len() as f64;
+        let total = self.catalog.len() as f64;
         let mut touched: Vec<u32> = Vec::new();
         for keyword in &article.keywords {
-            let Some(k) = catalog.keyword(keyword) else {
+            let Some(k) = self.catalog.keyword(keyword) else {
                 continue;
             };
             let posting = self.posting(k);
             // Rarer keywords say more: an IDF-like weight.
             let weight = (total / posting.len() as f64).ln() + 1.0;
-            for &i in posting.iter().take(MAX_POSTINGS_SCANNED) {
-                let score = &mut scores[i as usize];
+            for &r in posting.iter().take(MAX_POSTINGS_SCANNED) {
+                let score = &mut scores[r as usize];
                 if *score == 0.0 {
-                    touched.push(i);
+                    touched.push(r);
                 }
                 *score += weight;
             }
         }
-        let own_section = itself.map(|i| catalog.section(i));
-        // Candidates as (score, same section, published, index), compared
+        let own_section = itself.map(|r| self.section[r as usize]);
+        // Candidates as (score, same section, published, rank), compared
         // without touching the articles; the id breaks a full tie. Only the
-        // best `wanted` are kept, in a bounded heap whose top is the worst.
+        // best are kept, in a list whose first is the worst. The editor's
+        // picks are left out at the end: keeping as many more as there are
+        // picks keeps the same others as leaving them out on the way.
         let better = |a: &Candidate, b: &Candidate| {
             b.0.total_cmp(&a.0)
                 .then_with(|| b.1.cmp(&a.1))
                 .then_with(|| b.2.cmp(&a.2))
-                .then_with(|| catalog.id(a.3).cmp(catalog.id(b.3)))
+                .then_with(|| self.id(a.3).cmp(self.id(b.3)))
         };
         let wanted = depth.saturating_sub(order.len());
-        let mut best: Vec<Candidate> = Vec::with_capacity(wanted.min(touched.len()) + 1);
-        for &i in &touched {
+        let kept = wanted.saturating_add(order.len());
+        let mut best: Vec<Candidate> = Vec::with_capacity(kept.min(touched.len()) + 1);
+        for &r in &touched {
             if wanted == 0 {
                 break;
             }
-            if !usable(i) || seen.contains(&i) {
+            let score = scores[r as usize];
+            // A lower score never beats the worst kept: decided without
+            // reading the candidate's columns.
+            if best.len() == kept && score < best[0].0 {
+                continue;
+            }
+            if !usable(r) {
                 continue;
             }
             let same = match own_section {
-                Some(own) => catalog.section(i) == own,
-                None => catalog.section_name(i) == article.section.as_str(),
+                Some(own) => self.section[r as usize] == own,
+                None => {
+                    self.catalog.section_name(self.article_at[r as usize])
+                        == article.section.as_str()
+                }
             };
-            let candidate = (scores[i as usize], same, catalog.seconds(i), i);
-            if best.len() < wanted {
+            let candidate = (score, same, self.seconds[r as usize], r);
+            if best.len() < kept {
                 best.push(candidate);
-                if best.len() == wanted {
+                if best.len() == kept {
                     // Worst first from here on.
                     best.sort_by(|a, b| better(b, a));
                 }
@@ -298,14 +343,23 @@ impl<'a> RelatedIndex<'a> {
                 best.remove(0);
             }
         }
-        for &i in &touched {
-            scores[i as usize] = 0.0;
+        for &r in &touched {
+            scores[r as usize] = 0.0;
         }
         let mut ranked = best;
         ranked.sort_by(better);
-        order.extend(ranked.into_iter().map(|(_, _, _, i)| i).take(wanted));
+        order.extend(
+            ranked
+                .into_iter()
+                .map(|(_, _, _, r)| r)
+                .filter(|r| !seen.contains(r))
+                .take(wanted),
+        );
         order.truncate(depth);
         order
+            .into_iter()
+            .map(|r| self.article_at[r as usize])
+            .collect()
     }
 }
 
