@@ -23,9 +23,25 @@ use crate::load::record::LongText;
 use crate::load::{Offer, Place, Records};
 use crate::model::Article;
 
-/// Hash maps over keywords and sections: XXH3 (a batch tool, no flooding
-/// concern; much faster than SipHash).
-type FastMap<K, V> = HashMap<K, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
+/// Hash maps over keywords and sections, looked up ~5 times a record: XXH3
+/// in one shot per key (a batch tool, no flooding concern; the streaming
+/// XXH3 hasher costs more than the hash of a short key).
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<OneShot>>;
+
+/// A `Hasher` that hashes each `write` whole with XXH3, seeded by what came
+/// before.
+#[derive(Default)]
+struct OneShot(u64);
+
+impl std::hash::Hasher for OneShot {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Strings interned to dense integers (keywords, sections).
 #[derive(Default)]

@@ -34,6 +34,54 @@ type Ranking = (Arc<[u32]>, bool);
 /// array and the columns below forward, mostly within the newest articles,
 /// instead of jumping about a million-article catalog (a cache miss a
 /// posting).
+/// The catalog's indexes newest first, the id breaking a tie (as
+/// `Article::newest_first`): sorted on an integer key (time, index), then
+/// only runs of equal times put in id order.
+fn newest_first(catalog: &Catalog) -> Vec<u32> {
+    let mut keys: Vec<(i64, u32, u32)> = (0..catalog.len() as u32)
+        .map(|i| {
+            let (seconds, nanos) = catalog.published(i);
+            // `!` reverses the order without overflow: newest first.
+            (!seconds, !nanos, i)
+        })
+        .collect();
+    keys.sort_unstable();
+    let mut order: Vec<u32> = keys.iter().map(|k| k.2).collect();
+    let mut start = 0;
+    while start < keys.len() {
+        let time = (keys[start].0, keys[start].1);
+        let end = start + keys[start..].partition_point(|k| (k.0, k.1) == time);
+        if end - start > 1 {
+            order[start..end].sort_unstable_by(|&a, &b| catalog.id(a).cmp(catalog.id(b)));
+        }
+        start = end;
+    }
+    order
+}
+
+/// Every keyword's articles as ranks, newest first, in one array: counted
+/// first to size each keyword's run, then filled in rank order.
+fn postings(catalog: &Catalog, article_at: &[u32]) -> (Vec<u32>, Vec<usize>) {
+    let mut starts = vec![0usize; catalog.keyword_count() + 1];
+    for i in 0..catalog.len() as u32 {
+        for &k in catalog.keywords(i) {
+            starts[k as usize + 1] += 1;
+        }
+    }
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let mut next = starts.clone();
+    let mut postings = vec![0u32; starts[starts.len() - 1]];
+    for (rank, &i) in article_at.iter().enumerate() {
+        for &k in catalog.keywords(i) {
+            postings[next[k as usize]] = rank as u32;
+            next[k as usize] += 1;
+        }
+    }
+    (postings, starts)
+}
+
 pub struct RelatedIndex<'a> {
     catalog: &'a Catalog,
     /// (XXH3 of the id, catalog index), sorted: 12 bytes an article where a
@@ -69,63 +117,43 @@ impl<'a> RelatedIndex<'a> {
 
     pub fn new(catalog: &'a Catalog, now: DateTime<Utc>) -> Self {
         let n = catalog.len() as u32;
-        // Newest first (the id breaking a tie, as `Article::newest_first`);
-        // pdqsort finds a catalog in (reverse) input order in one pass.
-        let mut article_at: Vec<u32> = (0..n).collect();
-        article_at.sort_unstable_by(|&a, &b| {
-            catalog
-                .published(b)
-                .cmp(&catalog.published(a))
-                .then_with(|| catalog.id(a).cmp(catalog.id(b)))
-        });
-        let mut rank_of = vec![0u32; n as usize];
-        for (rank, &i) in article_at.iter().enumerate() {
-            rank_of[i as usize] = rank as u32;
-        }
-        let now = (now.timestamp(), now.timestamp_subsec_nanos());
-        let visible = article_at
-            .iter()
-            .map(|&i| catalog.published(i) <= now)
-            .collect();
-        let section = article_at.iter().map(|&i| catalog.section(i)).collect();
-        let seconds = article_at.iter().map(|&i| catalog.seconds(i)).collect();
-        // Postings by counting: one pass to size each keyword's run, one
-        // to fill them in rank order.
-        let mut starts = vec![0usize; catalog.keyword_count() + 1];
-        for i in 0..n {
-            for &k in catalog.keywords(i) {
-                starts[k as usize + 1] += 1;
+        // The id lookup is built on another thread meanwhile.
+        std::thread::scope(|scope| {
+            let by_id = scope.spawn(|| {
+                let mut by_id: Vec<(u64, u32)> = (0..n)
+                    .map(|i| (xxhash_rust::xxh3::xxh3_64(catalog.id(i).as_bytes()), i))
+                    .collect();
+                by_id.sort_unstable();
+                by_id
+            });
+            let article_at = newest_first(catalog);
+            let mut rank_of = vec![0u32; n as usize];
+            for (rank, &i) in article_at.iter().enumerate() {
+                rank_of[i as usize] = rank as u32;
             }
-        }
-        for k in 1..starts.len() {
-            starts[k] += starts[k - 1];
-        }
-        let mut next = starts.clone();
-        let mut postings = vec![0u32; starts[starts.len() - 1]];
-        for (rank, &i) in article_at.iter().enumerate() {
-            for &k in catalog.keywords(i) {
-                postings[next[k as usize]] = rank as u32;
-                next[k as usize] += 1;
+            let now = (now.timestamp(), now.timestamp_subsec_nanos());
+            let visible = article_at
+                .iter()
+                .map(|&i| catalog.published(i) <= now)
+                .collect();
+            let section = article_at.iter().map(|&i| catalog.section(i)).collect();
+            let seconds = article_at.iter().map(|&i| catalog.seconds(i)).collect();
+            let (postings, starts) = postings(catalog, &article_at);
+            RelatedIndex {
+                catalog,
+                by_id: by_id.join().expect("the id index thread panicked"),
+                article_at,
+                rank_of,
+                visible,
+                section,
+                seconds,
+                postings,
+                starts,
+                cache: Mutex::new(HashMap::new()),
+                depth: 64,
+                scores: Mutex::new(vec![0.0; n as usize]),
             }
-        }
-        let mut by_id: Vec<(u64, u32)> = (0..n)
-            .map(|i| (xxhash_rust::xxh3::xxh3_64(catalog.id(i).as_bytes()), i))
-            .collect();
-        by_id.sort_unstable();
-        RelatedIndex {
-            catalog,
-            by_id,
-            article_at,
-            rank_of,
-            visible,
-            section,
-            seconds,
-            postings,
-            starts,
-            cache: Mutex::new(HashMap::new()),
-            depth: 64,
-            scores: Mutex::new(vec![0.0; n as usize]),
-        }
+        })
     }
 
     /// The rank of the article with id `id`.
