@@ -55,6 +55,7 @@ for run in $(seq 1 "$RUNS"); do
   say "round $run/$RUNS ..."
   cat "$JSONL" >/dev/null
   measure "$TSV" "parse floor" "$run" -- "$FLOOR" "$JSONL"
+  measure "$TSV" "serde_json parse only" "$run" -- "$FLOOR" "$JSONL" 0
   # Cold: empty output folder and no build cache (output.cache, default
   # .bulletin/cache beside the config).
   rm -rf "$CORPUS/public" "$CORPUS/.bulletin/cache"
@@ -76,6 +77,19 @@ done
   echo
   "$PYTHON" "$BENCH/table.py" "$TSV" --main "bulletin build (cold)" --main "bulletin build (rebuild, unchanged)" --main "bulletin build --no-cache (rebuild, unchanged)"
   echo
+  "$PYTHON" - "$TSV" <<'EOF'
+import statistics, sys
+walls = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    label, run, wall, cpu, rss, rc = line.rstrip("\n").split("\t")
+    if rc == "0":
+        walls.setdefault(label, []).append(float(wall))
+median = {label: statistics.median(w) for label, w in walls.items()}
+cold = median.get("bulletin build (cold)")
+parse = median.get("serde_json parse only")
+if cold and parse:
+    print(f"- cold build / serde_json parse only (no selection): {cold:.2f} / {parse:.2f} s = {cold / parse:.2f} ×")
+EOF
   echo "$INFO"
   echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- bulletin says: $(cat "$RESULTS/bulletin build (cold).1.out" "$RESULTS/bulletin build (cold).1.err" | tail -1)"
