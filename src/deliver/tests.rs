@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lettre::Address;
 
-use super::transport::{Envelope, Failure, Session, Transport};
-use super::{Policy, Wanted, send_pending};
+use super::transport::{Failure, Letter, Session, Transport};
+use super::{Policy, Sending, Wanted};
 use crate::ledger::{self, Ledger, NewDelivery, Packed, Sqlite, Status};
 use crate::model::{IssueKey, RecipientKey};
 use crate::report::Verbosity;
@@ -55,6 +55,7 @@ impl Transport for Memory {
         Box::new(MemorySession {
             memory: self,
             open: false,
+            announced: None,
         })
     }
 }
@@ -62,6 +63,9 @@ impl Transport for Memory {
 struct MemorySession<'a> {
     memory: &'a Memory,
     open: bool,
+    /// The recipient of the message announced as the next one: the worker
+    /// must send exactly that one next, or close the session.
+    announced: Option<String>,
 }
 
 impl Session for MemorySession<'_> {
@@ -70,6 +74,7 @@ impl Session for MemorySession<'_> {
     }
 
     fn open(&mut self) -> Result<(), Failure> {
+        self.announced = None;
         *self.memory.opened.lock().unwrap() += 1;
         if let Some(failure) = self.memory.connect.lock().unwrap().pop_front() {
             return Err(failure);
@@ -78,8 +83,12 @@ impl Session for MemorySession<'_> {
         Ok(())
     }
 
-    fn send(&mut self, envelope: &Envelope<'_>, message: &[u8]) -> Result<(), Failure> {
-        let to = envelope.to.to_string();
+    fn send(&mut self, letter: &Letter<'_>, next: Option<&Letter<'_>>) -> Result<(), Failure> {
+        let to = letter.envelope.to.to_string();
+        if let Some(announced) = self.announced.take() {
+            assert_eq!(announced, to, "the worker sent another message than it announced");
+        }
+        let message = letter.message;
         let scripted = self
             .memory
             .script
@@ -91,10 +100,13 @@ impl Session for MemorySession<'_> {
             Some(failure) => {
                 if matches!(failure, Failure::Connection(_) | Failure::Ambiguous(_)) {
                     self.open = false;
+                } else {
+                    self.announced = next.map(|n| n.envelope.to.to_string());
                 }
                 Err(failure)
             }
             None => {
+                self.announced = next.map(|n| n.envelope.to.to_string());
                 self.memory
                     .delivered
                     .lock()
@@ -107,6 +119,7 @@ impl Session for MemorySession<'_> {
 
     fn close(&mut self) {
         self.open = false;
+        self.announced = None;
     }
 }
 
@@ -162,19 +175,27 @@ fn everyone() -> HashSet<RecipientKey> {
         .collect()
 }
 
-fn send_wanted(ledger: &mut dyn Ledger, memory: &Memory, wanted: &Wanted<'_>) -> super::Tally {
+/// Sends what is pending in `ledger`, and `fresh`'s messages.
+fn send_with(
+    ledger: &mut dyn Ledger,
+    fresh: Option<super::Fresh<'_>>,
+    memory: &dyn Transport,
+    wanted: &Wanted<'_>,
+) -> Result<super::Tally, crate::Failure> {
     let from: Address = "digest@example.com".parse().unwrap();
     let sender = move |_: &str| from.clone();
-    send_pending(
-        ledger,
-        wanted,
-        memory,
-        &policy(),
-        &sender,
+    let sending = Sending {
+        transport: memory,
+        policy: &policy(),
+        sender: &sender,
         clock,
-        Verbosity::Quiet,
-    )
-    .unwrap()
+        say: Verbosity::Quiet,
+    };
+    super::send(ledger, fresh, wanted, &sending)
+}
+
+fn send_wanted(ledger: &mut dyn Ledger, memory: &Memory, wanted: &Wanted<'_>) -> super::Tally {
+    send_with(ledger, None, memory, wanted).unwrap()
 }
 
 fn send(ledger: &mut Sqlite, memory: &Memory) -> super::Tally {
@@ -392,13 +413,21 @@ impl Ledger for FillingUp {
         outcomes: &[ledger::Outcome<'_>],
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
+        self.inner.record_all(outcomes, now)
+    }
+    fn commit(
+        &mut self,
+        fixing: Option<&ledger::Fixing<'_>>,
+        outcomes: &[ledger::Outcome<'_>],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         if self.commits == 0 {
             std::thread::sleep(Duration::from_millis(200));
             return Err(anyhow::anyhow!("database or disk is full")
                 .context("state database /srv/news/state.sqlite"));
         }
         self.commits -= 1;
-        self.inner.record_all(outcomes, now)
+        self.inner.commit(fixing, outcomes, now)
     }
     fn count(&self, issue: &IssueKey, status: Status) -> anyhow::Result<usize> {
         self.inner.count(issue, status)
@@ -450,22 +479,12 @@ fn a_failing_outcome_commit_stops_the_run_and_the_next_run_finishes() {
     };
     let transport = Arc::clone(&memory);
     std::thread::spawn(move || {
-        let from: Address = "digest@example.com".parse().unwrap();
-        let sender = move |_: &str| from.clone();
         let subscribers = everyone();
         let wanted = Wanted {
             subscribers: &subscribers,
             oldest_issue: IssueKey::stored(String::new()),
         };
-        let tally = send_pending(
-            &mut filling,
-            &wanted,
-            transport.as_ref(),
-            &policy(),
-            &sender,
-            clock,
-            Verbosity::Quiet,
-        );
+        let tally = send_with(&mut filling, None, transport.as_ref(), &wanted);
         let _ = done.send(tally.map(|_| ()).map_err(|e| match e {
             crate::Failure::Error(e) => format!("{e:#}"),
             _ => "another failure".to_owned(),

@@ -114,6 +114,11 @@ impl<'a> Composer<'a> {
         })
     }
 
+    /// Who gets a message, in plan order.
+    pub fn recipients(&self) -> impl Iterator<Item = &'a Subscriber> + '_ {
+        self.plan.emails.iter().map(|email| email.subscriber)
+    }
+
     /// Composes every planned message, turns each into what the caller keeps
     /// with `finish` (on the composing threads), and hands those to `emit`
     /// in plan order.

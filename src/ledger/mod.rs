@@ -1,9 +1,9 @@
 //! The ledger: which digest went to whom, with which articles, and the
 //! exact bytes of every message not yet final.
 //!
-//! An issue is fixed here before its first message is sent: one row per
-//! recipient, the message bytes and the articles it carries, in one
-//! transaction. Each outcome is recorded the moment it is known, so a run
+//! A message is fixed here before it is sent: one row per recipient, the
+//! message bytes and the articles it carries (an issue in batches, each one
+//! transaction, while the earlier batches are sent). Each outcome is recorded the moment it is known, so a run
 //! that dies is completed by the next one from what is recorded; "finished"
 //! is derived from those rows, never stored as a flag.
 //!
@@ -53,6 +53,14 @@ pub struct NewDelivery<'a> {
     pub message_id: &'a str,
     pub message: &'a Packed,
     pub article_ids: Vec<&'a str>,
+}
+
+/// New messages of one issue, fixed by a [`Ledger::commit`].
+pub struct Fixing<'a> {
+    pub issue: &'a IssueKey,
+    /// When they are fixed (the run's time).
+    pub at: DateTime<Utc>,
+    pub deliveries: &'a [NewDelivery<'a>],
 }
 
 /// A message as it is stored: LZ4-compressed (digests are repetitive
@@ -234,6 +242,20 @@ pub trait Ledger {
     /// outcome is recorded only on a message still pending and not claimed
     /// by another run: a final outcome is never overwritten.
     fn record_all(&mut self, outcomes: &[Outcome<'_>], now: DateTime<Utc>) -> Result<()>;
+
+    /// Fixes new messages — as [`Ledger::fix_issue`] does: claimed by this
+    /// run, superseding their recipients' pending messages of earlier
+    /// issues — and records outcomes — as [`Ledger::record_all`] does — all
+    /// in one transaction (one sync to disk for both). This is how
+    /// `digest --send` writes while it sends: each batch of new messages
+    /// is committed before any of them is sent, each outcome before its
+    /// sender goes on.
+    fn commit(
+        &mut self,
+        fixing: Option<&Fixing<'_>>,
+        outcomes: &[Outcome<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
 
     /// Recipients of `issue` with `status`.
     fn count(&self, issue: &IssueKey, status: Status) -> Result<usize>;

@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::{
-    BounceEvent, BounceKind, Fixer, Ledger, MessageStore, NewDelivery, Outcome, Pending, Reason,
-    Recorded, SoftRule, Status, Suppression, unpack,
+    BounceEvent, BounceKind, Fixer, Fixing, Ledger, MessageStore, NewDelivery, Outcome, Pending,
+    Reason, Recorded, SoftRule, Status, Suppression, unpack,
 };
 use crate::Failure;
 use crate::model::{IssueKey, RecipientKey};
@@ -161,6 +161,41 @@ UPDATE deliveries SET status = ?3, attempts = attempts + 1, last_error = ?4, upd
     claimed_by = NULL
 WHERE issue = ?1 AND recipient = ?2 AND status = 'pending' AND coalesce(claimed_by, ?6) = ?6";
 
+/// Records outcomes inside `tx` for run `run` (see [`Ledger::record_all`]).
+fn record_in(
+    tx: &Transaction<'_>,
+    outcomes: &[Outcome<'_>],
+    now: DateTime<Utc>,
+    run: &str,
+) -> rusqlite::Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let now = now.to_rfc3339();
+    let mut update = tx.prepare_cached(RECORD_OUTCOME)?;
+    let mut suppress = tx.prepare_cached(SUPPRESS)?;
+    for o in outcomes {
+        update.execute(params![
+            o.issue.as_str(),
+            o.recipient.as_str(),
+            o.status.as_str(),
+            o.error,
+            now,
+            run
+        ])?;
+        if o.refused {
+            let source = format!("SMTP reply: {}", o.error.unwrap_or("5xx to RCPT"));
+            suppress.execute(params![
+                o.recipient.as_str(),
+                Reason::Bounced.as_str(),
+                now,
+                source
+            ])?;
+        }
+    }
+    Ok(())
+}
+
 /// Puts an address on the suppression list; one already there keeps its
 /// first entry.
 const SUPPRESS: &str = "
@@ -198,17 +233,18 @@ fn unusable(path: &Path, e: rusqlite::Error) -> anyhow::Error {
     anyhow::Error::from(e).context(what)
 }
 
-/// Adds the messages of one issue inside [`Ledger::fix_issue`]'s transaction.
+/// Adds the messages of one issue inside a transaction
+/// ([`Ledger::fix_issue`], [`Ledger::commit`]).
 struct SqliteFixer<'t> {
     /// Names the database in errors.
     label: String,
-    insert: rusqlite::Statement<'t>,
-    message: rusqlite::Statement<'t>,
-    supersede: rusqlite::Statement<'t>,
+    insert: rusqlite::CachedStatement<'t>,
+    message: rusqlite::CachedStatement<'t>,
+    supersede: rusqlite::CachedStatement<'t>,
     /// Why a superseded message was dropped.
     superseded: String,
     issue: &'t str,
-    now: &'t str,
+    now: String,
     /// The run that fixes the issue holds its messages from the start.
     run: &'t str,
 }
@@ -219,7 +255,31 @@ impl Fixer for SqliteFixer<'_> {
     }
 }
 
-impl SqliteFixer<'_> {
+impl<'t> SqliteFixer<'t> {
+    fn new(
+        tx: &'t Transaction<'_>,
+        label: String,
+        issue: &'t IssueKey,
+        now: DateTime<Utc>,
+        run: &'t str,
+    ) -> rusqlite::Result<SqliteFixer<'t>> {
+        Ok(SqliteFixer {
+            label,
+            insert: tx.prepare_cached(
+                "INSERT INTO deliveries (issue, recipient, address, message_id, message, articles, status, created_at, updated_at, claimed_by)
+                 VALUES (?1, ?2, ?3, ?4, x'', ?5, 'pending', ?6, ?6, ?7)",
+            )?,
+            message: tx.prepare_cached(
+                "INSERT INTO messages (issue, recipient, encoding, bytes) VALUES (?1, ?2, 'lz4', ?3)",
+            )?,
+            supersede: tx.prepare_cached(SUPERSEDE)?,
+            superseded: format!("superseded by issue {issue}"),
+            issue: issue.as_str(),
+            now: now.to_rfc3339(),
+            run,
+        })
+    }
+
     fn insert_all(&mut self, d: &NewDelivery<'_>) -> Result<()> {
         let recipient = RecipientKey::of(d.address);
         self.insert.execute(params![
@@ -620,31 +680,13 @@ impl Ledger for Sqlite {
         produce: &mut dyn FnMut(&mut dyn Fixer) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
         let label = format!("state database {}", self.path.display());
-        let now = now.to_rfc3339();
         let tx = self
             .conn
             .transaction()
             .map_err(|e| anyhow::Error::from(e).context(label.clone()))?;
         {
-            let mut fixer = SqliteFixer {
-                label: label.clone(),
-                insert: tx
-                    .prepare(
-                        "INSERT INTO deliveries (issue, recipient, address, message_id, message, articles, status, created_at, updated_at, claimed_by)
-                         VALUES (?1, ?2, ?3, ?4, x'', ?5, 'pending', ?6, ?6, ?7)",
-                    )
-                    .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
-                message: tx
-                    .prepare("INSERT INTO messages (issue, recipient, encoding, bytes) VALUES (?1, ?2, 'lz4', ?3)")
-                    .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
-                supersede: tx
-                    .prepare(SUPERSEDE)
-                    .map_err(|e| anyhow::Error::from(e).context(label.clone()))?,
-                superseded: format!("superseded by issue {issue}"),
-                issue: issue.as_str(),
-                now: &now,
-                run: &self.run,
-            };
+            let mut fixer = SqliteFixer::new(&tx, label.clone(), issue, now, &self.run)
+                .map_err(|e| anyhow::Error::from(e).context(label.clone()))?;
             produce(&mut fixer)?;
         }
         tx.commit()
@@ -741,32 +783,31 @@ impl Ledger for Sqlite {
     fn record_all(&mut self, outcomes: &[Outcome<'_>], now: DateTime<Utc>) -> Result<()> {
         #[allow(clippy::redundant_closure_call)]
         let result = (|| -> Result<()> {
-            let now = now.to_rfc3339();
             let tx = self.conn.transaction()?;
-            {
-                let mut update = tx.prepare_cached(RECORD_OUTCOME)?;
-                let mut suppress = tx.prepare_cached(SUPPRESS)?;
-                for o in outcomes {
-                    let status = o.status.as_str();
-                    update.execute(params![
-                        o.issue.as_str(),
-                        o.recipient.as_str(),
-                        status,
-                        o.error,
-                        now,
-                        self.run
-                    ])?;
-                    if o.refused {
-                        let source = format!("SMTP reply: {}", o.error.unwrap_or("5xx to RCPT"));
-                        suppress.execute(params![
-                            o.recipient.as_str(),
-                            Reason::Bounced.as_str(),
-                            now,
-                            source
-                        ])?;
-                    }
+            record_in(&tx, outcomes, now, &self.run)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        self.labelled(result)
+    }
+
+    fn commit(
+        &mut self,
+        fixing: Option<&Fixing<'_>>,
+        outcomes: &[Outcome<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let label = format!("state database {}", self.path.display());
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<()> {
+            let tx = self.conn.transaction()?;
+            if let Some(fixing) = fixing.filter(|f| !f.deliveries.is_empty()) {
+                let mut fixer = SqliteFixer::new(&tx, label, fixing.issue, fixing.at, &self.run)?;
+                for delivery in fixing.deliveries {
+                    fixer.insert_all(delivery)?;
                 }
             }
+            record_in(&tx, outcomes, now, &self.run)?;
             tx.commit()?;
             Ok(())
         })();
