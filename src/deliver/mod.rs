@@ -44,10 +44,10 @@ use lettre::Address;
 use crate::Failure;
 use crate::digest::compose::{Composed, Composer};
 use crate::ledger::{self, Ledger, NewDelivery, Packed, Status};
-use inbox::{Inbox, Made};
 use crate::model::{IssueKey, RecipientKey};
 use crate::progress::{self, Tick};
 use crate::report::Verbosity;
+use inbox::{Inbox, Made};
 
 pub use lock::RunLock;
 pub use tally::{Summary, Tally};
@@ -98,7 +98,9 @@ pub trait Source: Sync {
 
 impl Source for Composer<'_> {
     fn recipients(&self) -> Vec<&str> {
-        Composer::recipients(self).map(|s| s.email.as_str()).collect()
+        Composer::recipients(self)
+            .map(|s| s.email.as_str())
+            .collect()
     }
 
     fn each<'s>(
@@ -302,7 +304,9 @@ pub fn send(
 /// The error composing stops with when the recorder has stopped (the
 /// recorder's own error is the one reported).
 fn stopped() -> Failure {
-    Failure::Error(anyhow::anyhow!("stopped: the state database could not be written"))
+    Failure::Error(anyhow::anyhow!(
+        "stopped: the state database could not be written"
+    ))
 }
 
 /// The job that sends `p` (the caller's row `key`), or why it cannot be

@@ -113,22 +113,21 @@ impl Session for SmtpSession<'_> {
         if matches!(result, Err(Failure::Connection(_) | Failure::Ambiguous(_))) {
             line.broken = true;
         }
-        if line.broken
-            && let Some(mut line) = self.line.take()
-        {
-            line.conn.abort();
+        if line.broken {
+            // Hung up without QUIT: lettre's `abort` would send one and
+            // wait for a reply that a broken conversation may never give.
+            self.line = None;
         }
         result
     }
 
     fn close(&mut self) {
         if let Some(mut line) = self.line.take() {
-            if line.broken || line.begun.as_ref().is_some_and(|b| b.answer.is_ok()) {
-                // The server waits for the content of a message that will
-                // not come: dropping the connection makes it discard it (a
-                // QUIT now would be taken for content).
-                line.conn.abort();
-            } else {
+            // Broken, or the server waits for the content of a message that
+            // will not come (a QUIT now would be taken for content): hang
+            // up, and the server discards the unfinished message.
+            let waiting = line.begun.as_ref().is_some_and(|b| b.answer.is_ok());
+            if !line.broken && !waiting {
                 let _ = line.conn.command(Quit);
             }
         }
@@ -287,7 +286,10 @@ fn prepare<'m>(
             "the message is 8-bit and the server lacks 8BITMIME".into(),
         ));
     }
-    Ok((body, vec![MailParameter::Body(MailBodyParameter::EightBitMime)]))
+    Ok((
+        body,
+        vec![MailParameter::Body(MailBodyParameter::EightBitMime)],
+    ))
 }
 
 /// The commands that open a transaction, each with what a refusal of it

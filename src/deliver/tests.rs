@@ -86,7 +86,10 @@ impl Session for MemorySession<'_> {
     fn send(&mut self, letter: &Letter<'_>, next: Option<&Letter<'_>>) -> Result<(), Failure> {
         let to = letter.envelope.to.to_string();
         if let Some(announced) = self.announced.take() {
-            assert_eq!(announced, to, "the worker sent another message than it announced");
+            assert_eq!(
+                announced, to,
+                "the worker sent another message than it announced"
+            );
         }
         let message = letter.message;
         let scripted = self

@@ -3,7 +3,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::support::{Site, SmtpServer, assert_one_each, copies};
+use crate::support::{Pipelining, Site, SmtpServer, assert_one_each, copies};
+
+both_ways!(
+    crash_drill_sigkill_at_10_50_90_percent_then_rerun,
+    sending_stops_when_outcomes_cannot_be_recorded,
+    two_sends_at_once_only_one_sends,
+);
 
 const DRILL_SUBSCRIBERS: usize = 2000;
 const CONNECTIONS: usize = 4;
@@ -31,13 +37,12 @@ fn settle(server: &SmtpServer) -> usize {
 /// Every recipient must end with at least one copy; a duplicate is allowed
 /// only for a message in flight at a kill, so at most `connections` per kill,
 /// with the same Message-ID and bytes; the state database must say all sent.
-#[test]
-fn crash_drill_sigkill_at_10_50_90_percent_then_rerun() {
+fn crash_drill_sigkill_at_10_50_90_percent_then_rerun(pipelining: Pipelining) {
     let site = Site::smtp(DRILL_SUBSCRIBERS);
     // Three items per email keep the messages small and composing quick.
     site.set("digest.max_items", 3)
         .set("smtp.connections", CONNECTIONS as i64);
-    let server = site.serve(&["--delay", "0.01"]);
+    let server = site.serve_with(pipelining, &["--delay", "0.01"]);
 
     let mut boundaries = Vec::new(); // stored count after each kill
     for percent in [10, 50, 90] {
@@ -120,12 +125,11 @@ fn crash_drill_sigkill_at_10_50_90_percent_then_rerun() {
 /// `connections` messages; a SIGKILL at that point may then cost at most
 /// `connections` duplicates. (Sending on while outcomes queue up unrecorded
 /// turns every queued message into a duplicate after a crash.)
-#[test]
-fn sending_stops_when_outcomes_cannot_be_recorded() {
+fn sending_stops_when_outcomes_cannot_be_recorded(pipelining: Pipelining) {
     let site = Site::smtp(400);
     site.set("digest.max_items", 3)
         .set("smtp.connections", CONNECTIONS as i64);
-    let server = site.serve(&["--delay", "0.005"]);
+    let server = site.serve_with(pipelining, &["--delay", "0.005"]);
     let mut running = site.send_cmd().spawn();
     let deadline = Instant::now() + Duration::from_secs(120);
     while server.stored_count() < 40 {
@@ -175,10 +179,9 @@ fn sending_stops_when_outcomes_cannot_be_recorded() {
     site.state().assert_all(&site.recipients(), "sent");
 }
 
-#[test]
-fn two_sends_at_once_only_one_sends() {
+fn two_sends_at_once_only_one_sends(pipelining: Pipelining) {
     let site = Site::smtp(12);
-    let server = site.serve(&["--delay", "0.3"]);
+    let server = site.serve_with(pipelining, &["--delay", "0.3"]);
     let a = site.send_cmd().spawn();
     let b = site.send_cmd().spawn();
     let (a, b) = (a.finish(), b.finish());
