@@ -1,11 +1,13 @@
 //! Crash drills (SIGKILL mid-send, then rerun) and the run lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::support::{Pipelining, Site, SmtpServer, assert_one_each, copies};
+use crate::support::{Email, Pipelining, Site, SmtpServer, assert_one_each, copies};
 
 both_ways!(
+    killed_while_composing_the_rerun_sends_what_was_fixed_and_composes_the_rest,
     crash_drill_sigkill_at_10_50_90_percent_then_rerun,
     sending_stops_when_outcomes_cannot_be_recorded,
     two_sends_at_once_only_one_sends,
@@ -194,5 +196,115 @@ fn two_sends_at_once_only_one_sends(pipelining: Pipelining) {
         "the second run should say another run holds the lock:\n{loser}"
     );
     assert_one_each(&server.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
+}
+
+/// The recipients with a message fixed for the issue, and their Message-IDs.
+fn fixed_messages(site: &Site) -> BTreeMap<String, String> {
+    let state = rusqlite::Connection::open(site.state_path()).expect("open the state");
+    let mut statement = state
+        .prepare("SELECT recipient, message_id FROM deliveries WHERE issue = ?1")
+        .expect("query deliveries");
+    statement
+        .query_map([crate::support::ISSUE], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .expect("read deliveries")
+        .collect::<Result<_, _>>()
+        .expect("read deliveries")
+}
+
+/// Killed while the issue is still being composed: the first messages are
+/// out, most are not made yet. Before the rerun a new article is published.
+/// The rerun sends every message fixed before the kill as it was fixed
+/// (without the new article, with its Message-ID) and composes the others
+/// now (with it); nobody gets two different digests, and a duplicate (at
+/// most one per connection) is the same bytes.
+fn killed_while_composing_the_rerun_sends_what_was_fixed_and_composes_the_rest(
+    pipelining: Pipelining,
+) {
+    const SUBSCRIBERS: usize = 600;
+    let site = Site::smtp(SUBSCRIBERS);
+    site.set("smtp.connections", CONNECTIONS as i64);
+    let server = site.serve_with(pipelining, &["--delay", "0.05"]);
+    let mut running = site.send_cmd().spawn();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.stored_count() == 0 {
+        assert!(
+            !running.exited(),
+            "the send ended before anything was stored"
+        );
+        assert!(Instant::now() < deadline, "nothing was sent");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let killed = running.kill();
+    assert_eq!(killed.code, None, "the run was not killed:\n{killed}");
+    let at_kill = settle(&server);
+    let fixed = fixed_messages(&site);
+    println!(
+        "killed while composing: {} of {SUBSCRIBERS} messages fixed, {at_kill} stored",
+        fixed.len()
+    );
+    assert!(
+        !fixed.is_empty() && fixed.len() < SUBSCRIBERS,
+        "the kill should come while composing: {} of {SUBSCRIBERS} fixed",
+        fixed.len()
+    );
+
+    let title = "重启之后发布的新稿件";
+    let record = serde_json::json!({
+        "id": "after-the-kill",
+        "title": title,
+        "section": "news",
+        "url": "/news/after-the-kill.html",
+        "published": "2017-03-25T07:00:00+08:00",
+        "summary": "在两次发送之间发布。",
+    });
+    fs::write(
+        site.path("articles/after-the-kill.jsonl"),
+        format!("{record}\n"),
+    )
+    .unwrap();
+    site.send_until_done(3);
+
+    let stored = server.stored();
+    let copies = copies(&stored);
+    assert_eq!(copies.len(), SUBSCRIBERS, "everyone has a copy");
+    let mut late = 0;
+    for (rcpt, messages) in &copies {
+        let first = &messages[0];
+        for other in &messages[1..] {
+            assert!(other.bytes == first.bytes, "{rcpt}: two different copies");
+        }
+        let has_new = Email::parse(first.bytes.clone()).text.contains(title);
+        match fixed.get(rcpt.as_str()) {
+            Some(id) => {
+                assert_eq!(
+                    &first.message_id, id,
+                    "{rcpt}: not the message fixed before the kill"
+                );
+                assert!(
+                    !has_new,
+                    "{rcpt}: its message was fixed before the article existed"
+                );
+            }
+            None => {
+                late += 1;
+                assert!(
+                    has_new,
+                    "{rcpt}: composed after the kill, without the new article"
+                );
+            }
+        }
+    }
+    let duplicates = stored.len() - copies.len();
+    println!("after the rerun: {late} composed by it, {duplicates} duplicates");
+    assert!(late > 0);
+    assert!(
+        duplicates <= CONNECTIONS,
+        "{duplicates} duplicates; at most {CONNECTIONS} messages were in flight at the kill"
+    );
+    let distinct: BTreeSet<&str> = stored.iter().map(|s| s.message_id.as_str()).collect();
+    assert_eq!(distinct.len(), SUBSCRIBERS);
     site.state().assert_all(&site.recipients(), "sent");
 }

@@ -191,6 +191,12 @@ class FaultSMTP(SMTP):
             log(f"conn {self.conn_id}: content before 354")
         if not self.envelope.rcpt_tos or arg:
             return await super().smtp_DATA(arg)  # its own error replies
+        await self.take_data(arg)
+        if self.ahead():
+            # Pipelining with the content first in a group (RFC 2920 §3.1).
+            log(f"conn {self.conn_id}: next envelope behind the content")
+
+    async def take_data(self, arg):
         Counters.messages += 1
         self.message_no = Counters.messages
         if self.opts.drop_mid_data == self.message_no:
