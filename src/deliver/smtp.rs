@@ -39,7 +39,6 @@
 //! unacknowledged) never holds a flight's last segment back.
 
 use std::fmt;
-use std::time::Duration;
 
 use lettre::Address;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -158,10 +157,6 @@ struct Begun {
     answer: Result<(), Failure>,
 }
 
-fn seconds(n: u64) -> Duration {
-    Duration::from_secs(n.max(1))
-}
-
 /// The name given in EHLO: `helo_name`, else the From address's domain (in
 /// ASCII) — never the machine's short host name, which receivers that check
 /// EHLO names hold against the sender.
@@ -193,7 +188,7 @@ fn connect(relay: &Smtp) -> Result<Line, Failure> {
     };
     let mut conn = SmtpConnection::connect(
         (smtp.host.as_str(), smtp.port),
-        Some(seconds(smtp.timeout)),
+        Some(smtp.timeout),
         &hello,
         implicit,
         None,
@@ -393,9 +388,9 @@ impl Line {
         // giving up early is what turns a slow server into a duplicate.
         let _ = self
             .conn
-            .set_timeout(Some(seconds(smtp.data_timeout.max(smtp.timeout))));
+            .set_timeout(Some(smtp.data_timeout.max(smtp.timeout)));
         let reply = self.conn.command(Flight(flight));
-        let _ = self.conn.set_timeout(Some(seconds(smtp.timeout)));
+        let _ = self.conn.set_timeout(Some(smtp.timeout));
         let sent = reply.map(|_| ()).map_err(|e| match reply_code(&e) {
             // The message went out whole and no reply came: the server may have it.
             None => Failure::Ambiguous(e.to_string()),
