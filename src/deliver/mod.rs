@@ -338,6 +338,7 @@ impl Recorder<'_, '_> {
     fn run(mut self, ledger: &mut dyn Ledger, inbox: &Inbox<'_>) -> Result<Tally, Failure> {
         let say = self.how.say;
         let mut fixed_total = 0;
+        let mut failed = None;
         loop {
             let taken = inbox.take();
             let rows_before = self.rows.read().expect("rows lock").len();
@@ -426,11 +427,17 @@ impl Recorder<'_, '_> {
                     say.detail(format!("composed and fixed {fixed_total} new messages"));
                     self.queue.close();
                 }
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => {
+                    // Nothing more is sent; the outcomes of what is on its
+                    // way are still recorded (the ledger works), so the
+                    // error costs no duplicate.
+                    self.queue.abandon();
+                    failed = Some(e);
+                }
                 None => {}
             }
             if taken.last {
-                return Ok(self.tally);
+                return failed.map_or(Ok(self.tally), Err);
             }
         }
     }

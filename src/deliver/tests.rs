@@ -97,6 +97,18 @@ impl Session for MemorySession<'_> {
                 "the worker sent another message than it announced"
             );
         }
+        if next.is_some() {
+            *self.memory.announced.lock().unwrap() += 1;
+        }
+        if let Some(path) = &self.memory.durable_in {
+            // Another connection sees only what is committed.
+            let reader = Sqlite::open_read_only(path).unwrap().unwrap();
+            let pending = reader.pending().unwrap();
+            assert!(
+                pending.iter().any(|p| p.address == to),
+                "{to}: sent before its message was committed"
+            );
+        }
         let message = letter.message;
         let scripted = self
             .memory
