@@ -107,7 +107,7 @@ impl Source for Composer<'_> {
         &'s self,
         emit: &mut dyn FnMut(Made<'s>) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
-        Composer::each(self, pack, |made| emit(made))
+        Composer::each(self, pack, emit)
     }
 }
 
