@@ -6,7 +6,7 @@
 //! bytes; writing them is the caller's job. Rendering is pure and
 //! deterministic: the same articles and clock give the same bytes.
 
-mod atom;
+pub(crate) mod atom;
 pub mod cache;
 mod jsonfeed;
 mod opml;
