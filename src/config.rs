@@ -13,7 +13,7 @@ use url::Url;
 
 pub use crate::diag::parse_toml;
 use crate::diag::{LineIndex, Location, Problem, Problems, Suggest};
-use crate::model::{Section, Sections, Site, SiteZone};
+use crate::model::{Section, SectionId, Sections, Site, SiteZone};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -97,7 +97,67 @@ pub struct DigestConfig {
     pub soft_bounce_window: chrono::Duration,
     /// The `Feedback-ID` header's value (printable ASCII).
     pub feedback_id: Option<String>,
+    /// The public archive of issues, a folder under `output.dir`.
+    pub archive: Option<ArchiveFolder>,
 }
+
+/// `digest.archive`: the folder under `output.dir` that holds the public
+/// page of every issue ("view in browser"). It becomes part of URLs and
+/// folder names, so it is checked like a path of slugs: relative, each
+/// segment ASCII letters, digits, `-`, `_` and `.` (never first), so no
+/// `..` and no hidden folder; and never the feeds' own folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveFolder(String);
+
+impl ArchiveFolder {
+    pub fn parse(text: &str) -> Result<ArchiveFolder, String> {
+        let folder = text.trim().strip_suffix('/').unwrap_or(text.trim());
+        if folder.is_empty() {
+            return Err(format!(
+                "{text:?} names no folder; use a folder under output.dir, like \"digest\""
+            ));
+        }
+        if folder.starts_with('/') || folder.starts_with('\\') {
+            return Err(format!(
+                "{text:?} is an absolute path; it must be a folder inside output.dir, like \"digest\""
+            ));
+        }
+        for segment in folder.split('/') {
+            if segment.is_empty() || segment == "." || segment == ".." {
+                return Err(format!(
+                    "{text:?} must stay inside output.dir: no empty, `.` or `..` parts"
+                ));
+            }
+            if segment.starts_with('.')
+                || !segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(format!(
+                    "{text:?}: {segment:?} may hold only ASCII letters, digits, '-', '_' and '.' \
+                     (not first): it becomes a folder name and part of every issue's URL"
+                ));
+            }
+        }
+        let first = folder.split('/').next().unwrap_or_default();
+        if first.eq_ignore_ascii_case(FEEDS_FOLDER) {
+            return Err(format!(
+                "{text:?} is inside the feeds' folder {FEEDS_FOLDER}/ under output.dir; \
+                 the archive needs its own, like \"digest\""
+            ));
+        }
+        Ok(ArchiveFolder(folder.to_owned()))
+    }
+
+    /// The folder, relative to `output.dir`, without a trailing `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The folder under `output.dir` that `build` writes the feeds into
+/// (`feed::render`'s paths).
+const FEEDS_FOLDER: &str = "feeds";
 
 /// `digest.bounce_address`: an envelope sender with `{{token}}` in its
 /// local part (`bounces+{{token}}@news.example.cn`). Each message's
@@ -483,6 +543,8 @@ struct RawDigest {
     #[serde(default = "default_soft_bounce_window")]
     soft_bounce_window: String,
     feedback_id: Option<String>,
+    #[serde(default)]
+    archive: Option<String>,
 }
 
 fn default_subject() -> String {
@@ -742,6 +804,11 @@ impl Config {
                 );
                 chrono::Duration::zero()
             });
+            let archive = d.archive.as_deref().and_then(|a| {
+                ArchiveFolder::parse(a)
+                    .map_err(|e| report("digest.archive", e))
+                    .ok()
+            });
             DigestConfig {
                 subject: d.subject,
                 html: d.html.map(|p| folder.join(p)),
@@ -756,6 +823,7 @@ impl Config {
                 soft_bounce_limit: d.soft_bounce_limit,
                 soft_bounce_window,
                 feedback_id: d.feedback_id,
+                archive,
             }
         });
         let smtp = raw.smtp.map(|mut s| {
@@ -935,11 +1003,11 @@ fn validate_sections(
         };
         declared[i] = true;
         sections.push(Section {
-            id: s.id.clone(),
+            id: SectionId::new(s.id.as_str()),
             title: s.title.clone(),
             description: s.description.clone().filter(|d| !d.trim().is_empty()),
             url,
-            parent: s.parent.clone(),
+            parent: s.parent.as_deref().map(SectionId::from),
         });
     }
 
@@ -985,7 +1053,9 @@ fn validate_sections(
                 report(&key, format!("parents form a cycle: {}", cycle_path(&path)));
                 break;
             }
-            next = index.get(p).and_then(|&k| sections[k].parent.as_deref());
+            next = index
+                .get(p)
+                .and_then(|&k| sections[k].parent.as_ref().map(SectionId::as_str));
         }
     }
     sections
@@ -1014,7 +1084,11 @@ impl Chains {
         let n = sections.len();
         let next: Vec<Option<usize>> = sections
             .iter()
-            .map(|s| s.parent.as_deref().and_then(|p| index.get(p).copied()))
+            .map(|s| {
+                s.parent
+                    .as_ref()
+                    .and_then(|p| index.get(p.as_str()).copied())
+            })
             .collect();
         let mut chains = Chains {
             rooted: vec![false; n],
@@ -1450,6 +1524,49 @@ parent = "news"
             "digest.soft_bounce_window",
         ] {
             assert!(problems.contains(key), "{problems}");
+        }
+    }
+
+    #[test]
+    fn archive_folder_is_a_relative_path_of_slugs_outside_the_feeds() {
+        let digest = "\n[digest]\nsubscribers = \"s.toml\"\n";
+        let with = |value: &str| parse(&format!("{GOOD}{digest}archive = {value:?}\n"));
+        assert_eq!(
+            parse(&format!("{GOOD}{digest}"))
+                .unwrap()
+                .digest
+                .unwrap()
+                .archive,
+            None
+        );
+        for (good, folder) in [
+            ("digest", "digest"),
+            ("news/letter-1/", "news/letter-1"),
+            ("feeds2", "feeds2"),
+        ] {
+            let archive = with(good).unwrap().digest.unwrap().archive.unwrap();
+            assert_eq!(archive.as_str(), folder);
+        }
+        for bad in [
+            "",
+            "/srv/digest",
+            "../digest",
+            "a/../b",
+            "a//b",
+            ".hidden",
+            "./digest",
+            "feeds",
+            "Feeds/archive",
+            "a b",
+            "存档",
+            "a\\b",
+        ] {
+            let problems = with(bad).unwrap_err().to_string();
+            // The line of `archive =`: GOOD's 18 lines, the blank and `[digest]`, `subscribers`.
+            assert!(
+                problems.starts_with("feeds.toml:22:1: digest.archive: "),
+                "{bad:?}: {problems}"
+            );
         }
     }
 

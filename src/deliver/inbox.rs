@@ -10,6 +10,7 @@ use std::sync::{Condvar, Mutex};
 use super::worker::Report;
 use crate::Failure;
 use crate::ledger::Packed;
+use crate::model::ArticleId;
 
 /// A message composed for this run, packed for the ledger.
 pub struct Made<'a> {
@@ -17,7 +18,7 @@ pub struct Made<'a> {
     pub address: &'a str,
     pub message_id: String,
     pub packed: Packed,
-    pub article_ids: Vec<&'a str>,
+    pub article_ids: Vec<&'a ArticleId>,
 }
 
 /// How many composed messages may wait for the recorder (~25 KB each,

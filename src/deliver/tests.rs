@@ -13,7 +13,7 @@ use lettre::Address;
 use super::inbox::Made;
 use super::transport::{Failure, Letter, Session, Transport};
 use super::{Policy, Sending, Source, Wanted};
-use crate::ledger::{self, Ledger, NewDelivery, Packed, Sqlite, Status};
+use crate::ledger::{self, Ledger, NewDelivery, Packed, Sqlite, Status, ids};
 use crate::model::{IssueKey, RecipientKey};
 use crate::report::Verbosity;
 
@@ -176,7 +176,7 @@ fn ledger_with(recipients: usize) -> (tempfile::TempDir, Sqlite) {
                     address,
                     message_id: "<id@example.com>",
                     message,
-                    article_ids: vec!["a1"],
+                    article_ids: ids(&["a1"]),
                 })?;
             }
             Ok(())
@@ -403,7 +403,7 @@ impl Ledger for FillingUp {
         &self,
         recipient: &RecipientKey,
         issue: &IssueKey,
-    ) -> anyhow::Result<HashSet<String>> {
+    ) -> anyhow::Result<HashSet<crate::model::ArticleId>> {
         self.inner.articles_for(recipient, issue)
     }
     fn newest_issue(&self) -> anyhow::Result<Option<IssueKey>> {
@@ -548,7 +548,7 @@ fn fix(ledger: &mut Sqlite, issue: &str, addresses: &[&str]) {
                     address,
                     message_id: "<old@example.com>",
                     message: &packed,
-                    article_ids: vec!["a0"],
+                    article_ids: ids(&["a0"]),
                 })?;
             }
             Ok(())
@@ -673,7 +673,7 @@ impl Source for List<'_> {
                 address,
                 message_id: format!("<{i}@example.com>"),
                 packed: Packed::new(format!("new message for {address}\r\n").as_bytes()),
-                article_ids: vec!["a2"],
+                article_ids: ids(&["a2"]),
             })?;
         }
         Ok(())

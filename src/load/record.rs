@@ -19,7 +19,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use url::Url;
 
 use crate::diag::{Suggest, unknown_section_message};
-use crate::model::{Article, SiteZone};
+use crate::model::{Article, ArticleId, SectionId, SiteZone};
 use crate::text::{
     dedup_keywords, is_unsafe_char, one_line, one_line_cow, split_keywords, strip_unsafe,
 };
@@ -247,19 +247,20 @@ impl<L: LongText> Checked<'_, L> {
             }
             None => Vec::new(),
         };
-        let related: Vec<String> = raw
+        let related: Vec<ArticleId> = raw
             .related
             .filter(|_| body)
             .unwrap_or_default()
             .iter()
             .map(|r| one_line(&r.0))
             .filter(|r| !r.is_empty())
+            .map(ArticleId::from)
             .collect();
         Article {
-            id: text(raw.id),
+            id: ArticleId::from(text(raw.id)),
             // A headline is plain text; exports often carry markup or entities in it.
             title: crate::text::plain_title(&text(raw.title)),
-            section: text(raw.section),
+            section: SectionId::from(text(raw.section)),
             url,
             published: self.published,
             updated: self.updated,

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::diag::{LineIndex, Location, Problem, Problems, Suggest};
-use crate::model::{Site, Subscriber, SuppressionReason};
+use crate::model::{SectionId, Site, Subscriber, SuppressionReason};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,7 +159,9 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
         subscribers.push(Subscriber {
             email: email.to_owned(),
             name,
-            sections: raw.sections,
+            sections: raw
+                .sections
+                .map(|ids| ids.into_iter().map(SectionId::from).collect()),
             left,
         });
     }
