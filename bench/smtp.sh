@@ -14,6 +14,8 @@
 #       corpus's newest article (so every section has news in the window).
 # Also times one `bulletin digest --dry-run` of the same digest (compose +
 # writing the previews) to separate composition from delivery.
+# The whole command against smtp-source, on loopback or through a link with
+# latency, one command per case: bench/send.sh.
 #
 # Corpus: bench/corpus-$ARTICLES-s$SECTIONS (default 10000 articles, 10
 # sections, so that nearly every subscriber has something new).
