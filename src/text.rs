@@ -101,11 +101,14 @@ pub fn one_line_cow(text: &str) -> Cow<'_, str> {
 /// Splits a keyword line such as `基层干部;群众路线；干部素质、深入基层;` on
 /// `;` `；` `,` `，` `、`, trimming each piece and dropping empty ones.
 pub fn split_keywords(line: &str) -> Vec<String> {
-    line.split([';', '；', ',', '，', '、'])
+    line.split(KEYWORD_SEPARATORS)
         .map(one_line)
         .filter(|k| !k.is_empty())
         .collect()
 }
+
+/// What separates the keywords of a keyword line.
+pub const KEYWORD_SEPARATORS: [char; 5] = [';', '；', ',', '，', '、'];
 
 /// Keywords without repeats, first occurrence kept. (Short lists, the usual
 /// case, by a scan; long ones by hashing.)

@@ -227,6 +227,18 @@ impl<L: LongText> Checked<'_, L> {
         one_line_cow(self.raw.section.as_deref().unwrap_or_default())
     }
 
+    /// The keywords as [`Checked::into_article`] makes them (repeats
+    /// aside), borrowed where they need no cleaning.
+    pub fn keywords(&self) -> impl Iterator<Item = Cow<'_, str>> {
+        self.raw
+            .keywords
+            .iter()
+            .flat_map(|Keywords(list)| list.iter())
+            .flat_map(|line| line.split(crate::text::KEYWORD_SEPARATORS))
+            .map(one_line_cow)
+            .filter(|k| !k.is_empty())
+    }
+
     /// The owned, normalised article; without `content_html` and `related`
     /// unless `body`.
     pub fn into_article(self, cx: &RecordContext<'_>, body: bool) -> Article {
