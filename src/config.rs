@@ -1570,6 +1570,66 @@ parent = "news"
     }
 
     #[test]
+    fn feed_settings_have_defaults_and_resolve_against_the_site() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.output.max_feed_bytes, 2_000_000);
+        assert!(config.websub.is_none() && config.site.topics.is_empty());
+        assert_eq!((config.site.logo, config.site.icon), (None, None));
+
+        let text = GOOD.replace(
+            "timezone = \"Asia/Shanghai\"",
+            "timezone = \"Asia/Shanghai\"\nlogo = \"/img/logo.png\"\nicon = \"https://cdn.example.cn/i.png\"",
+        ) + "\n[websub]\nhubs = [\"https://hub.example/\", \"https://hub.example/\"]\n\n\
+             [[topics]]\nid = \"ai\"\ntitle = \"AI\"\nkeywords = [\" AI \", \"AI\", \"人工智能\"]\n";
+        let config = parse(&text).unwrap();
+        assert_eq!(
+            config.site.logo.unwrap().as_str(),
+            "https://news.example.cn/img/logo.png"
+        );
+        assert_eq!(
+            config.site.icon.unwrap().as_str(),
+            "https://cdn.example.cn/i.png"
+        );
+        let websub = config.websub.unwrap();
+        assert_eq!(websub.hubs.len(), 1);
+        assert_eq!(websub.timeout, std::time::Duration::from_secs(10));
+        let topic = &config.site.topics[0];
+        assert_eq!(topic.keywords, ["AI", "人工智能"]);
+        assert_eq!(topic.url.as_str(), "https://news.example.cn/");
+
+        for (extra, key) in [
+            ("\n[websub]\nhubs = []\n", "websub.hubs"),
+            (
+                "\n[websub]\nhubs = [\"https://h/\"]\ntimeout = \"1h\"\n",
+                "websub.timeout",
+            ),
+            (
+                "\n[[topics]]\nid = \"a\"\ntitle = \" \"\nkeywords = [\"k\"]\n",
+                "topics[0].title",
+            ),
+            (
+                "\n[[topics]]\nid = \"a\"\ntitle = \"t\"\nkeywords = [\" \"]\n",
+                "topics[0].keywords",
+            ),
+        ] {
+            let problems = parse(&format!("{GOOD}{extra}")).unwrap_err().to_string();
+            assert!(
+                problems.contains(&format!(": {key}: ")),
+                "{extra}: {problems}"
+            );
+        }
+        let bad_logo = GOOD.replace(
+            "timezone = \"Asia/Shanghai\"",
+            "timezone = \"Asia/Shanghai\"\nlogo = \"javascript:alert(1)\"",
+        );
+        let problems = parse(&bad_logo).unwrap_err().to_string();
+        assert!(
+            problems.contains("site.logo: \"javascript:alert(1)\" is not a web address"),
+            "{problems}"
+        );
+    }
+
+    #[test]
     fn resolves_paths_and_defaults() {
         let config = parse(GOOD).unwrap();
         assert_eq!(config.site.base_url.as_str(), "https://news.example.cn/");

@@ -29,14 +29,20 @@ fn logo_icon_hub_and_images_are_where_readers_look() {
     let site = example_with_hub();
     let rss = site.read_out_text("feeds/topics/jiceng/rss.xml");
     let doc = xml_doc(&rss);
-    let channel = doc.descendants().find(|n| n.has_tag_name("channel")).unwrap();
+    let channel = doc
+        .descendants()
+        .find(|n| n.has_tag_name("channel"))
+        .unwrap();
     let text = |node: roxmltree::Node, name: &str| {
         node.children()
             .find(|c| c.has_tag_name(name))
             .and_then(|c| c.text())
             .map(str::to_owned)
     };
-    let image = channel.children().find(|c| c.has_tag_name("image")).unwrap();
+    let image = channel
+        .children()
+        .find(|c| c.has_tag_name("image"))
+        .unwrap();
     assert_eq!(
         text(image, "url").as_deref(),
         Some("https://news.example.cn/images/logo.png")
@@ -51,15 +57,24 @@ fn logo_icon_hub_and_images_are_where_readers_look() {
         .collect();
     assert_eq!(hubs, [HUB]);
     // Every item with a lead image has both Media RSS elements.
-    let items: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("item")).collect();
+    let items: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("item"))
+        .collect();
     let with_image: Vec<_> = items
         .iter()
         .filter(|i| i.children().any(|c| c.has_tag_name((MEDIA, "content"))))
         .collect();
     assert!(!with_image.is_empty());
     for item in with_image {
-        let content = item.children().find(|c| c.has_tag_name((MEDIA, "content"))).unwrap();
-        let thumb = item.children().find(|c| c.has_tag_name((MEDIA, "thumbnail"))).unwrap();
+        let content = item
+            .children()
+            .find(|c| c.has_tag_name((MEDIA, "content")))
+            .unwrap();
+        let thumb = item
+            .children()
+            .find(|c| c.has_tag_name((MEDIA, "thumbnail")))
+            .unwrap();
         assert_eq!(content.attribute("medium"), Some("image"));
         assert_eq!(content.attribute("url"), thumb.attribute("url"));
     }
@@ -93,9 +108,18 @@ fn logo_icon_hub_and_images_are_where_readers_look() {
 
     let json: Value = serde_json::from_slice(&site.read_out("feeds/feed.json")).unwrap();
     assert_eq!(json["icon"], "https://news.example.cn/images/logo.png");
-    assert_eq!(json["favicon"], "https://news.example.cn/images/icon-64.png");
+    assert_eq!(
+        json["favicon"],
+        "https://news.example.cn/images/icon-64.png"
+    );
     assert_eq!(json["hubs"][0]["url"], HUB);
-    assert!(json["items"].as_array().unwrap().iter().any(|i| i["image"].is_string()));
+    assert!(
+        json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["image"].is_string())
+    );
 }
 
 #[test]
@@ -109,9 +133,15 @@ fn feedparser_reads_the_example_with_topics_logo_and_hub_without_bozo() {
         .expect("python3 (with `pip install feedparser`)");
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(result.status.success(), "{stdout}");
-    let xml = files_under(&out).iter().filter(|f| f.ends_with(".xml")).count();
+    let xml = files_under(&out)
+        .iter()
+        .filter(|f| f.ends_with(".xml"))
+        .count();
     assert!(stdout.contains(&format!("{xml} feeds, 0 bad")), "{stdout}");
-    assert!(stdout.contains("ok feeds/topics/jiceng/atom.xml: atom10"), "{stdout}");
+    assert!(
+        stdout.contains("ok feeds/topics/jiceng/atom.xml: atom10"),
+        "{stdout}"
+    );
 }
 
 /// Reads `feed` (a file) with newsboat into a fresh cache; returns the
@@ -133,7 +163,9 @@ fn newsboat_read(feed: &Path, home: &Path) -> (String, Vec<String>) {
         .env("XDG_CONFIG_HOME", home)
         .env("XDG_DATA_HOME", home)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run newsboat ({e}); install it: apt-get install newsboat"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run newsboat ({e}); install it: apt-get install newsboat")
+        });
     assert!(
         output.status.success(),
         "newsboat on {}: {}",
@@ -144,7 +176,9 @@ fn newsboat_read(feed: &Path, home: &Path) -> (String, Vec<String>) {
     let title: String = db
         .query_row("SELECT title FROM rss_feed", [], |r| r.get(0))
         .unwrap_or_else(|e| panic!("newsboat stored no feed for {}: {e}", feed.display()));
-    let mut items = db.prepare("SELECT title FROM rss_item ORDER BY pubDate DESC, title").unwrap();
+    let mut items = db
+        .prepare("SELECT title FROM rss_item ORDER BY pubDate DESC, title")
+        .unwrap();
     let items = items
         .query_map([], |r| r.get::<_, String>(0))
         .unwrap()

@@ -18,7 +18,11 @@ fn large_site() -> Site {
     let paragraph = "<p>郑州市今年继续推进老旧小区改造，惠及居民逾万户 &amp; more.</p>\n";
     let mut records: Vec<Value> = (0..20)
         .map(|i| {
-            let mut a = article(&format!("n{i:02}"), "news", &format!("2017-03-{:02} 08:00", i + 1));
+            let mut a = article(
+                &format!("n{i:02}"),
+                "news",
+                &format!("2017-03-{:02} 08:00", i + 1),
+            );
             a["content_html"] = json!(paragraph.repeat(450 + i * 7));
             a
         })

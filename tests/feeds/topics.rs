@@ -46,13 +46,27 @@ fn topic_site() -> Site {
     site.write_jsonl(
         "articles/a.jsonl",
         &[
-            with_keywords("n1", "news", "2017-03-20 08:00", json!(["基层干部", "群众路线"])),
-            with_keywords("y1", "yushi", "2017-03-21 08:00", json!("干部素质；深入基层、实干")),
+            with_keywords(
+                "n1",
+                "news",
+                "2017-03-20 08:00",
+                json!(["基层干部", "群众路线"]),
+            ),
+            with_keywords(
+                "y1",
+                "yushi",
+                "2017-03-21 08:00",
+                json!("干部素质；深入基层、实干"),
+            ),
             with_keywords("t1", "tech", "2017-03-22 08:00", json!("基层干部;ai")),
             with_keywords("t2", "tech", "2017-03-22 09:00", json!(["芯片"])),
             with_keywords("n2", "news", "2017-03-23 08:00", json!(["天气"])),
             with_keywords("y2", "yushi", "2017-03-24 08:00", json!(["基层干部"])),
             with_keywords("n3", "news", "2017-03-19 08:00", json!(["深入基层"])),
+            // Last and oldest: by the time it is read the site's and news's
+            // feeds are full, and only its keyword (in a keyword line)
+            // keeps it, for the `ai` topic.
+            with_keywords("n0", "news", "2017-03-01 08:00", json!("旧闻；人工智能")),
         ],
     );
     site
@@ -81,7 +95,8 @@ fn topic_feeds_carry_matching_articles_across_sections_in_every_format() {
     let jiceng = urls(&[("yushi", "y2"), ("tech", "t1"), ("yushi", "y1")]);
     assert_eq!(rss_links(&site, "feeds/topics/jiceng/rss.xml"), jiceng);
     assert_eq!(rss_links(&site, "feeds/topics/jiceng/atom.xml"), jiceng);
-    let json: Value = serde_json::from_slice(&site.read_out("feeds/topics/jiceng/feed.json")).unwrap();
+    let json: Value =
+        serde_json::from_slice(&site.read_out("feeds/topics/jiceng/feed.json")).unwrap();
     let json_urls: Vec<&str> = json["items"]
         .as_array()
         .unwrap()
@@ -95,10 +110,11 @@ fn topic_feeds_carry_matching_articles_across_sections_in_every_format() {
         json["feed_url"],
         "https://news.example.cn/feeds/topics/jiceng/feed.json"
     );
-    // A keyword matches whatever its case.
+    // A keyword matches whatever its case; an old article is kept for a
+    // topic alone.
     assert_eq!(
         rss_links(&site, "feeds/topics/ai/rss.xml"),
-        urls(&[("tech", "t1")])
+        urls(&[("tech", "t1"), ("news", "n0")])
     );
 
     // The RSS channel names the topic and serves its own self link.
@@ -112,12 +128,19 @@ fn topic_feeds_carry_matching_articles_across_sections_in_every_format() {
         self_link.attribute("href"),
         Some("https://news.example.cn/feeds/topics/jiceng/rss.xml")
     );
-    assert_eq!(site.feed("feeds/topics/jiceng/atom.xml").title.unwrap().content, "测试站 · 基层干部");
+    assert_eq!(
+        site.feed("feeds/topics/jiceng/atom.xml")
+            .title
+            .unwrap()
+            .content,
+        "测试站 · 基层干部"
+    );
 
     // A topic nothing matches still has valid, empty feeds.
     assert!(site.feed("feeds/topics/empty/rss.xml").entries.is_empty());
     assert!(site.feed("feeds/topics/empty/atom.xml").entries.is_empty());
-    let empty: Value = serde_json::from_slice(&site.read_out("feeds/topics/empty/feed.json")).unwrap();
+    let empty: Value =
+        serde_json::from_slice(&site.read_out("feeds/topics/empty/feed.json")).unwrap();
     assert_eq!(empty["items"], json!([]));
 
     // Sections' feeds are what they were: topics are feeds beside them.
@@ -164,10 +187,20 @@ fn feedparser_reads_topic_feeds_without_bozo() {
         .output()
         .expect("python3 (with `pip install feedparser`)");
     let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(result.status.success(), "{stdout}{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     assert!(stdout.contains("6 feeds, 0 bad"), "{stdout}");
-    assert!(stdout.contains("ok jiceng/rss.xml: rss20, 3 entries"), "{stdout}");
-    assert!(stdout.contains("ok empty/atom.xml: atom10, 0 entries"), "{stdout}");
+    assert!(
+        stdout.contains("ok jiceng/rss.xml: rss20, 3 entries"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok empty/atom.xml: atom10, 0 entries"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -175,7 +208,12 @@ fn a_rebuild_touches_only_the_topic_feeds_an_edit_changes_and_the_cache_agrees()
     let site = topic_site();
     site.write_jsonl(
         "articles/b.jsonl",
-        &[with_keywords("t9", "tech", "2017-03-10 08:00", json!(["芯片"]))],
+        &[with_keywords(
+            "t9",
+            "tech",
+            "2017-03-10 08:00",
+            json!(["芯片"]),
+        )],
     );
     site.build().assert_success();
     age_files(&site.out_dir());
@@ -212,7 +250,7 @@ fn a_rebuild_touches_only_the_topic_feeds_an_edit_changes_and_the_cache_agrees()
     assert_eq!(changed, expected);
     assert_eq!(
         rss_links(&site, "feeds/topics/ai/rss.xml"),
-        urls(&[("tech", "t10"), ("tech", "t1")])
+        urls(&[("tech", "t10"), ("tech", "t1"), ("news", "n0")])
     );
 
     // What the cache gave is what parsing everything again gives.
@@ -257,7 +295,10 @@ fn topics_are_checked_like_sections() {
     ];
     for (extra, problem) in bad {
         let site = Site::new();
-        site.write_jsonl("articles/a.jsonl", &[article("a1", "news", "2017-03-20 08:00")]);
+        site.write_jsonl(
+            "articles/a.jsonl",
+            &[article("a1", "news", "2017-03-20 08:00")],
+        );
         site.append_config(extra);
         let run = site.build();
         run.assert_code(1);
@@ -270,9 +311,20 @@ fn topics_are_checked_like_sections() {
         let place: Vec<&str> = line.splitn(4, ':').collect();
         let line_no: usize = place[1].parse().unwrap();
         let config = site.read("feeds.toml");
-        let key = problem.split(':').next().unwrap().rsplit('.').next().unwrap();
+        let key = problem
+            .split(':')
+            .next()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap();
         assert!(
-            config.lines().nth(line_no - 1).unwrap().trim_start().starts_with(key),
+            config
+                .lines()
+                .nth(line_no - 1)
+                .unwrap()
+                .trim_start()
+                .starts_with(key),
             "{line}"
         );
         site.assert_nothing_written();

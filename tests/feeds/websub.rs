@@ -120,7 +120,10 @@ fn published(hub: &Hub, path: &str) -> Vec<String> {
             assert_eq!(fields[0], ("hub.mode".into(), "publish".into()), "{body}");
             assert_eq!(fields[1].0, "hub.url", "{body}");
             // Encoded as a form encodes it: ':' and '/' escaped.
-            assert!(body.starts_with("hub.mode=publish&hub.url=https%3A%2F%2F"), "{body}");
+            assert!(
+                body.starts_with("hub.mode=publish&hub.url=https%3A%2F%2F"),
+                "{body}"
+            );
             fields[1].1.clone()
         })
         .collect()
@@ -156,7 +159,8 @@ fn each_hub_hears_once_of_each_changed_feed_and_of_nothing_unchanged() {
         .filter_map(|n| n.attribute("href"))
         .collect();
     assert_eq!(hubs, [hub.url("a"), hub.url("b")]);
-    let json: Value = serde_json::from_slice(&site.read_out("feeds/topics/jiceng/feed.json")).unwrap();
+    let json: Value =
+        serde_json::from_slice(&site.read_out("feeds/topics/jiceng/feed.json")).unwrap();
     assert_eq!(
         json["hubs"],
         json!([{"type": "WebSub", "url": hub.url("a")}, {"type": "WebSub", "url": hub.url("b")}])
@@ -176,11 +180,21 @@ fn each_hub_hears_once_of_each_changed_feed_and_of_nothing_unchanged() {
     let changed = before.changed(&Snapshot::of(&site.out_dir()));
     let expected = feed_urls(changed.iter().map(String::as_str));
     // The site's and tech's feeds, not news's nor the topic's.
-    for feed in ["feeds/rss.xml", "feeds/tech/atom.xml", "feeds/tech/feed.json"] {
-        assert!(expected.contains(&format!("https://news.example.cn/{feed}")), "{changed:?}");
+    for feed in [
+        "feeds/rss.xml",
+        "feeds/tech/atom.xml",
+        "feeds/tech/feed.json",
+    ] {
+        assert!(
+            expected.contains(&format!("https://news.example.cn/{feed}")),
+            "{changed:?}"
+        );
     }
     for feed in ["feeds/news/rss.xml", "feeds/topics/jiceng/rss.xml"] {
-        assert!(!expected.contains(&format!("https://news.example.cn/{feed}")), "{changed:?}");
+        assert!(
+            !expected.contains(&format!("https://news.example.cn/{feed}")),
+            "{changed:?}"
+        );
     }
     for path in ["a", "b"] {
         let urls = published(&hub, path);
@@ -217,7 +231,10 @@ fn a_hub_that_fails_is_a_warning_and_the_build_succeeds() {
     let failing = Hub::start("fail");
     let fine = Hub::start("ok");
     let absent = format!("http://127.0.0.1:{}/", free_port());
-    let site = site_with_hubs(&[failing.url("hub"), absent.clone(), fine.url("hub")], "10s");
+    let site = site_with_hubs(
+        &[failing.url("hub"), absent.clone(), fine.url("hub")],
+        "10s",
+    );
     let run = site.build();
     run.assert_success();
     let stderr = run.stderr_rel();
@@ -228,7 +245,10 @@ fn a_hub_that_fails_is_a_warning_and_the_build_succeeds() {
         )) && stderr.contains("changed: HTTP 500"),
         "{run}"
     );
-    assert!(stderr.contains(&format!("WebSub hub {absent} was not told that")), "{run}");
+    assert!(
+        stderr.contains(&format!("WebSub hub {absent} was not told that")),
+        "{run}"
+    );
     // After three failures in a row a hub is left alone, and says so.
     assert!(
         stderr.contains(&format!(
@@ -239,7 +259,10 @@ fn a_hub_that_fails_is_a_warning_and_the_build_succeeds() {
     );
     // Each failed request was tried twice; far fewer than 15 feeds × 2.
     let tried = failing.requests().len();
-    assert!(tried % 2 == 0 && (6..=12).contains(&tried), "{tried}");
+    assert!(
+        tried.is_multiple_of(2) && (6..=12).contains(&tried),
+        "{tried}"
+    );
     // The working hub heard of every feed all the same.
     assert_eq!(published(&fine, "hub").len(), 15);
     site.assert_all_feeds_valid();
@@ -260,14 +283,21 @@ fn a_hub_that_never_answers_times_out_with_a_warning() {
         "{run}"
     );
     // Three failures of two attempts, four at a time: seconds, not 15 × 30 s.
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(slow.requests().len() <= 12);
 }
 
 #[test]
 fn hub_urls_must_be_http() {
     for (hub, problem) in [
-        ("ftp://hub.example/", "\"ftp://hub.example/\" is not an absolute http or https URL"),
+        (
+            "ftp://hub.example/",
+            "\"ftp://hub.example/\" is not an absolute http or https URL",
+        ),
         ("/hub", "\"/hub\" is not a URL: relative URL without a base"),
     ] {
         let site = site_with_hubs(&[hub.to_owned()], "10s");
