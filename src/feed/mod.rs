@@ -194,11 +194,13 @@ impl Sink for Selection<'_> {
 
     fn wants_keyword(&self, published: DateTime<Utc>, id: &str, keyword: &str) -> bool {
         let first = 1 + self.site.sections.len();
-        // Scheduled articles are `wants`'s to decide.
+        // Scheduled articles are `wants`'s to decide. Most keywords name no
+        // topic: the index says so before the keyword is cleaned.
         published <= self.now
+            && self.topics.may_name(keyword)
             && self
                 .topics
-                .of(keyword)
+                .of(&crate::text::one_line_cow(keyword))
                 .iter()
                 .any(|&t| self.takes(first + t, published, id))
     }

@@ -4,45 +4,126 @@
 //! newest-N heap in [`super::Selection`]); this module only answers, for a
 //! keyword, which topics name it. Keywords are compared without regard to
 //! case, after the same one-line cleaning articles' keywords get. It is
-//! asked for every keyword of every article loaded, so a keyword with no
-//! uppercase letter (every CJK one) is looked up without a copy.
-
-use std::collections::HashMap;
+//! asked for every keyword of every article loaded (millions): one hash
+//! probe each, without a copy; only when some topic keyword has letters
+//! with case (Latin, Cyrillic...) is a keyword with uppercase letters
+//! folded and probed again. CJK keywords have no case: a site whose topics
+//! are all CJK never pays for folding.
 
 use crate::model::Topic;
 
 /// Topic positions (in config order) by keyword, folded to lowercase.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TopicIndex {
-    by_keyword: HashMap<String, Vec<usize>, xxhash_rust::xxh3::Xxh3DefaultBuilder>,
+    /// Keywords and their topics, sorted by the keyword's XXH3 hash (kept
+    /// beside): a one-shot hash and a binary search per probe, cheaper than
+    /// a `HashMap`'s streaming hasher on these short strings.
+    entries: Vec<(u64, String, Vec<usize>)>,
+    /// Whether some topic keyword has a letter with case, and whether one
+    /// of those is not ASCII.
+    cased: bool,
+    cased_beyond_ascii: bool,
+    /// A filter of 4,096 bits over the first and last visible characters of
+    /// each keyword (case folded as [`TopicIndex::of`] folds): a keyword as
+    /// written, before cleaning, whose pair is not in it names no topic.
+    /// Cleaning ([`crate::text::one_line`]) only removes whitespace and
+    /// unsafe characters, so it never changes that pair.
+    filter: Box<[u64; 64]>,
+}
+
+fn has_case(c: char) -> bool {
+    c.is_lowercase() || c.is_uppercase()
 }
 
 impl TopicIndex {
     pub(crate) fn new(topics: &[Topic]) -> TopicIndex {
-        let mut by_keyword: HashMap<String, Vec<usize>, _> = HashMap::default();
+        let mut entries: Vec<(u64, String, Vec<usize>)> = Vec::new();
         for (i, topic) in topics.iter().enumerate() {
             for keyword in &topic.keywords {
-                let list = by_keyword.entry(keyword.to_lowercase()).or_default();
-                if !list.contains(&i) {
-                    list.push(i);
+                let folded = keyword.to_lowercase();
+                match entries.iter_mut().find(|(_, k, _)| *k == folded) {
+                    Some((_, _, list)) if list.contains(&i) => {}
+                    Some((_, _, list)) => list.push(i),
+                    None => entries.push((hash(&folded), folded, vec![i])),
                 }
             }
         }
-        TopicIndex { by_keyword }
+        entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let cased = entries.iter().any(|(_, k, _)| k.chars().any(has_case));
+        let cased_beyond_ascii = entries
+            .iter()
+            .any(|(_, k, _)| k.chars().any(|c| !c.is_ascii() && has_case(c)));
+        let mut index = TopicIndex {
+            entries,
+            cased,
+            cased_beyond_ascii,
+            filter: Box::new([0; 64]),
+        };
+        for (_, keyword, _) in &index.entries {
+            if let Some(bit) = index.filter_bit(keyword) {
+                index.filter[bit / 64] |= 1 << (bit % 64);
+            }
+        }
+        index
+    }
+
+    /// Whether `raw` (a keyword as written, not yet cleaned) may name a
+    /// topic; `false` is certain.
+    pub(crate) fn may_name(&self, raw: &str) -> bool {
+        if self.cased_beyond_ascii {
+            return !self.entries.is_empty();
+        }
+        self.filter_bit(raw)
+            .is_some_and(|bit| self.filter[bit / 64] & (1 << (bit % 64)) != 0)
+    }
+
+    /// The filter bit of a keyword: its first and last visible characters,
+    /// ASCII folded; `None` for one with none.
+    fn filter_bit(&self, keyword: &str) -> Option<usize> {
+        let visible = |c: &char| !c.is_whitespace() && !crate::text::is_unsafe_char(*c);
+        let first = keyword.chars().find(visible)?.to_ascii_lowercase();
+        let last = keyword.chars().rev().find(visible)?.to_ascii_lowercase();
+        let mixed =
+            (first as u32).wrapping_mul(0x9E37_79B1) ^ (last as u32).wrapping_mul(0x85EB_CA77);
+        Some((mixed >> 20) as usize % 4096)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.by_keyword.is_empty()
+        self.entries.is_empty()
     }
 
     /// The topics (positions) that name `keyword`.
     pub(crate) fn of(&self, keyword: &str) -> &[usize] {
-        let found = if keyword.chars().any(char::is_uppercase) {
-            self.by_keyword.get(&keyword.to_lowercase())
+        if let Some(topics) = self.exact(keyword) {
+            return topics;
+        }
+        // A keyword that folds to a topic keyword without case is that
+        // keyword already: folding only matters for cased ones, and beyond
+        // ASCII only when a topic keyword has such a letter.
+        let folded = if self.cased_beyond_ascii {
+            keyword
+                .chars()
+                .any(char::is_uppercase)
+                .then(|| keyword.to_lowercase())
+        } else if self.cased {
+            keyword
+                .bytes()
+                .any(|b| b.is_ascii_uppercase())
+                .then(|| keyword.to_ascii_lowercase())
         } else {
-            self.by_keyword.get(keyword)
+            None
         };
-        found.map_or(&[], Vec::as_slice)
+        folded.and_then(|k| self.exact(&k)).unwrap_or_default()
+    }
+
+    fn exact(&self, keyword: &str) -> Option<&[usize]> {
+        let h = hash(keyword);
+        let first = self.entries.partition_point(|(e, _, _)| *e < h);
+        self.entries[first..]
+            .iter()
+            .take_while(|(e, _, _)| *e == h)
+            .find(|(_, k, _)| k == keyword)
+            .map(|(_, _, topics)| topics.as_slice())
     }
 
     /// The topics any of `keywords` puts an article in, each once, in
@@ -57,6 +138,10 @@ impl TopicIndex {
         topics.dedup();
         topics
     }
+}
+
+fn hash(keyword: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(keyword.as_bytes())
 }
 
 #[cfg(test)]
@@ -84,11 +169,26 @@ mod tests {
         assert_eq!(index.of("深入基层"), &[0]);
         assert_eq!(index.of("ai"), &[2]);
         assert_eq!(index.of("Ai"), &[2]);
+        assert!(index.of("AII").is_empty());
         assert!(index.of("基层").is_empty());
         assert_eq!(
             index.of_all(["人工智能", "脱贫攻坚", "基层干部"]),
             vec![0, 1, 2]
         );
         assert!(TopicIndex::new(&[]).is_empty());
+        // The filter turns down keywords as written, never one that names a
+        // topic once cleaned.
+        for raw in [" 基层干部 ", "深入\u{B}基层", "ai", "AI\t"] {
+            assert!(index.may_name(raw), "{raw:?}");
+        }
+        let turned_down = ["天气", "郑州", "芯片", "高考", "足球", "地铁"]
+            .iter()
+            .filter(|k| !index.may_name(k))
+            .count();
+        assert!(turned_down >= 5, "{turned_down}");
+        // Beyond ASCII when a topic keyword needs it.
+        let index = TopicIndex::new(&[topic("ru", &["Новости"]), topic("x", &["Straße"])]);
+        assert_eq!(index.of("НОВОСТИ"), &[0]);
+        assert_eq!(index.of("straße"), &[1]);
     }
 }

@@ -49,8 +49,10 @@ pub trait Sink: Send + Sized {
         true
     }
     /// Whether an article `wants` turned down is kept all the same for
-    /// its keyword `keyword` (topic feeds). Asked, keyword by keyword, only
-    /// of a sink that [`Sink::by_keyword`].
+    /// its keyword `keyword` (topic feeds), given as written: split from its
+    /// line but not cleaned (see [`crate::text::one_line`]), so a sink can
+    /// turn most keywords down before it pays for that. Asked, keyword by
+    /// keyword, only of a sink that [`Sink::by_keyword`].
     fn wants_keyword(&self, _published: DateTime<Utc>, _id: &str, _keyword: &str) -> bool {
         false
     }
@@ -431,8 +433,8 @@ impl<'a, S: Sink> Collector<'a, S> {
                 let wanted = sink.wants(published, &id, &checked.section())
                     || (sink.by_keyword()
                         && checked
-                            .keywords()
-                            .any(|k| sink.wants_keyword(published, &id, &k)));
+                            .raw_keywords()
+                            .any(|k| sink.wants_keyword(published, &id, k)));
                 drop(id);
                 if wanted {
                     let body = sink.wants_body(checked.published());

@@ -227,16 +227,15 @@ impl<L: LongText> Checked<'_, L> {
         one_line_cow(self.raw.section.as_deref().unwrap_or_default())
     }
 
-    /// The keywords as [`Checked::into_article`] makes them (repeats
-    /// aside), borrowed where they need no cleaning.
-    pub fn keywords(&self) -> impl Iterator<Item = Cow<'_, str>> {
+    /// The keywords as written: split at the separators, not yet cleaned
+    /// ([`crate::text::one_line`] of each, empty ones dropped, is what
+    /// [`Checked::into_article`] keeps).
+    pub fn raw_keywords(&self) -> impl Iterator<Item = &str> {
         self.raw
             .keywords
             .iter()
             .flat_map(|Keywords(list)| list.iter())
-            .flat_map(|line| line.split(crate::text::KEYWORD_SEPARATORS))
-            .map(one_line_cow)
-            .filter(|k| !k.is_empty())
+            .flat_map(|line| crate::text::keyword_pieces(line))
     }
 
     /// The owned, normalised article; without `content_html` and `related`
