@@ -52,6 +52,10 @@ pub struct Selection<'s> {
     /// there too when one of its keywords is one of the topic's.
     heaps: Vec<BinaryHeap<Ranked>>,
     topics: topics::TopicIndex,
+    /// The oldest date every topic feed would still take an article of;
+    /// `None` while one is not full (it takes anything). Older articles'
+    /// keywords are not looked at.
+    topic_floor: Option<DateTime<Utc>>,
     /// Articles scheduled after `now`: not in any feed, but kept (up to a
     /// limit) so a cached result stays right for a later clock.
     future: Vec<Arc<Article>>,
@@ -94,6 +98,7 @@ impl<'s> Selection<'s> {
                 .map(|_| BinaryHeap::new())
                 .collect(),
             topics: topics::TopicIndex::new(&site.topics),
+            topic_floor: None,
             future: Vec::new(),
             future_overflow: false,
         }
@@ -135,6 +140,14 @@ impl<'s> Selection<'s> {
             heap.push(Ranked(article.clone()));
             if heap.len() > self.per_feed {
                 heap.pop();
+            }
+            if feed > self.site.sections.len() {
+                self.topic_floor = self.heaps[1 + self.site.sections.len()..]
+                    .iter()
+                    .map(|h| h.peek().filter(|_| h.len() >= self.per_feed))
+                    .map(|worst| worst.map(|w| w.0.published))
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(|worsts| worsts.into_iter().min());
             }
         }
     }
@@ -205,8 +218,10 @@ impl Sink for Selection<'_> {
                 .any(|&t| self.takes(first + t, published, id))
     }
 
-    fn by_keyword(&self) -> bool {
+    fn by_keyword(&self, published: DateTime<Utc>) -> bool {
         !self.topics.is_empty()
+            && published <= self.now
+            && self.topic_floor.is_none_or(|floor| published >= floor)
     }
 
     fn accept(&mut self, article: Article) {

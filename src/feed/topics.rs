@@ -158,6 +158,121 @@ mod tests {
         }
     }
 
+    /// What the loader does with a sink, article by article, over three
+    /// sinks merged; topic feeds must be what sorting every match gives.
+    #[test]
+    fn topic_feeds_hold_the_newest_matches_whatever_the_order() {
+        use crate::load::Sink;
+        use crate::model::{Article, Section, Sections, Site, SiteZone};
+        let section = |id: &str| Section {
+            id: id.into(),
+            title: id.into(),
+            description: None,
+            url: url::Url::parse("https://example.cn/").unwrap(),
+            parent: None,
+        };
+        let words = ["甲", "乙", "丙", "丁", "Ab", "ab", "戊"];
+        let site = Site {
+            title: "t".into(),
+            base_url: url::Url::parse("https://example.cn/").unwrap(),
+            language: "zh".into(),
+            zone: SiteZone::parse("+08:00").unwrap(),
+            description: "d".into(),
+            sections: Sections::new(vec![section("a"), section("b")]),
+            topics: vec![
+                topic("t0", &["甲", "乙"]),
+                topic("t1", &["丙"]),
+                // Every topic matches: a topic matching nothing never fills,
+                // and then every keyword is looked at.
+                topic("t2", &["AB"]),
+            ],
+            logo: None,
+            icon: None,
+        };
+        let now = chrono::DateTime::from_timestamp(2_000_000, 0).unwrap();
+        let mut seed = 11u64;
+        let mut random = |below: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % below
+        };
+        for round in 0..40 {
+            let articles: Vec<Article> = (0..200)
+                .map(|i| {
+                    let at = {
+                        // Odd rounds: few distinct times, many ties.
+                        let spread = if round % 2 == 0 { 2_100 } else { 12 };
+                        chrono::DateTime::from_timestamp(
+                            random(spread) as i64 * 2_000_000 / spread as i64,
+                            0,
+                        )
+                        .unwrap()
+                    };
+                    let keywords: Vec<String> = (0..random(3))
+                        .map(|_| words[random(words.len())].to_owned())
+                        .collect();
+                    Article {
+                        id: format!("x{i}"),
+                        title: "t".into(),
+                        section: ["a", "b"][random(2)].into(),
+                        url: url::Url::parse("https://example.cn/x").unwrap(),
+                        published: at,
+                        updated: at,
+                        author: None,
+                        editor: None,
+                        source: None,
+                        keywords,
+                        summary: None,
+                        content_html: None,
+                        image: None,
+                        related: Vec::new(),
+                        views: None,
+                    }
+                })
+                .collect();
+            let per_feed = 1 + random(8);
+            let mut sinks: Vec<super::super::Selection> = (0..3)
+                .map(|_| super::super::Selection::new(&site, now, per_feed))
+                .collect();
+            for (i, a) in articles.iter().enumerate() {
+                let sink = &mut sinks[i % 3];
+                let wanted = sink.wants(a.published, &a.id, &a.section)
+                    || (sink.by_keyword(a.published)
+                        && a.keywords
+                            .iter()
+                            .any(|k| sink.wants_keyword(a.published, &a.id, k)));
+                if wanted {
+                    sink.accept(a.clone());
+                }
+            }
+            let mut all = sinks.remove(0);
+            for other in sinks {
+                all.merge(other);
+            }
+            let feeds = all.feeds();
+            for (t, topic) in site.topics.iter().enumerate() {
+                let index = TopicIndex::new(std::slice::from_ref(topic));
+                let mut expected: Vec<&Article> = articles
+                    .iter()
+                    .filter(|a| a.published <= now)
+                    .filter(|a| a.keywords.iter().any(|k| !index.of(k).is_empty()))
+                    .collect();
+                expected.sort_by(|a, b| Article::newest_first(a, b));
+                expected.truncate(per_feed);
+                let got = &feeds[1 + site.sections.len() + t];
+                assert_eq!(got.topic.map(|t| t.id.as_str()), Some(topic.id.as_str()));
+                let ids = |list: &[&Article]| list.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+                assert_eq!(
+                    ids(&got.items),
+                    ids(&expected),
+                    "round {round}, topic {}",
+                    topic.id
+                );
+            }
+        }
+    }
+
     #[test]
     fn keywords_find_their_topics_without_regard_to_case() {
         let index = TopicIndex::new(&[

@@ -56,9 +56,9 @@ pub trait Sink: Send + Sized {
     fn wants_keyword(&self, _published: DateTime<Utc>, _id: &str, _keyword: &str) -> bool {
         false
     }
-    /// Whether [`Sink::wants_keyword`] can say yes: without, an article's
-    /// keywords are not looked at before it is kept.
-    fn by_keyword(&self) -> bool {
+    /// Whether [`Sink::wants_keyword`] can say yes for an article published
+    /// at `published`: without, its keywords are not looked at.
+    fn by_keyword(&self, _published: DateTime<Utc>) -> bool {
         false
     }
     /// Whether a wanted article published at `published` needs its body
@@ -431,7 +431,7 @@ impl<'a, S: Sink> Collector<'a, S> {
                     .expect("a sink per file being read");
                 let (published, id) = (checked.published(), checked.id());
                 let wanted = sink.wants(published, &id, &checked.section())
-                    || (sink.by_keyword()
+                    || (sink.by_keyword(published)
                         && checked
                             .raw_keywords()
                             .any(|k| sink.wants_keyword(published, &id, k)));
