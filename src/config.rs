@@ -12,8 +12,8 @@ use serde::Deserialize;
 use url::Url;
 
 pub use crate::diag::parse_toml;
-use crate::diag::{LineIndex, Location, Problem, Problems};
-use crate::model::{Section, Sections, Site, SiteZone, Topic};
+use crate::diag::{LineIndex, Location, Problem, Problems, Suggest};
+use crate::model::{Section, SectionId, Sections, Site, SiteZone, Topic};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -65,13 +65,19 @@ pub enum FeedFormat {
 }
 
 impl FeedFormat {
-    fn named(name: &str) -> Option<FeedFormat> {
-        match name {
-            "rss" => Some(FeedFormat::Rss),
-            "atom" => Some(FeedFormat::Atom),
-            "json" => Some(FeedFormat::Json),
-            _ => None,
+    pub const ALL: [FeedFormat; 3] = [FeedFormat::Rss, FeedFormat::Atom, FeedFormat::Json];
+
+    /// The name `output.formats` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "rss",
+            FeedFormat::Atom => "atom",
+            FeedFormat::Json => "json",
         }
+    }
+
+    fn named(name: &str) -> Option<FeedFormat> {
+        FeedFormat::ALL.into_iter().find(|f| f.name() == name)
     }
 }
 
@@ -104,7 +110,67 @@ pub struct DigestConfig {
     pub soft_bounce_window: chrono::Duration,
     /// The `Feedback-ID` header's value (printable ASCII).
     pub feedback_id: Option<String>,
+    /// The public archive of issues, a folder under `output.dir`.
+    pub archive: Option<ArchiveFolder>,
 }
+
+/// `digest.archive`: the folder under `output.dir` that holds the public
+/// page of every issue ("view in browser"). It becomes part of URLs and
+/// folder names, so it is checked like a path of slugs: relative, each
+/// segment ASCII letters, digits, `-`, `_` and `.` (never first), so no
+/// `..` and no hidden folder; and never the feeds' own folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveFolder(String);
+
+impl ArchiveFolder {
+    pub fn parse(text: &str) -> Result<ArchiveFolder, String> {
+        let folder = text.trim().strip_suffix('/').unwrap_or(text.trim());
+        if folder.is_empty() {
+            return Err(format!(
+                "{text:?} names no folder; use a folder under output.dir, like \"digest\""
+            ));
+        }
+        if folder.starts_with('/') || folder.starts_with('\\') {
+            return Err(format!(
+                "{text:?} is an absolute path; it must be a folder inside output.dir, like \"digest\""
+            ));
+        }
+        for segment in folder.split('/') {
+            if segment.is_empty() || segment == "." || segment == ".." {
+                return Err(format!(
+                    "{text:?} must stay inside output.dir: no empty, `.` or `..` parts"
+                ));
+            }
+            if segment.starts_with('.')
+                || !segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(format!(
+                    "{text:?}: {segment:?} may hold only ASCII letters, digits, '-', '_' and '.' \
+                     (not first): it becomes a folder name and part of every issue's URL"
+                ));
+            }
+        }
+        let first = folder.split('/').next().unwrap_or_default();
+        if first.eq_ignore_ascii_case(FEEDS_FOLDER) {
+            return Err(format!(
+                "{text:?} is inside the feeds' folder {FEEDS_FOLDER}/ under output.dir; \
+                 the archive needs its own, like \"digest\""
+            ));
+        }
+        Ok(ArchiveFolder(folder.to_owned()))
+    }
+
+    /// The folder, relative to `output.dir`, without a trailing `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The folder under `output.dir` that `build` writes the feeds into
+/// (`feed::render`'s paths).
+const FEEDS_FOLDER: &str = "feeds";
 
 /// `digest.bounce_address`: an envelope sender with `{{token}}` in its
 /// local part (`bounces+{{token}}@news.example.cn`). Each message's
@@ -220,13 +286,20 @@ pub struct SmtpConfig {
     /// A PEM file of extra trusted CA certificates (self-signed relays).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// Seconds before a stalled SMTP exchange is abandoned.
-    #[serde(default = "default_timeout")]
-    pub timeout: u64,
-    /// Seconds to wait for the reply to the end of a message (RFC 5321
+    /// `timeout` as written: seconds, or a duration like `"90s"`.
+    #[serde(default = "default_timeout", rename = "timeout")]
+    timeout_given: Given,
+    /// `data_timeout` as written.
+    #[serde(default = "default_data_timeout", rename = "data_timeout")]
+    data_timeout_given: Given,
+    /// How long a stalled SMTP exchange is waited for before it is
+    /// abandoned. Parsed from `timeout` when the config is validated.
+    #[serde(skip)]
+    pub timeout: std::time::Duration,
+    /// How long to wait for the reply to the end of a message (RFC 5321
     /// suggests 10 minutes: a server may be slow to queue).
-    #[serde(default = "default_data_timeout")]
-    pub data_timeout: u64,
+    #[serde(skip)]
+    pub data_timeout: std::time::Duration,
     /// Path of the sendmail binary for `transport = "sendmail"`.
     #[serde(default)]
     pub sendmail: Option<PathBuf>,
@@ -283,11 +356,57 @@ fn default_port() -> u16 {
 fn default_connections() -> usize {
     4
 }
-fn default_timeout() -> u64 {
-    60
+fn default_timeout() -> Given {
+    Given::Seconds(60)
 }
-fn default_data_timeout() -> u64 {
-    600
+fn default_data_timeout() -> Given {
+    Given::Seconds(600)
+}
+
+/// A length of time as the config may write it: a whole number of seconds
+/// (`timeout = 60`, as earlier versions read it) or a duration with its
+/// unit, like `retry_delay` (`timeout = "90s"`, `"10m"`).
+#[derive(Debug, Clone)]
+enum Given {
+    Seconds(u64),
+    Text(String),
+}
+
+impl Given {
+    fn parse(&self) -> Result<std::time::Duration, String> {
+        match self {
+            Given::Seconds(0) => Err("must be at least 1 second".into()),
+            Given::Seconds(n) => Ok(std::time::Duration::from_secs(*n)),
+            Given::Text(text) => parse_duration(text)
+                .map_err(|e| duration_problem(e, text, "\"60s\" or \"10m\""))?
+                .to_std()
+                .map_err(|_| format!("{text:?} is not a duration: it must be longer than 0")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Given {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Given;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of seconds or a duration like \"60s\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Given, E> {
+                u64::try_from(n)
+                    .map(Given::Seconds)
+                    .map_err(|_| E::custom("must be at least 1 second"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Given, E> {
+                Ok(Given::Seconds(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Given, E> {
+                Ok(Given::Text(text.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 fn default_retries() -> u32 {
     3
@@ -481,6 +600,8 @@ struct RawDigest {
     #[serde(default = "default_soft_bounce_window")]
     soft_bounce_window: String,
     feedback_id: Option<String>,
+    #[serde(default)]
+    archive: Option<String>,
 }
 
 fn default_subject() -> String {
@@ -538,6 +659,26 @@ impl Config {
         let tables = std::cell::OnceCell::new();
         let at_key =
             |key: &str| key_location(text, path, key, tables.get_or_init(|| Tables::new(text)));
+
+        // Formats first: an unknown one carries its own suggestion.
+        let mut formats = Vec::new();
+        for name in &raw.output.formats {
+            match FeedFormat::named(name) {
+                Some(format) => formats.push(format),
+                None => {
+                    let key = "output.formats";
+                    let message =
+                        format!("unknown format {name:?}; expected \"rss\", \"atom\" or \"json\"");
+                    let known = FeedFormat::ALL.map(FeedFormat::name);
+                    problems.push(
+                        Problem::new(at_key(key), Some(key), message)
+                            .suggesting(Suggest::name(name, &known)),
+                    );
+                }
+            }
+        }
+        formats.sort_unstable();
+        formats.dedup();
 
         let mut report = |key: &str, message: String| {
             problems.push(Problem::new(at_key(key), Some(key), message));
@@ -636,18 +777,6 @@ impl Config {
         if raw.output.items == 0 {
             report("output.items", "must be at least 1".into());
         }
-        let mut formats = Vec::new();
-        for name in &raw.output.formats {
-            match FeedFormat::named(name) {
-                Some(format) => formats.push(format),
-                None => report(
-                    "output.formats",
-                    format!("unknown format {name:?}; expected \"rss\", \"atom\" or \"json\""),
-                ),
-            }
-        }
-        formats.sort_unstable();
-        formats.dedup();
 
         let sections = validate_sections(&raw.sections, base_url.as_ref(), &mut report);
         let topics = validate_topics(&raw.topics, base_url.as_ref(), &mut report);
@@ -749,6 +878,11 @@ impl Config {
                 );
                 chrono::Duration::zero()
             });
+            let archive = d.archive.as_deref().and_then(|a| {
+                ArchiveFolder::parse(a)
+                    .map_err(|e| report("digest.archive", e))
+                    .ok()
+            });
             DigestConfig {
                 subject: d.subject,
                 html: d.html.map(|p| folder.join(p)),
@@ -763,6 +897,7 @@ impl Config {
                 soft_bounce_limit: d.soft_bounce_limit,
                 soft_bounce_window,
                 feedback_id: d.feedback_id,
+                archive,
             }
         });
         let smtp = raw.smtp.map(|mut s| {
@@ -792,14 +927,15 @@ impl Config {
                     ),
                 );
             }
-            // Zero seconds is no time to wait; a huge one waits forever
-            // (the socket calls saturate), which is what it says.
-            for (key, seconds) in [
-                ("smtp.timeout", s.timeout),
-                ("smtp.data_timeout", s.data_timeout),
+            // Zero is no time to wait; a huge one waits forever (the
+            // socket calls saturate), which is what it says.
+            for (key, given, parsed) in [
+                ("smtp.timeout", &s.timeout_given, &mut s.timeout),
+                ("smtp.data_timeout", &s.data_timeout_given, &mut s.data_timeout),
             ] {
-                if seconds == 0 {
-                    report(key, "must be at least 1 (seconds)".into());
+                match given.parse() {
+                    Ok(duration) => *parsed = duration,
+                    Err(why) => report(key, why),
                 }
             }
             if s.retries > MAX_RETRIES {
@@ -946,11 +1082,11 @@ fn validate_sections(
         };
         declared[i] = true;
         sections.push(Section {
-            id: s.id.clone(),
+            id: SectionId::new(s.id.as_str()),
             title: s.title.clone(),
             description: s.description.clone().filter(|d| !d.trim().is_empty()),
             url,
-            parent: s.parent.clone(),
+            parent: s.parent.as_deref().map(SectionId::from),
         });
     }
 
@@ -996,7 +1132,9 @@ fn validate_sections(
                 report(&key, format!("parents form a cycle: {}", cycle_path(&path)));
                 break;
             }
-            next = index.get(p).and_then(|&k| sections[k].parent.as_deref());
+            next = index
+                .get(p)
+                .and_then(|&k| sections[k].parent.as_ref().map(SectionId::as_str));
         }
     }
     sections
@@ -1151,7 +1289,11 @@ impl Chains {
         let n = sections.len();
         let next: Vec<Option<usize>> = sections
             .iter()
-            .map(|s| s.parent.as_deref().and_then(|p| index.get(p).copied()))
+            .map(|s| {
+                s.parent
+                    .as_ref()
+                    .and_then(|p| index.get(p.as_str()).copied())
+            })
             .collect();
         let mut chains = Chains {
             rooted: vec![false; n],
@@ -1549,6 +1691,41 @@ parent = "news"
     }
 
     #[test]
+    fn smtp_timeouts_are_seconds_or_durations_read_once() {
+        use std::time::Duration;
+        let smtp = |extra: &str| {
+            parse(&format!(
+                "{GOOD}\n[smtp]\nfrom = \"a@news.example.cn\"\n{extra}"
+            ))
+            .map(|c| c.smtp.unwrap())
+        };
+        let defaults = smtp("").unwrap();
+        assert_eq!(defaults.timeout, Duration::from_secs(60));
+        assert_eq!(defaults.data_timeout, Duration::from_secs(600));
+        let given = smtp("timeout = 45\ndata_timeout = \"15m\"\n").unwrap();
+        assert_eq!(given.timeout, Duration::from_secs(45));
+        assert_eq!(given.data_timeout, Duration::from_secs(900));
+        let ms = smtp("timeout = \"1500ms\"\n").unwrap();
+        assert_eq!(ms.timeout, Duration::from_millis(1500));
+        for (bad, says) in [
+            ("timeout = 0", "smtp.timeout: must be at least 1 second"),
+            ("timeout = -3", "must be at least 1 second"),
+            ("timeout = \"0s\"", "it must be longer than 0"),
+            (
+                "data_timeout = \"soon\"",
+                "smtp.data_timeout: \"soon\" is not a duration",
+            ),
+            (
+                "timeout = 1.5",
+                "a number of seconds or a duration like \"60s\"",
+            ),
+        ] {
+            let problems = smtp(&format!("{bad}\n")).unwrap_err().to_string();
+            assert!(problems.contains(says), "{bad}: {problems}");
+        }
+    }
+
+    #[test]
     fn digest_bounce_keys_have_defaults_and_are_validated() {
         let digest = "\n[digest]\nsubscribers = \"s.toml\"\n";
         let config = parse(&format!("{GOOD}{digest}")).unwrap();
@@ -1627,6 +1804,49 @@ parent = "news"
             problems.contains("site.logo: \"javascript:alert(1)\" is not a web address"),
             "{problems}"
         );
+    }
+
+    #[test]
+    fn archive_folder_is_a_relative_path_of_slugs_outside_the_feeds() {
+        let digest = "\n[digest]\nsubscribers = \"s.toml\"\n";
+        let with = |value: &str| parse(&format!("{GOOD}{digest}archive = {value:?}\n"));
+        assert_eq!(
+            parse(&format!("{GOOD}{digest}"))
+                .unwrap()
+                .digest
+                .unwrap()
+                .archive,
+            None
+        );
+        for (good, folder) in [
+            ("digest", "digest"),
+            ("news/letter-1/", "news/letter-1"),
+            ("feeds2", "feeds2"),
+        ] {
+            let archive = with(good).unwrap().digest.unwrap().archive.unwrap();
+            assert_eq!(archive.as_str(), folder);
+        }
+        for bad in [
+            "",
+            "/srv/digest",
+            "../digest",
+            "a/../b",
+            "a//b",
+            ".hidden",
+            "./digest",
+            "feeds",
+            "Feeds/archive",
+            "a b",
+            "存档",
+            "a\\b",
+        ] {
+            let problems = with(bad).unwrap_err().to_string();
+            // The line of `archive =`: GOOD's 18 lines, the blank and `[digest]`, `subscribers`.
+            assert!(
+                problems.starts_with("feeds.toml:22:1: digest.archive: "),
+                "{bad:?}: {problems}"
+            );
+        }
     }
 
     #[test]

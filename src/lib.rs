@@ -22,6 +22,7 @@
 // module is a mistake (tests and the binary are separate crates).
 #![warn(unreachable_pub)]
 
+pub mod archive;
 pub mod bounce;
 pub mod cli;
 pub mod commands;
@@ -91,6 +92,12 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "config", "diag", "dkim", "error", "feed", "ledger", "load", "model", "output",
             "parallel", "report", "text", "token",
+        ],
+    ),
+    (
+        "archive",
+        &[
+            "config", "digest", "feed", "model", "output", "parallel", "text",
         ],
     ),
     (

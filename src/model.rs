@@ -98,16 +98,99 @@ impl SiteZone {
     }
 }
 
+/// A string newtype for an id that records and the config give: compared,
+/// hashed and serialized as its text (a `HashMap` keyed by it is searched
+/// with a `&str`), but not interchangeable with other strings or ids.
+macro_rules! text_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(id: impl Into<String>) -> $name {
+                $name(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> $name {
+                $name(id.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> $name {
+                $name(id)
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        /// As the text: messages quote an id as `"later"`.
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
+text_id!(
+    /// An article's `id`: unique on the site, stable across edits (it
+    /// becomes the feed item's guid and the key of what a subscriber was sent).
+    ArticleId
+);
+
+text_id!(
+    /// A section's `id` from the config: a slug, safe as a folder name and
+    /// in a URL. Articles and subscribers name sections by it.
+    SectionId
+);
+
 /// A section of the site, as declared in the config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Section {
-    /// A slug: safe as a folder name and in a URL.
-    pub id: String,
+    pub id: SectionId,
     pub title: String,
     pub description: Option<String>,
     /// The section's HTML page.
     pub url: Url,
-    pub parent: Option<String>,
+    pub parent: Option<SectionId>,
 }
 
 /// A subject followed across sections (`[[topics]]`): its feeds carry every
@@ -134,7 +217,7 @@ pub struct Topic {
 pub struct Sections {
     list: Vec<Section>,
     /// Asked for every record loaded: a fast hash.
-    by_id: HashMap<String, usize, xxhash_rust::xxh3::Xxh3DefaultBuilder>,
+    by_id: HashMap<SectionId, usize, xxhash_rust::xxh3::Xxh3DefaultBuilder>,
     /// Each section's parent and children, by position.
     parent: Vec<Option<usize>>,
     children: Vec<Vec<usize>>,
@@ -144,14 +227,14 @@ impl Sections {
     /// Indexes `list`. An id declared twice is found at its first place; a
     /// parent that is not declared is no parent (the config refuses both).
     pub fn new(list: Vec<Section>) -> Sections {
-        let mut by_id: HashMap<String, usize, _> =
+        let mut by_id: HashMap<SectionId, usize, _> =
             HashMap::with_capacity_and_hasher(list.len(), Default::default());
         for (i, section) in list.iter().enumerate() {
             by_id.entry(section.id.clone()).or_insert(i);
         }
         let parent: Vec<Option<usize>> = list
             .iter()
-            .map(|s| s.parent.as_deref().and_then(|p| by_id.get(p).copied()))
+            .map(|s| s.parent.as_ref().and_then(|p| by_id.get(p).copied()))
             .collect();
         let mut children = vec![Vec::new(); list.len()];
         for (i, p) in parent.iter().enumerate() {
@@ -267,9 +350,9 @@ impl Site {
 /// One article, validated.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Article {
-    pub id: String,
+    pub id: ArticleId,
     pub title: String,
-    pub section: String,
+    pub section: SectionId,
     pub url: Url,
     pub published: DateTime<Utc>,
     /// Never earlier than `published`.
@@ -281,7 +364,7 @@ pub struct Article {
     pub summary: Option<String>,
     pub content_html: Option<String>,
     pub image: Option<Url>,
-    pub related: Vec<String>,
+    pub related: Vec<ArticleId>,
     pub views: Option<u64>,
 }
 
@@ -307,8 +390,8 @@ impl Article {
 pub struct Subscriber {
     pub email: String,
     pub name: Option<String>,
-    /// Section ids; `None` means every section.
-    pub sections: Option<Vec<String>>,
+    /// `None` means every section.
+    pub sections: Option<Vec<SectionId>>,
     /// The subscriber file says this address left (a CSV `status` such as
     /// `unsubscribed`): it gets nothing and goes on the suppression list.
     pub left: Option<SuppressionReason>,
@@ -322,7 +405,7 @@ impl Subscriber {
     pub fn wanted<'a>(&self, site: &'a Site) -> Option<std::collections::HashSet<&'a str>> {
         let ids = self.sections.as_ref()?;
         Some(
-            site.with_descendants(ids.iter().map(String::as_str))
+            site.with_descendants(ids.iter().map(SectionId::as_str))
                 .map(|s| s.id.as_str())
                 .collect(),
         )
@@ -502,7 +585,7 @@ mod tests {
         let subscriber = |ids: &[&str]| Subscriber {
             email: "a@example.cn".into(),
             name: None,
-            sections: Some(ids.iter().map(|s| s.to_string()).collect()),
+            sections: Some(ids.iter().map(|&s| SectionId::from(s)).collect()),
             left: None,
         };
         let wanted = |ids: &[&str]| {
@@ -519,7 +602,11 @@ mod tests {
                 let mut all: Vec<&str> = site
                     .sections
                     .iter()
-                    .filter(|s| ancestry(&site, &s.id).iter().any(|a| ids.contains(a)))
+                    .filter(|s| {
+                        ancestry(&site, s.id.as_str())
+                            .iter()
+                            .any(|a| ids.contains(a))
+                    })
                     .map(|s| s.id.as_str())
                     .collect();
                 all.sort();

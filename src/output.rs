@@ -204,8 +204,10 @@ fn open_plain(path: &Path) -> std::io::Result<fs::File> {
     }
 }
 
-/// The bytes of `path` if it is a plain file of at most `limit` bytes.
-fn read_plain_file(path: &Path, limit: u64) -> Option<Vec<u8>> {
+/// The bytes of `path` if it is a plain file of at most `limit` bytes
+/// (never through a link, never a FIFO or a device): for reading back what
+/// bulletin wrote into a folder others may write to.
+pub fn read_plain_file(path: &Path, limit: u64) -> Option<Vec<u8>> {
     let file = open_plain(path).ok()?;
     let size = file.metadata().ok()?.len();
     if size > limit {

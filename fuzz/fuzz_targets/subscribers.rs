@@ -60,7 +60,10 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         for id in s.sections.iter().flatten() {
-            assert!(site.section(id).is_some(), "undeclared section {id:?}");
+            assert!(
+                site.section(id.as_str()).is_some(),
+                "undeclared section {id:?}"
+            );
         }
         if !(checks::skip_known() && checks::known_quoted_local_part(&s.email)) {
             checks::check_digest(&config, &article, s);

@@ -12,9 +12,9 @@ use html5ever::tokenizer::{
 
 use crate::config::Config;
 use crate::feed::{self, Selection};
-use crate::output::OutputFile;
 use crate::load::Sink;
 use crate::model::{Article, Site};
+use crate::output::OutputFile;
 use crate::text;
 
 /// Site timezones the targets pick from: fixed offsets at the extremes,
@@ -130,7 +130,11 @@ pub fn build_with_cache(
 
 /// What `load` promises about every article it returns.
 pub fn check_article(a: &Article) {
-    for (field, value) in [("id", &a.id), ("title", &a.title), ("section", &a.section)] {
+    for (field, value) in [
+        ("id", a.id.as_str()),
+        ("title", a.title.as_str()),
+        ("section", a.section.as_str()),
+    ] {
         assert!(!value.is_empty(), "{field} is empty: {a:?}");
         assert!(
             text::is_one_line(value),
@@ -160,7 +164,10 @@ pub fn check_article(a: &Article) {
         assert!(!a.keywords[..i].contains(k), "repeated keyword {k:?}");
     }
     for r in &a.related {
-        assert!(!r.is_empty() && text::is_one_line(r), "related {r:?}");
+        assert!(
+            !r.as_str().is_empty() && text::is_one_line(r.as_str()),
+            "related {r:?}"
+        );
     }
     if let Some(summary) = &a.summary {
         assert!(!summary.is_empty());
@@ -271,7 +278,7 @@ fn check_rss_round_trip(doc: &roxmltree::Document<'_>, site: &Site, articles: &[
         let guid = text_of(child(item, "guid"));
         let Some(a) = articles
             .iter()
-            .find(|a| a.id == guid || format!("{}:{}", site.domain(), a.id) == guid)
+            .find(|a| a.id == guid.as_str() || format!("{}:{}", site.domain(), a.id) == guid)
         else {
             panic!("RSS guid {guid:?} matches no article");
         };
@@ -432,7 +439,7 @@ fn render_one(
 ) -> render::Rendered {
     let site = &config.site;
     let section = site
-        .section(&article.section)
+        .section(article.section.as_str())
         .expect("a loaded article's section exists");
     let email = digest::Email {
         subscriber,
@@ -445,7 +452,7 @@ fn render_one(
         }],
     };
     let fields = digest::ArticleFields::new(site, [article]);
-    let context = digest::context(site, &issue(), &email, None, &fields);
+    let context = digest::context(site, &issue(), &email, None, None, &fields);
     templates
         .render(context)
         .unwrap_or_else(|e| panic!("the probe templates render: {e}"))

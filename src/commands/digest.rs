@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Clock, Done};
 use crate::Failure;
+use crate::archive::{Archive, Past, Publication};
 use crate::config::{Config, Transport as TransportKind};
 use crate::deliver::sendmail::{self, Sendmail};
 use crate::deliver::smtp::Smtp;
@@ -17,7 +18,7 @@ use crate::deliver::{self, Policy, RunLock, Summary, Transport, Wanted};
 use crate::diag::{Location, Problem};
 use crate::digest::compose::Composer;
 use crate::digest::setup::Setup;
-use crate::digest::{self, History};
+use crate::digest::{self, Earlier, History};
 use crate::ledger::{Ledger, Sqlite, Status};
 use crate::model::{IssueKey, RecipientKey};
 use crate::report::{self, Verbosity};
@@ -46,6 +47,43 @@ fn secret(setup: &Setup, config: &Config) -> Result<Option<Vec<u8>>, Failure> {
     }
 }
 
+/// The archive (`digest.archive`) and the issues already in it; the
+/// records it had to skip are warned about.
+fn archive_past(config: &Config, say: Verbosity) -> Result<Option<(Archive<'_>, Past)>, Failure> {
+    let Some(archive) = Archive::of(config) else {
+        return Ok(None);
+    };
+    let past = archive.past()?;
+    for warning in &past.warnings {
+        say.warn(warning);
+    }
+    Ok(Some((archive, past)))
+}
+
+/// Writes this run's archive files, and says so.
+fn publish(
+    archive: Option<&(Archive<'_>, Past)>,
+    publication: Option<&Publication>,
+    say: Verbosity,
+) -> Result<(), Failure> {
+    let (Some((archive, _)), Some(publication)) = (archive, publication) else {
+        return Ok(());
+    };
+    let written = archive.publish(publication)?;
+    say.summary(format!(
+        "archive: {} ({} issues; {} files changed, {} unchanged) in {}",
+        publication
+            .page_url
+            .as_deref()
+            .unwrap_or("no page for this issue, nothing new since the last one"),
+        publication.issues,
+        written.changed,
+        written.unchanged,
+        archive.dir().display()
+    ));
+    Ok(())
+}
+
 pub fn dry_run(
     config: &Config,
     dir: &Path,
@@ -69,17 +107,30 @@ pub fn dry_run(
              has the clock gone back? `digest --send` would refuse to send it"
         ));
     }
+    let archive = archive_past(config, say)?;
+    let archived = archive
+        .as_ref()
+        .map(|(_, past)| past.carried_before(&issue));
     let plan = digest::plan_reported(
         &config.site,
         &setup,
         &articles,
         now,
-        &digest::suppressed(ledger)?,
+        Earlier {
+            suppressed: &digest::suppressed(ledger)?,
+            archived: archived.as_ref(),
+        },
         |s| History::from_ledger(ledger, &issue, s),
         say,
     )?;
-    let composer = Composer::new(&config.site, &setup, &plan, now, secret.as_deref());
+    let publication = archive
+        .as_ref()
+        .map(|(archive, past)| archive.render(past, &plan.issue, &plan.public));
+    let composer = Composer::new(&config.site, &setup, &plan, now, secret.as_deref())
+        .with_archive_url(publication.as_ref().and_then(|p| p.page_url.clone()));
     let preview = digest::preview::write(dir, &plan, &composer)?;
+    // After the messages composed: a template mistake publishes nothing.
+    publish(archive.as_ref(), publication.as_ref(), say)?;
     say.summary(format!(
         "dry run of digest {}: {} emails ({} items) for {} subscribers, {} with nothing new, {} already sent, {} suppressed; written to {} in {:.2} s",
         plan.issue,
@@ -192,22 +243,36 @@ pub fn send(
     deliver::check_clock(&ledger, &issue, now, now_given)?;
     let already = ledger.count(&issue, Status::Sent)?;
     let suppressed = digest::suppressed(Some(&ledger))?;
+    let archive = archive_past(config, say)?;
+    let archived = archive
+        .as_ref()
+        .map(|(_, past)| past.carried_before(&issue));
     let plan = digest::plan_reported(
         &config.site,
         &setup,
         &articles,
         now,
-        &suppressed,
+        Earlier {
+            suppressed: &suppressed,
+            archived: archived.as_ref(),
+        },
         |s| History::from_ledger(Some(&ledger), &issue, s),
         say,
     )?;
+    let publication = archive
+        .as_ref()
+        .map(|(archive, past)| archive.render(past, &plan.issue, &plan.public));
     let fixing = Instant::now();
-    let composer = Composer::new(&config.site, &setup, &plan, now, secret.as_deref());
+    let composer = Composer::new(&config.site, &setup, &plan, now, secret.as_deref())
+        .with_archive_url(publication.as_ref().and_then(|p| p.page_url.clone()));
     deliver::fix_issue(&mut ledger, &composer, &issue, now)?;
     say.detail(format!(
         "composed and fixed this issue's messages in the state database in {:.2} s",
         fixing.elapsed().as_secs_f64()
     ));
+    // Published once the messages are durable (a template mistake publishes
+    // nothing) and before any is sent (the link works when they arrive).
+    publish(archive.as_ref(), publication.as_ref(), say)?;
 
     let from = setup.from.email.clone();
     // Who may still get a pending message: the subscribers, less those who

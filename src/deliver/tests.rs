@@ -12,7 +12,7 @@ use lettre::Address;
 
 use super::transport::{Envelope, Failure, Session, Transport};
 use super::{Policy, Wanted, send_pending};
-use crate::ledger::{self, Ledger, NewDelivery, Packed, Sqlite, Status};
+use crate::ledger::{self, Ledger, NewDelivery, Packed, Sqlite, Status, ids};
 use crate::model::{IssueKey, RecipientKey};
 use crate::report::Verbosity;
 
@@ -142,7 +142,7 @@ fn ledger_with(recipients: usize) -> (tempfile::TempDir, Sqlite) {
                     address,
                     message_id: "<id@example.com>",
                     message,
-                    article_ids: vec!["a1"],
+                    article_ids: ids(&["a1"]),
                 })?;
             }
             Ok(())
@@ -361,7 +361,7 @@ impl Ledger for FillingUp {
         &self,
         recipient: &RecipientKey,
         issue: &IssueKey,
-    ) -> anyhow::Result<HashSet<String>> {
+    ) -> anyhow::Result<HashSet<crate::model::ArticleId>> {
         self.inner.articles_for(recipient, issue)
     }
     fn newest_issue(&self) -> anyhow::Result<Option<IssueKey>> {
@@ -508,7 +508,7 @@ fn fix(ledger: &mut Sqlite, issue: &str, addresses: &[&str]) {
                     address,
                     message_id: "<old@example.com>",
                     message: &packed,
-                    article_ids: vec!["a0"],
+                    article_ids: ids(&["a0"]),
                 })?;
             }
             Ok(())

@@ -12,7 +12,7 @@ use super::message::{self, Envelope};
 use super::setup::Setup;
 use super::{ArticleFields, Digest, Email};
 use crate::Failure;
-use crate::model::{Site, Subscriber};
+use crate::model::{ArticleId, Site, Subscriber};
 
 /// One recipient's message, ready for the wire.
 pub struct Composed<'a> {
@@ -21,7 +21,7 @@ pub struct Composed<'a> {
     pub subject: String,
     pub html: String,
     pub bytes: Vec<u8>,
-    pub article_ids: Vec<&'a str>,
+    pub article_ids: Vec<&'a ArticleId>,
 }
 
 /// Composes the messages of one planned issue.
@@ -33,6 +33,8 @@ pub struct Composer<'a> {
     fields: ArticleFields<'a>,
     /// The key of unsubscribe tokens, when the URL has `{{token}}`.
     secret: Option<&'a [u8]>,
+    /// This issue's public page, when the archive has one.
+    archive_url: Option<String>,
 }
 
 impl<'a> Composer<'a> {
@@ -55,7 +57,15 @@ impl<'a> Composer<'a> {
             },
             fields: plan.fields(site),
             secret,
+            archive_url: None,
         }
+    }
+
+    /// Gives every message the link to this issue's public page
+    /// (`{{archive_url}}`, "view in browser").
+    pub fn with_archive_url(mut self, url: Option<String>) -> Composer<'a> {
+        self.archive_url = url;
+        self
     }
 
     /// The unsubscribe URL for one recipient, its token filled in, as the
@@ -77,6 +87,7 @@ impl<'a> Composer<'a> {
             &self.plan.issue,
             email,
             unsubscribe.as_deref(),
+            self.archive_url.as_deref(),
             &self.fields,
         );
         let rendered = self.setup.templates.render(context)?;
@@ -109,7 +120,7 @@ impl<'a> Composer<'a> {
             bytes,
             article_ids: email
                 .items()
-                .map(|i| -> &'a str { &i.article.id })
+                .map(|i| -> &'a ArticleId { &i.article.id })
                 .collect(),
         })
     }

@@ -24,7 +24,7 @@ use crate::Failure;
 use crate::config::Config;
 use crate::diag::Problems;
 use crate::ledger::Ledger;
-use crate::model::{Article, IssueKey, RecipientKey, Section, Site, Subscriber};
+use crate::model::{Article, ArticleId, IssueKey, RecipientKey, Section, Site, Subscriber};
 use crate::report::Verbosity;
 use related::RelatedIndex;
 use setup::Setup;
@@ -67,7 +67,7 @@ impl<'a> ArticleFields<'a> {
                 "keywords": a.keywords,
                 "views": a.views,
                 "section": a.section,
-                "section_title": site.section(&a.section).map(|s| s.title.as_str()),
+                "section_title": site.section(a.section.as_str()).map(|s| s.title.as_str()),
             })
         });
         ArticleFields {
@@ -162,7 +162,7 @@ pub struct History {
     pub has_issue: bool,
     /// Article ids already sent to them (or fixed for them, in this issue
     /// or a later one: see [`Ledger::articles_for`]).
-    pub sent: HashSet<String>,
+    pub sent: HashSet<ArticleId>,
 }
 
 /// The addresses on the ledger's suppression list (none without a ledger).
@@ -237,13 +237,21 @@ pub fn load_archive(
     Ok(articles)
 }
 
+/// What earlier runs left that a plan respects, besides each recipient's
+/// history: the suppression list, and with a public archive the articles
+/// its earlier issues carried.
+pub struct Earlier<'s> {
+    pub suppressed: &'s HashSet<RecipientKey>,
+    pub archived: Option<&'s HashSet<ArticleId>>,
+}
+
 /// [`plan`] with what `-v` and warnings say about it.
 pub fn plan_reported<'a>(
     site: &'a Site,
     setup: &'a Setup,
     articles: &'a [Article],
     now: DateTime<Utc>,
-    suppressed: &HashSet<RecipientKey>,
+    earlier: Earlier<'_>,
     history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
     say: Verbosity,
 ) -> Result<Digest<'a>, Failure> {
@@ -252,7 +260,8 @@ pub fn plan_reported<'a>(
         window: setup.digest.window,
         related: setup.digest.related,
         max_items: setup.digest.max_items,
-        suppressed,
+        suppressed: earlier.suppressed,
+        archived: earlier.archived,
     };
     let started = std::time::Instant::now();
     let plan = plan(site, articles, &setup.subscribers, &settings, history)?;
@@ -281,7 +290,11 @@ pub struct Digest<'a> {
     /// Subscribers on the suppression list: they get nothing.
     pub suppressed: usize,
     /// Editor's related ids that name no article, to warn about.
-    pub unknown_related: Vec<(String, String)>,
+    pub unknown_related: Vec<(ArticleId, ArticleId)>,
+    /// The issue as its public page shows it (`digest.archive`): what a
+    /// subscriber of every section gets whose history is the earlier
+    /// issues' pages. Empty without an archive, or when nothing is new.
+    pub public: Vec<Group<'a>>,
 }
 
 pub struct Settings<'s> {
@@ -291,6 +304,9 @@ pub struct Settings<'s> {
     pub max_items: usize,
     /// Addresses on the suppression list.
     pub suppressed: &'s HashSet<RecipientKey>,
+    /// With a public archive: the ids of the articles earlier issues'
+    /// pages carried; the plan then makes [`Digest::public`] too.
+    pub archived: Option<&'s HashSet<ArticleId>>,
 }
 
 /// The oldest time a digest at `now` carries: `window` before it, or the
@@ -326,6 +342,7 @@ pub fn plan<'a, E>(
         already_sent: 0,
         suppressed: 0,
         unknown_related: Vec::new(),
+        public: Vec::new(),
     };
     // First what each subscriber gets...
     let mut chosen_for: Vec<(&Subscriber, Vec<&Article>)> = Vec::new();
@@ -359,13 +376,25 @@ pub fn plan<'a, E>(
             chosen_for.push((subscriber, chosen));
         }
     }
-    // ...then the related reads of every article some email carries, ranked
-    // once each on all cores...
+    // ...and what the public archive's page of this issue carries: every
+    // section, less what earlier issues' pages carried...
+    let public: Vec<&Article> = match settings.archived {
+        Some(carried) => fresh
+            .iter()
+            .copied()
+            .filter(|a| !carried.contains(&a.id))
+            .take(settings.max_items)
+            .collect(),
+        None => Vec::new(),
+    };
+    // ...then the related reads of every article some email or the page
+    // carries, ranked once each on all cores...
     if settings.related > 0 {
         let mut seen = HashSet::new();
         let items: Vec<&Article> = chosen_for
             .iter()
             .flat_map(|(_, chosen)| chosen.iter().copied())
+            .chain(public.iter().copied())
             .filter(|a| seen.insert(&a.id))
             .collect();
         let mut unknown = index.prerank(&items);
@@ -375,32 +404,44 @@ pub fn plan<'a, E>(
     }
     // ...and each email, its items grouped by section with their reads.
     for (subscriber, chosen) in chosen_for {
-        let mut listed: HashSet<&str> = chosen.iter().map(|a| a.id.as_str()).collect();
-        // Grouped by section in config order, newest first in each: a
-        // stable sort of the items by their section's place (not a pass
-        // over every section for each email).
-        let mut placed: Vec<(usize, &Article)> = chosen
-            .iter()
-            .filter_map(|&a| Some((site.sections.position(&a.section)?, a)))
-            .collect();
-        placed.sort_by_key(|&(place, _)| place);
-        let mut groups: Vec<Group> = Vec::new();
-        for (place, article) in placed {
-            let related = index.related(article, settings.related, &mut listed, &mut Vec::new());
-            let item = Item { article, related };
-            match groups.last_mut() {
-                Some(group) if std::ptr::eq(group.section, &site.sections[place]) => {
-                    group.items.push(item)
-                }
-                _ => groups.push(Group {
-                    section: &site.sections[place],
-                    items: vec![item],
-                }),
-            }
-        }
+        let groups = grouped(site, &chosen, &index, settings.related);
         digest.emails.push(Email { subscriber, groups });
     }
+    digest.public = grouped(site, &public, &index, settings.related);
     Ok(digest)
+}
+
+/// One email's items grouped by section in config order, newest first in
+/// each, every item with its related reads.
+fn grouped<'a>(
+    site: &'a Site,
+    chosen: &[&'a Article],
+    index: &RelatedIndex<'a>,
+    related: usize,
+) -> Vec<Group<'a>> {
+    let mut listed: HashSet<&str> = chosen.iter().map(|a| a.id.as_str()).collect();
+    // A stable sort of the items by their section's place (not a pass over
+    // every section for each email).
+    let mut placed: Vec<(usize, &Article)> = chosen
+        .iter()
+        .filter_map(|&a| Some((site.sections.position(a.section.as_str())?, a)))
+        .collect();
+    placed.sort_by_key(|&(place, _)| place);
+    let mut groups: Vec<Group> = Vec::new();
+    for (place, article) in placed {
+        let related = index.related(article, related, &mut listed, &mut Vec::new());
+        let item = Item { article, related };
+        match groups.last_mut() {
+            Some(group) if std::ptr::eq(group.section, &site.sections[place]) => {
+                group.items.push(item)
+            }
+            _ => groups.push(Group {
+                section: &site.sections[place],
+                items: vec![item],
+            }),
+        }
+    }
+    groups
 }
 
 /// The data the templates receive for one email (documented in
@@ -410,6 +451,7 @@ pub fn context(
     issue: &IssueKey,
     email: &Email<'_>,
     unsubscribe_url: Option<&str>,
+    archive_url: Option<&str>,
     fields: &ArticleFields<'_>,
 ) -> Value {
     let article = |a: &Article| fields.get(a);
@@ -445,6 +487,8 @@ pub fn context(
         "recipient": { "email": email.subscriber.email, "name": email.subscriber.name },
         "item_count": email.items().count(),
         "unsubscribe_url": unsubscribe_url,
+        // Null (falsy) without an archive page for this issue.
+        "archive_url": archive_url,
     });
     context["sections"] = Value::Array(sections);
     context

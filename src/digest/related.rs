@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::Article;
+use crate::model::{Article, ArticleId};
 
 /// Postings scanned per keyword at most. A keyword on more articles than
 /// this carries little information (its weight is near zero); scanning only
@@ -42,7 +42,7 @@ pub struct RelatedIndex<'a> {
     section_of: Vec<u64>,
     published: Vec<i64>,
     /// Candidates ranked per article, the first `depth` of them.
-    cache: Mutex<HashMap<String, Ranking>>,
+    cache: Mutex<HashMap<ArticleId, Ranking>>,
     depth: usize,
     /// Scores by article index, all zero between rankings (dense: one add
     /// per posting, no hashing).
@@ -117,7 +117,7 @@ impl<'a> RelatedIndex<'a> {
         // hash of its id (a collision among a site's sections, ~1e-15, would
         // only merge their "same section" tie-break).
         let columns = crate::parallel::map(articles, crate::parallel::cores(), |a| {
-            let section = xxhash_rust::xxh3::xxh3_64(a.section.as_bytes());
+            let section = xxhash_rust::xxh3::xxh3_64(a.section.as_str().as_bytes());
             (a.published <= now, section, a.published.timestamp())
         });
         RelatedIndex {
@@ -143,7 +143,7 @@ impl<'a> RelatedIndex<'a> {
         article: &Article,
         limit: usize,
         listed: &mut HashSet<&'a str>,
-        unknown: &mut Vec<String>,
+        unknown: &mut Vec<ArticleId>,
     ) -> Vec<&'a Article> {
         let mut picked = Vec::new();
         if limit == 0 {
@@ -183,7 +183,7 @@ impl<'a> RelatedIndex<'a> {
     /// The cached ranking of `article`'s candidates, at least `depth` long
     /// when there are that many.
     /// The list, and whether it was cut short at its depth.
-    fn ranked(&self, article: &Article, depth: usize, unknown: &mut Vec<String>) -> Ranking {
+    fn ranked(&self, article: &Article, depth: usize, unknown: &mut Vec<ArticleId>) -> Ranking {
         let key = article.id.clone();
         if let Some(hit) = self.cache.lock().expect("cache lock").get(&key) {
             return hit.clone();
@@ -200,7 +200,7 @@ impl<'a> RelatedIndex<'a> {
     /// Candidates in order: the editor's picks, then by shared keywords
     /// weighted by rarity, same section and recency breaking ties. Never the
     /// article itself, never an embargoed one, each once; at most `depth`.
-    fn rank(&self, article: &Article, depth: usize, unknown: &mut Vec<String>) -> Vec<u32> {
+    fn rank(&self, article: &Article, depth: usize, unknown: &mut Vec<ArticleId>) -> Vec<u32> {
         let mut scores = self.scores.lock().expect("scores lock");
         self.rank_with(article, depth, unknown, &mut scores)
     }
@@ -208,7 +208,7 @@ impl<'a> RelatedIndex<'a> {
     /// Ranks the candidates of every article in `articles` on all cores, so
     /// later calls to [`related`](Self::related) find them cached. Returns
     /// the editor's related ids that name no article.
-    pub fn prerank(&self, articles: &[&Article]) -> Vec<(String, String)> {
+    pub fn prerank(&self, articles: &[&Article]) -> Vec<(ArticleId, ArticleId)> {
         let depth = self.depth;
         // One dense score buffer per thread (8 bytes an article), so at most 16.
         let unknown = crate::parallel::map_with(
@@ -236,7 +236,7 @@ impl<'a> RelatedIndex<'a> {
         &self,
         article: &Article,
         depth: usize,
-        unknown: &mut Vec<String>,
+        unknown: &mut Vec<ArticleId>,
         scores: &mut [f64],
     ) -> Vec<u32> {
         let mut order = Vec::new();
@@ -337,7 +337,7 @@ mod tests {
     use chrono::{DateTime, Duration, TimeZone, Utc};
 
     use super::RelatedIndex;
-    use crate::model::Article;
+    use crate::model::{Article, ArticleId};
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2017, 3, 25, 0, 0, 0).unwrap()
@@ -368,13 +368,13 @@ mod tests {
             summary: None,
             content_html: None,
             image: None,
-            related: related.iter().map(|r| r.to_string()).collect(),
+            related: related.iter().map(|&r| ArticleId::from(r)).collect(),
             views: None,
         }
     }
 
     /// Related reads of `articles[of]` with nothing else listed.
-    fn picks(articles: &[Article], of: usize, limit: usize) -> (Vec<String>, Vec<String>) {
+    fn picks(articles: &[Article], of: usize, limit: usize) -> (Vec<ArticleId>, Vec<ArticleId>) {
         let index = RelatedIndex::new(articles, now());
         let mut listed = HashSet::from([articles[of].id.as_str()]);
         let mut unknown = Vec::new();

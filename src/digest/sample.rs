@@ -1,8 +1,8 @@
 //! The digest part of `check`: the templates rendered on sample emails that
 //! take every branch a real one can (a named and a nameless recipient, an
 //! item with every field and related reads and one with none, with and
-//! without an unsubscribe link), so a misspelled variable is caught here,
-//! not in an inbox.
+//! without an unsubscribe link and an archive page), so a misspelled
+//! variable is caught here, not in an inbox.
 
 use chrono::{DateTime, Utc};
 
@@ -56,14 +56,21 @@ pub fn check(config: &Config, now: DateTime<Utc>) -> Result<Option<Setup>, Probl
         .as_deref()
         .map(|u| super::message::unsubscribe_url(u, Some("0123456789abcdefghijklmnopqrs")));
     let issue = IssueKey::of(site, now);
-    for (subscriber, unsubscribe) in [(&named, unsubscribe.as_deref()), (&nameless, None)] {
+    // `{{archive_url}}` set once and absent once, whatever the config says:
+    // a template must take both branches.
+    let archive = format!("{}digest/{}/", site.base_url, issue.as_str());
+    let samples = [
+        (&named, unsubscribe.as_deref(), Some(archive.as_str())),
+        (&nameless, None, None),
+    ];
+    for (subscriber, unsubscribe, archive) in samples {
         let email = Email {
             subscriber,
             groups: groups(),
         };
         setup
             .templates
-            .render(context(site, &issue, &email, unsubscribe, &fields))?;
+            .render(context(site, &issue, &email, unsubscribe, archive, &fields))?;
     }
     Ok(Some(setup))
 }

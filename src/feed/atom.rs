@@ -24,17 +24,8 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
         title: Text::plain(info.title.clone()),
         id: info.url(ATOM_FILE),
         updated: site.zone.local(info.updated),
-        authors: vec![Person {
-            name: site.title.clone(),
-            email: None,
-            uri: Some(site.base_url.to_string()),
-            ..Default::default()
-        }],
-        generator: Some(Generator {
-            value: "bulletin".into(),
-            uri: None,
-            version: Some(env!("CARGO_PKG_VERSION").into()),
-        }),
+        authors: vec![site_author(site)],
+        generator: Some(generator()),
         links: vec![
             Link {
                 href: info.url(ATOM_FILE),
@@ -84,10 +75,10 @@ fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
             ..Default::default()
         }
     };
-    let section = site.section(&article.section);
+    let section = site.section(article.section.as_str());
     let categories = section
         .map(|s| Category {
-            term: s.id.clone(),
+            term: s.id.to_string(),
             scheme: None,
             label: Some(s.title.clone()),
         })
@@ -150,4 +141,23 @@ fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
         entry.extensions = media;
     }
     entry
+}
+
+/// The site as a feed's author: Atom asks one per feed or per entry.
+pub(crate) fn site_author(site: &crate::model::Site) -> Person {
+    Person {
+        name: site.title.clone(),
+        email: None,
+        uri: Some(site.base_url.to_string()),
+        ..Default::default()
+    }
+}
+
+/// `<generator>`: bulletin and its version.
+pub(crate) fn generator() -> Generator {
+    Generator {
+        value: "bulletin".into(),
+        uri: None,
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+    }
 }

@@ -122,14 +122,14 @@ fn plausible(article: &Article, site: &Site) -> bool {
     let clean = |text: &str| !text.chars().any(is_unsafe_char);
     web(&article.url)
         && article.image.as_ref().is_none_or(web)
-        && site.section(&article.section).is_some()
-        && line(&article.id)
+        && site.section(article.section.as_str()).is_some()
+        && line(article.id.as_str())
         && line(&article.title)
         && [&article.author, &article.editor, &article.source]
             .iter()
             .all(|t| t.as_deref().is_none_or(line))
         && article.keywords.iter().all(|k| line(k))
-        && article.related.iter().all(|r| line(r))
+        && article.related.iter().all(|r| line(r.as_str()))
         && article.summary.as_deref().is_none_or(clean)
         && article.content_html.as_deref().is_none_or(clean)
         && article.updated >= article.published

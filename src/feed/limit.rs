@@ -65,7 +65,7 @@ mod tests {
     fn article(i: usize) -> Article {
         let at = chrono::DateTime::from_timestamp(1_700_000_000 - i as i64, 0).unwrap();
         Article {
-            id: format!("a{i}"),
+            id: format!("a{i}").into(),
             title: "t".into(),
             section: "s".into(),
             url: url::Url::parse("https://example.cn/a").unwrap(),

@@ -6,7 +6,7 @@
 //! bytes; writing them is the caller's job. Rendering is pure and
 //! deterministic: the same articles and clock give the same bytes.
 
-mod atom;
+pub(crate) mod atom;
 pub mod cache;
 mod jsonfeed;
 mod limit;
@@ -24,7 +24,7 @@ use url::Url;
 use crate::load::Sink;
 
 use crate::config::{FeedFormat, Output};
-use crate::model::{Article, Section, Site, Topic};
+use crate::model::{Article, ArticleId, Section, Site, Topic};
 use crate::output::OutputFile;
 
 /// One feed: whose it is and what it holds, newest first.
@@ -135,7 +135,7 @@ impl<'s> Selection<'s> {
     }
 
     fn insert(&mut self, feed: usize, article: &Arc<Article>) {
-        if self.takes(feed, article.published, &article.id) {
+        if self.takes(feed, article.published, article.id.as_str()) {
             let heap = &mut self.heaps[feed];
             heap.push(Ranked(article.clone()));
             if heap.len() > self.per_feed {
@@ -230,10 +230,18 @@ impl Sink for Selection<'_> {
             article.published <= self.now
                 && topic_feeds
                     .iter()
-                    .any(|&f| self.takes(f, article.published, &article.id))
+                    .any(|&f| self.takes(f, article.published, article.id.as_str()))
         };
-        if self.site.sections.position(&article.section).is_none()
-            || !(self.wants(article.published, &article.id, &article.section) || for_topic())
+        if self
+            .site
+            .sections
+            .position(article.section.as_str())
+            .is_none()
+            || !(self.wants(
+                article.published,
+                article.id.as_str(),
+                article.section.as_str(),
+            ) || for_topic())
         {
             return;
         }
@@ -247,7 +255,7 @@ impl Sink for Selection<'_> {
             }
             return;
         }
-        let Some(section) = self.site.sections.position(&article.section) else {
+        let Some(section) = self.site.sections.position(article.section.as_str()) else {
             return;
         };
         for feed in self.targets(section).chain(topic_feeds) {
@@ -423,7 +431,7 @@ fn feed_info<'a>(
 /// feeds show it.
 #[derive(Default)]
 pub(crate) struct Prepared {
-    by_id: HashMap<String, (Option<String>, Option<String>)>,
+    by_id: HashMap<ArticleId, (Option<String>, Option<String>)>,
 }
 
 impl Prepared {
@@ -449,14 +457,14 @@ impl Prepared {
     /// The article's body, cleaned for publishing.
     pub(crate) fn content(&self, article: &Article) -> Option<&str> {
         self.by_id
-            .get(&article.id)
+            .get(article.id.as_str())
             .and_then(|(content, _)| content.as_deref())
     }
 
     /// The article's plain-text summary: its own, or the start of its body.
     pub(crate) fn summary(&self, article: &Article) -> Option<&str> {
         self.by_id
-            .get(&article.id)
+            .get(article.id.as_str())
             .and_then(|(_, summary)| summary.as_deref())
     }
 }

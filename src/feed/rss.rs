@@ -78,7 +78,8 @@ fn rss_profile_escapes(xml: Vec<u8>) -> Vec<u8> {
 
 /// An RSS guid must be unique beyond this feed: a bare short number (a CMS
 /// row id) is not, so it is qualified with the site's domain.
-fn guid(site: &crate::model::Site, id: &str) -> String {
+fn guid(site: &crate::model::Site, id: &crate::model::ArticleId) -> String {
+    let id = id.as_str();
     if id.len() < 9 && id.bytes().all(|b| b.is_ascii_digit()) {
         format!("{}:{id}", site.domain())
     } else {
@@ -89,7 +90,7 @@ fn guid(site: &crate::model::Site, id: &str) -> String {
 fn item(info: &FeedInfo<'_>, article: &Article) -> Item {
     let site = info.site;
     let section_title = site
-        .section(&article.section)
+        .section(article.section.as_str())
         .map_or(article.section.as_str(), |s| s.title.as_str());
     let categories = std::iter::once(section_title)
         .chain(article.keywords.iter().map(String::as_str))

@@ -213,7 +213,7 @@ mod tests {
                         .map(|_| words[random(words.len())].to_owned())
                         .collect();
                     Article {
-                        id: format!("x{i}"),
+                        id: format!("x{i}").into(),
                         title: "t".into(),
                         section: ["a", "b"][random(2)].into(),
                         url: url::Url::parse("https://example.cn/x").unwrap(),
@@ -237,11 +237,11 @@ mod tests {
                 .collect();
             for (i, a) in articles.iter().enumerate() {
                 let sink = &mut sinks[i % 3];
-                let wanted = sink.wants(a.published, &a.id, &a.section)
+                let wanted = sink.wants(a.published, a.id.as_str(), a.section.as_str())
                     || (sink.by_keyword(a.published)
                         && a.keywords
                             .iter()
-                            .any(|k| sink.wants_keyword(a.published, &a.id, k)));
+                            .any(|k| sink.wants_keyword(a.published, a.id.as_str(), k)));
                 if wanted {
                     sink.accept(a.clone());
                 }
@@ -262,7 +262,8 @@ mod tests {
                 expected.truncate(per_feed);
                 let got = &feeds[1 + site.sections.len() + t];
                 assert_eq!(got.topic.map(|t| t.id.as_str()), Some(topic.id.as_str()));
-                let ids = |list: &[&Article]| list.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+                let ids =
+                    |list: &[&Article]| list.iter().map(|a| a.id.to_string()).collect::<Vec<_>>();
                 assert_eq!(
                     ids(&got.items),
                     ids(&expected),

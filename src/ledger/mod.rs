@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use crate::Failure;
 pub use crate::model::SuppressionReason as Reason;
-use crate::model::{IssueKey, RecipientKey};
+use crate::model::{ArticleId, IssueKey, RecipientKey};
 
 pub use sqlite::Sqlite;
 
@@ -52,7 +52,7 @@ pub struct NewDelivery<'a> {
     pub address: &'a str,
     pub message_id: &'a str,
     pub message: &'a Packed,
-    pub article_ids: Vec<&'a str>,
+    pub article_ids: Vec<&'a ArticleId>,
 }
 
 /// A message as it is stored: LZ4-compressed (digests are repetitive
@@ -186,7 +186,11 @@ pub trait Ledger {
     /// earlier issue — fixing a message of `issue` for the recipient
     /// supersedes those (see [`Ledger::fix_issue`]), so their articles are
     /// carried over into it instead of being lost.
-    fn articles_for(&self, recipient: &RecipientKey, issue: &IssueKey) -> Result<HashSet<String>>;
+    fn articles_for(
+        &self,
+        recipient: &RecipientKey,
+        issue: &IssueKey,
+    ) -> Result<HashSet<ArticleId>>;
 
     /// The newest issue with a message fixed, if any.
     fn newest_issue(&self) -> Result<Option<IssueKey>>;
@@ -276,4 +280,12 @@ pub trait Ledger {
     /// Where sender threads read message bytes (independent of `self`, so
     /// outcomes can be recorded while they read).
     fn messages(&self) -> Box<dyn MessageStore>;
+}
+
+/// Article ids for a test's deliveries, alive for the whole test run.
+#[cfg(test)]
+pub(crate) fn ids(list: &[&str]) -> Vec<&'static ArticleId> {
+    list.iter()
+        .map(|&id| &*Box::leak(Box::new(ArticleId::from(id))))
+        .collect()
 }

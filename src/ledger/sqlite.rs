@@ -24,7 +24,7 @@ use super::{
     Recorded, SoftRule, Status, Suppression, unpack,
 };
 use crate::Failure;
-use crate::model::{IssueKey, RecipientKey};
+use crate::model::{ArticleId, IssueKey, RecipientKey};
 
 /// The schema version this release writes.
 const SCHEMA_VERSION: i64 = 5;
@@ -227,7 +227,11 @@ impl SqliteFixer<'_> {
             recipient.as_str(),
             d.address,
             d.message_id,
-            d.article_ids.join("\n"),
+            d.article_ids
+                .iter()
+                .map(|id| id.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
             self.now,
             self.run
         ])?;
@@ -559,9 +563,13 @@ impl Sqlite {
 }
 
 impl Ledger for Sqlite {
-    fn articles_for(&self, recipient: &RecipientKey, issue: &IssueKey) -> Result<HashSet<String>> {
+    fn articles_for(
+        &self,
+        recipient: &RecipientKey,
+        issue: &IssueKey,
+    ) -> Result<HashSet<ArticleId>> {
         #[allow(clippy::redundant_closure_call)]
-        let result = (|| -> Result<HashSet<String>> {
+        let result = (|| -> Result<HashSet<ArticleId>> {
             let recipient = recipient.as_str();
             if self.version < 2 {
                 // A version 1 database read by a dry run, as it is.
@@ -571,7 +579,9 @@ impl Ledger for Sqlite {
                      WHERE a.recipient = ?1 AND d.status != 'failed'
                        AND NOT (d.status = 'pending' AND d.issue < ?2)",
                 )?;
-                let rows = statement.query_map([recipient, issue.as_str()], |row| row.get(0))?;
+                let rows = statement.query_map([recipient, issue.as_str()], |row| {
+                    row.get::<_, String>(0).map(ArticleId::from)
+                })?;
                 return Ok(rows.collect::<rusqlite::Result<_>>()?);
             }
             let mut statement = self.conn.prepare_cached(
@@ -582,7 +592,7 @@ impl Ledger for Sqlite {
             let rows =
                 statement.query_map([recipient, issue.as_str()], |row| row.get::<_, String>(0))?;
             for lines in rows {
-                ids.extend(lines?.lines().map(str::to_owned));
+                ids.extend(lines?.lines().map(ArticleId::from));
             }
             Ok(ids)
         })();
@@ -971,7 +981,7 @@ impl Ledger for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::Packed;
+    use crate::ledger::{Packed, ids};
 
     fn issue(key: &str) -> IssueKey {
         IssueKey::stored(key.to_owned())
@@ -1005,7 +1015,7 @@ mod tests {
             address: "A@example.com",
             message_id: "<x@y>",
             message: &Packed::new(b"m"),
-            article_ids: vec!["a1", "a2"],
+            article_ids: ids(&["a1", "a2"]),
         };
         fix(&mut state, "2017-03-25", &[d]);
         assert!(
@@ -1069,7 +1079,7 @@ mod tests {
         )
         .unwrap();
         drop(v1);
-        let both: HashSet<String> = ["a1".to_owned(), "a2".to_owned()].into();
+        let both: HashSet<ArticleId> = [ArticleId::from("a1"), ArticleId::from("a2")].into();
         let read_only = Sqlite::open_read_only(&path).unwrap().unwrap();
         assert_eq!(
             read_only
@@ -1293,7 +1303,7 @@ mod tests {
             address: "a@example.com",
             message_id: "<a@x>",
             message: &Packed::new(b"m"),
-            article_ids: vec!["a1"],
+            article_ids: ids(&["a1"]),
         };
         fix(&mut state, "2017-03-25", &[d]);
         let (i, r) = (issue("2017-03-25"), key("a@example.com"));
@@ -1452,14 +1462,14 @@ mod tests {
             &mut state,
             "2017-03-20",
             &[
-                delivery("a@x.cn", vec!["a1"]),
-                delivery("b@x.cn", vec!["b1"]),
+                delivery("a@x.cn", ids(&["a1"])),
+                delivery("b@x.cn", ids(&["b1"])),
             ],
         );
         state
             .record(&monday, &key("b@x.cn"), Status::Sent, None, now())
             .unwrap();
-        let a1: HashSet<String> = ["a1".to_owned()].into();
+        let a1: HashSet<ArticleId> = [ArticleId::from("a1")].into();
         assert_eq!(state.articles_for(&key("a@x.cn"), &monday).unwrap(), a1);
         assert!(
             state
@@ -1477,8 +1487,8 @@ mod tests {
             &mut state,
             "2017-03-21",
             &[
-                delivery("a@x.cn", vec!["a1", "a2"]),
-                delivery("b@x.cn", vec!["b2"]),
+                delivery("a@x.cn", ids(&["a1", "a2"])),
+                delivery("b@x.cn", ids(&["b2"])),
             ],
         );
         let pending: Vec<(String, String)> = state
@@ -1551,7 +1561,7 @@ mod tests {
                 address,
                 message_id: "<m@x>",
                 message,
-                article_ids: vec!["a1"],
+                article_ids: ids(&["a1"]),
             })
             .collect();
         fix(&mut state, "2017-03-25", &deliveries);

@@ -8,9 +8,12 @@
 //! - `history`: what the state database says was already sent;
 //! - `templates`, `subscribers`, `secret`: mistakes refused before anything
 //!   is written;
+//! - `archive`: the public archive's pages and feed (`digest.archive`),
+//!   checked by strict parsers, feedparser and Tidy, free of recipients;
 //! - `dkim`: signatures verified by dkimpy as a real server received them,
 //!   keys and alignment refused by `check`, the EHLO name.
 
+mod archive;
 mod dkim;
 mod golden;
 mod history;
