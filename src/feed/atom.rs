@@ -13,7 +13,7 @@ use atom_syndication::{
     Category, Content, Entry, Feed, Generator, Link, Person, Text, WriteConfig,
 };
 
-use super::{ATOM_FILE, FeedInfo, entry_id, media_content_attrs};
+use super::{ATOM_FILE, FeedInfo, entry_id, media_elements};
 use crate::model::Article;
 
 const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
@@ -39,8 +39,17 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
                 mime_type: Some("text/html".into()),
                 ..Default::default()
             },
-        ],
+        ]
+        .into_iter()
+        .chain(info.hubs.iter().map(|hub| Link {
+            href: hub.to_string(),
+            rel: "hub".into(),
+            ..Default::default()
+        }))
+        .collect(),
         subtitle: Some(Text::plain(info.description.clone())),
+        logo: site.logo.as_ref().map(ToString::to_string),
+        icon: site.icon.as_ref().map(ToString::to_string),
         lang: Some(site.language.clone()),
         entries: items.iter().map(|a| entry(info, a)).collect(),
         ..Default::default()
@@ -116,16 +125,19 @@ fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
     if let Some(image) = &article.image {
         // The Atom writer copies attribute values verbatim: escape them here.
         let url = quick_xml::escape::escape(image.as_str()).into_owned();
-        let content = Extension {
-            name: "media:content".into(),
-            attrs: media_content_attrs(image, url),
-            ..Default::default()
-        };
         let mut media = ExtensionMap::new();
-        media.insert(
-            "media".into(),
-            BTreeMap::from([("content".to_owned(), vec![content])]),
-        );
+        let elements = media_elements(image, url)
+            .into_iter()
+            .map(|(name, attrs)| {
+                let element = Extension {
+                    name: format!("media:{name}"),
+                    attrs,
+                    ..Default::default()
+                };
+                (name.to_owned(), vec![element])
+            })
+            .collect();
+        media.insert("media".into(), elements);
         entry.extensions = media;
     }
     entry

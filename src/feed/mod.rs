@@ -9,8 +9,10 @@
 pub(crate) mod atom;
 pub mod cache;
 mod jsonfeed;
+mod limit;
 mod opml;
 mod rss;
+mod topics;
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -22,13 +24,15 @@ use url::Url;
 use crate::load::Sink;
 
 use crate::config::{FeedFormat, Output};
-use crate::model::{Article, ArticleId, Section, Site};
+use crate::model::{Article, ArticleId, Section, Site, Topic};
 use crate::output::OutputFile;
 
 /// One feed: whose it is and what it holds, newest first.
 pub struct Feed<'a> {
-    /// `None` for the whole site.
+    /// `None` for the whole site (and for a topic).
     pub section: Option<&'a Section>,
+    /// `Some` for a topic's feed (`[[topics]]`).
+    pub topic: Option<&'a Topic>,
     pub items: Vec<&'a Article>,
 }
 
@@ -44,7 +48,14 @@ pub struct Selection<'s> {
     /// (followed for each article, not stored per section: the loader makes
     /// a selection per file, and a chain of 8,000 sections stored 32 million
     /// targets in each).
+    /// After them, feed `1 + sections + t` is topic `t`'s: an article goes
+    /// there too when one of its keywords is one of the topic's.
     heaps: Vec<BinaryHeap<Ranked>>,
+    topics: topics::TopicIndex,
+    /// The oldest date every topic feed would still take an article of;
+    /// `None` while one is not full (it takes anything). Older articles'
+    /// keywords are not looked at.
+    topic_floor: Option<DateTime<Utc>>,
     /// Articles scheduled after `now`: not in any feed, but kept (up to a
     /// limit) so a cached result stays right for a later clock.
     future: Vec<Arc<Article>>,
@@ -83,9 +94,11 @@ impl<'s> Selection<'s> {
             site,
             now,
             per_feed,
-            heaps: (0..=site.sections.len())
+            heaps: (0..=site.sections.len() + site.topics.len())
                 .map(|_| BinaryHeap::new())
                 .collect(),
+            topics: topics::TopicIndex::new(&site.topics),
+            topic_floor: None,
             future: Vec::new(),
             future_overflow: false,
         }
@@ -96,6 +109,17 @@ impl<'s> Selection<'s> {
     fn targets(&self, section: usize) -> impl Iterator<Item = usize> + use<'s> {
         let site: &'s Site = self.site;
         std::iter::once(0).chain(site.sections.lineage(section).map(|i| i + 1))
+    }
+
+    /// The topic feeds an article with `keywords` goes to.
+    fn topic_feeds<'k>(&self, keywords: impl IntoIterator<Item = &'k str>) -> Vec<usize> {
+        if self.topics.is_empty() {
+            return Vec::new();
+        }
+        let first = 1 + self.site.sections.len();
+        let mut feeds = self.topics.of_all(keywords);
+        feeds.iter_mut().for_each(|t| *t += first);
+        feeds
     }
 
     /// Whether feed `feed` would take an article dated `published` with `id`.
@@ -116,6 +140,14 @@ impl<'s> Selection<'s> {
             heap.push(Ranked(article.clone()));
             if heap.len() > self.per_feed {
                 heap.pop();
+            }
+            if feed > self.site.sections.len() {
+                self.topic_floor = self.heaps[1 + self.site.sections.len()..]
+                    .iter()
+                    .map(|h| h.peek().filter(|_| h.len() >= self.per_feed))
+                    .map(|worst| worst.map(|w| w.0.published))
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(|worsts| worsts.into_iter().min());
             }
         }
     }
@@ -147,12 +179,12 @@ impl<'s> Selection<'s> {
             .map(|(i, heap)| {
                 let mut items: Vec<&Article> = heap.iter().map(|r| r.0.as_ref()).collect();
                 items.sort_by(|a, b| Article::newest_first(a, b));
+                let sections = self.site.sections.len();
                 Feed {
-                    section: if i == 0 {
-                        None
-                    } else {
-                        Some(&self.site.sections[i - 1])
-                    },
+                    section: (1..=sections)
+                        .contains(&i)
+                        .then(|| &self.site.sections[i - 1]),
+                    topic: i.checked_sub(sections + 1).map(|t| &self.site.topics[t]),
                     items,
                 }
             })
@@ -173,12 +205,44 @@ impl Sink for Selection<'_> {
             .any(|feed| self.takes(feed, published, id))
     }
 
+    fn wants_keyword(&self, published: DateTime<Utc>, id: &str, keyword: &str) -> bool {
+        let first = 1 + self.site.sections.len();
+        // Scheduled articles are `wants`'s to decide. Most keywords name no
+        // topic: the index says so before the keyword is cleaned.
+        published <= self.now
+            && self.topics.may_name(keyword)
+            && self
+                .topics
+                .of(&crate::text::one_line_cow(keyword))
+                .iter()
+                .any(|&t| self.takes(first + t, published, id))
+    }
+
+    fn by_keyword(&self, published: DateTime<Utc>) -> bool {
+        !self.topics.is_empty()
+            && published <= self.now
+            && self.topic_floor.is_none_or(|floor| published >= floor)
+    }
+
     fn accept(&mut self, article: Article) {
-        if !self.wants(
-            article.published,
-            article.id.as_str(),
-            article.section.as_str(),
-        ) {
+        let topic_feeds = self.topic_feeds(article.keywords.iter().map(String::as_str));
+        let for_topic = || {
+            article.published <= self.now
+                && topic_feeds
+                    .iter()
+                    .any(|&f| self.takes(f, article.published, article.id.as_str()))
+        };
+        if self
+            .site
+            .sections
+            .position(article.section.as_str())
+            .is_none()
+            || !(self.wants(
+                article.published,
+                article.id.as_str(),
+                article.section.as_str(),
+            ) || for_topic())
+        {
             return;
         }
         let article = Arc::new(article);
@@ -194,7 +258,7 @@ impl Sink for Selection<'_> {
         let Some(section) = self.site.sections.position(article.section.as_str()) else {
             return;
         };
-        for feed in self.targets(section) {
+        for feed in self.targets(section).chain(topic_feeds) {
             self.insert(feed, &article);
         }
     }
@@ -227,6 +291,8 @@ pub(crate) struct FeedInfo<'a> {
     /// The newest `updated` among the items, or the fallback for an empty feed.
     pub updated: DateTime<Utc>,
     pub prepared: &'a Prepared,
+    /// WebSub hubs the feed names (`<atom:link rel="hub">`, JSON `hubs`).
+    pub hubs: &'a [Url],
 }
 
 impl FeedInfo<'_> {
@@ -236,12 +302,29 @@ impl FeedInfo<'_> {
     }
 }
 
+/// Whether a path [`render`] makes is a feed (not the OPML index).
+pub fn is_feed_file(path: &str) -> bool {
+    [RSS_FILE, ATOM_FILE, JSON_FILE]
+        .iter()
+        .any(|file| path.strip_suffix(file).is_some_and(|p| p.ends_with('/')))
+}
+
 pub(crate) const RSS_FILE: &str = "rss.xml";
 pub(crate) const ATOM_FILE: &str = "atom.xml";
 pub(crate) const JSON_FILE: &str = "feed.json";
 
-/// Renders every planned feed in the configured formats plus the OPML index.
-pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output) -> Vec<OutputFile> {
+/// What [`render`] made: the files, and the feed files that carry fewer
+/// items than planned to stay under `output.max_feed_bytes`.
+pub struct Rendered {
+    pub files: Vec<OutputFile>,
+    pub trimmed: Vec<Trimmed>,
+}
+
+pub use limit::Trimmed;
+
+/// Renders every planned feed in the configured formats plus the OPML index;
+/// every feed names the WebSub `hubs`.
+pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output, hubs: &[Url]) -> Rendered {
     // An empty feed still needs an `updated`: the site's newest change, or the
     // epoch for an empty site (never the wall clock, so output is stable).
     let site_updated = feeds
@@ -252,41 +335,45 @@ pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output) -> Vec<OutputFil
     let prepared = Prepared::new(feeds.iter().flat_map(|f| f.items.iter().copied()));
     let infos: Vec<FeedInfo> = feeds
         .iter()
-        .map(|feed| feed_info(site, feed, site_updated, &prepared))
+        .map(|feed| feed_info(site, feed, site_updated, &prepared, hubs))
         .collect();
 
+    type Renderer = fn(&FeedInfo<'_>, &[&Article]) -> Vec<u8>;
+    let mut formats: Vec<(&str, Renderer)> = Vec::new();
+    if output.writes(FeedFormat::Rss) {
+        formats.push((RSS_FILE, rss::render));
+    }
+    if output.writes(FeedFormat::Atom) {
+        formats.push((ATOM_FILE, atom::render));
+    }
+    if output.writes(FeedFormat::Json) {
+        formats.push((JSON_FILE, jsonfeed::render));
+    }
     let pairs: Vec<(&Feed, &FeedInfo)> = feeds.iter().zip(&infos).collect();
-    let mut files: Vec<OutputFile> =
-        crate::parallel::map(&pairs, crate::parallel::cores(), |(feed, info)| {
-            let mut files = Vec::new();
-            if output.writes(FeedFormat::Rss) {
-                files.push(OutputFile {
-                    path: format!("{}{RSS_FILE}", info.folder),
-                    bytes: rss::render(info, &feed.items),
-                });
-            }
-            if output.writes(FeedFormat::Atom) {
-                files.push(OutputFile {
-                    path: format!("{}{ATOM_FILE}", info.folder),
-                    bytes: atom::render(info, &feed.items),
-                });
-            }
-            if output.writes(FeedFormat::Json) {
-                files.push(OutputFile {
-                    path: format!("{}{JSON_FILE}", info.folder),
-                    bytes: jsonfeed::render(info, &feed.items),
-                });
-            }
-            files
-        })
-        .into_iter()
-        .flatten()
-        .collect();
+    let per_feed = crate::parallel::map(&pairs, crate::parallel::cores(), |(feed, info)| {
+        formats
+            .iter()
+            .map(|(file, render)| {
+                let path = format!("{}{file}", info.folder);
+                let (bytes, trimmed) =
+                    limit::fit(&path, &feed.items, output.max_feed_bytes, |items| {
+                        render(info, items)
+                    });
+                (OutputFile { path, bytes }, trimmed)
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut files = Vec::new();
+    let mut trimmed = Vec::new();
+    for (file, trim) in per_feed.into_iter().flatten() {
+        files.push(file);
+        trimmed.extend(trim);
+    }
     files.push(OutputFile {
         path: "feeds/index.opml".into(),
         bytes: opml::render(site, &infos, output),
     });
-    files
+    Rendered { files, trimmed }
 }
 
 fn feed_info<'a>(
@@ -294,6 +381,7 @@ fn feed_info<'a>(
     feed: &Feed<'a>,
     fallback: DateTime<Utc>,
     prepared: &'a Prepared,
+    hubs: &'a [Url],
 ) -> FeedInfo<'a> {
     let updated = feed
         .items
@@ -301,28 +389,41 @@ fn feed_info<'a>(
         .map(|a| a.updated)
         .max()
         .unwrap_or(fallback);
-    match feed.section {
-        None => FeedInfo {
-            site,
-            title: site.title.clone(),
-            description: site.description.clone(),
-            home: &site.base_url,
-            folder: "feeds/".into(),
-            updated,
-            prepared,
-        },
-        Some(section) => FeedInfo {
-            site,
-            title: format!("{} · {}", site.title, section.title),
-            description: section
+    let (title, description, home, folder) = match (feed.section, feed.topic) {
+        (Some(section), _) => (
+            format!("{} · {}", site.title, section.title),
+            section
                 .description
                 .clone()
                 .unwrap_or_else(|| format!("{} · {}", section.title, site.description)),
-            home: &section.url,
-            folder: format!("feeds/{}/", section.id),
-            updated,
-            prepared,
-        },
+            &section.url,
+            format!("feeds/{}/", section.id),
+        ),
+        (None, Some(topic)) => (
+            format!("{} · {}", site.title, topic.title),
+            topic
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("{} · {}", topic.title, site.description)),
+            &topic.url,
+            format!("feeds/topics/{}/", topic.id),
+        ),
+        (None, None) => (
+            site.title.clone(),
+            site.description.clone(),
+            &site.base_url,
+            "feeds/".into(),
+        ),
+    };
+    FeedInfo {
+        site,
+        title,
+        description,
+        home,
+        folder,
+        updated,
+        prepared,
+        hubs,
     }
 }
 
@@ -392,18 +493,28 @@ pub(crate) fn entry_id(site: &Site, article: &Article) -> String {
     )
 }
 
-/// The attributes of a lead image's `media:content` (Media RSS; a byte
-/// length, which `<enclosure>` needs, is unknown), with `url` as the writer
-/// wants it.
-pub(crate) fn media_content_attrs(
+/// A lead image in Media RSS (`xmlns:media="http://search.yahoo.com/mrss/"`):
+/// the local name and attributes of each `media` child of an item or entry.
+/// `media:content medium="image"` (a byte length, which `<enclosure>`
+/// needs, is unknown) and `media:thumbnail`, which several readers and
+/// Mailchimp's RSS campaigns show. `url` is the image's URL as the writer
+/// wants it (the Atom writer copies attribute values verbatim).
+pub(crate) fn media_elements(
     image: &Url,
     url: String,
-) -> std::collections::BTreeMap<String, String> {
-    std::collections::BTreeMap::from([
-        ("url".to_owned(), url),
-        ("medium".to_owned(), "image".to_owned()),
-        ("type".to_owned(), image_type(image).to_owned()),
-    ])
+) -> [(&'static str, std::collections::BTreeMap<String, String>); 2] {
+    use std::collections::BTreeMap;
+    [
+        (
+            "content",
+            BTreeMap::from([
+                ("url".to_owned(), url.clone()),
+                ("medium".to_owned(), "image".to_owned()),
+                ("type".to_owned(), image_type(image).to_owned()),
+            ]),
+        ),
+        ("thumbnail", BTreeMap::from([("url".to_owned(), url)])),
+    ]
 }
 
 /// A MIME type for an image URL, by its extension.

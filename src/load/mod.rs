@@ -48,6 +48,19 @@ pub trait Sink: Send + Sized {
     fn wants(&self, _published: DateTime<Utc>, _id: &str, _section: &str) -> bool {
         true
     }
+    /// Whether an article `wants` turned down is kept all the same for
+    /// its keyword `keyword` (topic feeds), given as written: split from its
+    /// line but not cleaned (see [`crate::text::one_line`]), so a sink can
+    /// turn most keywords down before it pays for that. Asked, keyword by
+    /// keyword, only of a sink that [`Sink::by_keyword`].
+    fn wants_keyword(&self, _published: DateTime<Utc>, _id: &str, _keyword: &str) -> bool {
+        false
+    }
+    /// Whether [`Sink::wants_keyword`] can say yes for an article published
+    /// at `published`: without, its keywords are not looked at.
+    fn by_keyword(&self, _published: DateTime<Utc>) -> bool {
+        false
+    }
     /// Whether a wanted article published at `published` needs its body
     /// and its related list; without, they are never decoded.
     fn wants_body(&self, _published: DateTime<Utc>) -> bool {
@@ -416,7 +429,14 @@ impl<'a, S: Sink> Collector<'a, S> {
                     .sinks
                     .get_mut(&self.origin.file)
                     .expect("a sink per file being read");
-                if sink.wants(checked.published(), &checked.id(), &checked.section()) {
+                let (published, id) = (checked.published(), checked.id());
+                let wanted = sink.wants(published, &id, &checked.section())
+                    || (sink.by_keyword(published)
+                        && checked
+                            .raw_keywords()
+                            .any(|k| sink.wants_keyword(published, &id, k)));
+                drop(id);
+                if wanted {
                     let body = sink.wants_body(checked.published());
                     sink.accept(checked.into_article(self.cx, body));
                 }

@@ -231,6 +231,17 @@ impl<L: LongText> Checked<'_, L> {
         one_line_cow(self.raw.section.as_deref().unwrap_or_default())
     }
 
+    /// The keywords as written: split at the separators, not yet cleaned
+    /// ([`crate::text::one_line`] of each, empty ones dropped, is what
+    /// [`Checked::into_article`] keeps).
+    pub fn raw_keywords(&self) -> impl Iterator<Item = &str> {
+        self.raw
+            .keywords
+            .iter()
+            .flat_map(|Keywords(list)| list.iter())
+            .flat_map(|line| crate::text::keyword_pieces(line))
+    }
+
     /// The owned, normalised article; without `content_html` and `related`
     /// unless `body`.
     pub fn into_article(self, cx: &RecordContext<'_>, body: bool) -> Article {
