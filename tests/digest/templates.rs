@@ -4,8 +4,8 @@
 
 use crate::support::{Run, Site};
 
-const TEXT: &str = "templates/digest.txt.hbs";
-const HTML: &str = "templates/digest.html.hbs";
+const TEXT: &str = "templates/digest.zh.txt.hbs";
+const HTML: &str = "templates/digest.zh.html.hbs";
 
 /// The 1-based number of the first line of `file` in `site` containing `needle`.
 fn line_of(site: &Site, file: &str, needle: &str) -> usize {
