@@ -118,3 +118,36 @@ fn file_name(email: &str) -> String {
         .trim_start_matches('.')
         .to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_renders_in_each_language_with_every_branch() {
+        for (language, words) in [
+            (Language::Zh, ["试运行", "位在停发名单上", "收件人"]),
+            (Language::En, ["dry run", "on the suppression list", "subject"]),
+        ] {
+            let index = Index {
+                issue: "2017-03-25",
+                emails: 1,
+                items: 2,
+                nothing_new: 3,
+                already_sent: 4,
+                suppressed: 5,
+                rows: vec![Row {
+                    email: "a&b@example.com".into(),
+                    name: "<A>".into(),
+                    subject: "S".into(),
+                    file: "a_b@example.com".into(),
+                }],
+            };
+            let page = render_index(language, &index);
+            for word in words {
+                assert!(page.contains(word), "{language:?}: {word}\n{page}");
+            }
+            assert!(page.contains("a&amp;b@example.com") && page.contains("&lt;A&gt;"));
+        }
+    }
+}

@@ -304,3 +304,25 @@ impl HelperDef for TruncateHelper {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_for_zh_and_english_for_everything_else() {
+        for (tag, language) in [
+            ("zh", Language::Zh),
+            ("zh-CN", Language::Zh),
+            ("ZH-Hant-TW", Language::Zh),
+            ("en", Language::En),
+            ("en-GB", Language::En),
+            ("fr", Language::En),
+            ("ja", Language::En),
+            ("zhx", Language::En),
+            ("", Language::En),
+        ] {
+            assert_eq!(Language::of(tag), language, "{tag:?}");
+        }
+    }
+}

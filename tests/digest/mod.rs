@@ -8,6 +8,9 @@
 //! - `history`: what the state database says was already sent;
 //! - `templates`, `subscribers`, `secret`: mistakes refused before anything
 //!   is written;
+//! - `reading`: what a reader sees in either language: boilerplate, lead
+//!   images, preheader, WCAG contrast, the text part's links and lines,
+//!   HTML Tidy;
 //! - `dkim`: signatures verified by dkimpy as a real server received them,
 //!   keys and alignment refused by `check`, the EHLO name.
 
@@ -15,6 +18,7 @@ mod dkim;
 mod golden;
 mod history;
 mod message;
+mod reading;
 mod secret;
 mod selection;
 mod subscribers;
