@@ -127,7 +127,10 @@ mod tests {
     fn the_index_renders_in_each_language_with_every_branch() {
         for (language, words) in [
             (Language::Zh, ["试运行", "位在停发名单上", "收件人"]),
-            (Language::En, ["dry run", "on the suppression list", "subject"]),
+            (
+                Language::En,
+                ["dry run", "on the suppression list", "subject"],
+            ),
         ] {
             let index = Index {
                 issue: "2017-03-25",

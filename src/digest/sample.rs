@@ -210,10 +210,9 @@ mod tests {
                         "html" => load(&mutated, builtin.text),
                         _ => load(builtin.html, &mutated),
                     };
-                    let problems = render_samples(&site, &templates, unsubscribe, now)
-                        .expect_err(&format!(
-                            "{tag} {part} template, line {line}: no sample takes this branch"
-                        ));
+                    let problems = render_samples(&site, &templates, unsubscribe, now).expect_err(
+                        &format!("{tag} {part} template, line {line}: no sample takes this branch"),
+                    );
                     assert!(
                         problems.to_string().contains(&marker),
                         "{tag} {part} line {line}: {problems}"

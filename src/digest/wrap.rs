@@ -180,7 +180,8 @@ fn url_start(word: &str) -> Option<usize> {
         .find(|&at| {
             let rest = &word[at..];
             STARTS.iter().any(|s| {
-                rest.len() >= s.len() && rest.as_bytes()[..s.len()].eq_ignore_ascii_case(s.as_bytes())
+                rest.len() >= s.len()
+                    && rest.as_bytes()[..s.len()].eq_ignore_ascii_case(s.as_bytes())
             })
         })
 }
@@ -249,9 +250,15 @@ mod tests {
         assert_fits(&wrapped, 78);
         let lines: Vec<&str> = wrapped.lines().collect();
         assert!(lines.len() >= 2, "{wrapped}");
-        assert!(columns(lines[0]) >= 76, "the first line is filled: {wrapped}");
+        assert!(
+            columns(lines[0]) >= 76,
+            "the first line is filled: {wrapped}"
+        );
         for line in &lines {
-            assert!(line.starts_with("  ") && !line.starts_with("   "), "{line:?}");
+            assert!(
+                line.starts_with("  ") && !line.starts_with("   "),
+                "{line:?}"
+            );
             // No line starts with closing punctuation.
             let first = line.trim_start().chars().next().unwrap();
             assert!(!is_closing(first), "{line:?}");
@@ -270,7 +277,10 @@ mod tests {
         // An opening bracket stays with what follows it.
         let text = format!("{}「引」", "字".repeat(38));
         let wrapped = wrap(&text, 78);
-        assert!(wrapped.lines().nth(1).unwrap().starts_with("「引"), "{wrapped}");
+        assert!(
+            wrapped.lines().nth(1).unwrap().starts_with("「引"),
+            "{wrapped}"
+        );
     }
 
     #[test]
@@ -284,7 +294,9 @@ mod tests {
         ] {
             let wrapped = wrap(&line, 78);
             assert!(
-                wrapped.lines().any(|l| l.trim_start() == url || l.ends_with(&url)),
+                wrapped
+                    .lines()
+                    .any(|l| l.trim_start() == url || l.ends_with(&url)),
                 "{wrapped}"
             );
             assert_fits(&wrapped, 78);
@@ -296,7 +308,8 @@ mod tests {
 
     #[test]
     fn a_url_inside_cjk_text_keeps_its_cjk_path() {
-        let url = "https://新闻.example.cn/退订/很长的路径名称很长的路径名称很长的路径名称很长的路径名称";
+        let url =
+            "https://新闻.example.cn/退订/很长的路径名称很长的路径名称很长的路径名称很长的路径名称";
         let wrapped = wrap(&format!("请访问：{url}"), 40);
         assert!(wrapped.lines().any(|l| l == url), "{wrapped}");
     }
@@ -309,7 +322,10 @@ mod tests {
         assert!(wrapped.ends_with("\nnext\n"), "{wrapped:?}");
         assert!(!wrapped.contains('\r'));
         for line in wrapped.lines().skip(1).take_while(|l| *l != "next") {
-            assert!(line.starts_with("   ") && !line.starts_with("    "), "{line:?}");
+            assert!(
+                line.starts_with("   ") && !line.starts_with("    "),
+                "{line:?}"
+            );
         }
     }
 

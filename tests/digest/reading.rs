@@ -165,15 +165,28 @@ fn the_built_in_templates_follow_the_site_language() {
         let run = dry_run_now(&site);
         let email = run.email("reader@example.com");
         for word in words {
-            assert!(email.text.contains(word), "{language}: {word:?} not in\n{}", email.text);
-            assert!(email.html.contains(word), "{language}: {word:?} not in the HTML");
+            assert!(
+                email.text.contains(word),
+                "{language}: {word:?} not in\n{}",
+                email.text
+            );
+            assert!(
+                email.html.contains(word),
+                "{language}: {word:?} not in the HTML"
+            );
         }
-        assert!(email.html.contains(&format!("lang=\"{language}\"")), "{language}");
+        assert!(
+            email.html.contains(&format!("lang=\"{language}\"")),
+            "{language}"
+        );
         assert!(run.index().contains(index), "{language}: {}", run.index());
         if words == ENGLISH {
             // The site is English: the built-in text adds no CJK.
             for (part, text) in [("text", &email.text), ("HTML", &email.html)] {
-                assert!(!text.chars().any(is_cjk), "{language}: CJK in the {part} part");
+                assert!(
+                    !text.chars().any(is_cjk),
+                    "{language}: CJK in the {part} part"
+                );
             }
         }
     }
@@ -193,10 +206,17 @@ fn an_english_starter_site_has_no_cjk_anywhere() {
     run.assert_success();
     let dir = temp.path().join("starter/out");
     let files = crate::support::read_files(&dir);
-    assert!(files.keys().filter(|f| f.ends_with(".eml")).count() >= 2, "{:?}", files.keys());
+    assert!(
+        files.keys().filter(|f| f.ends_with(".eml")).count() >= 2,
+        "{:?}",
+        files.keys()
+    );
     for (name, bytes) in &files {
         let text = String::from_utf8_lossy(bytes);
-        assert!(!text.chars().any(is_cjk), "{name} has a CJK character:\n{text}");
+        assert!(
+            !text.chars().any(is_cjk),
+            "{name} has a CJK character:\n{text}"
+        );
         if name.ends_with(".eml") {
             let email = Email::parse(bytes.clone());
             for part in [&email.subject, &email.text, &email.html] {
@@ -217,7 +237,10 @@ fn the_text_part_carries_every_url_of_the_html_part() {
         let html = sorted(html_urls(&email.html));
         let text = sorted(text_urls(&email.text));
         assert_eq!(html, text, "{name}: the parts' URLs differ\n{}", email.text);
-        assert!(html.iter().any(|u| u.contains("/unsubscribe?token=")), "{name}");
+        assert!(
+            html.iter().any(|u| u.contains("/unsubscribe?token=")),
+            "{name}"
+        );
         // Neither part is base64: rspamd's MIME_BASE64_TEXT.
         let raw = String::from_utf8_lossy(&email.raw).to_ascii_lowercase();
         assert!(!raw.contains("content-transfer-encoding: base64"), "{name}");
@@ -251,7 +274,10 @@ fn text_lines_fit_78_columns_and_urls_are_whole() {
             .collect();
         assert_eq!(separators.len(), 1, "{name}: {separators:?}");
         let signature = &email.text.lines().collect::<Vec<_>>()[separators[0]..];
-        assert_eq!(signature[0], "-- ", "{name}: the separator is dash dash space");
+        assert_eq!(
+            signature[0], "-- ",
+            "{name}: the separator is dash dash space"
+        );
         assert!(
             signature.iter().any(|l| l.contains("/unsubscribe?token=")),
             "{name}: the unsubscribe link is in the signature"
@@ -304,16 +330,26 @@ fn a_hidden_preheader_previews_the_first_titles() {
         let html = &email.html;
         let body = &html[html.find("<body").unwrap()..];
         let body = &body[body.find('>').unwrap() + 1..].trim_start();
-        let opening = "<div style=\"display:none;max-height:0;overflow:hidden;mso-hide:all;\"><span>";
-        assert!(body.starts_with(opening), "{name}: the body starts {:?}", &body[..200]);
+        let opening =
+            "<div style=\"display:none;max-height:0;overflow:hidden;mso-hide:all;\"><span>";
+        assert!(
+            body.starts_with(opening),
+            "{name}: the body starts {:?}",
+            &body[..200]
+        );
         let preheader = html_unescape(&body[opening.len()..body.find("</span>").unwrap()]);
         let titles: Vec<String> = links(html)
             .into_iter()
-            .filter(|(href, _)| html.contains(&format!("{href}\" style=\"font-size:17px;line-height")))
+            .filter(|(href, _)| {
+                html.contains(&format!("{href}\" style=\"font-size:17px;line-height"))
+            })
             .map(|(_, text)| html_unescape(&text))
             .collect();
         assert!(!titles.is_empty(), "{name}");
-        assert!(preheader.starts_with(&titles[0]), "{name}: {preheader:?} vs {titles:?}");
+        assert!(
+            preheader.starts_with(&titles[0]),
+            "{name}: {preheader:?} vs {titles:?}"
+        );
         let shown = preheader.split(" · ").count();
         assert!(shown >= titles.len().min(2), "{name}: {preheader:?}");
         assert!(preheader.chars().count() <= 151, "{name}: {preheader:?}");
@@ -415,7 +451,11 @@ fn colour_pairs(template: &str) -> Vec<(Rgb, Rgb, String)> {
         let (_, fg, bg) = stack.last().unwrap().clone();
         let visible = strip_blocks(text);
         if !visible.trim().is_empty() {
-            pairs.push((fg, bg, format!("line {}: text {:?}", line(rest), visible.trim())));
+            pairs.push((
+                fg,
+                bg,
+                format!("line {}: text {:?}", line(rest), visible.trim()),
+            ));
         }
         rest = &rest[open..];
         let end = rest.find('>').expect("a closed tag");
@@ -433,8 +473,14 @@ fn colour_pairs(template: &str) -> Vec<(Rgb, Rgb, String)> {
             continue;
         }
         let name = tag.split_whitespace().next().unwrap().to_ascii_lowercase();
-        assert!(!["style", "font"].contains(&name.as_str()), "<{name}>: inline styles only");
-        assert!(!tag.contains("bgcolor") && !tag.contains(" color="), "colour attribute: <{tag}>");
+        assert!(
+            !["style", "font"].contains(&name.as_str()),
+            "<{name}>: inline styles only"
+        );
+        assert!(
+            !tag.contains("bgcolor") && !tag.contains(" color="),
+            "colour attribute: <{tag}>"
+        );
         let style = tag
             .find("style=\"")
             .map(|at| &tag[at + 7..at + 7 + tag[at + 7..].find('"').unwrap()])
@@ -504,11 +550,20 @@ fn every_colour_pair_of_the_built_in_templates_meets_wcag_aa() {
         }
         // The unsubscribe link is one of the pairs checked.
         assert!(
-            template.contains("{{#if unsubscribe_url}}<br><a href=\"{{unsubscribe_url}}\" style=\"color:#595959;"),
+            template.contains(
+                "{{#if unsubscribe_url}}<br><a href=\"{{unsubscribe_url}}\" style=\"color:#595959;"
+            ),
             "{language}"
         );
         // A grey below AA would fail: the check sees a changed colour.
-        let grey = template.replace("color:#595959;text-decoration:underline;\">", "color:#888888;text-decoration:underline;\">");
-        assert!(colour_pairs(&grey).iter().any(|(fg, bg, _)| contrast(*fg, *bg) < 4.5));
+        let grey = template.replace(
+            "color:#595959;text-decoration:underline;\">",
+            "color:#888888;text-decoration:underline;\">",
+        );
+        assert!(
+            colour_pairs(&grey)
+                .iter()
+                .any(|(fg, bg, _)| contrast(*fg, *bg) < 4.5)
+        );
     }
 }
