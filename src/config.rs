@@ -12,7 +12,7 @@ use serde::Deserialize;
 use url::Url;
 
 pub use crate::diag::parse_toml;
-use crate::diag::{LineIndex, Location, Problem, Problems};
+use crate::diag::{LineIndex, Location, Problem, Problems, Suggest};
 use crate::model::{Section, Sections, Site, SiteZone};
 
 /// The validated configuration.
@@ -52,13 +52,19 @@ pub enum FeedFormat {
 }
 
 impl FeedFormat {
-    fn named(name: &str) -> Option<FeedFormat> {
-        match name {
-            "rss" => Some(FeedFormat::Rss),
-            "atom" => Some(FeedFormat::Atom),
-            "json" => Some(FeedFormat::Json),
-            _ => None,
+    pub const ALL: [FeedFormat; 3] = [FeedFormat::Rss, FeedFormat::Atom, FeedFormat::Json];
+
+    /// The name `output.formats` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "rss",
+            FeedFormat::Atom => "atom",
+            FeedFormat::Json => "json",
         }
+    }
+
+    fn named(name: &str) -> Option<FeedFormat> {
+        FeedFormat::ALL.into_iter().find(|f| f.name() == name)
     }
 }
 
@@ -207,13 +213,20 @@ pub struct SmtpConfig {
     /// A PEM file of extra trusted CA certificates (self-signed relays).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// Seconds before a stalled SMTP exchange is abandoned.
-    #[serde(default = "default_timeout")]
-    pub timeout: u64,
-    /// Seconds to wait for the reply to the end of a message (RFC 5321
+    /// `timeout` as written: seconds, or a duration like `"90s"`.
+    #[serde(default = "default_timeout", rename = "timeout")]
+    timeout_given: Given,
+    /// `data_timeout` as written.
+    #[serde(default = "default_data_timeout", rename = "data_timeout")]
+    data_timeout_given: Given,
+    /// How long a stalled SMTP exchange is waited for before it is
+    /// abandoned. Parsed from `timeout` when the config is validated.
+    #[serde(skip)]
+    pub timeout: std::time::Duration,
+    /// How long to wait for the reply to the end of a message (RFC 5321
     /// suggests 10 minutes: a server may be slow to queue).
-    #[serde(default = "default_data_timeout")]
-    pub data_timeout: u64,
+    #[serde(skip)]
+    pub data_timeout: std::time::Duration,
     /// Path of the sendmail binary for `transport = "sendmail"`.
     #[serde(default)]
     pub sendmail: Option<PathBuf>,
@@ -270,11 +283,57 @@ fn default_port() -> u16 {
 fn default_connections() -> usize {
     4
 }
-fn default_timeout() -> u64 {
-    60
+fn default_timeout() -> Given {
+    Given::Seconds(60)
 }
-fn default_data_timeout() -> u64 {
-    600
+fn default_data_timeout() -> Given {
+    Given::Seconds(600)
+}
+
+/// A length of time as the config may write it: a whole number of seconds
+/// (`timeout = 60`, as earlier versions read it) or a duration with its
+/// unit, like `retry_delay` (`timeout = "90s"`, `"10m"`).
+#[derive(Debug, Clone)]
+enum Given {
+    Seconds(u64),
+    Text(String),
+}
+
+impl Given {
+    fn parse(&self) -> Result<std::time::Duration, String> {
+        match self {
+            Given::Seconds(0) => Err("must be at least 1 second".into()),
+            Given::Seconds(n) => Ok(std::time::Duration::from_secs(*n)),
+            Given::Text(text) => parse_duration(text)
+                .map_err(|e| duration_problem(e, text, "\"60s\" or \"10m\""))?
+                .to_std()
+                .map_err(|_| format!("{text:?} is not a duration: it must be longer than 0")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Given {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Given;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of seconds or a duration like \"60s\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Given, E> {
+                u64::try_from(n)
+                    .map(Given::Seconds)
+                    .map_err(|_| E::custom("must be at least 1 second"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Given, E> {
+                Ok(Given::Seconds(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Given, E> {
+                Ok(Given::Text(text.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 fn default_retries() -> u32 {
     3
@@ -482,6 +541,26 @@ impl Config {
         let at_key =
             |key: &str| key_location(text, path, key, tables.get_or_init(|| Tables::new(text)));
 
+        // Formats first: an unknown one carries its own suggestion.
+        let mut formats = Vec::new();
+        for name in &raw.output.formats {
+            match FeedFormat::named(name) {
+                Some(format) => formats.push(format),
+                None => {
+                    let key = "output.formats";
+                    let message =
+                        format!("unknown format {name:?}; expected \"rss\", \"atom\" or \"json\"");
+                    let known = FeedFormat::ALL.map(FeedFormat::name);
+                    problems.push(
+                        Problem::new(at_key(key), Some(key), message)
+                            .suggesting(Suggest::name(name, &known)),
+                    );
+                }
+            }
+        }
+        formats.sort_unstable();
+        formats.dedup();
+
         let mut report = |key: &str, message: String| {
             problems.push(Problem::new(at_key(key), Some(key), message));
         };
@@ -572,18 +651,6 @@ impl Config {
         if raw.output.items == 0 {
             report("output.items", "must be at least 1".into());
         }
-        let mut formats = Vec::new();
-        for name in &raw.output.formats {
-            match FeedFormat::named(name) {
-                Some(format) => formats.push(format),
-                None => report(
-                    "output.formats",
-                    format!("unknown format {name:?}; expected \"rss\", \"atom\" or \"json\""),
-                ),
-            }
-        }
-        formats.sort_unstable();
-        formats.dedup();
 
         let sections = validate_sections(&raw.sections, base_url.as_ref(), &mut report);
 
@@ -718,14 +785,15 @@ impl Config {
                     ),
                 );
             }
-            // Zero seconds is no time to wait; a huge one waits forever
-            // (the socket calls saturate), which is what it says.
-            for (key, seconds) in [
-                ("smtp.timeout", s.timeout),
-                ("smtp.data_timeout", s.data_timeout),
+            // Zero is no time to wait; a huge one waits forever (the
+            // socket calls saturate), which is what it says.
+            for (key, given, parsed) in [
+                ("smtp.timeout", &s.timeout_given, &mut s.timeout),
+                ("smtp.data_timeout", &s.data_timeout_given, &mut s.data_timeout),
             ] {
-                if seconds == 0 {
-                    report(key, "must be at least 1 (seconds)".into());
+                match given.parse() {
+                    Ok(duration) => *parsed = duration,
+                    Err(why) => report(key, why),
                 }
             }
             if s.retries > MAX_RETRIES {
@@ -1327,6 +1395,33 @@ parent = "news"
         assert!(err.contains("65 octets"), "{err}");
         let fits = format!("{}{{{{token}}}}@news.example.cn", "b".repeat(35));
         assert!(BounceAddress::parse(&fits).is_ok());
+    }
+
+    #[test]
+    fn smtp_timeouts_are_seconds_or_durations_read_once() {
+        use std::time::Duration;
+        let smtp = |extra: &str| {
+            parse(&format!("{GOOD}\n[smtp]\nfrom = \"a@news.example.cn\"\n{extra}"))
+                .map(|c| c.smtp.unwrap())
+        };
+        let defaults = smtp("").unwrap();
+        assert_eq!(defaults.timeout, Duration::from_secs(60));
+        assert_eq!(defaults.data_timeout, Duration::from_secs(600));
+        let given = smtp("timeout = 45\ndata_timeout = \"15m\"\n").unwrap();
+        assert_eq!(given.timeout, Duration::from_secs(45));
+        assert_eq!(given.data_timeout, Duration::from_secs(900));
+        let ms = smtp("timeout = \"1500ms\"\n").unwrap();
+        assert_eq!(ms.timeout, Duration::from_millis(1500));
+        for (bad, says) in [
+            ("timeout = 0", "smtp.timeout: must be at least 1 second"),
+            ("timeout = -3", "must be at least 1 second"),
+            ("timeout = \"0s\"", "it must be longer than 0"),
+            ("data_timeout = \"soon\"", "smtp.data_timeout: \"soon\" is not a duration"),
+            ("timeout = 1.5", "a number of seconds or a duration like \"60s\""),
+        ] {
+            let problems = smtp(&format!("{bad}\n")).unwrap_err().to_string();
+            assert!(problems.contains(says), "{bad}: {problems}");
+        }
     }
 
     #[test]

@@ -61,6 +61,36 @@ pub struct Problem {
     /// The field (or config key) at fault, when there is one.
     pub field: Option<String>,
     pub message: String,
+    /// What a did-you-mean hint is made from, set where the problem is made
+    /// (boxed: most problems have none, and a `Result<_, Problem>` stays small).
+    pub suggest: Option<Box<Suggest>>,
+}
+
+/// What a hint can be made from: a misspelled name and the names expected
+/// in its place, or a section id the config does not declare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Suggest {
+    Name { word: String, expected: Vec<String> },
+    Section(String),
+}
+
+impl Suggest {
+    /// The names of an unknown name among `expected`.
+    pub fn name(word: &str, expected: &[&str]) -> Suggest {
+        Suggest::Name {
+            word: word.to_owned(),
+            expected: expected.iter().map(|&e| e.to_owned()).collect(),
+        }
+    }
+
+    /// The unknown name of a decoder's error message: serde reports an
+    /// unknown field or variant only as text (`unknown field `x`, expected
+    /// one of `a`, `b``), so this is read once, where its error becomes a
+    /// problem.
+    pub fn from_decoder(message: &str) -> Option<Suggest> {
+        let (word, expected) = unknown_name(message)?;
+        Some(Suggest::name(word, &expected))
+    }
 }
 
 impl Problem {
@@ -72,8 +102,39 @@ impl Problem {
             location,
             field: field.map(escape_controls),
             message: escape_controls(&message.into()),
+            suggest: None,
         }
     }
+
+    /// A problem whose message comes from a decoder (serde): an unknown
+    /// field or variant in it gets its hint.
+    pub fn decoding(location: Location, field: Option<&str>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let suggest = Suggest::from_decoder(&message).map(Box::new);
+        Problem {
+            suggest,
+            ..Problem::new(location, field, message)
+        }
+    }
+
+    /// A section id that the config does not declare.
+    pub fn unknown_section(location: Location, field: &str, id: &str) -> Self {
+        Problem::new(location, Some(field), unknown_section_message(id))
+            .suggesting(Suggest::Section(id.to_owned()))
+    }
+
+    /// The problem with a hint to be made from `suggest`.
+    pub fn suggesting(self, suggest: Suggest) -> Self {
+        Problem {
+            suggest: Some(Box::new(suggest)),
+            ..self
+        }
+    }
+}
+
+/// The message of an undeclared section id.
+pub fn unknown_section_message(id: &str) -> String {
+    format!("{id:?} is not a section declared in the config")
 }
 
 /// `text` with control characters written as `\u{1b}` escapes.
@@ -100,27 +161,28 @@ impl Problem {
         self.hint_within(sections, &mut unlimited)
     }
 
-    /// A suggestion for fixing the problem, when one can be read from it: the
+    /// A suggestion for fixing the problem, when it was made with one: the
     /// closest known name to a misspelled field, key, value or section id.
     /// `sections` are the section ids the config declares (may be empty).
     /// An unknown section is compared with the declared ones only while
     /// `budget` (comparisons) lasts, and spends it; past it, the hint lists
     /// the declared sections.
     fn hint_within(&self, sections: &[String], budget: &mut usize) -> Option<String> {
-        let message = self.message.as_str();
-        if let Some((word, expected)) = unknown_name(message) {
-            return closest(word, expected.iter().copied())
-                .or_else(|| alias(word).filter(|a| expected.contains(a)))
-                .map(|name| format!("did you mean `{name}`?"));
-        }
-        let section = message.strip_suffix(" is not a section declared in the config")?;
-        let section: String = serde_json::from_str(section).ok()?;
+        let section = match self.suggest.as_deref()? {
+            Suggest::Name { word, expected } => {
+                let expected = || expected.iter().map(String::as_str);
+                return closest(word, expected())
+                    .or_else(|| alias(word).filter(|a| expected().any(|e| e == *a)))
+                    .map(|name| format!("did you mean `{name}`?"));
+            }
+            Suggest::Section(section) => section,
+        };
         if sections.is_empty() {
             return None;
         }
         if *budget >= sections.len() {
             *budget -= sections.len();
-            if let Some(name) = closest(&section, sections.iter().map(String::as_str)) {
+            if let Some(name) = closest(section, sections.iter().map(String::as_str)) {
                 return Some(format!("did you mean `{name}`?"));
             }
         }
@@ -322,7 +384,7 @@ fn toml_problem(e: &toml::de::Error, text: &str, path: &Path, key: Option<&str>)
         Some(span) => Location::at_offset(path, text, span.start),
         None => Location::file(path),
     };
-    Problem::new(location, key, e.message().trim_end().to_owned())
+    Problem::decoding(location, key, e.message().trim_end().to_owned())
 }
 
 /// Line starts of a text, and a cursor: positions of many offsets in one
@@ -528,8 +590,16 @@ mod tests {
         assert_eq!(line_col(text, 0), (1, 1));
     }
 
+    fn here() -> Location {
+        Location::at(Path::new("a.toml"), 1, 1)
+    }
+
     fn problem(message: &str) -> Problem {
-        Problem::new(Location::at(Path::new("a.toml"), 1, 1), None, message)
+        Problem::decoding(here(), None, message)
+    }
+
+    fn unknown(id: &str) -> Problem {
+        Problem::unknown_section(here(), "section", id)
     }
 
     #[test]
@@ -553,24 +623,26 @@ mod tests {
     #[test]
     fn an_unknown_section_hints_a_declared_one_or_lists_them() {
         let sections = ["news".to_owned(), "yushi".to_owned(), "tech".to_owned()];
-        let hint = |id: &str| {
-            problem(&format!("{id:?} is not a section declared in the config")).hint(&sections)
-        };
+        let hint = |id: &str| unknown(id).hint(&sections);
         assert_eq!(hint("nwes").as_deref(), Some("did you mean `news`?"));
         assert_eq!(hint("yushì").as_deref(), Some("did you mean `yushi`?"));
         assert_eq!(
             hint("world").as_deref(),
             Some("the declared sections are `news`, `yushi`, `tech`")
         );
-        let unknown = problem("\"world\" is not a section declared in the config");
-        assert_eq!(unknown.hint(&[]), None);
+        assert_eq!(unknown("world").hint(&[]), None);
+        assert_eq!(
+            unknown("world").message,
+            "\"world\" is not a section declared in the config"
+        );
+        // A hint comes from how the problem was made, not from its text.
+        let told = Problem::new(here(), None, unknown("nwes").message);
+        assert_eq!(told.hint(&sections), None);
     }
 
     #[test]
     fn hints_are_found_once_per_message_and_within_a_budget() {
         let sections: Vec<String> = (0..1000).map(|i| format!("section-{i}")).collect();
-        let unknown =
-            |id: &str| problem(&format!("{id:?} is not a section declared in the config"));
         let mut hints = Hints::new(&sections);
         assert_eq!(
             hints.of(&unknown("sektion-7")).as_deref(),

@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::diag::{Location, Problem, Problems};
+use crate::diag::{Location, Problem, Problems, Suggest};
 use crate::ledger::{Reason, Suppression};
 use crate::model::RecipientKey;
 
@@ -106,10 +106,9 @@ pub fn read(path: &Path, now: DateTime<Utc>) -> Result<Vec<Suppression>, Problem
             Some(name) => match Reason::named(name) {
                 Some(reason) => reason,
                 None => {
-                    problems.push(at(
-                        "reason",
-                        format!("unknown reason {name:?}; expected \"unsubscribed\", \"bounced\", \"complained\" or \"manual\""),
-                    ));
+                    let known = Reason::ALL.map(Reason::as_str);
+                    let message = format!("unknown reason {name:?}; expected \"unsubscribed\", \"bounced\", \"complained\" or \"manual\"");
+                    problems.push(at("reason", message).suggesting(Suggest::name(name, &known)));
                     return;
                 }
             },

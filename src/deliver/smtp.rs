@@ -19,7 +19,6 @@
 //! the terminator as one command write through lettre's public API instead.
 
 use std::fmt;
-use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, SmtpConnection, TlsParameters};
@@ -113,10 +112,6 @@ impl Session for SmtpSession<'_> {
     }
 }
 
-fn seconds(n: u64) -> Duration {
-    Duration::from_secs(n.max(1))
-}
-
 /// The name given in EHLO: `helo_name`, else the From address's domain (in
 /// ASCII) — never the machine's short host name, which receivers that check
 /// EHLO names hold against the sender.
@@ -148,7 +143,7 @@ fn connect(relay: &Smtp) -> Result<SmtpConnection, Failure> {
     };
     let mut conn = SmtpConnection::connect(
         (smtp.host.as_str(), smtp.port),
-        Some(seconds(smtp.timeout)),
+        Some(smtp.timeout),
         &hello,
         implicit,
         None,
@@ -231,9 +226,9 @@ fn transaction(
         .map_err(|_| Failure::Permanent("the message is not UTF-8".into()))?;
     // RFC 5321 §4.5.3.2.6: wait long for the reply to the final dot; giving
     // up early is what turns a slow server into a duplicate.
-    let _ = conn.set_timeout(Some(seconds(smtp.data_timeout.max(smtp.timeout))));
+    let _ = conn.set_timeout(Some(smtp.data_timeout.max(smtp.timeout)));
     let reply = conn.command(DataBody(body));
-    let _ = conn.set_timeout(Some(seconds(smtp.timeout)));
+    let _ = conn.set_timeout(Some(smtp.timeout));
     reply.map_err(|e| match reply_code(&e) {
         // The message went out whole and no reply came: the server may have it.
         None => Failure::Ambiguous(e.to_string()),

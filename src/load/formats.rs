@@ -160,7 +160,7 @@ fn read_toml<S: Sink>(path: &Path, text: &str, lines: &LineIndex, out: &mut Coll
                     .as_deref()
                     .map_or_else(|| span.record(), |f| span.field(f));
                 let message = e.inner().message().trim_end().to_owned();
-                out.problem(Problem::new(
+                out.problem(Problem::decoding(
                     Location::at(path, line, col),
                     field.as_deref(),
                     message,
@@ -338,7 +338,7 @@ fn json_problem(
         let (line, col) = position(offset);
         Location::at(path, line, col)
     };
-    Problem::new(location, field, message)
+    Problem::decoding(location, field, message)
 }
 
 /// The record field a serde path points into (`keywords[2]` → `keywords`).

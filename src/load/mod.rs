@@ -425,7 +425,11 @@ impl<'a, S: Sink> Collector<'a, S> {
                 for e in errors {
                     let (line, col) = at.field(e.field);
                     let location = Location::at(at.path(), line, col);
-                    self.problem(Problem::new(location, Some(e.field), e.message));
+                    let problem = Problem::new(location, Some(e.field), e.message);
+                    self.problem(match e.suggest {
+                        Some(suggest) => problem.suggesting(suggest),
+                        None => problem,
+                    });
                 }
             }
         }

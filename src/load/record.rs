@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use url::Url;
 
+use crate::diag::{Suggest, unknown_section_message};
 use crate::model::{Article, SiteZone};
 use crate::text::{
     dedup_keywords, is_unsafe_char, one_line, one_line_cow, split_keywords, strip_unsafe,
@@ -83,12 +84,15 @@ pub struct RecordContext<'a> {
 pub struct FieldError {
     pub field: &'static str,
     pub message: String,
+    /// What the problem's hint is made from.
+    pub suggest: Option<Suggest>,
 }
 
 fn field_error(field: &'static str, message: impl Into<String>) -> FieldError {
     FieldError {
         field,
         message: message.into(),
+        suggest: None,
     }
 }
 
@@ -136,10 +140,10 @@ impl<'a, L: LongText> RawRecord<'a, L> {
         if let Some(section) = self.section.as_deref().filter(|s| has_visible(s)) {
             let section = one_line_cow(section);
             if !(cx.section_exists)(&section) {
-                errors.push(field_error(
-                    "section",
-                    format!("{section:?} is not a section declared in the config"),
-                ));
+                errors.push(FieldError {
+                    suggest: Some(Suggest::Section(section.clone().into_owned())),
+                    ..field_error("section", unknown_section_message(&section))
+                });
             }
         }
         let mut url_of = |field: &'static str, value: Option<&str>| {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::diag::{LineIndex, Location, Problem, Problems};
+use crate::diag::{LineIndex, Location, Problem, Problems, Suggest};
 use crate::model::{Site, Subscriber, SuppressionReason};
 
 #[derive(Debug, Deserialize)]
@@ -25,8 +25,29 @@ pub(super) struct RawSubscriber {
     pub(super) status: Option<String>,
 }
 
+/// The `status` values a message names (more are read: `left`).
+const STATUSES: &[&str] = &[
+    "subscribed",
+    "enabled",
+    "unsubscribed",
+    "blocklisted",
+    "cleaned",
+    "bounced",
+];
+
+/// `"a", "b" or "c"`.
+fn quoted_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// What a subscriber file's `status` says: `Ok(None)` for an address that
-/// gets the digest, `Ok(Some(reason))` for one that left.
+/// gets the digest, `Ok(Some(reason))` for one that left; the status when
+/// it is none of the known ones.
 fn left(status: Option<&str>) -> Result<Option<SuppressionReason>, String> {
     let Some(status) = status.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
@@ -37,11 +58,7 @@ fn left(status: Option<&str>) -> Result<Option<SuppressionReason>, String> {
         "cleaned" | "bounced" => Some(SuppressionReason::Bounced),
         "blocklisted" | "blacklisted" | "disabled" => Some(SuppressionReason::Manual),
         "complained" => Some(SuppressionReason::Complained),
-        _ => {
-            return Err(format!(
-                "unknown status {status:?}; expected \"subscribed\", \"enabled\", \"unsubscribed\", \"blocklisted\", \"cleaned\" or \"bounced\""
-            ));
-        }
+        _ => return Err(status.to_owned()),
     })
 }
 
@@ -77,25 +94,23 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
     for (raw, offset) in entries {
         let (line, col) = lines.position(text, offset);
         let here = Location::at(path, line, col);
-        let mut report = |field: &str, message: String| {
-            problems.push(Problem::new(here.clone(), Some(field), message))
-        };
+        let at = |field: &str, message: String| Problem::new(here.clone(), Some(field), message);
         for (field, value) in [
             ("email", raw.email.as_deref()),
             ("name", raw.name.as_deref()),
         ] {
             if value.is_some_and(|v| v.chars().any(char::is_control)) {
-                report(
+                problems.push(at(
                     field,
                     format!(
                         "{:?} contains a control character (line breaks are not allowed in mail headers)",
                         value.unwrap_or_default()
                     ),
-                );
+                ));
             }
         }
         let Some(email) = raw.email.as_deref().map(str::trim) else {
-            report("email", "is missing (required)".into());
+            problems.push(at("email", "is missing (required)".into()));
             continue;
         };
         if email.chars().any(char::is_control) {
@@ -104,7 +119,7 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
         let email = match ascii_address(email) {
             Ok(address) => address,
             Err(why) => {
-                report("email", why);
+                problems.push(at("email", why));
                 continue;
             }
         };
@@ -112,26 +127,28 @@ pub fn load_subscribers(path: &Path, site: &Site) -> Result<Vec<Subscriber>, Pro
         if let Some(sections) = &raw.sections {
             for id in sections {
                 if site.section(id).is_none() {
-                    report(
-                        "sections",
-                        format!("{id:?} is not a section declared in the config"),
-                    );
+                    problems.push(Problem::unknown_section(here.clone(), "sections", id));
                 }
             }
         }
         let key = email.to_lowercase();
         if let Some(first) = seen.get(&key) {
-            report(
+            problems.push(at(
                 "email",
                 format!("{email:?} is already subscribed at {first}"),
-            );
+            ));
             continue;
         }
         seen.insert(key, here.clone());
         let left = match left(raw.status.as_deref()) {
             Ok(left) => left,
-            Err(why) => {
-                report("status", why);
+            Err(status) => {
+                let message = format!(
+                    "unknown status {status:?}; expected {}",
+                    quoted_list(STATUSES)
+                );
+                let problem = Problem::new(here.clone(), Some("status"), message);
+                problems.push(problem.suggesting(Suggest::name(&status, STATUSES)));
                 continue;
             }
         };
@@ -204,7 +221,7 @@ fn parse_json(
                 let message = message
                     .rfind(" at line ")
                     .map_or(message.clone(), |cut| message[..cut].to_owned());
-                problems.push(Problem::new(Location::at(path, line, col), None, message));
+                problems.push(Problem::decoding(Location::at(path, line, col), None, message));
             }
         }
     }
@@ -225,5 +242,5 @@ fn json_error(path: &Path, text: &str, lines: &LineIndex, e: &serde_json::Error)
         }
         None => Location::file(path),
     };
-    Problem::new(location, None, message)
+    Problem::decoding(location, None, message)
 }

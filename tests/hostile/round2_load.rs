@@ -361,11 +361,11 @@ fn smtp_numbers_out_of_range_are_problems_at_load() {
                     line("max_rate")
                 ),
                 format!(
-                    "feeds.toml:{}:1: smtp.timeout: must be at least 1 (seconds)",
+                    "feeds.toml:{}:1: smtp.timeout: must be at least 1 second",
                     line("timeout")
                 ),
                 format!(
-                    "feeds.toml:{}:1: smtp.data_timeout: must be at least 1 (seconds)",
+                    "feeds.toml:{}:1: smtp.data_timeout: must be at least 1 second",
                     line("data_timeout")
                 ),
                 format!(
