@@ -1401,8 +1401,10 @@ parent = "news"
     fn smtp_timeouts_are_seconds_or_durations_read_once() {
         use std::time::Duration;
         let smtp = |extra: &str| {
-            parse(&format!("{GOOD}\n[smtp]\nfrom = \"a@news.example.cn\"\n{extra}"))
-                .map(|c| c.smtp.unwrap())
+            parse(&format!(
+                "{GOOD}\n[smtp]\nfrom = \"a@news.example.cn\"\n{extra}"
+            ))
+            .map(|c| c.smtp.unwrap())
         };
         let defaults = smtp("").unwrap();
         assert_eq!(defaults.timeout, Duration::from_secs(60));
@@ -1416,8 +1418,14 @@ parent = "news"
             ("timeout = 0", "smtp.timeout: must be at least 1 second"),
             ("timeout = -3", "must be at least 1 second"),
             ("timeout = \"0s\"", "it must be longer than 0"),
-            ("data_timeout = \"soon\"", "smtp.data_timeout: \"soon\" is not a duration"),
-            ("timeout = 1.5", "a number of seconds or a duration like \"60s\""),
+            (
+                "data_timeout = \"soon\"",
+                "smtp.data_timeout: \"soon\" is not a duration",
+            ),
+            (
+                "timeout = 1.5",
+                "a number of seconds or a duration like \"60s\"",
+            ),
         ] {
             let problems = smtp(&format!("{bad}\n")).unwrap_err().to_string();
             assert!(problems.contains(says), "{bad}: {problems}");

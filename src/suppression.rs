@@ -107,7 +107,9 @@ pub fn read(path: &Path, now: DateTime<Utc>) -> Result<Vec<Suppression>, Problem
                 Some(reason) => reason,
                 None => {
                     let known = Reason::ALL.map(Reason::as_str);
-                    let message = format!("unknown reason {name:?}; expected \"unsubscribed\", \"bounced\", \"complained\" or \"manual\"");
+                    let message = format!(
+                        "unknown reason {name:?}; expected \"unsubscribed\", \"bounced\", \"complained\" or \"manual\""
+                    );
                     problems.push(at("reason", message).suggesting(Suggest::name(name, &known)));
                     return;
                 }

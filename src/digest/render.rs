@@ -90,7 +90,8 @@ pub struct Templates {
     sources: [(&'static str, String); 3],
 }
 
-/// Where a template comes from: a file, or the built-in default.
+/// Where a template comes from: a file, or the built-in default (its text,
+/// [`Builtin`]; tests give other text here).
 pub enum Source<'a> {
     File(&'a Path),
     Builtin(&'a str),

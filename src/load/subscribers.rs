@@ -221,7 +221,11 @@ fn parse_json(
                 let message = message
                     .rfind(" at line ")
                     .map_or(message.clone(), |cut| message[..cut].to_owned());
-                problems.push(Problem::decoding(Location::at(path, line, col), None, message));
+                problems.push(Problem::decoding(
+                    Location::at(path, line, col),
+                    None,
+                    message,
+                ));
             }
         }
     }
