@@ -68,6 +68,11 @@ impl<'a> Composer<'a> {
         self
     }
 
+    /// The site the messages are from.
+    pub fn site(&self) -> &'a Site {
+        self.site
+    }
+
     /// The unsubscribe URL for one recipient, its token filled in, as the
     /// ASCII URI a header can carry.
     fn unsubscribe_url(&self, subscriber: &Subscriber) -> Option<String> {

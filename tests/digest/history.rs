@@ -129,11 +129,7 @@ fn a_recipient_who_has_this_issue_gets_no_email_and_is_counted() {
         "summary: {}",
         run.run.stdout
     );
-    assert!(
-        run.index().contains("1 already have this issue"),
-        "{}",
-        run.index()
-    );
+    assert!(run.index().contains("1 位已收到本期"), "{}", run.index());
 }
 
 #[test]
