@@ -56,19 +56,8 @@ ensure_corpus "$SITE" "$ARTICLES" "$SECTIONS" --subscribers "$MESSAGES" --no-art
 if [[ "${SKIP_BUILD:-}" == 1 ]]; then use_bulletin; else ensure_bulletin; fi
 [[ -z "${BASELINE:-}" || -x "$BASELINE" ]] || die "BASELINE=$BASELINE is not an executable"
 
-# --now: one minute after the newest article (naive times are +08:00).
-NOW="$("$PYTHON" - "$CORPUS/articles.jsonl" <<'EOF'
-import json, sys
-from datetime import datetime, timedelta, timezone
-cn = timezone(timedelta(hours=8))
-newest = None
-for line in open(sys.argv[1], encoding="utf-8"):
-    t = datetime.fromisoformat(json.loads(line)["published"])
-    t = t if t.tzinfo else t.replace(tzinfo=cn)
-    newest = t if newest is None or t > newest else newest
-print((newest.astimezone(cn) + timedelta(minutes=1)).isoformat(timespec="seconds"))
-EOF
-)"
+# --now: one minute after the newest article.
+NOW="$(now_after_newest "$CORPUS/articles.jsonl")"
 
 free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_port() {
