@@ -83,6 +83,9 @@ fn unpack(stored: Vec<u8>, encoding: &str) -> Result<Vec<u8>> {
     match encoding {
         "lz4" => lz4_flex::block::decompress_size_prepended(&stored)
             .context("a stored message is damaged (it does not decompress)"),
+        // A message fixed by a release whose schema kept them as they
+        // were (version 1), still pending when the database was migrated.
+        "raw" => Ok(stored),
         other => bail!("a stored message has an unknown encoding {other:?}"),
     }
 }
