@@ -84,10 +84,14 @@ fn emails(run: &DryRun) -> BTreeMap<String, Email> {
         .collect()
 }
 
-/// The example site's emails (Chinese) and the English site's.
+/// The example site's emails (Chinese) and the English site's, both sites
+/// with a public archive (so the emails link it: "view in browser").
 fn both_languages() -> Vec<(String, Email)> {
     let example = Site::example();
     let english = english_site();
+    for site in [&example, &english] {
+        site.set("digest.archive", "digest");
+    }
     let mut all: Vec<(String, Email)> = emails(&example.dry_run("out").ok())
         .into_iter()
         .map(|(a, e)| (format!("zh {a}"), e))
@@ -237,10 +241,9 @@ fn the_text_part_carries_every_url_of_the_html_part() {
         let html = sorted(html_urls(&email.html));
         let text = sorted(text_urls(&email.text));
         assert_eq!(html, text, "{name}: the parts' URLs differ\n{}", email.text);
-        assert!(
-            html.iter().any(|u| u.contains("/unsubscribe?token=")),
-            "{name}"
-        );
+        for link in ["/unsubscribe?token=", "/digest/"] {
+            assert!(html.iter().any(|u| u.contains(link)), "{name}: {link}");
+        }
         // Neither part is base64: rspamd's MIME_BASE64_TEXT.
         let raw = String::from_utf8_lossy(&email.raw).to_ascii_lowercase();
         assert!(!raw.contains("content-transfer-encoding: base64"), "{name}");
