@@ -131,3 +131,20 @@ machine_info() {
   [[ -n "${BUILT_FROM:-}" ]] || built="not rebuilt (SKIP_BUILD=1): $(cat "$BENCH/bin/bulletin.built" 2>/dev/null)"
   echo "- bulletin: $built; $(rustc --version 2>/dev/null); $("$PYTHON" --version 2>&1), feedgen $("$PYTHON" -c 'import importlib.metadata as m; print(m.version("feedgen"))' 2>/dev/null)"
 }
+
+# One minute after the newest article of a JSON Lines corpus (naive times
+# are +08:00, as the generator writes them): a `--now` that makes every
+# article of the window new.
+now_after_newest() {
+  "$PYTHON" - "$1" <<'EOF'
+import json, sys
+from datetime import datetime, timedelta, timezone
+cn = timezone(timedelta(hours=8))
+newest = None
+for line in open(sys.argv[1], encoding="utf-8"):
+    t = datetime.fromisoformat(json.loads(line)["published"])
+    t = t if t.tzinfo else t.replace(tzinfo=cn)
+    newest = t if newest is None or t > newest else newest
+print((newest.astimezone(cn) + timedelta(minutes=1)).isoformat(timespec="seconds"))
+EOF
+}

@@ -14,6 +14,8 @@
 #       corpus's newest article (so every section has news in the window).
 # Also times one `bulletin digest --dry-run` of the same digest (compose +
 # writing the previews) to separate composition from delivery.
+# The whole command against smtp-source, on loopback or through a link with
+# latency, one command per case: bench/send.sh.
 #
 # Corpus: bench/corpus-$ARTICLES-s$SECTIONS (default 10000 articles, 10
 # sections, so that nearly every subscriber has something new).
@@ -40,19 +42,8 @@ ensure_corpus "$CORPUS" "$ARTICLES" "$SECTIONS"
 ensure_corpus "$SITE" "$ARTICLES" "$SECTIONS" --subscribers "$MESSAGES" --no-articles --articles-path ../articles.jsonl
 if [[ "${SKIP_BUILD:-}" == 1 ]]; then use_bulletin; else ensure_bulletin; fi
 
-# --now: one minute after the newest article (naive times are +08:00).
-NOW="$("$PYTHON" - "$CORPUS/articles.jsonl" <<'EOF'
-import json, sys
-from datetime import datetime, timedelta, timezone
-cn = timezone(timedelta(hours=8))
-newest = None
-for line in open(sys.argv[1], encoding="utf-8"):
-    t = datetime.fromisoformat(json.loads(line)["published"])
-    t = t if t.tzinfo else t.replace(tzinfo=cn)
-    newest = t if newest is None or t > newest else newest
-print((newest.astimezone(cn) + timedelta(minutes=1)).isoformat(timespec="seconds"))
-EOF
-)"
+# --now: one minute after the newest article.
+NOW="$(now_after_newest "$CORPUS/articles.jsonl")"
 say "--now $NOW"
 
 PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -65,15 +65,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write every feed (site-wide and per section) into the output folder.
+    /// Write every feed (site-wide, per section, per topic) into the output folder.
     ///
     /// Reads every input and validates it first: when any record is invalid,
     /// nothing is written. Files whose bytes would not change are left alone.
+    /// With `[websub]`, each hub is then told about every feed whose bytes
+    /// changed; a hub that fails is a warning, not a failed build.
     #[command(after_help = "\
 Examples:
   bulletin build
   bulletin build --config site/feeds.toml --out /var/www/html
-  bulletin build --now 2017-03-24T20:00:00+08:00    # as if it were that time")]
+  bulletin build --now 2017-03-24T20:00:00+08:00    # as if it were that time
+  bulletin build --no-ping                          # write, but tell no WebSub hub")]
     Build {
         #[command(flatten)]
         config: ConfigArg,
@@ -86,6 +89,9 @@ Examples:
         /// whose bytes did not change (`output.cache`).
         #[arg(long)]
         no_cache: bool,
+        /// Do not tell the `[websub]` hubs which feeds changed.
+        #[arg(long)]
+        no_ping: bool,
     },
     /// Validate the config, every record and the templates; write nothing.
     ///

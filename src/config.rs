@@ -13,7 +13,7 @@ use url::Url;
 
 pub use crate::diag::parse_toml;
 use crate::diag::{LineIndex, Location, Problem, Problems, Suggest};
-use crate::model::{Section, SectionId, Sections, Site, SiteZone};
+use crate::model::{Section, SectionId, Sections, Site, SiteZone, Topic};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -30,6 +30,17 @@ pub struct Config {
     pub digest: Option<DigestConfig>,
     pub smtp: Option<SmtpConfig>,
     pub dkim: Option<DkimConfig>,
+    /// `[websub]`: the hubs told about changed feeds.
+    pub websub: Option<WebSubConfig>,
+}
+
+/// `[websub]`, validated.
+#[derive(Debug, Clone)]
+pub struct WebSubConfig {
+    /// Absolute http(s) URLs, each once.
+    pub hubs: Vec<Url>,
+    /// How long one request to a hub may take.
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +52,8 @@ pub struct Output {
     pub formats: Vec<FeedFormat>,
     /// Where `build` keeps what it learned about unchanged inputs.
     pub cache: PathBuf,
+    /// A feed file larger than this carries fewer items; 0: no limit.
+    pub max_feed_bytes: usize,
 }
 
 /// A feed format `output.formats` can name.
@@ -416,7 +429,38 @@ struct RawConfig {
     digest: Option<RawDigest>,
     smtp: Option<SmtpConfig>,
     dkim: Option<DkimConfig>,
+    #[serde(default)]
+    topics: Vec<RawTopic>,
+    websub: Option<RawWebSub>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopic {
+    id: String,
+    title: String,
+    keywords: Vec<String>,
+    #[serde(default)]
+    description: Option<String>,
+    /// The topic's HTML page; defaults to the site's home page.
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebSub {
+    hubs: Vec<String>,
+    #[serde(default = "default_websub_timeout")]
+    timeout: String,
+}
+
+fn default_websub_timeout() -> String {
+    "10s".into()
+}
+
+/// A hub that takes longer than this is down, whatever it says.
+const MAX_WEBSUB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -429,6 +473,11 @@ struct RawSite {
     timezone: String,
     #[serde(default)]
     description: Option<String>,
+    /// Absolute, or relative to `base_url`.
+    #[serde(default)]
+    logo: Option<String>,
+    #[serde(default)]
+    icon: Option<String>,
 }
 
 fn default_language() -> String {
@@ -455,6 +504,8 @@ struct RawOutput {
     formats: Vec<String>,
     #[serde(default = "default_cache")]
     cache: PathBuf,
+    #[serde(default = "default_max_feed_bytes")]
+    max_feed_bytes: usize,
 }
 
 impl Default for RawOutput {
@@ -464,8 +515,14 @@ impl Default for RawOutput {
             items: default_items(),
             formats: default_formats(),
             cache: default_cache(),
+            max_feed_bytes: default_max_feed_bytes(),
         }
     }
+}
+
+/// Google News reads at most 2 MB of a feed.
+fn default_max_feed_bytes() -> usize {
+    2_000_000
 }
 
 fn default_dir() -> PathBuf {
@@ -693,6 +750,13 @@ impl Config {
                         .as_deref()
                         .map(|d| (format!("sections[{i}].description"), d)),
                 )
+            }))
+            .chain(raw.topics.iter().enumerate().flat_map(|(i, t)| {
+                std::iter::once((format!("topics[{i}].title"), t.title.as_str())).chain(
+                    t.description
+                        .as_deref()
+                        .map(|d| (format!("topics[{i}].description"), d)),
+                )
             }));
         for (key, value) in texts {
             if value.chars().any(|c| c.is_control() && c != '\t')
@@ -715,6 +779,16 @@ impl Config {
         }
 
         let sections = validate_sections(&raw.sections, base_url.as_ref(), &mut report);
+        let topics = validate_topics(&raw.topics, base_url.as_ref(), &mut report);
+        let websub = raw.websub.as_ref().map(|w| validate_websub(w, &mut report));
+        let mut site_url = |key: &str, value: Option<&String>| {
+            let (value, base) = (value?, base_url.as_ref()?);
+            web_link(value, base)
+                .map_err(|why| report(key, format!("{why}; it must be an http(s) URL")))
+                .ok()
+        };
+        let logo = site_url("site.logo", raw.site.logo.as_ref());
+        let icon = site_url("site.icon", raw.site.icon.as_ref());
 
         if let Some(id) = raw.digest.as_ref().and_then(|d| d.feedback_id.as_deref())
             && (id.trim().is_empty() || !id.bytes().all(|b| (b' '..=b'~').contains(&b)))
@@ -948,6 +1022,9 @@ impl Config {
                 zone,
                 description,
                 sections: Sections::new(sections),
+                topics,
+                logo,
+                icon,
             },
             inputs: raw.input.paths.iter().map(|p| folder.join(p)).collect(),
             output: Output {
@@ -955,10 +1032,12 @@ impl Config {
                 items: raw.output.items,
                 formats,
                 cache: folder.join(raw.output.cache),
+                max_feed_bytes: raw.output.max_feed_bytes,
             },
             digest,
             smtp,
             dkim,
+            websub,
         })
     }
 }
@@ -1059,6 +1138,132 @@ fn validate_sections(
         }
     }
     sections
+}
+
+/// `[[topics]]`: ids like section ids and each once, a title, keywords that
+/// can match an article's (one line, no separator inside).
+fn validate_topics(
+    raw: &[RawTopic],
+    base_url: Option<&Url>,
+    report: &mut impl FnMut(&str, String),
+) -> Vec<Topic> {
+    let mut seen = HashSet::new();
+    let mut topics = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let at = |field: &str| format!("topics[{i}].{field}");
+        let mut fine = true;
+        if let Err(why) = check_slug(&t.id) {
+            report(
+                &at("id"),
+                format!("{:?} {}", t.id, why.replace("a section id", "a topic id")),
+            );
+            fine = false;
+        } else if !seen.insert(t.id.as_str()) {
+            report(&at("id"), format!("topic {:?} is declared twice", t.id));
+            fine = false;
+        }
+        if t.title.trim().is_empty() {
+            report(&at("title"), "must not be empty".into());
+            fine = false;
+        }
+        let mut keywords: Vec<String> = Vec::new();
+        for (k, keyword) in t.keywords.iter().enumerate() {
+            let one = crate::text::one_line(keyword);
+            if one.is_empty() {
+                report(&at("keywords"), format!("keyword {} is empty", k + 1));
+                fine = false;
+            } else if crate::text::split_keywords(&one).len() != 1 {
+                // Articles' keyword lines are split at these: no keyword of
+                // an article ever holds one.
+                report(
+                    &at("keywords"),
+                    format!(
+                        "keyword {} ({keyword:?}) holds a separator (; , 、 ；，): list each keyword on its own",
+                        k + 1
+                    ),
+                );
+                fine = false;
+            } else if !keywords.contains(&one) {
+                keywords.push(one);
+            }
+        }
+        if t.keywords.is_empty() {
+            report(
+                &at("keywords"),
+                "lists no keyword; the topic's feeds carry the articles with any of them".into(),
+            );
+            fine = false;
+        }
+        let url = match (&t.url, base_url) {
+            (_, None) => continue,
+            (None, Some(base)) => base.clone(),
+            (Some(u), Some(base)) => match web_link(u, base) {
+                Ok(url) => url,
+                Err(why) => {
+                    report(&at("url"), format!("{why}; it must be an http(s) URL"));
+                    continue;
+                }
+            },
+        };
+        if fine {
+            topics.push(Topic {
+                id: t.id.clone(),
+                title: t.title.clone(),
+                description: t.description.clone().filter(|d| !d.trim().is_empty()),
+                keywords,
+                url,
+            });
+        }
+    }
+    topics
+}
+
+/// `[websub]`: at least one hub, each an absolute http(s) URL, and a
+/// timeout a person would wait.
+fn validate_websub(raw: &RawWebSub, report: &mut impl FnMut(&str, String)) -> WebSubConfig {
+    let mut hubs: Vec<Url> = Vec::new();
+    if raw.hubs.is_empty() {
+        report(
+            "websub.hubs",
+            "lists no hub; name one like \"https://pubsubhubbub.appspot.com/\" or remove [websub]"
+                .into(),
+        );
+    }
+    for hub in &raw.hubs {
+        match Url::parse(hub.trim()) {
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some_and(|h| !h.is_empty()) =>
+            {
+                if !hubs.contains(&url) {
+                    hubs.push(url);
+                }
+            }
+            Ok(_) => report(
+                "websub.hubs",
+                format!("{hub:?} is not an absolute http or https URL"),
+            ),
+            Err(e) => report("websub.hubs", format!("{hub:?} is not a URL: {e}")),
+        }
+    }
+    let timeout = match parse_duration(&raw.timeout).map(|d| d.to_std()) {
+        Ok(Ok(t)) if t <= MAX_WEBSUB_TIMEOUT => t,
+        Ok(_) => {
+            report(
+                "websub.timeout",
+                format!("{:?} is longer than 5 minutes", raw.timeout),
+            );
+            MAX_WEBSUB_TIMEOUT
+        }
+        Err(e) => {
+            report(
+                "websub.timeout",
+                duration_problem(e, &raw.timeout, "\"10s\" or \"500ms\""),
+            );
+            MAX_WEBSUB_TIMEOUT
+        }
+    };
+    WebSubConfig { hubs, timeout }
 }
 
 /// Where following the parents of each section leads: to a root (or to a
@@ -1319,6 +1524,20 @@ fn duration_problem(error: DurationError, text: &str, example: &str) -> String {
     }
 }
 
+/// An absolute http(s) URL, or one relative to `base` (the site's URL).
+fn web_link(text: &str, base: &Url) -> Result<Url, String> {
+    match base.join(text.trim()) {
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
+            Ok(url)
+        }
+        Ok(_) => Err(format!("{text:?} is not a web address")),
+        Err(e) => Err(format!("{text:?} is not a URL: {e}")),
+    }
+}
+
 fn with_trailing_slash(mut url: Url) -> Url {
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
@@ -1525,6 +1744,66 @@ parent = "news"
         ] {
             assert!(problems.contains(key), "{problems}");
         }
+    }
+
+    #[test]
+    fn feed_settings_have_defaults_and_resolve_against_the_site() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.output.max_feed_bytes, 2_000_000);
+        assert!(config.websub.is_none() && config.site.topics.is_empty());
+        assert_eq!((config.site.logo, config.site.icon), (None, None));
+
+        let text = GOOD.replace(
+            "timezone = \"Asia/Shanghai\"",
+            "timezone = \"Asia/Shanghai\"\nlogo = \"/img/logo.png\"\nicon = \"https://cdn.example.cn/i.png\"",
+        ) + "\n[websub]\nhubs = [\"https://hub.example/\", \"https://hub.example/\"]\n\n\
+             [[topics]]\nid = \"ai\"\ntitle = \"AI\"\nkeywords = [\" AI \", \"AI\", \"人工智能\"]\n";
+        let config = parse(&text).unwrap();
+        assert_eq!(
+            config.site.logo.unwrap().as_str(),
+            "https://news.example.cn/img/logo.png"
+        );
+        assert_eq!(
+            config.site.icon.unwrap().as_str(),
+            "https://cdn.example.cn/i.png"
+        );
+        let websub = config.websub.unwrap();
+        assert_eq!(websub.hubs.len(), 1);
+        assert_eq!(websub.timeout, std::time::Duration::from_secs(10));
+        let topic = &config.site.topics[0];
+        assert_eq!(topic.keywords, ["AI", "人工智能"]);
+        assert_eq!(topic.url.as_str(), "https://news.example.cn/");
+
+        for (extra, key) in [
+            ("\n[websub]\nhubs = []\n", "websub.hubs"),
+            (
+                "\n[websub]\nhubs = [\"https://h/\"]\ntimeout = \"1h\"\n",
+                "websub.timeout",
+            ),
+            (
+                "\n[[topics]]\nid = \"a\"\ntitle = \" \"\nkeywords = [\"k\"]\n",
+                "topics[0].title",
+            ),
+            (
+                "\n[[topics]]\nid = \"a\"\ntitle = \"t\"\nkeywords = [\" \"]\n",
+                "topics[0].keywords",
+            ),
+        ] {
+            let problems = parse(&format!("{GOOD}{extra}")).unwrap_err().to_string();
+            assert!(
+                problems.contains(&format!(": {key}: ")),
+                "{extra}: {problems}"
+            );
+        }
+        let bad_logo = GOOD.replace(
+            "timezone = \"Asia/Shanghai\"",
+            "timezone = \"Asia/Shanghai\"\nlogo = \"javascript:alert(1)\"",
+        );
+        let problems = parse(&bad_logo).unwrap_err().to_string();
+        assert!(
+            problems.contains("site.logo: \"javascript:alert(1)\" is not a web address"),
+            "{problems}"
+        );
     }
 
     #[test]

@@ -236,8 +236,8 @@ impl<'a> Hints<'a> {
 }
 
 /// The name and the expected names of serde's `unknown field `x`, expected
-/// one of `a`, `b`` (also `expected `a` or `b``, and `unknown variant`),
-/// and of the config's `unknown format "x"; expected "a" or "b"`.
+/// one of `a`, `b`` (also `expected `a` or `b``, and `unknown variant`;
+/// names quoted with `"` are read the same way).
 fn unknown_name(message: &str) -> Option<(&str, Vec<&str>)> {
     let (_kind, rest) = message.strip_prefix("unknown ")?.split_once(' ')?;
     let quote = rest.chars().next().filter(|&c| c == '`' || c == '"')?;

@@ -14,7 +14,8 @@
 //! `text`, `diag` and `parallel` are the ground floor; `config`, `load`,
 //! `feed` and `digest` are pure or read only their inputs; `output` writes
 //! files; `ledger` owns the state database; `deliver` is the only module
-//! that talks to a mail server; `commands` (with `main`) is the only place
+//! that talks to a mail server, `websub` the only one that makes HTTP
+//! requests (to WebSub hubs); `commands` (with `main`) is the only place
 //! that reads the clock and the environment.
 
 // The library's public surface is its modules: an item `pub` in a private
@@ -46,6 +47,7 @@ pub mod temp;
 pub mod text;
 pub mod token;
 pub mod unsubscribe;
+pub mod websub;
 
 pub use error::Failure;
 
@@ -63,6 +65,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("temp", &[]),
     ("signals", &["temp"]),
     ("dkim", &[]),
+    ("websub", &[]),
     ("error", &["diag"]),
     ("report", &["diag", "progress"]),
     ("config", &["diag", "model", "text"]),

@@ -193,6 +193,22 @@ pub struct Section {
     pub parent: Option<SectionId>,
 }
 
+/// A subject followed across sections (`[[topics]]`): its feeds carry every
+/// article with any of its keywords.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topic {
+    /// A slug, like a section id: it names the feed's folder.
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    /// As written (one line each, no repeats); matched without regard to
+    /// case.
+    pub keywords: Vec<String>,
+    /// The HTML page the topic's feeds link to (the site's home page unless
+    /// the config names one).
+    pub url: Url,
+}
+
 /// The site's sections in config order (a slice: `sections[i]`, `.iter()`),
 /// indexed once: a section is looked up by id for every article and every
 /// subscriber, and a site may have thousands. Read-only once made, so the
@@ -288,6 +304,12 @@ pub struct Site {
     pub description: String,
     /// Sections in config order; parents are guaranteed to exist, no cycles.
     pub sections: Sections,
+    /// Topic feeds in config order; ids unique.
+    pub topics: Vec<Topic>,
+    /// The site's logo (RSS `<image>`, Atom `<logo>`, JSON Feed `icon`).
+    pub logo: Option<Url>,
+    /// A small square icon (Atom `<icon>`, JSON Feed `favicon`).
+    pub icon: Option<Url>,
 }
 
 impl Site {
@@ -538,6 +560,9 @@ mod tests {
             zone: SiteZone::parse("+08:00").unwrap(),
             description: "d".into(),
             sections: Sections::new(sections),
+            topics: Vec::new(),
+            logo: None,
+            icon: None,
         }
     }
 

@@ -32,10 +32,13 @@ pub struct OutputFile {
 const SYNC_THREADS: usize = 8;
 
 /// What a write did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WriteReport {
     pub changed: usize,
     pub unchanged: usize,
+    /// The paths (as added) of the files that were written, in the order
+    /// they were added; the others already held their bytes.
+    pub written: Vec<String>,
 }
 
 /// Files written beside their targets and moved into place together by
@@ -45,8 +48,8 @@ pub struct Staging {
     dir: PathBuf,
     /// Sync each file to disk before it is moved into place.
     durable: bool,
-    /// Temporary files and their targets.
-    staged: Vec<(Temp, PathBuf)>,
+    /// Temporary files, their targets, and the paths as added.
+    staged: Vec<(Temp, PathBuf, String)>,
     /// Folders already cleared of stale temporary files.
     swept: HashSet<PathBuf>,
     /// Every path added, written or unchanged.
@@ -96,7 +99,7 @@ impl Staging {
         let written = file.write_all(bytes);
         let context = || format!("cannot write {}", target.display());
         // Recorded first, so a failed write is cleaned up too.
-        self.staged.push((temp, target.clone()));
+        self.staged.push((temp, target.clone(), path.to_owned()));
         written.with_context(context)
     }
 
@@ -107,7 +110,7 @@ impl Staging {
         if self.durable {
             // Syncs wait on the disk, not a core: many at once let the file
             // system batch them.
-            let synced = crate::parallel::map(&self.staged, SYNC_THREADS, |(temp, _)| {
+            let synced = crate::parallel::map(&self.staged, SYNC_THREADS, |(temp, _, _)| {
                 open_plain(temp.path())
                     .and_then(|f| f.sync_all())
                     .with_context(|| format!("cannot write {}", temp.path().display()))
@@ -117,18 +120,19 @@ impl Staging {
         let mut folders = std::collections::BTreeSet::new();
         let mut pending = std::mem::take(&mut self.staged).into_iter();
         let mut failed = None;
-        while let Some((mut temp, target)) = pending.next() {
+        while let Some((mut temp, target, path)) = pending.next() {
             if let Err(e) = temp.persist(&target) {
                 failed = Some(
                     anyhow::Error::new(e)
                         .context(format!("cannot move {} into place", target.display())),
                 );
                 // This one and the rest are removed on drop.
-                self.staged.push((temp, target));
+                self.staged.push((temp, target, path));
                 self.staged.extend(pending);
                 break;
             }
             self.report.changed += 1;
+            self.report.written.push(path);
             folders.extend(target.parent().map(Path::to_path_buf));
         }
         if self.durable {
@@ -140,7 +144,7 @@ impl Staging {
         }
         match failed {
             Some(e) => Err(e),
-            None => Ok(self.report),
+            None => Ok(std::mem::take(&mut self.report)),
         }
     }
 

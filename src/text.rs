@@ -98,16 +98,31 @@ pub fn one_line_cow(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// What separates keywords in a keyword line.
-pub const KEYWORD_SEPARATORS: [char; 5] = [';', '；', ',', '，', '、'];
-
 /// Splits a keyword line such as `基层干部;群众路线；干部素质、深入基层;` on
 /// `;` `；` `,` `，` `、`, trimming each piece and dropping empty ones.
 pub fn split_keywords(line: &str) -> Vec<String> {
-    line.split(KEYWORD_SEPARATORS)
+    keyword_pieces(line)
         .map(one_line)
         .filter(|k| !k.is_empty())
         .collect()
+}
+
+/// What separates the keywords of a keyword line.
+pub const KEYWORD_SEPARATORS: [char; 5] = [';', '；', ',', '，', '、'];
+
+/// The pieces of a keyword line split at [`KEYWORD_SEPARATORS`], not
+/// cleaned. Most lines are one keyword (a list's entry): a byte scan for
+/// the bytes a separator starts with (`;` `,`, and 0xEF / 0xE3, the first
+/// bytes of the full-width ones; Chinese characters start with 0xE4–0xE9)
+/// returns those whole without matching characters.
+pub fn keyword_pieces(line: &str) -> impl Iterator<Item = &str> {
+    let may_split = line.bytes().any(|b| matches!(b, b';' | b',' | 0xEF | 0xE3));
+    let (whole, split) = if may_split {
+        (None, Some(line.split(KEYWORD_SEPARATORS)))
+    } else {
+        (Some(line), None)
+    };
+    whole.into_iter().chain(split.into_iter().flatten())
 }
 
 /// Keywords without repeats, first occurrence kept. (Short lists, the usual
@@ -222,6 +237,23 @@ pub fn truncate_chars(text: &str, max: usize) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyword_pieces_split_like_the_separators_say() {
+        for line in [
+            "基层干部",
+            "基层干部;群众路线；干部素质、深入基层;",
+            "a,b，c",
+            " 空 格 ",
+            "ＡＩ（人工智能）",
+            "",
+            "「引号」",
+        ] {
+            let fast: Vec<&str> = keyword_pieces(line).collect();
+            let plain: Vec<&str> = line.split(KEYWORD_SEPARATORS).collect();
+            assert_eq!(fast, plain, "{line:?}");
+        }
+    }
 
     #[test]
     fn strips_controls_but_keeps_tabs_newlines_and_cjk() {

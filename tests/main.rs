@@ -6,6 +6,8 @@
 //! - `digest`: the email digest (`digest --dry-run`, the digest half of
 //!   `check`), the example's messages compared with golden files;
 //! - `delivery`: `digest --send` against real SMTP servers and sendmail;
+//! - `feeds`: topic feeds, WebSub pings, the size guard, logos and media
+//!   read back by feedparser and newsboat;
 //! - `list`: unsubscribing and the suppression list;
 //! - `hostile`: hostile input and failure: nothing crashes, nothing
 //!   half-written, nothing leaks.
@@ -16,6 +18,7 @@
 mod cli;
 mod delivery;
 mod digest;
+mod feeds;
 mod hostile;
 mod list;
 mod support;

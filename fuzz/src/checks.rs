@@ -126,7 +126,8 @@ pub fn build_with_cache(
         Some(&cache as &dyn crate::load::Reuse<Selection>),
     )?
     .sink;
-    Ok(feed::render(site, &selection.feeds(), &config.output))
+    let hubs = config.websub.as_ref().map_or(&[][..], |w| &w.hubs[..]);
+    Ok(feed::render(site, &selection.feeds(), &config.output, hubs).files)
 }
 
 /// What `load` promises about every article it returns.
@@ -243,7 +244,8 @@ pub fn render_and_check(config: &Config, articles: Vec<Article>) -> Vec<OutputFi
         selection.add(a);
     }
     let feeds = selection.feeds();
-    let files = feed::render(site, &feeds, &config.output);
+    let hubs = config.websub.as_ref().map_or(&[][..], |w| &w.hubs[..]);
+    let files = feed::render(site, &feeds, &config.output, hubs).files;
     for file in &files {
         if file.path.ends_with(".json") {
             serde_json::from_slice::<serde_json::Value>(&file.bytes)

@@ -5,7 +5,7 @@
 //! absolute ids, a feed-level author, RFC 3339 times with an offset, the
 //! headlines as `type="html"` content with absolute links only.
 
-use atom_syndication::{Content, Entry, Feed, Generator, Link, Person, Text, WriteConfig};
+use atom_syndication::{Content, Entry, Feed, Link, Text, WriteConfig};
 
 use super::page::Words;
 use super::record::Record;
@@ -37,17 +37,8 @@ pub(super) fn render(
         title: Text::plain(words.archive_title(&site.title)),
         id: links.feed.to_owned(),
         updated,
-        authors: vec![Person {
-            name: site.title.clone(),
-            email: None,
-            uri: Some(site.base_url.to_string()),
-            ..Default::default()
-        }],
-        generator: Some(Generator {
-            value: "bulletin".into(),
-            uri: None,
-            version: Some(env!("CARGO_PKG_VERSION").into()),
-        }),
+        authors: vec![crate::feed::atom::site_author(site)],
+        generator: Some(crate::feed::atom::generator()),
         links: vec![
             Link {
                 href: links.feed.to_owned(),

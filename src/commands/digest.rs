@@ -14,7 +14,7 @@ use crate::archive::{Archive, Past, Publication};
 use crate::config::{Config, Transport as TransportKind};
 use crate::deliver::sendmail::{self, Sendmail};
 use crate::deliver::smtp::Smtp;
-use crate::deliver::{self, Policy, RunLock, Summary, Transport, Wanted};
+use crate::deliver::{self, Policy, RunLock, Sending, Summary, Transport, Wanted};
 use crate::diag::{Location, Problem};
 use crate::digest::compose::Composer;
 use crate::digest::setup::Setup;
@@ -195,8 +195,9 @@ fn transport(config: &Config) -> Result<Box<dyn Transport>, Failure> {
     }))
 }
 
-/// `digest --send`: fix this run's messages in the ledger, then deliver
-/// everything still pending (this issue's and any interrupted earlier run's).
+/// `digest --send`: deliver everything still pending (this issue's and any
+/// interrupted earlier run's), and this run's messages as they are composed
+/// and fixed in the ledger.
 /// `now_given`: the time came from `--now` (a deliberate rerun), not the
 /// clock.
 pub fn send(
@@ -262,16 +263,11 @@ pub fn send(
     let publication = archive
         .as_ref()
         .map(|(archive, past)| archive.render(past, &plan.issue, &plan.public));
-    let fixing = Instant::now();
     let composer = Composer::new(&config.site, &setup, &plan, now, secret.as_deref())
         .with_archive_url(publication.as_ref().and_then(|p| p.page_url.clone()));
-    deliver::fix_issue(&mut ledger, &composer, &issue, now)?;
-    say.detail(format!(
-        "composed and fixed this issue's messages in the state database in {:.2} s",
-        fixing.elapsed().as_secs_f64()
-    ));
-    // Published once the messages are durable (a template mistake publishes
-    // nothing) and before any is sent (the link works when they arrive).
+    // Published before any message of the issue is sent (the link works
+    // when they arrive); messages are composed while the first ones go out,
+    // so this is before composing, too.
     publish(archive.as_ref(), publication.as_ref(), say)?;
 
     let from = setup.from.email.clone();
@@ -296,9 +292,10 @@ pub fn send(
     };
     // The envelope sender is derived here, per message, at send time (it is
     // not stored): with `bounce_address`, the recipient's token in it (VERP).
-    let bounce_address = setup.digest.bounce_address.clone();
+    let bounce_address = &setup.digest.bounce_address;
+    let key = secret.as_deref();
     let sender = move |address: &str| -> lettre::Address {
-        match (&bounce_address, secret.as_deref()) {
+        match (bounce_address, key) {
             (Some(pattern), Some(key)) => pattern
                 .with_token(&token::make(key, address))
                 .parse()
@@ -306,15 +303,21 @@ pub fn send(
             _ => from.clone(),
         }
     };
-    let tally = deliver::send_pending(
-        &mut ledger,
-        &wanted,
-        transport.as_ref(),
-        &policy,
-        &sender,
+    // This issue's messages are composed and fixed while the first ones
+    // are sent: each goes out once its batch is committed.
+    let fresh = deliver::Fresh {
+        issue: &issue,
+        at: now,
+        source: &composer,
+    };
+    let sending = Sending {
+        transport: transport.as_ref(),
+        policy: &policy,
+        sender: &sender,
         clock,
         say,
-    )?;
+    };
+    let tally = deliver::send(&mut ledger, Some(fresh), &wanted, &sending)?;
     // Housekeeping: a failure here loses nothing (the next run retries it).
     if let Err(e) = ledger.drop_final_messages() {
         say.warn(format!("could not drop delivered messages: {e:#}"));

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
 use crate::Failure;
-use crate::digest::render::{DEFAULT_HTML, DEFAULT_TEXT};
+use crate::digest::render::Language;
 use crate::report::Verbosity;
 
 pub fn run(dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure> {
@@ -29,10 +29,13 @@ pub fn run(dir: &Path, now: DateTime<Utc>, say: Verbosity) -> Result<(), Failure
             .replace("{{PUBLISHED_RFC3339}}", &at(2))
             .replace("{{PUBLISHED_NAIVE}}", &naive)
     };
+    // The starter site is English (`language = "en"`): its templates are
+    // the English built-in ones, written out to be edited.
+    let templates = Language::En.builtin();
     let files: [(&str, String); 7] = [
         ("feeds.toml", include_str!("starter/feeds.toml").to_owned()),
-        ("templates/digest.html.hbs", DEFAULT_HTML.to_owned()),
-        ("templates/digest.txt.hbs", DEFAULT_TEXT.to_owned()),
+        ("templates/digest.html.hbs", templates.html.to_owned()),
+        ("templates/digest.txt.hbs", templates.text.to_owned()),
         (
             "articles/articles.toml",
             fill(include_str!("starter/articles.toml")),

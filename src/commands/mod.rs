@@ -55,11 +55,16 @@ pub fn run(
             out,
             now,
             no_cache,
+            no_ping,
         } => {
             let config = load(&config.path)?;
             let now = run_time(now.now, clock, &config)?;
             crate::signals::remove_temp_files_on_termination();
-            build::run(&config, out.as_deref(), now, !*no_cache, say)?;
+            let options = build::Options {
+                use_cache: !*no_cache,
+                ping: !*no_ping,
+            };
+            build::run(&config, out.as_deref(), now, options, say)?;
         }
         Command::Check { config } => {
             let config = load(&config.path)?;

@@ -2,25 +2,30 @@
 //!
 //! 1. [`RunLock`] — one `digest --send` at a time per ledger; holding it, a
 //!    run takes back what runs that died had claimed ([`RunLock::reclaim`]).
-//! 2. [`fix_issue`] — every message of the issue composed and *persisted*
-//!    in the ledger (bytes, Message-ID, articles) in one transaction.
-//!    Nothing is sent before its bytes are durable.
-//! 3. [`send_pending`] — every pending row (this issue's and any earlier
-//!    interrupted run's) is *claimed* for this run in the ledger (a commit
-//!    before the first is sent: two senders never hold the same message);
-//!    those no longer [`Wanted`] are dropped, the others become
-//!    [`worker::Job`]s; the workers *send* them
-//!    over a [`Transport`] ([`smtp::Smtp`] or [`sendmail::Sendmail`]); this
-//!    thread, the recorder, *records* each outcome in the ledger — outcomes
-//!    that arrive together in one transaction (a group commit) — before
-//!    their workers may take their next message. A crash therefore loses at
-//!    most one outcome per connection, and that message goes out again
-//!    (same bytes, same Message-ID) on the next run.
+//! 2. [`send`] — every pending message (an interrupted run's, of this
+//!    issue or an earlier one) is *claimed* for this run in the ledger (a
+//!    commit before the first is sent: two senders never hold the same
+//!    message); those no longer [`Wanted`] are dropped, the others become
+//!    [`worker::Job`]s at once. Meanwhile this run's new messages are
+//!    composed ([`Source`]) and *fixed* in the ledger — bytes, Message-ID,
+//!    articles — in batches, each a transaction: a message becomes a job
+//!    only once its batch is committed. **Nothing is sent before its bytes
+//!    are durable**, and a message is never composed twice: a run that
+//!    dies leaves every message it fixed to the next run, which sends
+//!    those bytes and composes only the rest.
+//! 3. The workers ([`worker`]) *send* the jobs over a [`Transport`]
+//!    ([`smtp::Smtp`] or [`sendmail::Sendmail`]); this thread, the
+//!    recorder, *records* each outcome — whatever arrives together, new
+//!    messages and outcomes, in one transaction (a group commit) — before
+//!    its worker may send another message. A crash therefore loses at most
+//!    one outcome per connection, and that message goes out again (same
+//!    bytes, same Message-ID) on the next run.
 //! 4. [`tally::Summary`] — what the run did, for the command to print.
 //!
 //! This is the only module that talks to a mail server. It reads neither
 //! the clock nor the environment: both come in as values.
 
+pub mod inbox;
 pub mod lock;
 pub mod sendmail;
 pub mod smtp;
@@ -42,6 +47,7 @@ use crate::ledger::{self, Ledger, NewDelivery, Packed, Status};
 use crate::model::{IssueKey, RecipientKey};
 use crate::progress::{self, Tick};
 use crate::report::Verbosity;
+use inbox::{Inbox, Made};
 
 pub use lock::RunLock;
 pub use tally::{Summary, Tally};
@@ -76,33 +82,52 @@ pub fn newer_issue(ledger: &dyn Ledger, issue: &IssueKey) -> Result<Option<Issue
     Ok(ledger.newest_issue()?.filter(|newest| newest > issue))
 }
 
-/// Composes every planned message of `issue` and fixes it in the ledger,
-/// all or nothing.
-pub fn fix_issue(
-    ledger: &mut dyn Ledger,
-    composer: &Composer<'_>,
-    issue: &IssueKey,
-    now: DateTime<Utc>,
-) -> Result<(), Failure> {
-    ledger.fix_issue(issue, now, &mut |fixer| {
-        composer.each(pack, |(packed, c)| {
-            let delivery = NewDelivery {
-                address: &c.subscriber.email,
-                message_id: &c.message_id,
-                message: &packed,
-                article_ids: c.article_ids,
-            };
-            fixer.add(&delivery).map_err(Failure::Error)
-        })
-    })
+/// Where this run's new messages come from: the composer (in unit tests,
+/// a list).
+pub trait Source: Sync {
+    /// Who gets one, in the order they are made.
+    fn recipients(&self) -> Vec<&str>;
+
+    /// Makes every message (on as many threads as it likes) and hands each
+    /// to `emit` on the calling thread, in order; stops at the first error.
+    fn each<'s>(
+        &'s self,
+        emit: &mut dyn FnMut(Made<'s>) -> Result<(), Failure>,
+    ) -> Result<(), Failure>;
+}
+
+impl Source for Composer<'_> {
+    fn recipients(&self) -> Vec<&str> {
+        Composer::recipients(self)
+            .map(|s| s.email.as_str())
+            .collect()
+    }
+
+    fn each<'s>(
+        &'s self,
+        emit: &mut dyn FnMut(Made<'s>) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        Composer::each(self, pack, emit)
+    }
 }
 
 /// A composed message as the ledger keeps it, compressed on the composing
 /// thread (the thread that stores them only stores).
-fn pack(mut c: Composed<'_>) -> Result<(Packed, Composed<'_>), Failure> {
-    let packed = Packed::new(&c.bytes);
-    (c.bytes, c.html) = (Vec::new(), String::new());
-    Ok((packed, c))
+fn pack<'a>(c: Composed<'a>) -> Result<Made<'a>, Failure> {
+    Ok(Made {
+        address: &c.subscriber.email,
+        message_id: c.message_id,
+        packed: Packed::new(&c.bytes),
+        article_ids: c.article_ids,
+    })
+}
+
+/// This run's new messages: the issue they belong to, when they are fixed
+/// (the run's time) and where they come from.
+pub struct Fresh<'a> {
+    pub issue: &'a IssueKey,
+    pub at: DateTime<Utc>,
+    pub source: &'a dyn Source,
 }
 
 /// The envelope sender (MAIL FROM) of the message to an address: the
@@ -138,23 +163,52 @@ impl Wanted<'_> {
     }
 }
 
-/// Delivers every message still pending in the ledger and still wanted;
-/// returns what this run did. `clock` stamps each recorded outcome.
-pub fn send_pending(
+/// How to send: over what, how hard, from whom, stamped by which clock,
+/// saying how much.
+pub struct Sending<'a> {
+    pub transport: &'a dyn Transport,
+    pub policy: &'a Policy,
+    pub sender: EnvelopeSender<'a>,
+    /// Stamps each recorded outcome.
+    pub clock: fn() -> DateTime<Utc>,
+    pub say: Verbosity,
+}
+
+/// Sends every message still pending in the ledger and still wanted, and
+/// `fresh`'s messages as they are composed and fixed; returns what this run
+/// did.
+pub fn send(
     ledger: &mut dyn Ledger,
+    fresh: Option<Fresh<'_>>,
     wanted: &Wanted<'_>,
-    transport: &dyn Transport,
-    policy: &Policy,
-    sender: EnvelopeSender<'_>,
-    clock: fn() -> DateTime<Utc>,
-    say: Verbosity,
+    how: &Sending<'_>,
 ) -> Result<Tally, Failure> {
-    let pending = ledger.claim_pending()?;
-    let mut jobs = Vec::with_capacity(pending.len());
+    let say = how.say;
+    let held = ledger.claim_pending()?;
+    let newcomers: HashSet<RecipientKey> = fresh
+        .as_ref()
+        .map(|f| {
+            f.source
+                .recipients()
+                .into_iter()
+                .map(RecipientKey::of)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rows = Vec::with_capacity(held.len() + newcomers.len());
+    let mut jobs = Vec::with_capacity(held.len());
     let mut finals = Vec::new();
     let mut dropped = 0;
-    for (key, p) in pending.iter().enumerate() {
-        if let Some(why) = wanted.refuses(p) {
+    for p in held {
+        if let Some(f) = &fresh
+            && p.issue < *f.issue
+            && newcomers.contains(&p.recipient)
+        {
+            // Superseded by the message this run fixes for them (which
+            // drops this one and carries its articles): never sent.
+            continue;
+        }
+        if let Some(why) = wanted.refuses(&p) {
             say.detail(format!(
                 "not sending {} to {}: {why}",
                 p.message_id, p.address
@@ -163,13 +217,12 @@ pub fn send_pending(
             dropped += 1;
             continue;
         }
-        match p.address.parse::<Address>() {
-            Ok(recipient) => jobs.push(worker::Job {
-                key,
-                sender: sender(&p.address),
-                recipient,
-            }),
-            Err(e) => finals.push((p, Status::Failed, e.to_string())),
+        match job(rows.len(), &p, how.sender) {
+            Ok(job) => {
+                jobs.push(job);
+                rows.push(p);
+            }
+            Err(why) => finals.push((p, Status::Failed, why)),
         }
     }
     if !finals.is_empty() {
@@ -183,95 +236,259 @@ pub fn send_pending(
                 refused: false,
             })
             .collect();
-        ledger.record_all(&outcomes, clock())?;
+        ledger.record_all(&outcomes, (how.clock)())?;
     }
-    let mut tally = Tally {
+    let tally = Tally {
         total: jobs.len(),
         dropped,
         ..Tally::default()
     };
-    let bar = progress::Delivery::start(jobs.len(), say.is_quiet());
-    let (reports, received) = std::sync::mpsc::channel::<worker::Report>();
+    let expected = jobs.len() + newcomers.len();
+    let queue = worker::Queue::default();
+    queue.push(jobs);
+    let inbox = Inbox::new(fresh.is_some());
+    let rows = std::sync::RwLock::new(rows);
     let messages = ledger.messages();
-    let recorded = std::thread::scope(|scope| -> Result<(), Failure> {
-        let pending = &pending;
-        let messages = &messages;
+    let bar = progress::Delivery::start(expected, say.is_quiet());
+    let result = std::thread::scope(|scope| {
+        let (rows, messages, queue, inbox) = (&rows, &messages, &queue, &inbox);
         let fetch = move |key: usize| {
-            let p = &pending[key];
-            messages.read(&p.issue, &p.recipient)
+            let (issue, recipient) = {
+                let rows = rows.read().expect("rows lock");
+                (rows[key].issue.clone(), rows[key].recipient.clone())
+            };
+            messages.read(&issue, &recipient)
         };
-        scope.spawn(move || worker::deliver(jobs, transport, policy, &fetch, reports));
-        // Outcomes that arrive together are committed together (one sync to
-        // disk); every sender waits until its outcome is on disk.
-        while let Ok(first) = received.recv() {
-            let mut batch = vec![first];
-            batch.extend(received.try_iter());
-            let outcomes: Vec<ledger::Outcome<'_>> = batch
-                .iter()
-                .map(|report| {
-                    let p = &pending[report.key];
-                    let (status, error) = match &report.outcome {
-                        Outcome::Sent => (Status::Sent, None),
-                        Outcome::Rejected(why) | Outcome::Refused(why) => {
-                            (Status::Failed, Some(why.as_str()))
-                        }
-                        Outcome::Deferred(why) => (Status::Pending, Some(why.as_str())),
-                    };
-                    ledger::Outcome {
-                        issue: &p.issue,
-                        recipient: &p.recipient,
-                        status,
-                        error,
-                        // Suppressed in the same transaction as the outcome.
-                        refused: matches!(report.outcome, Outcome::Refused(_)),
-                    }
-                })
-                .collect();
-            if let Err(e) = ledger.record_all(&outcomes, clock()) {
-                // Nothing more may be sent: an outcome that cannot be
-                // recorded is a duplicate on the next run. Dropping the
-                // reports tells their senders the recorder is gone; those
-                // still sending report once more and are told the same.
-                // Every sender has stopped when the channel closes, so the
-                // scope can end (returning here at once would wait for
-                // them forever: the ones whose reports sit unread in the
-                // channel wait for an answer).
-                let unrecorded = batch.len();
-                drop(outcomes);
-                drop(batch);
-                let unrecorded = unrecorded + received.iter().count();
-                return Err(e
-                    .context(format!(
-                        "sending stopped: the outcome of {unrecorded} messages could not be recorded \
-                         ({} recorded before); they stay pending, and the next `digest --send` \
-                         sends them again (same Message-ID)",
-                        tally.sent + tally.rejected + tally.deferred
-                    ))
-                    .into());
-            }
-            for report in batch {
-                let p = &pending[report.key];
-                tell(say, &report.outcome, &p.message_id, &p.address);
-                bar.record(match report.outcome {
-                    Outcome::Sent => Tick::Sent,
-                    Outcome::Rejected(_) | Outcome::Refused(_) => Tick::Failed,
-                    Outcome::Deferred(_) => Tick::Deferred,
-                });
-                tally.count(&report.outcome);
-                // Recorded: the sender may take its next message.
-                let _ = report.recorded.send(());
-            }
+        let reports = move |report| inbox.put_report(report).is_ok();
+        scope.spawn(move || {
+            worker::deliver(queue, expected, how.transport, how.policy, &fetch, &reports);
+            inbox.workers_done();
+        });
+        if let Some(f) = &fresh {
+            scope.spawn(move || {
+                let made = f
+                    .source
+                    .each(&mut |made| inbox.put_made(made).map_err(|_| stopped()));
+                inbox.composer_done(made);
+            });
+        } else {
+            queue.close();
         }
-        Ok(())
+        let recorder = Recorder {
+            fresh: fresh.as_ref(),
+            rows,
+            queue,
+            bar: &bar,
+            how,
+            tally,
+        };
+        let result = recorder.run(ledger, inbox);
+        if result.is_err() {
+            // Nothing more is sent or fixed; every thread stops at its
+            // next step.
+            queue.abandon();
+            inbox.close();
+        }
+        result
     });
     drop(bar);
-    recorded?;
+    let tally = result?;
     // What this run did not finish is the next run's. Should this fail, the
     // next run takes the claims back all the same (it holds the lock).
     if let Err(e) = ledger.release_claims() {
         say.warn(format!("{e:#}"));
     }
     Ok(tally)
+}
+
+/// The error composing stops with when the recorder has stopped (the
+/// recorder's own error is the one reported).
+fn stopped() -> Failure {
+    Failure::Error(anyhow::anyhow!(
+        "stopped: the state database could not be written"
+    ))
+}
+
+/// The job that sends `p` (the caller's row `key`), or why it cannot be
+/// sent.
+fn job(key: usize, p: &ledger::Pending, sender: EnvelopeSender<'_>) -> Result<worker::Job, String> {
+    let recipient = p.address.parse::<Address>().map_err(|e| e.to_string())?;
+    Ok(worker::Job {
+        key,
+        sender: sender(&p.address),
+        recipient,
+    })
+}
+
+/// The recorder: the thread that owns the ledger. It fixes what is
+/// composed and records what the workers report, everything that arrived
+/// together in one transaction; only after that commit does a new message
+/// become a job, and a worker learn that its outcome is recorded.
+struct Recorder<'r, 'a> {
+    fresh: Option<&'r Fresh<'a>>,
+    /// What each job sends; a job's key indexes it.
+    rows: &'r std::sync::RwLock<Vec<ledger::Pending>>,
+    queue: &'r worker::Queue,
+    bar: &'r progress::Delivery,
+    how: &'r Sending<'a>,
+    tally: Tally,
+}
+
+impl Recorder<'_, '_> {
+    fn run(mut self, ledger: &mut dyn Ledger, inbox: &Inbox<'_>) -> Result<Tally, Failure> {
+        let say = self.how.say;
+        let mut fixed_total = 0;
+        let mut failed = None;
+        loop {
+            let taken = inbox.take();
+            let rows_before = self.rows.read().expect("rows lock").len();
+            let mut new_rows = Vec::with_capacity(taken.made.len());
+            let deliveries: Vec<NewDelivery<'_>> = taken
+                .made
+                .iter()
+                .map(|m| NewDelivery {
+                    address: m.address,
+                    message_id: &m.message_id,
+                    message: &m.packed,
+                    article_ids: m.article_ids.clone(),
+                })
+                .collect();
+            if let Some(f) = self.fresh {
+                for m in &taken.made {
+                    new_rows.push(ledger::Pending {
+                        issue: f.issue.clone(),
+                        recipient: RecipientKey::of(m.address),
+                        address: m.address.to_owned(),
+                        message_id: m.message_id.clone(),
+                    });
+                }
+            }
+            let committed = {
+                let rows = self.rows.read().expect("rows lock");
+                let outcomes: Vec<ledger::Outcome<'_>> = taken
+                    .reports
+                    .iter()
+                    .map(|report| outcome(&rows[report.key], &report.outcome))
+                    .collect();
+                let fixing = self.fresh.map(|f| ledger::Fixing {
+                    issue: f.issue,
+                    at: f.at,
+                    deliveries: &deliveries,
+                });
+                ledger.commit(fixing.as_ref(), &outcomes, (self.how.clock)())
+            };
+            if let Err(e) = committed {
+                // Nothing more may be sent: an outcome that cannot be
+                // recorded is a duplicate on the next run. The reports not
+                // recorded stay pending; the messages not fixed are
+                // composed by the next run.
+                let t = &self.tally;
+                return Err(e
+                    .context(format!(
+                        "sending stopped: the outcome of {} messages could not be recorded \
+                         ({} recorded before); they stay pending, and the next `digest --send` \
+                         sends them again (same Message-ID)",
+                        taken.reports.len(),
+                        t.sent + t.rejected + t.deferred
+                    ))
+                    .into());
+            }
+            // Fixed: the new messages may be sent.
+            fixed_total += new_rows.len();
+            let mut jobs = Vec::with_capacity(new_rows.len());
+            let mut unsendable = Vec::new();
+            for (i, p) in new_rows.iter().enumerate() {
+                match job(rows_before + i, p, self.how.sender) {
+                    Ok(job) => jobs.push(job),
+                    Err(why) => unsendable.push((i, why)),
+                }
+            }
+            self.tally.total += jobs.len();
+            self.rows.write().expect("rows lock").extend(new_rows);
+            self.queue.push(jobs);
+            self.fail_unsendable(ledger, rows_before, &unsendable)?;
+            // Recorded: each sender may send its next message.
+            {
+                let rows = self.rows.read().expect("rows lock");
+                for report in taken.reports {
+                    let p = &rows[report.key];
+                    tell(say, &report.outcome, &p.message_id, &p.address);
+                    self.bar.record(match report.outcome {
+                        Outcome::Sent => Tick::Sent,
+                        Outcome::Rejected(_) | Outcome::Refused(_) => Tick::Failed,
+                        Outcome::Deferred(_) => Tick::Deferred,
+                    });
+                    self.tally.count(&report.outcome);
+                    let _ = report.recorded.send(());
+                }
+            }
+            match taken.composed {
+                Some(Ok(())) => {
+                    say.detail(format!("composed and fixed {fixed_total} new messages"));
+                    self.queue.close();
+                }
+                Some(Err(e)) => {
+                    // Nothing more is sent; the outcomes of what is on its
+                    // way are still recorded (the ledger works), so the
+                    // error costs no duplicate.
+                    self.queue.abandon();
+                    failed = Some(e);
+                }
+                None => {}
+            }
+            if taken.last {
+                return failed.map_or(Ok(self.tally), Err);
+            }
+        }
+    }
+
+    /// Records as failed the new messages whose address cannot be an SMTP
+    /// recipient (`unsendable`: index after `first`, and why).
+    fn fail_unsendable(
+        &mut self,
+        ledger: &mut dyn Ledger,
+        first: usize,
+        unsendable: &[(usize, String)],
+    ) -> Result<(), Failure> {
+        if unsendable.is_empty() {
+            return Ok(());
+        }
+        let rows = self.rows.read().expect("rows lock");
+        let outcomes: Vec<ledger::Outcome<'_>> = unsendable
+            .iter()
+            .map(|(i, why)| {
+                let p = &rows[first + i];
+                ledger::Outcome {
+                    issue: &p.issue,
+                    recipient: &p.recipient,
+                    status: Status::Failed,
+                    error: Some(why),
+                    refused: false,
+                }
+            })
+            .collect();
+        ledger.record_all(&outcomes, (self.how.clock)())?;
+        self.tally.rejected += unsendable.len();
+        self.tally.total += unsendable.len();
+        Ok(())
+    }
+}
+
+/// What the ledger records of a report on `p`.
+fn outcome<'p>(p: &'p ledger::Pending, outcome: &'p Outcome) -> ledger::Outcome<'p> {
+    let (status, error) = match outcome {
+        Outcome::Sent => (Status::Sent, None),
+        Outcome::Rejected(why) | Outcome::Refused(why) => (Status::Failed, Some(why.as_str())),
+        Outcome::Deferred(why) => (Status::Pending, Some(why.as_str())),
+    };
+    ledger::Outcome {
+        issue: &p.issue,
+        recipient: &p.recipient,
+        status,
+        error,
+        // Suppressed in the same transaction as the outcome.
+        refused: matches!(outcome, Outcome::Refused(_)),
+    }
 }
 
 /// What `-v` and warnings say of one outcome.

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::transport::{Envelope, Failure, Session, Transport};
+use super::transport::{Failure, Letter, Session, Transport};
 
 /// The variables a sendmail command may need to run and find its
 /// configuration: `PATH`, the user and locale, a temporary folder, and
@@ -66,7 +66,8 @@ impl Session for SendmailSession<'_> {
         Ok(())
     }
 
-    fn send(&mut self, envelope: &Envelope<'_>, message: &[u8]) -> Result<(), Failure> {
+    fn send(&mut self, letter: &Letter<'_>, _next: Option<&Letter<'_>>) -> Result<(), Failure> {
+        let (envelope, message) = (&letter.envelope, letter.message);
         let transport = self.transport;
         let program = transport
             .command

@@ -10,8 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lettre::Address;
 
-use super::transport::{Envelope, Failure, Session, Transport};
-use super::{Policy, Wanted, send_pending};
+use super::inbox::Made;
+use super::transport::{Failure, Letter, Session, Transport};
+use super::{Policy, Sending, Source, Wanted};
 use crate::ledger::{self, Ledger, NewDelivery, Packed, Sqlite, Status, ids};
 use crate::model::{IssueKey, RecipientKey};
 use crate::report::Verbosity;
@@ -25,6 +26,11 @@ struct Memory {
     connect: Mutex<VecDeque<Failure>>,
     delivered: Mutex<Vec<(String, Vec<u8>)>>,
     opened: Mutex<usize>,
+    /// How many times a session was told the next message.
+    announced: Mutex<usize>,
+    /// With a state database: each message must be committed there (and
+    /// pending) when it is sent.
+    durable_in: Option<std::path::PathBuf>,
 }
 
 impl Memory {
@@ -55,6 +61,7 @@ impl Transport for Memory {
         Box::new(MemorySession {
             memory: self,
             open: false,
+            announced: None,
         })
     }
 }
@@ -62,6 +69,9 @@ impl Transport for Memory {
 struct MemorySession<'a> {
     memory: &'a Memory,
     open: bool,
+    /// The recipient of the message announced as the next one: the worker
+    /// must send exactly that one next, or close the session.
+    announced: Option<String>,
 }
 
 impl Session for MemorySession<'_> {
@@ -70,6 +80,7 @@ impl Session for MemorySession<'_> {
     }
 
     fn open(&mut self) -> Result<(), Failure> {
+        self.announced = None;
         *self.memory.opened.lock().unwrap() += 1;
         if let Some(failure) = self.memory.connect.lock().unwrap().pop_front() {
             return Err(failure);
@@ -78,8 +89,27 @@ impl Session for MemorySession<'_> {
         Ok(())
     }
 
-    fn send(&mut self, envelope: &Envelope<'_>, message: &[u8]) -> Result<(), Failure> {
-        let to = envelope.to.to_string();
+    fn send(&mut self, letter: &Letter<'_>, next: Option<&Letter<'_>>) -> Result<(), Failure> {
+        let to = letter.envelope.to.to_string();
+        if let Some(announced) = self.announced.take() {
+            assert_eq!(
+                announced, to,
+                "the worker sent another message than it announced"
+            );
+        }
+        if next.is_some() {
+            *self.memory.announced.lock().unwrap() += 1;
+        }
+        if let Some(path) = &self.memory.durable_in {
+            // Another connection sees only what is committed.
+            let reader = Sqlite::open_read_only(path).unwrap().unwrap();
+            let pending = reader.pending().unwrap();
+            assert!(
+                pending.iter().any(|p| p.address == to),
+                "{to}: sent before its message was committed"
+            );
+        }
+        let message = letter.message;
         let scripted = self
             .memory
             .script
@@ -91,10 +121,13 @@ impl Session for MemorySession<'_> {
             Some(failure) => {
                 if matches!(failure, Failure::Connection(_) | Failure::Ambiguous(_)) {
                     self.open = false;
+                } else {
+                    self.announced = next.map(|n| n.envelope.to.to_string());
                 }
                 Err(failure)
             }
             None => {
+                self.announced = next.map(|n| n.envelope.to.to_string());
                 self.memory
                     .delivered
                     .lock()
@@ -107,6 +140,7 @@ impl Session for MemorySession<'_> {
 
     fn close(&mut self) {
         self.open = false;
+        self.announced = None;
     }
 }
 
@@ -162,19 +196,27 @@ fn everyone() -> HashSet<RecipientKey> {
         .collect()
 }
 
-fn send_wanted(ledger: &mut dyn Ledger, memory: &Memory, wanted: &Wanted<'_>) -> super::Tally {
+/// Sends what is pending in `ledger`, and `fresh`'s messages.
+fn send_with(
+    ledger: &mut dyn Ledger,
+    fresh: Option<super::Fresh<'_>>,
+    memory: &dyn Transport,
+    wanted: &Wanted<'_>,
+) -> Result<super::Tally, crate::Failure> {
     let from: Address = "digest@example.com".parse().unwrap();
     let sender = move |_: &str| from.clone();
-    send_pending(
-        ledger,
-        wanted,
-        memory,
-        &policy(),
-        &sender,
+    let sending = Sending {
+        transport: memory,
+        policy: &policy(),
+        sender: &sender,
         clock,
-        Verbosity::Quiet,
-    )
-    .unwrap()
+        say: Verbosity::Quiet,
+    };
+    super::send(ledger, fresh, wanted, &sending)
+}
+
+fn send_wanted(ledger: &mut dyn Ledger, memory: &Memory, wanted: &Wanted<'_>) -> super::Tally {
+    send_with(ledger, None, memory, wanted).unwrap()
 }
 
 fn send(ledger: &mut Sqlite, memory: &Memory) -> super::Tally {
@@ -392,13 +434,21 @@ impl Ledger for FillingUp {
         outcomes: &[ledger::Outcome<'_>],
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
+        self.inner.record_all(outcomes, now)
+    }
+    fn commit(
+        &mut self,
+        fixing: Option<&ledger::Fixing<'_>>,
+        outcomes: &[ledger::Outcome<'_>],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         if self.commits == 0 {
             std::thread::sleep(Duration::from_millis(200));
             return Err(anyhow::anyhow!("database or disk is full")
                 .context("state database /srv/news/state.sqlite"));
         }
         self.commits -= 1;
-        self.inner.record_all(outcomes, now)
+        self.inner.commit(fixing, outcomes, now)
     }
     fn count(&self, issue: &IssueKey, status: Status) -> anyhow::Result<usize> {
         self.inner.count(issue, status)
@@ -450,22 +500,12 @@ fn a_failing_outcome_commit_stops_the_run_and_the_next_run_finishes() {
     };
     let transport = Arc::clone(&memory);
     std::thread::spawn(move || {
-        let from: Address = "digest@example.com".parse().unwrap();
-        let sender = move |_: &str| from.clone();
         let subscribers = everyone();
         let wanted = Wanted {
             subscribers: &subscribers,
             oldest_issue: IssueKey::stored(String::new()),
         };
-        let tally = send_pending(
-            &mut filling,
-            &wanted,
-            transport.as_ref(),
-            &policy(),
-            &sender,
-            clock,
-            Verbosity::Quiet,
-        );
+        let tally = send_with(&mut filling, None, transport.as_ref(), &wanted);
         let _ = done.send(tally.map(|_| ()).map_err(|e| match e {
             crate::Failure::Error(e) => format!("{e:#}"),
             _ => "another failure".to_owned(),
@@ -540,4 +580,221 @@ fn pending_messages_of_removed_subscribers_and_of_expired_issues_are_dropped() {
     assert_eq!(ledger.count_all(Status::Dropped).unwrap(), 2);
     assert_eq!(ledger.count_all(Status::Failed).unwrap(), 0);
     assert!(ledger.pending().unwrap().is_empty());
+}
+
+/// With every message ready, each session is told the next one while it
+/// sends the current one (the SMTP session then begins that transaction in
+/// the same flight), and sends exactly that one next (asserted by
+/// `MemorySession`); with `max_rate` nothing is announced.
+#[test]
+fn the_next_message_is_announced_unless_sending_is_paced() {
+    let (_dir, mut ledger) = ledger_with(30);
+    let memory = Memory::default();
+    assert_eq!(send(&mut ledger, &memory).sent, 30);
+    let announced = *memory.announced.lock().unwrap();
+    assert!(
+        announced >= 30 - memory.sessions(),
+        "{announced} of 30 messages were announced ahead"
+    );
+
+    let (_dir, mut ledger) = ledger_with(10);
+    let paced = Memory::default();
+    let from: Address = "digest@example.com".parse().unwrap();
+    let sender = move |_: &str| from.clone();
+    let sending = Sending {
+        transport: &paced,
+        policy: &Policy {
+            max_rate: 1000.0,
+            ..policy()
+        },
+        sender: &sender,
+        clock,
+        say: Verbosity::Quiet,
+    };
+    let subscribers = everyone();
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        oldest_issue: IssueKey::stored(String::new()),
+    };
+    assert_eq!(
+        super::send(&mut ledger, None, &wanted, &sending)
+            .unwrap()
+            .sent,
+        10
+    );
+    assert_eq!(*paced.announced.lock().unwrap(), 0);
+}
+
+/// This run's new messages, from a list: `r0@example.com`, ….
+struct List<'m> {
+    addresses: Vec<String>,
+    /// Before emitting this many, wait until one message was delivered.
+    wait_for_a_send_after: Option<(usize, &'m Memory)>,
+    /// Fail instead of making this one (as a template error would).
+    fail_at: Option<usize>,
+}
+
+impl List<'_> {
+    fn new(range: std::ops::Range<usize>) -> List<'static> {
+        List {
+            addresses: range.map(|i| format!("r{i}@example.com")).collect(),
+            wait_for_a_send_after: None,
+            fail_at: None,
+        }
+    }
+}
+
+impl Source for List<'_> {
+    fn recipients(&self) -> Vec<&str> {
+        self.addresses.iter().map(String::as_str).collect()
+    }
+
+    fn each<'s>(
+        &'s self,
+        emit: &mut dyn FnMut(Made<'s>) -> Result<(), crate::Failure>,
+    ) -> Result<(), crate::Failure> {
+        for (i, address) in self.addresses.iter().enumerate() {
+            if self.fail_at == Some(i) {
+                return Err(anyhow::anyhow!("the template failed for {address}").into());
+            }
+            if let Some((n, memory)) = self.wait_for_a_send_after
+                && i == n
+            {
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                while memory.delivered.lock().unwrap().is_empty() {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "nothing was sent while the issue was being composed"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            emit(Made {
+                address,
+                message_id: format!("<{i}@example.com>"),
+                packed: Packed::new(format!("new message for {address}\r\n").as_bytes()),
+                article_ids: ids(&["a2"]),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn fresh<'a>(list: &'a List<'_>) -> super::Fresh<'a> {
+    super::Fresh {
+        issue: &FRESH_ISSUE,
+        at: clock(),
+        source: list,
+    }
+}
+
+static FRESH_ISSUE: std::sync::LazyLock<IssueKey> =
+    std::sync::LazyLock::new(|| IssueKey::stored("2017-03-26".to_owned()));
+
+fn everyone_wanted() -> (HashSet<RecipientKey>, IssueKey) {
+    (everyone(), IssueKey::stored(String::new()))
+}
+
+/// Composing and sending overlap: the first messages go out while the rest
+/// are still being made — each only once its batch is committed (checked
+/// by the transport on every send) — and everyone gets their own message
+/// once.
+#[test]
+fn new_messages_are_sent_as_their_batches_commit_while_the_rest_are_composed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let mut ledger = Sqlite::open(&path).unwrap();
+    let memory = Memory {
+        durable_in: Some(path),
+        ..Memory::default()
+    };
+    let mut list = List::new(0..60);
+    list.wait_for_a_send_after = Some((20, &memory));
+    let (subscribers, oldest_issue) = everyone_wanted();
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        oldest_issue,
+    };
+    let tally = send_with(&mut ledger, Some(fresh(&list)), &memory, &wanted).unwrap();
+    assert_eq!((tally.total, tally.sent), (60, 60));
+    let copies = memory.copies();
+    assert_eq!(copies.len(), 60);
+    assert!(copies.values().all(|&n| n == 1), "{copies:?}");
+    for (to, bytes) in memory.delivered.lock().unwrap().iter() {
+        assert_eq!(bytes, format!("new message for {to}\r\n").as_bytes());
+    }
+    assert_eq!(ledger.count(&FRESH_ISSUE, Status::Sent).unwrap(), 60);
+    assert!(ledger.pending().unwrap().is_empty());
+}
+
+/// A pending message of an earlier issue is sent at once — unless this run
+/// makes a new message for its recipient, which supersedes it (it carries
+/// its articles): then only the new one goes out.
+#[test]
+fn a_pending_message_is_sent_unless_a_new_one_supersedes_it() {
+    let (_dir, mut ledger) = ledger_with(4);
+    ledger.release_claims().unwrap();
+    let memory = Memory::default();
+    let list = List::new(2..6);
+    let (subscribers, oldest_issue) = everyone_wanted();
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        oldest_issue,
+    };
+    let tally = send_with(&mut ledger, Some(fresh(&list)), &memory, &wanted).unwrap();
+    assert_eq!(tally.sent, 6, "r0, r1 (earlier issue) and r2..r5 (new)");
+    let delivered = memory.delivered.lock().unwrap();
+    for (to, bytes) in delivered.iter() {
+        let old = to == "r0@example.com" || to == "r1@example.com";
+        let expected = if old {
+            "message for"
+        } else {
+            "new message for"
+        };
+        assert_eq!(bytes, format!("{expected} {to}\r\n").as_bytes());
+    }
+    assert_eq!(delivered.len(), 6);
+    assert_eq!(ledger.count(&issue(), Status::Dropped).unwrap(), 2);
+    assert!(ledger.pending().unwrap().is_empty());
+}
+
+/// Composing fails part-way (a template error on one recipient's data):
+/// the run stops with that error; what was fixed is sent or stays pending,
+/// nothing is lost or doubled, and the next run composes only the rest.
+#[test]
+fn a_composing_error_stops_the_run_and_the_next_run_composes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let mut ledger = Sqlite::open(&path).unwrap();
+    let memory = Memory::default();
+    let mut list = List::new(0..40);
+    list.fail_at = Some(25);
+    let (subscribers, oldest_issue) = everyone_wanted();
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        oldest_issue,
+    };
+    let error = send_with(&mut ledger, Some(fresh(&list)), &memory, &wanted)
+        .map(|_| ())
+        .expect_err("the composing error ends the run");
+    assert!(
+        matches!(&error, crate::Failure::Error(e) if format!("{e:#}").contains("r25@example.com")),
+        "{error:?}"
+    );
+    let fixed: usize = [Status::Pending, Status::Sent]
+        .iter()
+        .map(|s| ledger.count(&FRESH_ISSUE, *s).unwrap())
+        .sum();
+    assert_eq!(fixed, 25, "the messages made before the error are fixed");
+
+    // The next run: what was fixed is sent as it was; the rest is made now.
+    drop(ledger);
+    let mut next = Sqlite::open(&path).unwrap();
+    next.release_abandoned().unwrap();
+    let rest = List::new(25..40);
+    send_with(&mut next, Some(fresh(&rest)), &memory, &wanted).unwrap();
+    let copies = memory.copies();
+    assert_eq!(copies.len(), 40);
+    assert!(copies.values().all(|&n| n == 1), "{copies:?}");
+    assert_eq!(next.count(&FRESH_ISSUE, Status::Sent).unwrap(), 40);
 }

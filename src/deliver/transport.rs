@@ -2,6 +2,11 @@
 //! one message at a time and say, for each failure, what kind it is. The
 //! workers decide what to do about each kind (retry, record, stop); a
 //! transport only classifies.
+//!
+//! A session may be told the message that comes next on it, so it can begin
+//! that one's transaction in the same flight as this one's content (SMTP
+//! PIPELINING): it may send the next message's *envelope* early, never its
+//! content.
 
 use lettre::Address;
 
@@ -28,6 +33,12 @@ impl std::fmt::Display for ReplyCode {
 pub struct Envelope<'a> {
     pub from: &'a Address,
     pub to: &'a Address,
+}
+
+/// One message on its way: its envelope and its exact bytes.
+pub struct Letter<'a> {
+    pub envelope: Envelope<'a>,
+    pub message: &'a [u8],
 }
 
 /// Why one attempt failed.
@@ -67,9 +78,17 @@ pub trait Session {
     /// Sends one message on the open session. After a `Connection` or
     /// `Ambiguous` failure the session is closed; after any other failure
     /// it is ready for the next message (or closed, if it could not be).
-    fn send(&mut self, envelope: &Envelope<'_>, message: &[u8]) -> Result<(), Failure>;
+    ///
+    /// `next`, when given, is the message the caller sends next on this
+    /// session (unless the session breaks or the run stops): the session
+    /// may begin its transaction now, sending its envelope — never its
+    /// content — with this message's content. The caller must then pass
+    /// exactly that letter to the next `send`, or `close` the session.
+    fn send(&mut self, letter: &Letter<'_>, next: Option<&Letter<'_>>) -> Result<(), Failure>;
 
-    /// Ends the session politely (QUIT).
+    /// Ends the session: politely (QUIT), or, with a transaction begun for
+    /// a message that will not be sent after all, by dropping the
+    /// connection (the server then discards the unfinished message).
     fn close(&mut self);
 }
 

@@ -1,7 +1,15 @@
 //! The senders: a fixed number of worker threads, each with one session of
 //! the transport, take messages from a shared queue and report every
-//! outcome over a channel — then wait until it is recorded before they take
+//! outcome over a channel — then wait until it is recorded before they send
 //! the next one, so a crash loses at most one outcome per connection.
+//!
+//! The queue is fed while the workers run (messages become jobs as their
+//! bytes are committed) and closed when nothing more will come. A worker
+//! holds at most one job ahead: the session may begin that message's
+//! transaction together with the current message's content (see
+//! [`Session::send`]), but its content goes out only after the current
+//! outcome is recorded. With `max_rate` set nothing is begun ahead (a paced
+//! message would keep the server waiting in the middle of a transaction).
 //!
 //! What a failure means for the run is decided here:
 //! - temporary failures and dropped connections are retried on a new
@@ -12,13 +20,13 @@
 //!   `Breaker`), instead of trying each of thousands of messages in turn.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{Sender, SyncSender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use lettre::Address;
 
-use super::transport::{Envelope, Failure, Session, Transport};
+use super::transport::{Envelope, Failure, Letter, Session, Transport};
 
 /// One message to deliver; its bytes are fetched when it is sent.
 #[derive(Debug, Clone)]
@@ -67,31 +75,35 @@ pub struct Policy {
 /// Reads a job's message (from the ledger), on a sender thread.
 pub type Fetch<'a> = &'a (dyn Fn(usize) -> anyhow::Result<Vec<u8>> + Sync);
 
-/// Sends every job, reporting each outcome on `reports` as it happens.
+/// Hands a report to the recorder; false when the recorder is gone.
+pub type Reports<'a> = &'a (dyn Fn(Report) -> bool + Sync);
+
+/// Sends every job `queue` is given until it is closed and empty,
+/// reporting each outcome on `reports` as it happens, on at most
+/// `expected` sessions (there is no use for more sessions than jobs).
 /// Returns when every job has an outcome (or the run was stopped).
 pub fn deliver(
-    jobs: Vec<Job>,
+    queue: &Queue,
+    expected: usize,
     transport: &dyn Transport,
     policy: &Policy,
     fetch: Fetch<'_>,
-    reports: Sender<Report>,
+    reports: Reports<'_>,
 ) {
-    let workers = transport.sessions().clamp(1, jobs.len().max(1));
-    let queue = Arc::new(Queue::new(jobs));
-    let pacer = Arc::new(Pacer::new(policy.max_rate));
+    let workers = transport.sessions().clamp(1, expected.max(1));
+    let pacer = Pacer::new(policy.max_rate);
     let breaker = Breaker::new(policy.retries, policy.retry_delay);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let worker = Worker {
-                queue: &queue,
+                queue,
                 pacer: &pacer,
                 breaker: &breaker,
                 policy,
                 fetch,
                 transport,
             };
-            let reports = reports.clone();
-            scope.spawn(move || worker.run(&reports));
+            scope.spawn(move || worker.run(reports));
         }
     });
 }
@@ -105,19 +117,52 @@ struct Worker<'a> {
     transport: &'a dyn Transport,
 }
 
+/// A job taken from the queue, with its message read.
+struct Taken {
+    job: Job,
+    attempt: u32,
+    bytes: Result<Vec<u8>, Failure>,
+}
+
 impl Worker<'_> {
-    fn run(&self, reports: &Sender<Report>) {
+    fn run(&self, reports: Reports<'_>) {
         let mut session = self.transport.session();
-        while let Some((job, attempt)) = self.queue.next() {
-            let result = match (self.fetch)(job.key) {
-                Err(e) => Err(Failure::Temporary(format!(
-                    "cannot read the message from the state store: {e:#}"
-                ))),
+        let ahead = self.pacer.interval.is_none();
+        // The job whose transaction may be begun with the current message.
+        let mut upcoming: Option<Taken> = None;
+        loop {
+            let current = match upcoming.take() {
+                Some(_) if self.queue.is_abandoned() => {
+                    self.queue.done();
+                    break;
+                }
+                Some(taken) => taken,
+                None => match self.queue.next() {
+                    Some((job, attempt)) => self.take(job, attempt),
+                    None => break,
+                },
+            };
+            upcoming = match (&current.bytes, ahead) {
+                (Ok(_), true) => self
+                    .queue
+                    .try_next()
+                    .map(|(job, attempt)| self.take(job, attempt)),
+                _ => None,
+            };
+            let result = match &current.bytes {
+                Err(failure) => Err(failure.clone()),
                 Ok(bytes) => {
                     self.pacer.wait();
-                    self.send(session.as_mut(), &job, &bytes)
+                    let next = upcoming.as_ref().and_then(|t| {
+                        Some(Letter {
+                            envelope: envelope(&t.job),
+                            message: t.bytes.as_deref().ok()?,
+                        })
+                    });
+                    self.send(session.as_mut(), &current.job, bytes, next.as_ref())
                 }
             };
+            let (job, attempt) = (current.job, current.attempt);
             let Some(outcome) = self.outcome(result, &job, attempt) else {
                 continue;
             };
@@ -136,28 +181,51 @@ impl Worker<'_> {
                 outcome,
                 recorded,
             };
-            if reports.send(report).is_err() || wait.recv().is_err() {
+            if !reports(report) || wait.recv().is_err() {
                 // The recorder is gone: stop sending.
                 self.queue.abandon();
+                if upcoming.take().is_some() {
+                    self.queue.done();
+                }
                 break;
             }
         }
         session.close();
     }
 
+    /// A job with its message read from the ledger.
+    fn take(&self, job: Job, attempt: u32) -> Taken {
+        let bytes = (self.fetch)(job.key).map_err(|e| {
+            Failure::Temporary(format!(
+                "cannot read the message from the state store: {e:#}"
+            ))
+        });
+        Taken {
+            job,
+            attempt,
+            bytes,
+        }
+    }
+
     /// One attempt, opening the session first when needed (after the
     /// shared backoff of earlier failed openings).
-    fn send(&self, session: &mut dyn Session, job: &Job, bytes: &[u8]) -> Result<(), Failure> {
+    fn send(
+        &self,
+        session: &mut dyn Session,
+        job: &Job,
+        bytes: &[u8],
+        next: Option<&Letter<'_>>,
+    ) -> Result<(), Failure> {
         if !session.is_open() {
             self.breaker.wait();
             session.open()?;
             self.breaker.connected();
         }
-        let envelope = Envelope {
-            from: &job.sender,
-            to: &job.recipient,
+        let letter = Letter {
+            envelope: envelope(job),
+            message: bytes,
         };
-        session.send(&envelope, bytes)
+        session.send(&letter, next)
     }
 
     /// What an attempt means: an outcome to record, or `None` when the job
@@ -205,34 +273,52 @@ impl Worker<'_> {
     }
 }
 
-/// The jobs still to try, some waiting for their retry time.
-struct Queue {
+fn envelope(job: &Job) -> Envelope<'_> {
+    Envelope {
+        from: &job.sender,
+        to: &job.recipient,
+    }
+}
+
+/// The jobs still to try, some waiting for their retry time; fed while the
+/// workers run, until it is closed.
+#[derive(Default)]
+pub struct Queue {
     state: Mutex<QueueState>,
     wake: Condvar,
 }
 
+#[derive(Default)]
 struct QueueState {
     ready: VecDeque<(Job, u32)>,
     waiting: Vec<(Instant, Job, u32)>,
     /// Jobs taken and not yet finished (they may come back as retries).
     in_flight: usize,
+    /// No more jobs will be pushed.
+    closed: bool,
+    /// The run stopped sending: jobs pushed now are dropped.
+    abandoned: bool,
 }
 
 impl Queue {
-    fn new(jobs: Vec<Job>) -> Queue {
-        let ready = jobs.into_iter().map(|j| (j, 0)).collect();
-        Queue {
-            state: Mutex::new(QueueState {
-                ready,
-                waiting: Vec::new(),
-                in_flight: 0,
-            }),
-            wake: Condvar::new(),
+    /// Adds jobs to send (nothing, once the run has stopped sending).
+    pub fn push(&self, jobs: impl IntoIterator<Item = Job>) {
+        let mut state = self.state.lock().expect("queue lock");
+        if !state.abandoned {
+            state.ready.extend(jobs.into_iter().map(|j| (j, 0)));
         }
+        self.wake.notify_all();
     }
 
-    /// The next job to try, waiting for retries to come due; `None` when
-    /// every job is finished.
+    /// No more jobs will come: the workers end when these are done.
+    pub fn close(&self) {
+        self.state.lock().expect("queue lock").closed = true;
+        self.wake.notify_all();
+    }
+
+    /// The next job to try, waiting for retries to come due and for jobs
+    /// to be pushed; `None` when the queue is closed and every job is
+    /// finished.
     fn next(&self) -> Option<(Job, u32)> {
         let mut state = self.state.lock().expect("queue lock");
         loop {
@@ -245,7 +331,8 @@ impl Queue {
                 state.in_flight += 1;
                 return Some(next);
             }
-            if state.waiting.is_empty() && state.in_flight == 0 {
+            let open = !state.closed && !state.abandoned;
+            if !open && state.waiting.is_empty() && state.in_flight == 0 {
                 self.wake.notify_all();
                 return None;
             }
@@ -259,6 +346,18 @@ impl Queue {
         }
     }
 
+    /// A job that is ready now, without waiting.
+    fn try_next(&self) -> Option<(Job, u32)> {
+        let mut state = self.state.lock().expect("queue lock");
+        let next = state.ready.pop_front()?;
+        state.in_flight += 1;
+        Some(next)
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.state.lock().expect("queue lock").abandoned
+    }
+
     fn retry(&self, job: Job, attempt: u32, delay: Duration) {
         let mut state = self.state.lock().expect("queue lock");
         state.in_flight -= 1;
@@ -266,9 +365,11 @@ impl Queue {
         self.wake.notify_all();
     }
 
-    /// Drops every job still waiting: nothing more will be sent.
-    fn abandon(&self) {
+    /// Drops every job still waiting, and any pushed later: nothing more
+    /// will be sent.
+    pub fn abandon(&self) {
         let mut state = self.state.lock().expect("queue lock");
+        state.abandoned = true;
         state.ready.clear();
         state.waiting.clear();
         self.wake.notify_all();

@@ -68,6 +68,11 @@ impl<'a> Composer<'a> {
         self
     }
 
+    /// The site the messages are from.
+    pub fn site(&self) -> &'a Site {
+        self.site
+    }
+
     /// The unsubscribe URL for one recipient, its token filled in, as the
     /// ASCII URI a header can carry.
     fn unsubscribe_url(&self, subscriber: &Subscriber) -> Option<String> {
@@ -123,6 +128,11 @@ impl<'a> Composer<'a> {
                 .map(|i| -> &'a ArticleId { &i.article.id })
                 .collect(),
         })
+    }
+
+    /// Who gets a message, in plan order.
+    pub fn recipients(&self) -> impl Iterator<Item = &'a Subscriber> + '_ {
+        self.plan.emails.iter().map(|email| email.subscriber)
     }
 
     /// Composes every planned message, turns each into what the caller keeps

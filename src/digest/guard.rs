@@ -552,11 +552,11 @@ mod tests {
                 .is_empty()
         );
         // The built-in templates.
-        for source in [
-            super::super::render::DEFAULT_HTML,
-            super::super::render::DEFAULT_TEXT,
-        ] {
-            assert!(compiled(source).is_empty());
+        for language in super::super::render::Language::ALL {
+            let builtin = language.builtin();
+            for source in [builtin.html, builtin.text] {
+                assert!(compiled(source).is_empty());
+            }
         }
     }
 

@@ -15,6 +15,7 @@ pub mod related;
 pub mod render;
 pub mod sample;
 pub mod setup;
+pub mod wrap;
 
 use std::collections::{HashMap, HashSet};
 
@@ -436,6 +437,29 @@ fn grouped<'a>(site: &'a Site, placed: Vec<Placed<'a>>, articles: &'a Catalog) -
     groups
 }
 
+/// The preview text an inbox shows after the subject (hidden in the HTML
+/// part): the first items' titles, about as much as a preview line holds,
+/// so the preview shows news rather than the masthead and the greeting.
+fn preheader(email: &Email<'_>) -> String {
+    /// Inboxes show 40 to 140 characters; the titles stop after this many.
+    const ENOUGH: usize = 90;
+    const MOST: usize = 150;
+    let mut out = String::new();
+    let mut chars = 0;
+    for item in email.items() {
+        if chars >= ENOUGH {
+            break;
+        }
+        if !out.is_empty() {
+            out.push_str(" · ");
+            chars += 3;
+        }
+        out.push_str(&item.article.title);
+        chars += item.article.title.chars().count();
+    }
+    crate::text::truncate_chars(&out, MOST).into_owned()
+}
+
 /// The data the templates receive for one email (documented in
 /// `docs/templates.md`).
 pub fn context(
@@ -478,6 +502,7 @@ pub fn context(
         "date": issue.as_str(),
         "recipient": { "email": email.subscriber.email, "name": email.subscriber.name },
         "item_count": email.items().count(),
+        "preheader": preheader(email),
         "unsubscribe_url": unsubscribe_url,
         // Null (falsy) without an archive page for this issue.
         "archive_url": archive_url,

@@ -1,6 +1,6 @@
 //! `digest --dry-run DIR`: every message written as the `.eml` it would be
 //! on the wire, an HTML preview of each, and `index.html` linking them (a
-//! built-in template). Everything is staged beside its target and moved into
+//! built-in template in the site's language). Everything is staged beside its target and moved into
 //! place only when every message rendered: an error leaves the folder as it
 //! was, and a later dry run there removes only files an earlier one wrote.
 
@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::Digest;
 use super::compose::Composer;
+use super::render::Language;
 use crate::Failure;
 use crate::output::Staging;
 
@@ -19,7 +20,13 @@ use crate::output::Staging;
 /// there removes those it does not write again (and nothing else).
 const MANIFEST: &str = ".bulletin-dry-run";
 
-const INDEX: &str = include_str!("../../templates/dry-run.html.hbs");
+/// The index page's template in `language`.
+fn index_template(language: Language) -> &'static str {
+    match language {
+        Language::Zh => include_str!("../../templates/dry-run.zh.html.hbs"),
+        Language::En => include_str!("../../templates/dry-run.en.html.hbs"),
+    }
+}
 
 /// What a dry run wrote.
 pub struct Preview {
@@ -79,18 +86,19 @@ pub fn write(dir: &Path, plan: &Digest<'_>, composer: &Composer<'_>) -> Result<P
         suppressed: plan.suppressed,
         rows,
     };
-    staging.add("index.html", render_index(&index).as_bytes())?;
+    let language = Language::of(&composer.site().language);
+    staging.add("index.html", render_index(language, &index).as_bytes())?;
     staging.commit_owned_set(MANIFEST)?;
     Ok(Preview { emails, items })
 }
 
-fn render_index(index: &Index<'_>) -> String {
+fn render_index(language: Language, index: &Index<'_>) -> String {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
     // Text is escaped as in element content: `&`, `<`, `>`.
     registry.register_escape_fn(|s| html_escape::encode_text(s).into_owned());
     registry
-        .render_template(INDEX, index)
+        .render_template(index_template(language), index)
         .expect("the built-in index template renders")
 }
 
@@ -109,4 +117,40 @@ fn file_name(email: &str) -> String {
         .collect::<String>()
         .trim_start_matches('.')
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_renders_in_each_language_with_every_branch() {
+        for (language, words) in [
+            (Language::Zh, ["试运行", "位在停发名单上", "收件人"]),
+            (
+                Language::En,
+                ["dry run", "on the suppression list", "subject"],
+            ),
+        ] {
+            let index = Index {
+                issue: "2017-03-25",
+                emails: 1,
+                items: 2,
+                nothing_new: 3,
+                already_sent: 4,
+                suppressed: 5,
+                rows: vec![Row {
+                    email: "a&b@example.com".into(),
+                    name: "<A>".into(),
+                    subject: "S".into(),
+                    file: "a_b@example.com".into(),
+                }],
+            };
+            let page = render_index(language, &index);
+            for word in words {
+                assert!(page.contains(word), "{language:?}: {word}\n{page}");
+            }
+            assert!(page.contains("a&amp;b@example.com") && page.contains("&lt;A&gt;"));
+        }
+    }
 }

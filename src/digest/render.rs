@@ -2,8 +2,10 @@
 //!
 //! Two Handlebars registries in strict mode: the HTML one escapes, the
 //! plain-text one (also used for the subject) does not, so a URL with `&` or
-//! `=` stays intact. The default templates are compiled in and replaced by
-//! the files the config names. Helpers:
+//! `=` stays intact. The built-in templates are compiled in, one pair per
+//! [`Language`] (`site.language` picks it), and replaced by the files the
+//! config names. The rendered text part is wrapped at 78 columns
+//! ([`super::wrap`]), whatever template made it. Helpers:
 //!
 //! - `{{format_date value "FORMAT"}}`: an RFC 3339 value as wall-clock time in the
 //!   site's timezone (chrono `strftime` format, default `%Y-%m-%d %H:%M`);
@@ -26,8 +28,48 @@ use super::guard;
 use crate::diag::{Location, Problem, Problems};
 use crate::model::SiteZone;
 
-pub const DEFAULT_HTML: &str = include_str!("../../templates/digest.html.hbs");
-pub const DEFAULT_TEXT: &str = include_str!("../../templates/digest.txt.hbs");
+/// The languages of the built-in templates (and of the dry run's index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Zh,
+    En,
+}
+
+impl Language {
+    pub const ALL: [Language; 2] = [Language::Zh, Language::En];
+
+    /// `site.language`: `zh`, `zh-CN`, `zh-Hant-TW`… are Chinese; every
+    /// other language gets English (the more widely read of the two).
+    pub fn of(tag: &str) -> Language {
+        let primary = tag.split('-').next().unwrap_or_default();
+        if primary.eq_ignore_ascii_case("zh") {
+            Language::Zh
+        } else {
+            Language::En
+        }
+    }
+
+    /// The built-in digest templates in this language.
+    pub fn builtin(self) -> Builtin {
+        match self {
+            Language::Zh => Builtin {
+                html: include_str!("../../templates/digest.zh.html.hbs"),
+                text: include_str!("../../templates/digest.zh.txt.hbs"),
+            },
+            Language::En => Builtin {
+                html: include_str!("../../templates/digest.en.html.hbs"),
+                text: include_str!("../../templates/digest.en.txt.hbs"),
+            },
+        }
+    }
+}
+
+/// One language's built-in templates (`templates/digest.<lang>.*.hbs`).
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    pub html: &'static str,
+    pub text: &'static str,
+}
 
 const HTML: &str = "html";
 const TEXT: &str = "text";
@@ -48,10 +90,11 @@ pub struct Templates {
     sources: [(&'static str, String); 3],
 }
 
-/// Where a template comes from: a file, or the built-in default.
+/// Where a template comes from: a file, or the built-in default (its text,
+/// [`Builtin`]; tests give other text here).
 pub enum Source<'a> {
     File(&'a Path),
-    Builtin(&'static str),
+    Builtin(&'a str),
 }
 
 impl Templates {
@@ -160,7 +203,7 @@ impl Templates {
             }
         };
         let subject = run(&self.text, SUBJECT);
-        let text = run(&self.text, TEXT);
+        let text = super::wrap::wrap(&run(&self.text, TEXT), super::wrap::WIDTH);
         let html = run(&self.html, HTML);
         let subject = crate::text::one_line(&subject);
         problems.into_result(Rendered {
@@ -260,5 +303,27 @@ impl HelperDef for TruncateHelper {
         Ok(ScopedJson::Derived(Value::String(
             crate::text::truncate_chars(text, max as usize).into_owned(),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_for_zh_and_english_for_everything_else() {
+        for (tag, language) in [
+            ("zh", Language::Zh),
+            ("zh-CN", Language::Zh),
+            ("ZH-Hant-TW", Language::Zh),
+            ("en", Language::En),
+            ("en-GB", Language::En),
+            ("fr", Language::En),
+            ("ja", Language::En),
+            ("zhx", Language::En),
+            ("", Language::En),
+        ] {
+            assert_eq!(Language::of(tag), language, "{tag:?}");
+        }
     }
 }

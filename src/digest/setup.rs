@@ -3,7 +3,7 @@
 
 use lettre::message::Mailbox;
 
-use super::render::{DEFAULT_HTML, DEFAULT_TEXT, Source, Templates};
+use super::render::{Language, Source, Templates};
 use crate::config::{Config, DigestConfig, DkimConfig};
 use crate::diag::{Location, Problem, Problems};
 use crate::dkim::{Key, Signer};
@@ -58,9 +58,11 @@ impl Setup {
                 None => Source::Builtin(builtin),
             }
         }
+        // Without a file, the built-in template in the site's language.
+        let builtin = Language::of(&config.site.language).builtin();
         let templates = Templates::load(
-            source(&digest.html, DEFAULT_HTML),
-            source(&digest.text, DEFAULT_TEXT),
+            source(&digest.html, builtin.html),
+            source(&digest.text, builtin.text),
             &digest.subject,
             &config.path,
             config.site.zone,

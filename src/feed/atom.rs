@@ -13,7 +13,7 @@ use atom_syndication::{
     Category, Content, Entry, Feed, Generator, Link, Person, Text, WriteConfig,
 };
 
-use super::{ATOM_FILE, FeedInfo, entry_id, media_content_attrs};
+use super::{ATOM_FILE, FeedInfo, entry_id, media_elements};
 use crate::model::Article;
 
 const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
@@ -24,17 +24,8 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
         title: Text::plain(info.title.clone()),
         id: info.url(ATOM_FILE),
         updated: site.zone.local(info.updated),
-        authors: vec![Person {
-            name: site.title.clone(),
-            email: None,
-            uri: Some(site.base_url.to_string()),
-            ..Default::default()
-        }],
-        generator: Some(Generator {
-            value: "bulletin".into(),
-            uri: None,
-            version: Some(env!("CARGO_PKG_VERSION").into()),
-        }),
+        authors: vec![site_author(site)],
+        generator: Some(generator()),
         links: vec![
             Link {
                 href: info.url(ATOM_FILE),
@@ -48,8 +39,17 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
                 mime_type: Some("text/html".into()),
                 ..Default::default()
             },
-        ],
+        ]
+        .into_iter()
+        .chain(info.hubs.iter().map(|hub| Link {
+            href: hub.to_string(),
+            rel: "hub".into(),
+            ..Default::default()
+        }))
+        .collect(),
         subtitle: Some(Text::plain(info.description.clone())),
+        logo: site.logo.as_ref().map(ToString::to_string),
+        icon: site.icon.as_ref().map(ToString::to_string),
         lang: Some(site.language.clone()),
         entries: items.iter().map(|a| entry(info, a)).collect(),
         ..Default::default()
@@ -125,17 +125,39 @@ fn entry(info: &FeedInfo<'_>, article: &Article) -> Entry {
     if let Some(image) = &article.image {
         // The Atom writer copies attribute values verbatim: escape them here.
         let url = quick_xml::escape::escape(image.as_str()).into_owned();
-        let content = Extension {
-            name: "media:content".into(),
-            attrs: media_content_attrs(image, url),
-            ..Default::default()
-        };
         let mut media = ExtensionMap::new();
-        media.insert(
-            "media".into(),
-            BTreeMap::from([("content".to_owned(), vec![content])]),
-        );
+        let elements = media_elements(image, url)
+            .into_iter()
+            .map(|(name, attrs)| {
+                let element = Extension {
+                    name: format!("media:{name}"),
+                    attrs,
+                    ..Default::default()
+                };
+                (name.to_owned(), vec![element])
+            })
+            .collect();
+        media.insert("media".into(), elements);
         entry.extensions = media;
     }
     entry
+}
+
+/// The site as a feed's author: Atom asks one per feed or per entry.
+pub(crate) fn site_author(site: &crate::model::Site) -> Person {
+    Person {
+        name: site.title.clone(),
+        email: None,
+        uri: Some(site.base_url.to_string()),
+        ..Default::default()
+    }
+}
+
+/// `<generator>`: bulletin and its version.
+pub(crate) fn generator() -> Generator {
+    Generator {
+        value: "bulletin".into(),
+        uri: None,
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+    }
 }

@@ -12,9 +12,25 @@ struct JsonFeed<'a> {
     home_page_url: &'a str,
     feed_url: String,
     description: &'a str,
+    /// The site's logo (the spec asks for a square 512×512 image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icon: Option<&'a str>,
+    /// The site's small icon (64×64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    favicon: Option<&'a str>,
     language: &'a str,
     authors: Vec<Author<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hubs: Vec<Hub<'a>>,
     items: Vec<JsonItem<'a>>,
+}
+
+/// A WebSub hub (JSON Feed 1.1 `hubs`).
+#[derive(Serialize)]
+struct Hub<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: &'a str,
 }
 
 #[derive(Serialize)]
@@ -53,11 +69,21 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
         home_page_url: info.home.as_str(),
         feed_url: info.url(JSON_FILE),
         description: &info.description,
+        icon: site.logo.as_ref().map(|u| u.as_str()),
+        favicon: site.icon.as_ref().map(|u| u.as_str()),
         language: &site.language,
         authors: vec![Author {
             name: &site.title,
             url: Some(site.base_url.as_str()),
         }],
+        hubs: info
+            .hubs
+            .iter()
+            .map(|hub| Hub {
+                kind: "WebSub",
+                url: hub.as_str(),
+            })
+            .collect(),
         items: items
             .iter()
             .map(|a| {

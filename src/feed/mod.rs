@@ -6,11 +6,13 @@
 //! bytes; writing them is the caller's job. Rendering is pure and
 //! deterministic: the same articles and clock give the same bytes.
 
-mod atom;
+pub(crate) mod atom;
 pub mod cache;
 mod jsonfeed;
+mod limit;
 mod opml;
 mod rss;
+mod topics;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -23,13 +25,15 @@ use crate::load::record::LongText;
 use crate::load::{Offer, Place, Sink};
 
 use crate::config::{FeedFormat, Output};
-use crate::model::{Article, ArticleId, Section, Site};
+use crate::model::{Article, ArticleId, Section, Site, Topic};
 use crate::output::OutputFile;
 
 /// One feed: whose it is and what it holds, newest first.
 pub struct Feed<'a> {
-    /// `None` for the whole site.
+    /// `None` for the whole site (and for a topic).
     pub section: Option<&'a Section>,
+    /// `Some` for a topic's feed (`[[topics]]`).
+    pub topic: Option<&'a Topic>,
     pub items: Vec<&'a Article>,
 }
 
@@ -49,7 +53,14 @@ pub struct Selection<'s> {
     /// (followed for each article, not stored per section: the loader makes
     /// a selection per file, and a chain of 8,000 sections stored 32 million
     /// targets in each).
+    /// After them, feed `1 + sections + t` is topic `t`'s: an article goes
+    /// there too when one of its keywords is one of the topic's.
     tops: Vec<Top>,
+    topics: topics::TopicIndex,
+    /// The oldest date every topic feed would still take an article of;
+    /// `None` while one has not been cut yet (it takes anything). Older
+    /// articles' keywords are not looked at.
+    topic_floor: Option<Key>,
     /// Articles scheduled after `now`: not in any feed, but kept (up to a
     /// limit) so a cached result stays right for a later clock.
     future: Vec<Entry>,
@@ -177,14 +188,17 @@ impl Top {
         n > 0 && self.bar.as_ref().is_none_or(|bar| bar.beaten_by(key, id))
     }
 
-    fn push(&mut self, n: usize, entry: Entry) {
+    /// Adds a candidate; says whether the list was cut (the bar moved).
+    fn push(&mut self, n: usize, entry: Entry) -> bool {
         self.entries.push(entry);
-        if self.entries.len() >= 2 * n {
-            self.entries.select_nth_unstable(n - 1);
-            self.entries.truncate(n);
-            // The n-th best is in place at n - 1, every better one before it.
-            self.bar = Some(self.entries[n - 1].clone());
+        if self.entries.len() < 2 * n {
+            return false;
         }
+        self.entries.select_nth_unstable(n - 1);
+        self.entries.truncate(n);
+        // The n-th best is in place at n - 1, every better one before it.
+        self.bar = Some(self.entries[n - 1].clone());
+        true
     }
 
     /// The best `n`, best first.
@@ -202,7 +216,11 @@ impl<'s> Selection<'s> {
             site,
             now,
             per_feed,
-            tops: (0..=site.sections.len()).map(|_| Top::default()).collect(),
+            tops: (0..=site.sections.len() + site.topics.len())
+                .map(|_| Top::default())
+                .collect(),
+            topics: topics::TopicIndex::new(&site.topics),
+            topic_floor: None,
             future: Vec::new(),
             future_overflow: false,
         }
@@ -215,17 +233,68 @@ impl<'s> Selection<'s> {
         std::iter::once(0).chain(site.sections.lineage(section).map(|i| i + 1))
     }
 
+    /// The topic feeds an article with (cleaned) `keywords` goes to.
+    fn topic_feeds<'k>(&self, keywords: impl IntoIterator<Item = &'k str>) -> Vec<usize> {
+        if self.topics.is_empty() {
+            return Vec::new();
+        }
+        let first = 1 + self.site.sections.len();
+        let mut feeds = self.topics.of_all(keywords);
+        feeds.iter_mut().for_each(|t| *t += first);
+        feeds
+    }
+
+    /// The topic feeds that would take an article published at `key` with
+    /// `id` and these keywords as written. Most keywords name no topic:
+    /// the index says so before the keyword is cleaned; the keywords of an
+    /// article older than every topic feed's bar are not looked at.
+    fn topic_feeds_taking<'k>(
+        &self,
+        keywords: impl Iterator<Item = &'k str>,
+        key: Key,
+        id: &[u8],
+    ) -> Vec<usize> {
+        if self.topics.is_empty() || self.topic_floor.is_some_and(|floor| key < floor) {
+            return Vec::new();
+        }
+        let first = 1 + self.site.sections.len();
+        let mut feeds: Vec<usize> = keywords
+            .filter(|k| self.topics.may_name(k))
+            .flat_map(|k| self.topics.of(&crate::text::one_line_cow(k)).to_vec())
+            .map(|t| first + t)
+            .filter(|&f| self.tops[f].takes(self.per_feed, key, id))
+            .collect();
+        feeds.sort_unstable();
+        feeds.dedup();
+        feeds
+    }
+
     fn insert(&mut self, feed: usize, entry: &Entry) {
         let n = self.per_feed;
         let top = &mut self.tops[feed];
-        if top.takes(n, entry.key, entry.id.as_bytes()) {
-            top.push(n, entry.clone());
+        if !top.takes(n, entry.key, entry.id.as_bytes()) {
+            return;
+        }
+        let cut = top.push(n, entry.clone());
+        let first_topic = 1 + self.site.sections.len();
+        if cut && feed >= first_topic {
+            self.topic_floor = self.tops[first_topic..]
+                .iter()
+                .map(|top| top.bar.as_ref().map(|bar| bar.key))
+                .collect::<Option<Vec<_>>>()
+                .and_then(|bars| bars.into_iter().min());
         }
     }
 
     /// Places an entry: among the scheduled ones, or in every feed of its
-    /// section that takes it.
-    fn place(&mut self, section: usize, published: DateTime<Utc>, entry: Entry) {
+    /// section and every topic feed in `topic_feeds` that takes it.
+    fn place(
+        &mut self,
+        section: usize,
+        published: DateTime<Utc>,
+        entry: Entry,
+        topic_feeds: &[usize],
+    ) {
         if published > self.now {
             if self.future_overflow {
                 return;
@@ -238,13 +307,13 @@ impl<'s> Selection<'s> {
             }
             return;
         }
-        for feed in self.targets(section) {
+        for feed in self.targets(section).chain(topic_feeds.iter().copied()) {
             self.insert(feed, &entry);
         }
     }
 
     /// Whether an article of section `section` dated `published` with `id`
-    /// would be kept.
+    /// would be kept for its section (topic feeds aside).
     fn wants(&self, section: usize, published: DateTime<Utc>, id: &str) -> bool {
         if published > self.now {
             // Scheduled: out of the feeds until its time, but remembered.
@@ -261,15 +330,24 @@ impl<'s> Selection<'s> {
             return;
         };
         let published = article.published;
-        if !self.wants(section, published, article.id.as_str()) {
+        let (key, id) = (Key::of(published), article.id.as_str());
+        let topic_feeds: Vec<usize> = if published > self.now {
+            Vec::new()
+        } else {
+            self.topic_feeds(article.keywords.iter().map(String::as_str))
+                .into_iter()
+                .filter(|&f| self.tops[f].takes(self.per_feed, key, id.as_bytes()))
+                .collect()
+        };
+        if !self.wants(section, published, id) && topic_feeds.is_empty() {
             return;
         }
         let entry = Entry {
-            key: Key::of(published),
-            id: Id::new(article.id.as_str()),
+            key,
+            id: Id::new(id),
             item: Item::Article(Arc::new(article)),
         };
-        self.place(section, published, entry);
+        self.place(section, published, entry, &topic_feeds);
     }
 
     /// Every candidate still in the running (each feed's best, scheduled
@@ -301,17 +379,19 @@ impl<'s> Selection<'s> {
         self.tops
             .iter()
             .enumerate()
-            .map(|(i, top)| Feed {
-                section: if i == 0 {
-                    None
-                } else {
-                    Some(&self.site.sections[i - 1])
-                },
-                items: top
-                    .best(self.per_feed)
-                    .into_iter()
-                    .map(Entry::article)
-                    .collect(),
+            .map(|(i, top)| {
+                let sections = self.site.sections.len();
+                Feed {
+                    section: (1..=sections)
+                        .contains(&i)
+                        .then(|| &self.site.sections[i - 1]),
+                    topic: i.checked_sub(sections + 1).map(|t| &self.site.topics[t]),
+                    items: top
+                        .best(self.per_feed)
+                        .into_iter()
+                        .map(Entry::article)
+                        .collect(),
+                }
             })
             .collect()
     }
@@ -323,7 +403,13 @@ impl Sink for Selection<'_> {
             return;
         };
         let (published, id) = (offer.published(), offer.id());
-        if !self.wants(section, published, &id) {
+        let key = Key::of(published);
+        let topic_feeds = if published > self.now {
+            Vec::new()
+        } else {
+            self.topic_feeds_taking(offer.raw_keywords(), key, id.as_bytes())
+        };
+        if !self.wants(section, published, &id) && topic_feeds.is_empty() {
             return;
         }
         let id = Id::new(&id);
@@ -332,12 +418,8 @@ impl Sink for Selection<'_> {
             // Not to be read again (TOML): decoded now.
             None => Item::Article(Arc::new(offer.article(true))),
         };
-        let entry = Entry {
-            key: Key::of(published),
-            id,
-            item,
-        };
-        self.place(section, published, entry);
+        let entry = Entry { key, id, item };
+        self.place(section, published, entry, &topic_feeds);
     }
 
     fn merge(&mut self, other: Self) {
@@ -396,6 +478,8 @@ pub(crate) struct FeedInfo<'a> {
     /// The newest `updated` among the items, or the fallback for an empty feed.
     pub updated: DateTime<Utc>,
     pub prepared: &'a Prepared,
+    /// WebSub hubs the feed names (`<atom:link rel="hub">`, JSON `hubs`).
+    pub hubs: &'a [Url],
 }
 
 impl FeedInfo<'_> {
@@ -405,12 +489,29 @@ impl FeedInfo<'_> {
     }
 }
 
+/// Whether a path [`render`] makes is a feed (not the OPML index).
+pub fn is_feed_file(path: &str) -> bool {
+    [RSS_FILE, ATOM_FILE, JSON_FILE]
+        .iter()
+        .any(|file| path.strip_suffix(file).is_some_and(|p| p.ends_with('/')))
+}
+
 pub(crate) const RSS_FILE: &str = "rss.xml";
 pub(crate) const ATOM_FILE: &str = "atom.xml";
 pub(crate) const JSON_FILE: &str = "feed.json";
 
-/// Renders every planned feed in the configured formats plus the OPML index.
-pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output) -> Vec<OutputFile> {
+/// What [`render`] made: the files, and the feed files that carry fewer
+/// items than planned to stay under `output.max_feed_bytes`.
+pub struct Rendered {
+    pub files: Vec<OutputFile>,
+    pub trimmed: Vec<Trimmed>,
+}
+
+pub use limit::Trimmed;
+
+/// Renders every planned feed in the configured formats plus the OPML index;
+/// every feed names the WebSub `hubs`.
+pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output, hubs: &[Url]) -> Rendered {
     // An empty feed still needs an `updated`: the site's newest change, or the
     // epoch for an empty site (never the wall clock, so output is stable).
     let site_updated = feeds
@@ -421,41 +522,45 @@ pub fn render(site: &Site, feeds: &[Feed<'_>], output: &Output) -> Vec<OutputFil
     let prepared = Prepared::new(feeds.iter().flat_map(|f| f.items.iter().copied()));
     let infos: Vec<FeedInfo> = feeds
         .iter()
-        .map(|feed| feed_info(site, feed, site_updated, &prepared))
+        .map(|feed| feed_info(site, feed, site_updated, &prepared, hubs))
         .collect();
 
+    type Renderer = fn(&FeedInfo<'_>, &[&Article]) -> Vec<u8>;
+    let mut formats: Vec<(&str, Renderer)> = Vec::new();
+    if output.writes(FeedFormat::Rss) {
+        formats.push((RSS_FILE, rss::render));
+    }
+    if output.writes(FeedFormat::Atom) {
+        formats.push((ATOM_FILE, atom::render));
+    }
+    if output.writes(FeedFormat::Json) {
+        formats.push((JSON_FILE, jsonfeed::render));
+    }
     let pairs: Vec<(&Feed, &FeedInfo)> = feeds.iter().zip(&infos).collect();
-    let mut files: Vec<OutputFile> =
-        crate::parallel::map(&pairs, crate::parallel::cores(), |(feed, info)| {
-            let mut files = Vec::new();
-            if output.writes(FeedFormat::Rss) {
-                files.push(OutputFile {
-                    path: format!("{}{RSS_FILE}", info.folder),
-                    bytes: rss::render(info, &feed.items),
-                });
-            }
-            if output.writes(FeedFormat::Atom) {
-                files.push(OutputFile {
-                    path: format!("{}{ATOM_FILE}", info.folder),
-                    bytes: atom::render(info, &feed.items),
-                });
-            }
-            if output.writes(FeedFormat::Json) {
-                files.push(OutputFile {
-                    path: format!("{}{JSON_FILE}", info.folder),
-                    bytes: jsonfeed::render(info, &feed.items),
-                });
-            }
-            files
-        })
-        .into_iter()
-        .flatten()
-        .collect();
+    let per_feed = crate::parallel::map(&pairs, crate::parallel::cores(), |(feed, info)| {
+        formats
+            .iter()
+            .map(|(file, render)| {
+                let path = format!("{}{file}", info.folder);
+                let (bytes, trimmed) =
+                    limit::fit(&path, &feed.items, output.max_feed_bytes, |items| {
+                        render(info, items)
+                    });
+                (OutputFile { path, bytes }, trimmed)
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut files = Vec::new();
+    let mut trimmed = Vec::new();
+    for (file, trim) in per_feed.into_iter().flatten() {
+        files.push(file);
+        trimmed.extend(trim);
+    }
     files.push(OutputFile {
         path: "feeds/index.opml".into(),
         bytes: opml::render(site, &infos, output),
     });
-    files
+    Rendered { files, trimmed }
 }
 
 fn feed_info<'a>(
@@ -463,6 +568,7 @@ fn feed_info<'a>(
     feed: &Feed<'a>,
     fallback: DateTime<Utc>,
     prepared: &'a Prepared,
+    hubs: &'a [Url],
 ) -> FeedInfo<'a> {
     let updated = feed
         .items
@@ -470,28 +576,41 @@ fn feed_info<'a>(
         .map(|a| a.updated)
         .max()
         .unwrap_or(fallback);
-    match feed.section {
-        None => FeedInfo {
-            site,
-            title: site.title.clone(),
-            description: site.description.clone(),
-            home: &site.base_url,
-            folder: "feeds/".into(),
-            updated,
-            prepared,
-        },
-        Some(section) => FeedInfo {
-            site,
-            title: format!("{} · {}", site.title, section.title),
-            description: section
+    let (title, description, home, folder) = match (feed.section, feed.topic) {
+        (Some(section), _) => (
+            format!("{} · {}", site.title, section.title),
+            section
                 .description
                 .clone()
                 .unwrap_or_else(|| format!("{} · {}", section.title, site.description)),
-            home: &section.url,
-            folder: format!("feeds/{}/", section.id),
-            updated,
-            prepared,
-        },
+            &section.url,
+            format!("feeds/{}/", section.id),
+        ),
+        (None, Some(topic)) => (
+            format!("{} · {}", site.title, topic.title),
+            topic
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("{} · {}", topic.title, site.description)),
+            &topic.url,
+            format!("feeds/topics/{}/", topic.id),
+        ),
+        (None, None) => (
+            site.title.clone(),
+            site.description.clone(),
+            &site.base_url,
+            "feeds/".into(),
+        ),
+    };
+    FeedInfo {
+        site,
+        title,
+        description,
+        home,
+        folder,
+        updated,
+        prepared,
+        hubs,
     }
 }
 
@@ -561,18 +680,28 @@ pub(crate) fn entry_id(site: &Site, article: &Article) -> String {
     )
 }
 
-/// The attributes of a lead image's `media:content` (Media RSS; a byte
-/// length, which `<enclosure>` needs, is unknown), with `url` as the writer
-/// wants it.
-pub(crate) fn media_content_attrs(
+/// A lead image in Media RSS (`xmlns:media="http://search.yahoo.com/mrss/"`):
+/// the local name and attributes of each `media` child of an item or entry.
+/// `media:content medium="image"` (a byte length, which `<enclosure>`
+/// needs, is unknown) and `media:thumbnail`, which several readers and
+/// Mailchimp's RSS campaigns show. `url` is the image's URL as the writer
+/// wants it (the Atom writer copies attribute values verbatim).
+pub(crate) fn media_elements(
     image: &Url,
     url: String,
-) -> std::collections::BTreeMap<String, String> {
-    std::collections::BTreeMap::from([
-        ("url".to_owned(), url),
-        ("medium".to_owned(), "image".to_owned()),
-        ("type".to_owned(), image_type(image).to_owned()),
-    ])
+) -> [(&'static str, std::collections::BTreeMap<String, String>); 2] {
+    use std::collections::BTreeMap;
+    [
+        (
+            "content",
+            BTreeMap::from([
+                ("url".to_owned(), url.clone()),
+                ("medium".to_owned(), "image".to_owned()),
+                ("type".to_owned(), image_type(image).to_owned()),
+            ]),
+        ),
+        ("thumbnail", BTreeMap::from([("url".to_owned(), url)])),
+    ]
 }
 
 /// A MIME type for an image URL, by its extension.

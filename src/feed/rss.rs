@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use ::rss::extension::atom::{AtomExtension, Link};
 use ::rss::extension::dublincore::DublinCoreExtension;
 use ::rss::extension::{Extension, ExtensionMap};
-use ::rss::{Category, Channel, Guid, Item};
+use ::rss::{Category, Channel, Guid, Image, Item};
 
-use super::{FeedInfo, RSS_FILE, media_content_attrs};
+use super::{FeedInfo, RSS_FILE, media_elements};
 use crate::model::Article;
 
 const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
@@ -28,12 +28,25 @@ pub(super) fn render(info: &FeedInfo<'_>, items: &[&Article]) -> Vec<u8> {
         generator: Some(format!("bulletin {}", env!("CARGO_PKG_VERSION"))),
         last_build_date: Some(site.zone.local(info.updated).to_rfc2822()),
         atom_ext: Some(AtomExtension {
-            links: vec![Link {
+            links: std::iter::once(Link {
                 href: info.url(RSS_FILE),
                 rel: "self".into(),
                 mime_type: Some("application/rss+xml".into()),
                 ..Default::default()
-            }],
+            })
+            .chain(info.hubs.iter().map(|hub| Link {
+                href: hub.to_string(),
+                rel: "hub".into(),
+                ..Default::default()
+            }))
+            .collect(),
+        }),
+        // The validator wants the image's title and link to be the channel's.
+        image: site.logo.as_ref().map(|logo| Image {
+            url: logo.to_string(),
+            title: info.title.clone(),
+            link: info.home.to_string(),
+            ..Default::default()
         }),
         items: items.iter().map(|a| item(info, a)).collect(),
         ..Default::default()
@@ -113,16 +126,19 @@ fn item(info: &FeedInfo<'_>, article: &Article) -> Item {
         });
     }
     if let Some(image) = &article.image {
-        let content = Extension {
-            name: "media:content".into(),
-            attrs: media_content_attrs(image, image.to_string()),
-            ..Default::default()
-        };
         let mut media = ExtensionMap::new();
-        media.insert(
-            "media".into(),
-            BTreeMap::from([("content".to_owned(), vec![content])]),
-        );
+        let elements = media_elements(image, image.to_string())
+            .into_iter()
+            .map(|(name, attrs)| {
+                let element = Extension {
+                    name: format!("media:{name}"),
+                    attrs,
+                    ..Default::default()
+                };
+                (name.to_owned(), vec![element])
+            })
+            .collect();
+        media.insert("media".into(), elements);
         item.extensions = media;
     }
     item

@@ -1,9 +1,9 @@
 //! The ledger: which digest went to whom, with which articles, and the
 //! exact bytes of every message not yet final.
 //!
-//! An issue is fixed here before its first message is sent: one row per
-//! recipient, the message bytes and the articles it carries, in one
-//! transaction. Each outcome is recorded the moment it is known, so a run
+//! A message is fixed here before it is sent: one row per recipient, the
+//! message bytes and the articles it carries (an issue in batches, each one
+//! transaction, while the earlier batches are sent). Each outcome is recorded the moment it is known, so a run
 //! that dies is completed by the next one from what is recorded; "finished"
 //! is derived from those rows, never stored as a flag.
 //!
@@ -55,6 +55,14 @@ pub struct NewDelivery<'a> {
     pub article_ids: Vec<&'a ArticleId>,
 }
 
+/// New messages of one issue, fixed by a [`Ledger::commit`].
+pub struct Fixing<'a> {
+    pub issue: &'a IssueKey,
+    /// When they are fixed (the run's time).
+    pub at: DateTime<Utc>,
+    pub deliveries: &'a [NewDelivery<'a>],
+}
+
 /// A message as it is stored: LZ4-compressed (digests are repetitive
 /// markup: less than half the bytes to write, sync and read back), done on
 /// the thread that composed it.
@@ -75,6 +83,9 @@ fn unpack(stored: Vec<u8>, encoding: &str) -> Result<Vec<u8>> {
     match encoding {
         "lz4" => lz4_flex::block::decompress_size_prepended(&stored)
             .context("a stored message is damaged (it does not decompress)"),
+        // A message fixed by a release whose schema kept them as they
+        // were (version 1), still pending when the database was migrated.
+        "raw" => Ok(stored),
         other => bail!("a stored message has an unknown encoding {other:?}"),
     }
 }
@@ -238,6 +249,20 @@ pub trait Ledger {
     /// outcome is recorded only on a message still pending and not claimed
     /// by another run: a final outcome is never overwritten.
     fn record_all(&mut self, outcomes: &[Outcome<'_>], now: DateTime<Utc>) -> Result<()>;
+
+    /// Fixes new messages — as [`Ledger::fix_issue`] does: claimed by this
+    /// run, superseding their recipients' pending messages of earlier
+    /// issues — and records outcomes — as [`Ledger::record_all`] does — all
+    /// in one transaction (one sync to disk for both). This is how
+    /// `digest --send` writes while it sends: each batch of new messages
+    /// is committed before any of them is sent, each outcome before its
+    /// sender goes on.
+    fn commit(
+        &mut self,
+        fixing: Option<&Fixing<'_>>,
+        outcomes: &[Outcome<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
 
     /// Recipients of `issue` with `status`.
     fn count(&self, issue: &IssueKey, status: Status) -> Result<usize>;

@@ -21,9 +21,7 @@ use url::Url;
 use super::place::Place;
 use crate::diag::{Suggest, unknown_section_message};
 use crate::model::{Article, ArticleId, SectionId, SiteZone};
-use crate::text::{
-    KEYWORD_SEPARATORS, dedup_keywords, is_unsafe_char, one_line, one_line_cow, strip_unsafe,
-};
+use crate::text::{dedup_keywords, is_unsafe_char, one_line, one_line_cow, strip_unsafe};
 
 /// A short text field, borrowed from the input when it holds no escapes.
 /// (serde borrows a bare `Cow<str>` field, but copies one inside an
@@ -241,6 +239,17 @@ impl<L: LongText> Checked<'_, L> {
         keywords_of(&self.raw)
     }
 
+    /// The keywords as written: split at the separators, not yet cleaned
+    /// ([`crate::text::one_line`] of each, empty ones dropped, is what
+    /// [`Checked::into_article`] keeps).
+    pub fn raw_keywords(&self) -> impl Iterator<Item = &str> {
+        self.raw
+            .keywords
+            .iter()
+            .flat_map(|Keywords(list)| list.iter())
+            .flat_map(|line| crate::text::keyword_pieces(line))
+    }
+
     /// The owned, normalised article; without `content_html` and `related`
     /// unless `body`.
     pub fn into_article(self, cx: &RecordContext<'_>, body: bool) -> Article {
@@ -300,18 +309,7 @@ fn keywords_of<'r, L>(raw: &'r RawRecord<'_, L>) -> impl Iterator<Item = Cow<'r,
 
 /// [`split_keywords`](crate::text::split_keywords), borrowing.
 fn split_keywords_cow(line: &str) -> impl Iterator<Item = Cow<'_, str>> {
-    // Most lines are one keyword: a byte scan that finds no separator's
-    // first byte (`;` `,`, and 0xE3 or 0xEF, which start `、` `；` `，`)
-    // saves splitting by characters.
-    let one = !line.bytes().any(|b| matches!(b, b';' | b',' | 0xE3 | 0xEF));
-    let (whole, split) = if one {
-        (Some(line), None)
-    } else {
-        (None, Some(line.split(KEYWORD_SEPARATORS)))
-    };
-    whole
-        .into_iter()
-        .chain(split.into_iter().flatten())
+    crate::text::keyword_pieces(line)
         .map(one_line_cow)
         .filter(|k| !k.is_empty())
 }
@@ -361,6 +359,11 @@ impl<'o, 'a, L: LongText> Offer<'o, 'a, L> {
 
     pub fn keywords(&self) -> impl Iterator<Item = Cow<'_, str>> {
         self.checked.keywords()
+    }
+
+    /// The keywords as written, not yet cleaned: see [`Checked::raw_keywords`].
+    pub fn raw_keywords(&self) -> impl Iterator<Item = &str> {
+        self.checked.raw_keywords()
     }
 
     /// Where to read the record again, to decode it later; `None` when it

@@ -40,7 +40,7 @@ fn help_lists_every_command() {
         commands,
         "\
 Commands:
-  build         Write every feed (site-wide and per section) into the output folder
+  build         Write every feed (site-wide, per section, per topic) into the output folder
   check         Validate the config, every record and the templates; write nothing
   digest        Compose the email digest of what is new, and preview or send it
   unsubscribe   Put addresses on the suppression list: they get no digest again

@@ -37,6 +37,19 @@ fn init_then_check_build_and_digest_dry_run_succeed() {
         ]
     );
 
+    // The starter site is English: its templates are the English built-in
+    // ones, written out to be edited.
+    for part in ["html", "txt"] {
+        assert_eq!(
+            std::fs::read_to_string(site.join(format!("templates/digest.{part}.hbs"))).unwrap(),
+            std::fs::read_to_string(
+                crate::support::repo_root().join(format!("templates/digest.en.{part}.hbs"))
+            )
+            .unwrap(),
+            "templates/digest.{part}.hbs"
+        );
+    }
+
     // The commands `init` suggests, as it suggests them.
     let checked = ok(&site, &["check"]);
     assert!(checked.ends_with(": no problems\n"), "{checked}");

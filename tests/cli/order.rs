@@ -86,7 +86,7 @@ fn site(records: &[Value], layout: &str) -> Site {
         small = small.subscriber(&format!("reader{i}@example.com"), "读者", sections);
     }
     let site = small.build();
-    site.append_config(&format!("\n[output]\nitems = {ITEMS}\n"));
+    site.append_config(&format!("\n[output]\nitems = {ITEMS}\n\n{TOPICS}"));
     std::fs::remove_file(site.path("articles/articles.json")).expect("remove the sample articles");
     match layout {
         "jsonl" => {
@@ -104,6 +104,20 @@ fn site(records: &[Value], layout: &str) -> Site {
     }
     site
 }
+
+/// Topic feeds over the corpus's keywords: an article goes to one for any
+/// of its keywords, whatever its section.
+const TOPICS: &str = r#"
+[[topics]]
+id = "cadre"
+title = "基层"
+keywords = ["基层干部"]
+
+[[topics]]
+id = "rail"
+title = "高铁与芯片"
+keywords = ["高铁", "芯片"]
+"#;
 
 /// Every file a build wrote, by path.
 fn built(site: &Site, args: &[&str]) -> BTreeMap<String, Vec<u8>> {
@@ -139,6 +153,35 @@ fn the_order_of_the_records_does_not_change_the_feeds() {
                         .unwrap();
                     let newest = format!("<title>标题 {}</title>", newest["id"].as_str().unwrap());
                     assert!(rss.contains(&newest), "{newest} missing: {rss}");
+                    // A topic feed holds the newest matching articles, in order.
+                    let rail =
+                        String::from_utf8(fresh["feeds/topics/rail/rss.xml"].clone()).unwrap();
+                    let mut matching: Vec<(&str, &str)> = records
+                        .iter()
+                        .filter(|r| r["published"].as_str().unwrap() <= now.as_str())
+                        .filter(|r| {
+                            r["keywords"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|k| k == "高铁" || k == "芯片")
+                        })
+                        .map(|r| (r["published"].as_str().unwrap(), r["id"].as_str().unwrap()))
+                        .collect();
+                    // Newest first, the smaller id first among equals.
+                    matching.sort_by(|a, b| b.0.cmp(a.0).then(a.1.cmp(b.1)));
+                    let titles: Vec<String> = matching
+                        .iter()
+                        .take(ITEMS)
+                        .map(|(_, id)| format!("<title>标题 {id}</title>"))
+                        .collect();
+                    let found: Vec<String> = rail
+                        .match_indices("<title>标题 ")
+                        .map(|(at, _)| {
+                            rail[at..].split_once("</title>").unwrap().0.to_owned() + "</title>"
+                        })
+                        .collect();
+                    assert_eq!(found, titles, "{rail}");
                     reference = Some((what, fresh));
                 }
                 Some((first, files)) => {

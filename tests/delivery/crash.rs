@@ -1,9 +1,17 @@
 //! Crash drills (SIGKILL mid-send, then rerun) and the run lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::support::{Site, SmtpServer, assert_one_each, copies};
+use crate::support::{Email, Pipelining, Site, SmtpServer, assert_one_each, copies};
+
+both_ways!(
+    killed_while_composing_the_rerun_sends_what_was_fixed_and_composes_the_rest,
+    crash_drill_sigkill_at_10_50_90_percent_then_rerun,
+    sending_stops_when_outcomes_cannot_be_recorded,
+    two_sends_at_once_only_one_sends,
+);
 
 const DRILL_SUBSCRIBERS: usize = 2000;
 const CONNECTIONS: usize = 4;
@@ -31,13 +39,12 @@ fn settle(server: &SmtpServer) -> usize {
 /// Every recipient must end with at least one copy; a duplicate is allowed
 /// only for a message in flight at a kill, so at most `connections` per kill,
 /// with the same Message-ID and bytes; the state database must say all sent.
-#[test]
-fn crash_drill_sigkill_at_10_50_90_percent_then_rerun() {
+fn crash_drill_sigkill_at_10_50_90_percent_then_rerun(pipelining: Pipelining) {
     let site = Site::smtp(DRILL_SUBSCRIBERS);
     // Three items per email keep the messages small and composing quick.
     site.set("digest.max_items", 3)
         .set("smtp.connections", CONNECTIONS as i64);
-    let server = site.serve(&["--delay", "0.01"]);
+    let server = site.serve_with(pipelining, &["--delay", "0.01"]);
 
     let mut boundaries = Vec::new(); // stored count after each kill
     for percent in [10, 50, 90] {
@@ -120,12 +127,11 @@ fn crash_drill_sigkill_at_10_50_90_percent_then_rerun() {
 /// `connections` messages; a SIGKILL at that point may then cost at most
 /// `connections` duplicates. (Sending on while outcomes queue up unrecorded
 /// turns every queued message into a duplicate after a crash.)
-#[test]
-fn sending_stops_when_outcomes_cannot_be_recorded() {
+fn sending_stops_when_outcomes_cannot_be_recorded(pipelining: Pipelining) {
     let site = Site::smtp(400);
     site.set("digest.max_items", 3)
         .set("smtp.connections", CONNECTIONS as i64);
-    let server = site.serve(&["--delay", "0.005"]);
+    let server = site.serve_with(pipelining, &["--delay", "0.005"]);
     let mut running = site.send_cmd().spawn();
     let deadline = Instant::now() + Duration::from_secs(120);
     while server.stored_count() < 40 {
@@ -140,7 +146,7 @@ fn sending_stops_when_outcomes_cannot_be_recorded() {
         .expect("take the write lock");
     let recorded: usize = journal
         .query_row(
-            "SELECT count(*) FROM deliveries WHERE status = 'sent'",
+            "SELECT count(*) FROM delivery_log WHERE status = 'sent'",
             [],
             |row| row.get::<_, i64>(0),
         )
@@ -175,10 +181,9 @@ fn sending_stops_when_outcomes_cannot_be_recorded() {
     site.state().assert_all(&site.recipients(), "sent");
 }
 
-#[test]
-fn two_sends_at_once_only_one_sends() {
+fn two_sends_at_once_only_one_sends(pipelining: Pipelining) {
     let site = Site::smtp(12);
-    let server = site.serve(&["--delay", "0.3"]);
+    let server = site.serve_with(pipelining, &["--delay", "0.3"]);
     let a = site.send_cmd().spawn();
     let b = site.send_cmd().spawn();
     let (a, b) = (a.finish(), b.finish());
@@ -191,5 +196,119 @@ fn two_sends_at_once_only_one_sends() {
         "the second run should say another run holds the lock:\n{loser}"
     );
     assert_one_each(&server.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
+}
+
+/// The recipients with a message fixed for the issue, and their
+/// Message-IDs while they are still to send (the state keeps a sent
+/// message's record, not its Message-ID).
+fn fixed_messages(site: &Site) -> BTreeMap<String, Option<String>> {
+    let state = rusqlite::Connection::open(site.state_path()).expect("open the state");
+    let mut statement = state
+        .prepare("SELECT recipient, message_id FROM delivery_log WHERE issue = ?1")
+        .expect("query deliveries");
+    statement
+        .query_map([crate::support::ISSUE], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .expect("read deliveries")
+        .collect::<Result<_, _>>()
+        .expect("read deliveries")
+}
+
+/// Killed while the issue is still being composed: the first messages are
+/// out, most are not made yet. Before the rerun a new article is published.
+/// The rerun sends every message fixed before the kill as it was fixed
+/// (without the new article, with its Message-ID) and composes the others
+/// now (with it); nobody gets two different digests, and a duplicate (at
+/// most one per connection) is the same bytes.
+fn killed_while_composing_the_rerun_sends_what_was_fixed_and_composes_the_rest(
+    pipelining: Pipelining,
+) {
+    const SUBSCRIBERS: usize = 600;
+    let site = Site::smtp(SUBSCRIBERS);
+    site.set("smtp.connections", CONNECTIONS as i64);
+    let server = site.serve_with(pipelining, &["--delay", "0.05"]);
+    let mut running = site.send_cmd().spawn();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.stored_count() == 0 {
+        assert!(
+            !running.exited(),
+            "the send ended before anything was stored"
+        );
+        assert!(Instant::now() < deadline, "nothing was sent");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let killed = running.kill();
+    assert_eq!(killed.code, None, "the run was not killed:\n{killed}");
+    let at_kill = settle(&server);
+    let fixed = fixed_messages(&site);
+    println!(
+        "killed while composing: {} of {SUBSCRIBERS} messages fixed, {at_kill} stored",
+        fixed.len()
+    );
+    assert!(
+        !fixed.is_empty() && fixed.len() < SUBSCRIBERS,
+        "the kill should come while composing: {} of {SUBSCRIBERS} fixed",
+        fixed.len()
+    );
+
+    let title = "重启之后发布的新稿件";
+    let record = serde_json::json!({
+        "id": "after-the-kill",
+        "title": title,
+        "section": "news",
+        "url": "/news/after-the-kill.html",
+        "published": "2017-03-25T07:00:00+08:00",
+        "summary": "在两次发送之间发布。",
+    });
+    fs::write(
+        site.path("articles/after-the-kill.jsonl"),
+        format!("{record}\n"),
+    )
+    .unwrap();
+    site.send_until_done(3);
+
+    let stored = server.stored();
+    let copies = copies(&stored);
+    assert_eq!(copies.len(), SUBSCRIBERS, "everyone has a copy");
+    let mut late = 0;
+    for (rcpt, messages) in &copies {
+        let first = &messages[0];
+        for other in &messages[1..] {
+            assert!(other.bytes == first.bytes, "{rcpt}: two different copies");
+        }
+        let has_new = Email::parse(first.bytes.clone()).text.contains(title);
+        match fixed.get(rcpt.as_str()) {
+            Some(id) => {
+                if let Some(id) = id {
+                    assert_eq!(
+                        &first.message_id, id,
+                        "{rcpt}: not the message fixed before the kill"
+                    );
+                }
+                assert!(
+                    !has_new,
+                    "{rcpt}: its message was fixed before the article existed"
+                );
+            }
+            None => {
+                late += 1;
+                assert!(
+                    has_new,
+                    "{rcpt}: composed after the kill, without the new article"
+                );
+            }
+        }
+    }
+    let duplicates = stored.len() - copies.len();
+    println!("after the rerun: {late} composed by it, {duplicates} duplicates");
+    assert!(late > 0);
+    assert!(
+        duplicates <= CONNECTIONS,
+        "{duplicates} duplicates; at most {CONNECTIONS} messages were in flight at the kill"
+    );
+    let distinct: BTreeSet<&str> = stored.iter().map(|s| s.message_id.as_str()).collect();
+    assert_eq!(distinct.len(), SUBSCRIBERS);
     site.state().assert_all(&site.recipients(), "sent");
 }

@@ -1,12 +1,24 @@
 //! Server faults: temporary and permanent refusals, 421, dropped connections
 //! (before and after the server kept the message), no server at all.
 
-use crate::support::{Site, assert_one_each, copies, free_port};
+use crate::support::{Pipelining, Site, assert_one_each, copies, free_port};
 
-#[test]
-fn temporary_451_on_every_third_message_is_retried_within_the_run() {
+both_ways!(
+    temporary_451_on_every_third_message_is_retried_within_the_run,
+    temporary_failures_left_pending_are_finished_by_reruns,
+    permanent_550_is_reported_recorded_and_never_retried,
+    permanent_554_after_data_is_recorded_as_failed_and_not_resent,
+    server_421_and_close_after_two_messages_per_connection,
+    connection_dropped_mid_data_is_resent,
+    connection_dropped_after_store_gives_at_most_one_duplicate_with_the_same_id,
+    slow_reply_after_data_does_not_multiply_copies,
+    unreachable_server_exits_2_and_a_rerun_delivers_everything,
+    a_refused_sender_stops_the_run_with_everything_pending,
+);
+
+fn temporary_451_on_every_third_message_is_retried_within_the_run(pipelining: Pipelining) {
     let site = Site::smtp(12);
-    let server = site.serve(&["--fail-every", "3", "--fail-code", "451"]);
+    let server = site.serve_with(pipelining, &["--fail-every", "3", "--fail-code", "451"]);
     let runs = site.send_until_done(4);
     println!(
         "451 on every third message: {} refusals, {} run(s)",
@@ -28,11 +40,10 @@ fn temporary_451_on_every_third_message_is_retried_within_the_run() {
     );
 }
 
-#[test]
-fn temporary_failures_left_pending_are_finished_by_reruns() {
+fn temporary_failures_left_pending_are_finished_by_reruns(pipelining: Pipelining) {
     let site = Site::smtp(12);
     site.set("smtp.retries", 0);
-    let server = site.serve(&["--fail-every", "3", "--fail-code", "451"]);
+    let server = site.serve_with(pipelining, &["--fail-every", "3", "--fail-code", "451"]);
 
     let first = site.send();
     first.assert_code(2); // a run that leaves messages pending
@@ -59,11 +70,10 @@ fn temporary_failures_left_pending_are_finished_by_reruns() {
     site.state().assert_all(&site.recipients(), "sent");
 }
 
-#[test]
-fn permanent_550_is_reported_recorded_and_never_retried() {
+fn permanent_550_is_reported_recorded_and_never_retried(pipelining: Pipelining) {
     let site = Site::smtp(8);
     let refused = "reader0003@example.com";
-    let server = site.serve(&["--reject", refused]);
+    let server = site.serve_with(pipelining, &["--reject", refused]);
 
     let first = site.send();
     first.assert_code(2); // one recipient refused
@@ -106,10 +116,9 @@ fn permanent_550_is_reported_recorded_and_never_retried() {
     );
 }
 
-#[test]
-fn permanent_554_after_data_is_recorded_as_failed_and_not_resent() {
+fn permanent_554_after_data_is_recorded_as_failed_and_not_resent(pipelining: Pipelining) {
     let site = Site::smtp(8);
-    let server = site.serve(&["--fail-every", "4", "--fail-code", "554"]);
+    let server = site.serve_with(pipelining, &["--fail-every", "4", "--fail-code", "554"]);
     site.send().assert_code(2); // two messages refused for good
     assert_eq!(server.log_count("554 (injected)"), 2, "{}", server.log());
     let state = site.state();
@@ -134,10 +143,9 @@ fn permanent_554_after_data_is_recorded_as_failed_and_not_resent() {
     assert_one_each(&server.stored(), &sent);
 }
 
-#[test]
-fn server_421_and_close_after_two_messages_per_connection() {
+fn server_421_and_close_after_two_messages_per_connection(pipelining: Pipelining) {
     let site = Site::smtp(12);
-    let server = site.serve(&["--close-after", "2"]);
+    let server = site.serve_with(pipelining, &["--close-after", "2"]);
     let runs = site.send_until_done(4);
     println!(
         "421 after two messages: {} closes, {} run(s)",
@@ -153,10 +161,9 @@ fn server_421_and_close_after_two_messages_per_connection() {
     site.state().assert_all(&site.recipients(), "sent");
 }
 
-#[test]
-fn connection_dropped_mid_data_is_resent() {
+fn connection_dropped_mid_data_is_resent(pipelining: Pipelining) {
     let site = Site::smtp(8);
-    let server = site.serve(&["--drop-mid-data", "3"]);
+    let server = site.serve_with(pipelining, &["--drop-mid-data", "3"]);
     site.send_until_done(4);
     assert_eq!(
         server.log_count("dropping mid-DATA"),
@@ -168,10 +175,11 @@ fn connection_dropped_mid_data_is_resent() {
     site.state().assert_all(&site.recipients(), "sent");
 }
 
-#[test]
-fn connection_dropped_after_store_gives_at_most_one_duplicate_with_the_same_id() {
+fn connection_dropped_after_store_gives_at_most_one_duplicate_with_the_same_id(
+    pipelining: Pipelining,
+) {
     let site = Site::smtp(8);
-    let server = site.serve(&["--drop-after-store", "3"]);
+    let server = site.serve_with(pipelining, &["--drop-after-store", "3"]);
     site.send_until_done(4);
     assert_eq!(
         server.log_count("dropping before 250"),
@@ -218,11 +226,10 @@ fn connection_dropped_after_store_gives_at_most_one_duplicate_with_the_same_id()
 /// within one run a recipient may get at most one duplicate (RFC 5321
 /// §4.5.3.2.6 even asks clients to wait 10 minutes for the reply to the
 /// final dot, to avoid exactly this).
-#[test]
-fn slow_reply_after_data_does_not_multiply_copies() {
+fn slow_reply_after_data_does_not_multiply_copies(pipelining: Pipelining) {
     let site = Site::smtp(2);
     site.set("smtp.timeout", 1).set("smtp.retries", 3);
-    let server = site.serve(&["--delay", "2.5"]);
+    let server = site.serve_with(pipelining, &["--delay", "2.5"]);
     let run = site.send();
     let stored = server.stored();
     let counts: Vec<(String, usize)> = copies(&stored)
@@ -239,8 +246,7 @@ fn slow_reply_after_data_does_not_multiply_copies() {
     }
 }
 
-#[test]
-fn unreachable_server_exits_2_and_a_rerun_delivers_everything() {
+fn unreachable_server_exits_2_and_a_rerun_delivers_everything(pipelining: Pipelining) {
     let site = Site::smtp(6);
     let port = free_port();
     site.point_at(port);
@@ -252,31 +258,30 @@ fn unreachable_server_exits_2_and_a_rerun_delivers_everything() {
         first.stderr.contains(&address) || first.stderr.contains("cannot connect"),
         "stderr should say the server at {address} cannot be reached, not only that delivery is incomplete:\n{first}"
     );
-    all_pending_then_a_rerun_delivers(&site, "an unreachable server is not a refusal");
+    all_pending_then_a_rerun_delivers(&site, pipelining, "an unreachable server is not a refusal");
 }
 
 /// Nobody was sent the digest or marked failed (`why` says why that is
 /// right); a rerun against a working server delivers one copy to each.
-fn all_pending_then_a_rerun_delivers(site: &Site, why: &str) {
+fn all_pending_then_a_rerun_delivers(site: &Site, pipelining: Pipelining, why: &str) {
     let state = site.state();
     assert_eq!(state.count("sent"), 0, "nothing can have been sent");
     assert_eq!(state.count("failed"), 0, "{why}");
     assert_eq!(state.count("pending"), site.recipients().len());
     drop(state);
 
-    let server = site.serve(&[]);
+    let server = site.serve_with(pipelining, &[]);
     site.send().assert_success(); // rerun with a working server
     assert_one_each(&server.stored(), &site.recipients());
     site.state().assert_all(&site.recipients(), "sent");
 }
 
-#[test]
-fn a_refused_sender_stops_the_run_with_everything_pending() {
+fn a_refused_sender_stops_the_run_with_everything_pending(pipelining: Pipelining) {
     // A 5xx to MAIL FROM is about the sender (a wrong `from`, a quota, a
     // policy), not about anyone on the list: nobody may be marked failed,
     // and the server is not asked once per recipient.
     let site = Site::smtp(30);
-    let refusing = site.serve(&["--mail-from-code", "553"]);
+    let refusing = site.serve_with(pipelining, &["--mail-from-code", "553"]);
     let first = site.send();
     first.assert_code(2); // the server refuses the sender
     assert!(
@@ -290,5 +295,9 @@ fn a_refused_sender_stops_the_run_with_everything_pending() {
         "MAIL FROM tried {tries} times (at most once per connection):\n{}",
         refusing.log()
     );
-    all_pending_then_a_rerun_delivers(&site, "a refused sender is not a refused recipient");
+    all_pending_then_a_rerun_delivers(
+        &site,
+        pipelining,
+        "a refused sender is not a refused recipient",
+    );
 }

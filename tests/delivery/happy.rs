@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use crate::support::{Site, assert_one_each, check_digest};
+use crate::support::{Pipelining, Site, assert_one_each, check_digest};
 
 /// The bytes of a message without the line break the SMTP terminator adds.
 fn body(bytes: &[u8]) -> &[u8] {
@@ -79,4 +79,33 @@ fn postfix_smtp_sink_accepts_every_digest() {
         stored.len(),
         "the second run sent again"
     );
+}
+
+/// A server that announces PIPELINING gets each transaction's MAIL, RCPT
+/// and DATA in one flight, and (mostly) the next message's envelope behind
+/// the content of the one before; a server that does not gets one command
+/// at a time (it refuses and disconnects a client that sends ahead, and
+/// every delivery then fails).
+#[test]
+fn pipelining_when_the_server_offers_it_lockstep_when_not() {
+    for pipelining in [Pipelining::On, Pipelining::Off] {
+        let site = Site::smtp(12);
+        site.set("smtp.connections", 2);
+        let server = site.serve_with(pipelining, &[]);
+        site.send().assert_success();
+        assert_one_each(&server.stored(), &site.recipients());
+        let (mails, pipelined) = server.mail_commands();
+        let behind_content = server.log_count("next envelope behind the content");
+        println!(
+            "{pipelining:?}: {mails} MAIL, {pipelined} pipelined, {behind_content} behind content"
+        );
+        assert_eq!(mails, 12, "{}", server.log());
+        match pipelining {
+            Pipelining::On => {
+                assert_eq!(pipelined, 12, "{}", server.log());
+                assert!(behind_content > 0, "{}", server.log());
+            }
+            Pipelining::Off => assert_eq!((pipelined, behind_content), (0, 0)),
+        }
+    }
 }

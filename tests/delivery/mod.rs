@@ -9,6 +9,27 @@
 //! The crash drill prints its duplicate counts: see them with
 //! `cargo test --test integration delivery::crash -- --nocapture`.
 
+/// Runs each listed test — a `fn(Pipelining)` of the module — twice:
+/// against a fault server that announces and honours PIPELINING
+/// (`…::pipelining::name`), and one that does not and refuses a client
+/// that sends ahead anyway (`…::lockstep::name`).
+macro_rules! both_ways {
+    ($($test:ident),* $(,)?) => {
+        mod pipelining {
+            $(#[test]
+            fn $test() {
+                super::$test(crate::support::Pipelining::On)
+            })*
+        }
+        mod lockstep {
+            $(#[test]
+            fn $test() {
+                super::$test(crate::support::Pipelining::Off)
+            })*
+        }
+    };
+}
+
 mod crash;
 mod faults;
 mod happy;

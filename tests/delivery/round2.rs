@@ -221,16 +221,10 @@ fn an_outcome_that_cannot_be_recorded_stops_the_run_naming_the_database() {
 
 /// The article ids recorded for `recipient` in `issue`, and its status.
 fn recorded(site: &Site, issue: &str, recipient: &str) -> (Vec<String>, String) {
-    let db = rusqlite::Connection::open(site.state_path()).unwrap();
-    db.query_row(
-        "SELECT articles, status FROM deliveries WHERE issue = ?1 AND recipient = ?2",
-        [issue, recipient],
-        |row| {
-            let articles: String = row.get(0)?;
-            Ok((articles.lines().map(str::to_owned).collect(), row.get(1)?))
-        },
-    )
-    .unwrap_or_else(|e| panic!("{recipient} in issue {issue}: {e}"))
+    let state = site.state();
+    let status = state.statuses_of(issue).remove(recipient);
+    let status = status.unwrap_or_else(|| panic!("{recipient} in issue {issue}: no row"));
+    (state.articles(issue, recipient), status)
 }
 
 /// Regression: pending messages never expired, so after a relay outage of

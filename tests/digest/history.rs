@@ -1,52 +1,46 @@
 //! What recipients already have, read from the state database: articles
 //! sent in an earlier issue are not sent again, an issue is not sent twice,
 //! a database from a newer release is refused, and a dry run changes none
-//! of it.
+//! of it. What an earlier release recorded counts the same, read as it is
+//! and once upgraded.
 //!
 //! There is no SMTP server in this suite, so the tests write the database
-//! themselves, with the schema of `src/state.rs` (version 1).
+//! themselves, as release 0.1 (schema version 1) and the last release
+//! before version 6 (schema version 5) did.
 
 use rusqlite::{Connection, params};
 
-use crate::support::{A, ISSUE, Site, Small, at};
-
-/// `src/state.rs`, schema version 1.
-const SCHEMA: &str = "
-CREATE TABLE deliveries (
-    issue       TEXT    NOT NULL,
-    recipient   TEXT    NOT NULL,
-    address     TEXT    NOT NULL,
-    message_id  TEXT    NOT NULL,
-    message     BLOB    NOT NULL,
-    status      TEXT    NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    last_error  TEXT,
-    created_at  TEXT    NOT NULL,
-    updated_at  TEXT    NOT NULL,
-    PRIMARY KEY (issue, recipient)
-);
-CREATE INDEX deliveries_status ON deliveries (status);
-CREATE TABLE delivery_articles (
-    recipient   TEXT NOT NULL,
-    article_id  TEXT NOT NULL,
-    issue       TEXT NOT NULL,
-    PRIMARY KEY (recipient, article_id, issue)
-);
-";
+use crate::support::{A, ISSUE, Site, Small, at, legacy_state};
 
 const STATE: &str = ".bulletin/state.sqlite";
 
-/// Creates the state database of `site` the way `bulletin` does (WAL).
+/// Creates the state database of `site` as the release of schema `version`
+/// (1 or 5) did.
 fn create_state(site: &Site, version: i64) -> Connection {
-    std::fs::create_dir_all(site.path(".bulletin")).expect("create .bulletin");
-    let conn = Connection::open(site.path(STATE)).expect("create the state database");
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.execute_batch(SCHEMA).expect("create the schema");
-    conn.pragma_update(None, "user_version", version).unwrap();
-    conn
+    legacy_state(&site.path(STATE), version)
 }
 
-/// Records that `recipient` was sent (`status`) issue `issue` with `articles`.
+/// Records, as schema version 5 keeps it, that `recipient` was sent
+/// (`status`) issue `issue` with `articles`.
+fn record_v5(conn: &Connection, issue: &str, recipient: &str, status: &str, articles: &[&str]) {
+    conn.execute(
+        "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, attempts, created_at, updated_at, articles)
+         VALUES (?1, ?2, ?3, ?4, x'', ?5, 1, ?6, ?6, ?7)",
+        params![
+            issue,
+            recipient.to_lowercase(),
+            recipient,
+            format!("<digest.{issue}.test@news.example.cn>"),
+            status,
+            "2017-03-24T08:00:00+08:00",
+            articles.join("\n")
+        ],
+    )
+    .expect("insert a delivery");
+}
+
+/// Records, as schema version 1 keeps it, that `recipient` was sent
+/// (`status`) issue `issue` with `articles`.
 fn record(conn: &Connection, issue: &str, recipient: &str, status: &str, articles: &[&str]) {
     let key = recipient.to_lowercase();
     conn.execute(
@@ -129,17 +123,15 @@ fn a_recipient_who_has_this_issue_gets_no_email_and_is_counted() {
         "summary: {}",
         run.run.stdout
     );
-    assert!(
-        run.index().contains("1 already have this issue"),
-        "{}",
-        run.index()
-    );
+    assert!(run.index().contains("1 位已收到本期"), "{}", run.index());
 }
 
 #[test]
 fn a_state_database_from_a_newer_release_is_refused() {
     let site = site();
-    drop(create_state(&site, 99));
+    create_state(&site, 5)
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
     let run = site.dry_run("out");
     run.run
         .assert_code(1)
@@ -207,4 +199,57 @@ fn a_dry_run_into_a_used_folder_leaves_no_message_from_an_earlier_run() {
         left.is_empty(),
         "files of the earlier run are left for a recipient who gets nothing now: {left:?}"
     );
+}
+
+/// The same history, recorded by an earlier release (schema 1 or 5): a dry
+/// run reads it as it is, and after the first command that writes has
+/// upgraded the database to version 6 it reads the same — articles sent
+/// before are still never sent again, a failed delivery's still are.
+#[test]
+fn history_recorded_by_an_earlier_release_counts_before_and_after_the_upgrade() {
+    for version in [1, 5] {
+        let site = site();
+        let conn = create_state(&site, version);
+        let write = if version == 1 { record } else { record_v5 };
+        write(&conn, "2017-03-23", "sent@example.com", "sent", &["c"]);
+        write(&conn, "2017-03-24", "sent@example.com", "sent", &["b"]);
+        write(
+            &conn,
+            "2017-03-24",
+            "Other@Example.com",
+            "failed",
+            &["a", "b"],
+        );
+        drop(conn);
+        let listings = |out: &str| {
+            let run = site.dry_run(out).ok();
+            let ids = |r: &str| -> Vec<String> {
+                run.listing(r)
+                    .item_ids()
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            };
+            (ids("sent@example.com"), ids("other@example.com"))
+        };
+        let expected = (
+            vec!["a".to_owned()],
+            vec!["a".to_owned(), "b".to_owned(), "c".to_owned()],
+        );
+        assert_eq!(listings("before"), expected, "schema {version}, as it is");
+        let read: i64 = Connection::open(site.path(STATE))
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(read, version, "the dry run upgraded it");
+
+        site.run(&["suppressions", "remove", "nobody@example.com"])
+            .assert_success();
+        assert_eq!(site.state().version(), 6);
+        assert_eq!(listings("after"), expected, "schema {version}, upgraded");
+        assert_eq!(
+            site.state().articles("2017-03-24", "other@example.com"),
+            ["a", "b"]
+        );
+    }
 }

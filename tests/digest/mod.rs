@@ -10,6 +10,9 @@
 //!   is written;
 //! - `archive`: the public archive's pages and feed (`digest.archive`),
 //!   checked by strict parsers, feedparser and Tidy, free of recipients;
+//! - `reading`: what a reader sees in either language: boilerplate, lead
+//!   images, preheader, WCAG contrast, the text part's links and lines,
+//!   HTML Tidy;
 //! - `dkim`: signatures verified by dkimpy as a real server received them,
 //!   keys and alignment refused by `check`, the EHLO name.
 
@@ -18,6 +21,7 @@ mod dkim;
 mod golden;
 mod history;
 mod message;
+mod reading;
 mod secret;
 mod selection;
 mod subscribers;

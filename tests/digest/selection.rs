@@ -266,7 +266,7 @@ fn a_recipient_with_nothing_new_gets_no_email_and_is_counted() {
         run.run.stdout
     );
     assert!(
-        run.index().contains("1 subscribers with nothing new"),
+        run.index().contains("1 位订阅者没有新内容"),
         "{}",
         run.index()
     );

@@ -1,11 +1,11 @@
 //! Template mistakes are caught by `bulletin check` (and stop `digest`)
 //! with the template's file and line; the built-in templates are the ones
-//! in `templates/`.
+//! in `templates/` (the example site names the Chinese pair).
 
 use crate::support::{Run, Site};
 
-const TEXT: &str = "templates/digest.txt.hbs";
-const HTML: &str = "templates/digest.html.hbs";
+const TEXT: &str = "templates/digest.zh.txt.hbs";
+const HTML: &str = "templates/digest.zh.html.hbs";
 
 /// The 1-based number of the first line of `file` in `site` containing `needle`.
 fn line_of(site: &Site, file: &str, needle: &str) -> usize {
@@ -141,7 +141,7 @@ fn a_missing_template_file_is_reported() {
     std::fs::remove_file(site.path(HTML)).unwrap();
     site.check()
         .assert_code(1)
-        .assert_stderr_has(&["digest.html.hbs"]);
+        .assert_stderr_has(&["digest.zh.html.hbs"]);
 }
 
 #[test]
@@ -149,8 +149,8 @@ fn the_built_in_templates_render_like_the_repository_templates() {
     let site = Site::example();
     let with_files = site.dry_run("with-files").ok().files();
     site.edit("feeds.toml", |c| {
-        c.replace("html = \"templates/digest.html.hbs\"\n", "")
-            .replace("text = \"templates/digest.txt.hbs\"\n", "")
+        c.replace(&format!("html = \"{HTML}\"\n"), "")
+            .replace(&format!("text = \"{TEXT}\"\n"), "")
     });
     // Without the folder too: the built-in templates need no file.
     std::fs::remove_dir_all(site.path("templates")).unwrap();
@@ -196,5 +196,5 @@ fn check_catches_a_misspelled_variable_in_the_nameless_greeting() {
         check.stdout,
         digest.stderr
     );
-    check.assert_stderr_has(&["digest.txt.hbs", "recipent.email"]);
+    check.assert_stderr_has(&["digest.zh.txt.hbs", "recipent.email"]);
 }

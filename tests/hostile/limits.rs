@@ -46,6 +46,8 @@ fn a_200_mb_json_lines_file_builds() {
 #[test]
 fn a_50_mb_record_on_one_line_is_handled() {
     let site = Site::with_digest();
+    // Whole, not trimmed by the size guard (tests/feeds/size.rs tests that).
+    site.set("output.max_feed_bytes", 0);
     let body = format!("<p>{}</p>", "x".repeat(50 << 20));
     site.write_jsonl(
         "articles/a.jsonl",
@@ -198,6 +200,8 @@ fn deep_nesting_in_the_config_and_the_subscribers_is_an_error() {
 #[test]
 fn a_one_megabyte_title_is_handled() {
     let site = Site::with_digest();
+    // Whole, not trimmed by the size guard (tests/feeds/size.rs tests that).
+    site.set("output.max_feed_bytes", 0);
     let title = "标".repeat((1 << 20) / 3);
     site.write_jsonl(
         "articles/a.jsonl",

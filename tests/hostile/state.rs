@@ -5,7 +5,7 @@
 use std::fs;
 use std::process::Command;
 
-use crate::support::{Site, Snapshot, set_mode};
+use crate::support::{Site, Snapshot, legacy_state, set_mode};
 
 /// Makes a folder unwritable for this process, and undoes it on drop. As
 /// root `chmod` is not enough: the folder is then made immutable
@@ -197,13 +197,13 @@ fn a_state_database_from_a_newer_version_is_refused() {
     run.assert_code(1);
     assert_eq!(
         run.error_line(),
-        "./state/state.sqlite: the state database has schema version 99, this release reads version 5 (it was written by a newer bulletin)"
+        "./state/state.sqlite: the state database has schema version 99, this release reads version 6 (it was written by a newer bulletin)"
     );
     let run = site.send();
     run.assert_code(1);
     assert_eq!(
         run.error_line(),
-        "./state/state.sqlite: the state database has schema version 99, written by a newer bulletin; this release reads version 5"
+        "./state/state.sqlite: the state database has schema version 99, written by a newer bulletin; this release reads version 6"
     );
     assert_eq!(site.sent().len(), sent_before);
     let version: i64 = rusqlite::Connection::open(site.path("state/state.sqlite"))
@@ -284,74 +284,148 @@ fn a_state_database_locked_by_another_program_is_a_clear_error() {
     assert_eq!(site.sent().len(), sent_before);
 }
 
-/// A run of an earlier release (schema version 1, messages stored as they
-/// are) was interrupted: this release migrates the database and delivers
-/// the pending message byte for byte.
+/// A run of release 0.1 (schema version 1, messages stored raw in their
+/// rows) was interrupted: this release migrates the database and delivers
+/// the pending message byte for byte, and what was sent before still counts
+/// (nothing is sent twice).
 #[test]
 fn pending_messages_of_a_version_1_database_are_sent_after_the_upgrade() {
     let site = Site::with_digest();
     site.run(&["digest", "--send", "--now", "2017-03-24T20:00:00+08:00"])
         .assert_success();
+    let before = site.sent().len();
+    // What that send recorded, written again as release 0.1 would have.
+    let path = site.path("state/state.sqlite");
+    let state = site.state();
+    let recorded: Vec<(String, String, String, Vec<String>)> = state
+        .statuses_of("2017-03-24")
+        .into_iter()
+        .map(|(recipient, status)| {
+            let articles = state.articles("2017-03-24", &recipient);
+            ("2017-03-24".to_owned(), recipient, status, articles)
+        })
+        .collect();
+    drop(state);
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    fs::remove_file(&path).unwrap();
     let old = b"From: digest@news.example.cn\r\nTo: reader@example.com\r\nSubject: old\r\n\r\nbody of 2017-03-23\r\n";
     {
-        // Back to version 1: no messages table, no claims, articles one row each, and
-        // one raw message pending in its row.
-        let conn = rusqlite::Connection::open(site.path("state/state.sqlite")).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE delivery_articles (recipient TEXT NOT NULL, article_id TEXT NOT NULL,
-                 issue TEXT NOT NULL, PRIMARY KEY (recipient, article_id, issue));",
-        )
-        .unwrap();
-        let rows: Vec<(String, String, String)> = conn
-            .prepare("SELECT recipient, issue, articles FROM deliveries")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
+        let v1 = legacy_state(&path, 1);
+        for (issue, recipient, status, articles) in &recorded {
+            v1.execute(
+                "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, attempts, created_at, updated_at)
+                 VALUES (?1, ?2, ?2, '<then@x>', x'', ?3, 1, 'then', 'then')",
+                [issue, recipient, status],
+            )
             .unwrap();
-        for (recipient, issue, articles) in rows {
-            for id in articles.lines() {
-                conn.execute(
+            for id in articles {
+                v1.execute(
                     "INSERT INTO delivery_articles VALUES (?1, ?2, ?3)",
-                    [&recipient, id, &issue],
+                    [recipient, id, issue],
                 )
                 .unwrap();
             }
         }
-        conn.execute_batch(
-            "DROP TABLE messages;
-             DROP INDEX deliveries_recipient;
-             DROP INDEX deliveries_claimed;
-             ALTER TABLE deliveries DROP COLUMN claimed_by;
-             ALTER TABLE deliveries DROP COLUMN articles;
-             PRAGMA user_version = 1;",
-        )
-        .unwrap();
-        conn.execute(
+        v1.execute(
             "INSERT INTO deliveries (issue, recipient, address, message_id, message, status, created_at, updated_at)
              VALUES ('2017-03-23', 'reader@example.com', 'reader@example.com', '<old@x>', ?1, 'pending', 'then', 'then')",
             [old.as_slice()],
         )
         .unwrap();
     }
-    let before = site.sent().len();
     // A dry run reads the old database as it is, and leaves it so.
+    let bytes = fs::read(&path).unwrap();
     site.dry_run("out").ok();
+    assert_eq!(fs::read(&path).unwrap(), bytes, "the dry run changed it");
     site.send().assert_success();
     let sent = site.sent();
     assert_eq!(sent.len(), before + 1, "only the pending message is sent");
     assert!(sent.contains(&old.to_vec()), "the stored bytes, unchanged");
-    let conn = rusqlite::Connection::open(site.path("state/state.sqlite")).unwrap();
-    let version: i64 = conn
+    let state = site.state();
+    assert_eq!(state.version(), 6);
+    assert_eq!(state.count("pending"), 0);
+    assert_eq!(
+        state
+            .statuses_of("2017-03-23")
+            .get("reader@example.com")
+            .map(String::as_str),
+        Some("sent")
+    );
+    assert_eq!(
+        state.stored_bytes(),
+        0,
+        "the sent message's bytes are dropped"
+    );
+}
+
+/// The upgrade to version 6 rewrites the whole record in one transaction.
+/// Killed halfway — here by the kernel (SIGXFSZ) when its write-ahead log
+/// reaches the file size limit — it leaves version 5 as it was; the next
+/// run upgrades it, and what was sent before still counts.
+#[test]
+fn an_upgrade_killed_halfway_leaves_the_database_as_it_was() {
+    let site = Site::with_digest();
+    let path = site.path("state/state.sqlite");
+    let v5 = legacy_state(&path, 5);
+    // 5,000 readers times 10 issues of 30 articles (about 25 MB as version
+    // 5 keeps them), and the one subscriber's copy of today's article.
+    v5.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 49999),
+             k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < 29)
+         INSERT INTO deliveries (issue, recipient, address, message_id, message, status, attempts, created_at, updated_at, articles)
+         SELECT printf('2017-03-%02d', 10 + i / 5000), 'r' || (i % 5000) || '@example.com',
+                'r' || (i % 5000) || '@example.com', '<m' || i || '@x>', x'', 'sent', 1,
+                '2017-03-10T08:00:00+08:00', '2017-03-10T08:00:00+08:00',
+                (SELECT group_concat('article-' || (i / 5000 * 100 + (i * 7 + j) % 100), char(10)) FROM k)
+         FROM n;
+         INSERT INTO deliveries (issue, recipient, address, message_id, message, status, attempts, created_at, updated_at, articles)
+         VALUES ('2017-03-24', 'reader@example.com', 'reader@example.com', '<r@x>', x'', 'sent', 1, 't', 't', 'a1');",
+    )
+    .unwrap();
+    drop(v5);
+    let before = fs::read(&path).unwrap();
+
+    let killed = site
+        .send_cmd()
+        .wrapped_in(["prlimit", "--fsize=2000000", "--"])
+        .run();
+    assert_eq!(killed.code, None, "not killed halfway:\n{killed}");
+    let v5 = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = v5
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, 5);
-    let pending: i64 = conn
+    let check: String = v5
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let tables: i64 = v5
         .query_row(
-            "SELECT count(*) FROM deliveries WHERE status = 'pending'",
+            "SELECT count(*) FROM sqlite_schema WHERE name IN ('issues', 'deliveries_5', 'outbox')",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(pending, 0);
+    assert_eq!(tables, 0, "the killed upgrade left tables behind");
+    v5.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    drop(v5);
+    assert_eq!(fs::read(&path).unwrap(), before, "the database changed");
+
+    let run = site.send();
+    run.assert_success();
+    assert!(
+        site.sent().is_empty(),
+        "a1 was sent before the upgrade:\n{run}"
+    );
+    let state = site.state();
+    assert_eq!(state.version(), 6);
+    assert_eq!(state.statuses_of("2017-03-19").len(), 5000);
+    let expected: Vec<String> = {
+        let mut ids: Vec<String> = (0..30)
+            .map(|j| format!("article-{}", 900 + (45_123 * 7 + j) % 100))
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(state.articles("2017-03-19", "r123@example.com"), expected);
 }

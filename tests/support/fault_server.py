@@ -10,6 +10,15 @@ atomically (written as .tmp, then renamed).
 The first line on stdout is `LISTENING <port>` once the socket is bound (with
 --port 0 the kernel picks a free port). Events go to stderr.
 
+Pipelining (RFC 2920) is announced in EHLO and honoured (commands are read
+and answered in order, however many arrive at once); every MAIL is logged,
+marked "(pipelined)" when more commands had already arrived behind it, and
+a client that sends content before the 354 is logged as "content before
+354". With --no-pipelining it is not announced, and a client that sends a
+command before the reply to the previous one is refused as Postfix does
+("554 5.5.0 Error: SMTP protocol synchronization", logged as "improper
+pipelining") and disconnected.
+
 Faults ("the Nth message" counts DATA commands across all connections, from 1):
 
   --fail-every N --fail-code 451   every Nth message is refused after its DATA
@@ -29,6 +38,8 @@ Faults ("the Nth message" counts DATA commands across all connections, from 1):
   --tls-cert PEM --tls-key PEM     STARTTLS, required before MAIL
   --implicit-tls                   with the above: TLS from the first byte
   --auth-user U --auth-password P  require AUTH (PLAIN or LOGIN); 535 if wrong
+  --no-pipelining                  do not announce PIPELINING; refuse a client
+                                   that pipelines anyway
 
 Options may also come from a JSON file (--config FILE), keys spelled like the
 long options with underscores ({"fail_every": 3, "reject": ["a@b.c"]});
@@ -70,6 +81,13 @@ class Handler:
     def __init__(self, opts):
         self.opts = opts
         self.rejects = {a.lower() for a in opts.reject}
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # This (5-argument) hook replaces aiosmtpd's own EHLO bookkeeping.
+        session.host_name = hostname
+        if not self.opts.no_pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.rejects:
@@ -124,7 +142,35 @@ class FaultSMTP(SMTP):
         log(f"conn {self.conn_id}: HELO {hostname}")
         await super().smtp_HELO(hostname)
 
+    def ahead(self):
+        """Whether more input has already arrived behind the current line."""
+        return len(self._reader._buffer) > 0
+
+    async def out_of_step(self, command):
+        """Without PIPELINING announced, a command sent before the reply to
+        the previous one is refused and the client disconnected (Postfix:
+        smtpd's synchronization check). True when it was."""
+        if not self.opts.no_pipelining or not self.ahead():
+            return False
+        log(f"conn {self.conn_id}: improper pipelining: more input behind {command}")
+        await self.push("554 5.5.0 Error: SMTP protocol synchronization")
+        self.transport.close()
+        return True
+
+    async def smtp_RSET(self, arg):
+        if await self.out_of_step("RSET"):
+            return
+        await super().smtp_RSET(arg)
+
+    async def smtp_RCPT(self, arg):
+        if await self.out_of_step("RCPT"):
+            return
+        await super().smtp_RCPT(arg)
+
     async def smtp_MAIL(self, arg):
+        if await self.out_of_step("MAIL"):
+            return
+        log(f"conn {self.conn_id}: MAIL {arg}{' (pipelined)' if self.ahead() else ''}")
         if self.opts.mail_from_code:
             code = self.opts.mail_from_code
             log(f"conn {self.conn_id}: {code} for MAIL {arg}")
@@ -138,8 +184,19 @@ class FaultSMTP(SMTP):
         await super().smtp_MAIL(arg)
 
     async def smtp_DATA(self, arg):
+        if await self.out_of_step("DATA"):
+            return
+        if self.ahead():
+            # RFC 2920: DATA ends a group; content may follow only its 354.
+            log(f"conn {self.conn_id}: content before 354")
         if not self.envelope.rcpt_tos or arg:
             return await super().smtp_DATA(arg)  # its own error replies
+        await self.take_data(arg)
+        if self.ahead():
+            # Pipelining with the content first in a group (RFC 2920 §3.1).
+            log(f"conn {self.conn_id}: next envelope behind the content")
+
+    async def take_data(self, arg):
         Counters.messages += 1
         self.message_no = Counters.messages
         if self.opts.drop_mid_data == self.message_no:
@@ -170,6 +227,7 @@ def parse_options(argv):
     p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--auth-user")
     p.add_argument("--auth-password")
+    p.add_argument("--no-pipelining", action="store_true")
     first = p.parse_args(argv)
     if first.config:
         with open(first.config, encoding="utf-8") as f:

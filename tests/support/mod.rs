@@ -42,9 +42,10 @@ pub use run::{Cmd, Run, Running};
 pub use site::Site;
 pub use sites::{A, DEFAULT_CONFIG, Listing, Small, article, at, digest_article};
 pub use smtp::{
-    FROM, SmtpServer, Stored, assert_one_each, check_digest, copies, free_port, parse_stored,
-    self_signed_cert,
+    FROM, Pipelining, SmtpServer, Stored, assert_one_each, check_digest, copies, free_port,
+    parse_stored, self_signed_cert,
 };
+pub use state::legacy_state;
 pub use xml::{
     assert_all_feeds_valid, check_strict_xml, child_text, elements, parse_feed, strict_xml, xml_doc,
 };

@@ -202,7 +202,10 @@ impl Site {
         set_key(&mut config, "output.dir", "public".into());
         set_key(&mut config, "digest.subscribers", "subscribers.toml".into());
         set_key(&mut config, "digest.state", "state/digest.state".into());
-        for (key, file) in [("html", "digest.html.hbs"), ("text", "digest.txt.hbs")] {
+        for (key, file) in [
+            ("html", "digest.zh.html.hbs"),
+            ("text", "digest.zh.txt.hbs"),
+        ] {
             let path = templates
                 .join(file)
                 .to_str()

@@ -55,7 +55,17 @@ impl Site {
 
     /// Starts `fault_server.py ARGS` on a free port and points the site at it.
     pub fn serve(&self, args: &[&str]) -> SmtpServer {
-        let server = SmtpServer::fault(&self.fresh_dir("server"), 0, args);
+        self.serve_with(Pipelining::On, args)
+    }
+
+    /// [`Site::serve`], the server announcing PIPELINING or not.
+    pub fn serve_with(&self, pipelining: Pipelining, args: &[&str]) -> SmtpServer {
+        let mut args = args.to_vec();
+        if pipelining == Pipelining::Off {
+            args.push("--no-pipelining");
+        }
+        let mut server = SmtpServer::fault(&self.fresh_dir("server"), 0, &args);
+        server.pipelining = Some(pipelining);
         self.point_at(server.port);
         server
     }
@@ -96,6 +106,15 @@ impl Site {
 
 // ---- servers ------------------------------------------------------------------
 
+/// Whether the fault server announces PIPELINING (RFC 2920) and honours it,
+/// or announces nothing and refuses a client that sends ahead anyway (as
+/// Postfix does). Delivery fault tests run both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipelining {
+    On,
+    Off,
+}
+
 /// A real SMTP server run as a child process, killed when dropped:
 /// `tests/support/fault_server.py` ([`Site::serve`]) or Postfix's
 /// `smtp-sink` ([`Site::serve_sink`]).
@@ -106,6 +125,8 @@ pub struct SmtpServer {
     store: PathBuf,
     /// Its event log (the fault server's stderr, smtp-sink's stdout).
     log: PathBuf,
+    /// The fault server's mode; checked when it is dropped.
+    pipelining: Option<Pipelining>,
 }
 
 impl SmtpServer {
@@ -156,6 +177,7 @@ impl SmtpServer {
             port,
             store,
             log,
+            pipelining: None,
         }
     }
 
@@ -212,6 +234,7 @@ impl SmtpServer {
                         port,
                         store,
                         log,
+                        pipelining: None,
                     };
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -251,9 +274,49 @@ impl SmtpServer {
     }
 }
 
+impl SmtpServer {
+    /// MAIL commands the fault server saw, and how many of them came with
+    /// more commands already behind them (pipelined).
+    pub fn mail_commands(&self) -> (usize, usize) {
+        let log = self.log();
+        let mails = log.lines().filter(|l| l.contains(": MAIL "));
+        let (all, pipelined) = mails.fold((0, 0), |(all, pipelined), line| {
+            (
+                all + 1,
+                pipelined + usize::from(line.ends_with("(pipelined)")),
+            )
+        });
+        (all, pipelined)
+    }
+
+    /// What every conversation with the fault server must have kept to:
+    /// nothing sent ahead without PIPELINING, no content before 354.
+    fn assert_in_step(&self) {
+        match self.pipelining {
+            Some(Pipelining::Off) => assert_eq!(
+                self.log_count("improper pipelining"),
+                0,
+                "a command was sent before the reply to the previous one, to a server \
+                 without PIPELINING:\n{}",
+                self.log()
+            ),
+            Some(Pipelining::On) => assert_eq!(
+                self.log_count("content before 354"),
+                0,
+                "content was sent before the reply to DATA:\n{}",
+                self.log()
+            ),
+            None => {}
+        }
+    }
+}
+
 impl Drop for SmtpServer {
     fn drop(&mut self) {
         stop(&mut self.child);
+        if !std::thread::panicking() {
+            self.assert_in_step();
+        }
     }
 }
 
