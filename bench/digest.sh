@@ -6,13 +6,17 @@
 # Uses bench/corpus-N/ (generated as in run.sh) and a config folder beside it,
 # bench/corpus-N/digest-K/ (feeds.toml reading ../articles.jsonl, K
 # subscribers). Times `bulletin check` (load + validate everything: the
-# baseline) and `bulletin digest --dry-run` (load + compose + write one .eml
-# and one HTML preview per email), and reports emails/s, overall and for the
-# compose+write part alone (dry-run wall minus check wall).
+# baseline), a cold `bulletin build` of the same archive (empty output, no
+# build cache: the reference of the digest's goal, "at most a cold build +
+# 1.5 s") and `bulletin digest --dry-run` (load + compose + write one .eml
+# and one HTML preview per email), interleaved; reports emails/s, overall
+# and for the compose+write part alone (dry-run wall minus check wall), the
+# dry run minus the cold build, and the dry run's peak RSS.
 #
 # Environment: SECTIONS (100), SEED (1), NOW (2026-11-01T00:00:00+08:00),
-# SKIP_BUILD=1, MEM_LIMIT_GB (14: `ulimit -v` for the digest run; bulletin
-# holds every composed message in memory, ~0.4 MB per email).
+# ORDER (shuffled | chronological), CORPUS_ROOT (bench/), SKIP_BUILD=1,
+# MEM_LIMIT_GB (14: `ulimit -v` for the digest run; bulletin holds every
+# composed message in memory, ~0.4 MB per email).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -30,7 +34,7 @@ ensure_corpus "$CORPUS" "$N" "$SECTIONS"
 ensure_corpus "$SITE" "$N" "$SECTIONS" --subscribers "$K" --no-articles --articles-path ../articles.jsonl
 if [[ "${SKIP_BUILD:-}" == 1 ]]; then use_bulletin; else ensure_bulletin; fi
 
-RESULTS="$BENCH/results/digest-$N-$K-$(date +%Y%m%d-%H%M%S)"
+RESULTS="$BENCH/results/digest-$N-$K-$ORDER-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RESULTS"
 TSV="$RESULTS/measurements.tsv"
 : >"$TSV"
@@ -41,6 +45,9 @@ for run in $(seq 1 "$RUNS"); do
   say "round $run/$RUNS ..."
   measure "$TSV" "bulletin check (load + validate)" "$run" -- \
     "$BULLETIN" check --config "$SITE/feeds.toml"
+  rm -rf "$SITE/public" "$SITE/.bulletin/cache"
+  measure "$TSV" "bulletin build (cold)" "$run" -- \
+    "$BULLETIN" build --config "$SITE/feeds.toml" --now "$NOW"
   rm -rf "$SITE/dry-run" "$SITE/state"
   # Capped address space: a digest that outgrows the machine fails alone
   # instead of waking the OOM killer among other people's processes.
@@ -52,7 +59,7 @@ done
 summary="$(cat "$RESULTS/bulletin digest --dry-run.1.out" "$RESULTS/bulletin digest --dry-run.1.err" | grep -m1 'dry run of digest')"
 emails="$(sed -n 's/.*: \([0-9]*\) emails.*/\1/p' <<<"$summary")"
 {
-  echo "### digest --dry-run: $N articles, $K subscribers, $SECTIONS sections, --now $NOW, $RUNS run(s)"
+  echo "### digest --dry-run: $N articles ($ORDER lines), $K subscribers, $SECTIONS sections, --now $NOW, $RUNS run(s)"
   echo
   "$PYTHON" "$BENCH/table.py" "$TSV" --floor "bulletin check (load + validate)" --ratio-title "wall ratio vs check"
   echo
@@ -65,6 +72,7 @@ for line in open(sys.argv[1], encoding="utf-8"):
         rows.setdefault(label, []).append(float(wall))
 emails = int(sys.argv[2])
 check = statistics.median(rows.get("bulletin check (load + validate)", [float("nan")]))
+build = statistics.median(rows.get("bulletin build (cold)", [float("nan")]))
 digest = rows.get("bulletin digest --dry-run")
 if not digest or not emails:
     print("- digest --dry-run FAILED or composed no email: no rate")
@@ -72,6 +80,7 @@ else:
     d = statistics.median(digest)
     print(f"- {emails} emails: {emails / d:.0f} emails/s overall; "
           f"compose + write alone ({d:.2f} - {check:.2f} s): {emails / max(d - check, 1e-9):.0f} emails/s")
+    print(f"- dry run minus cold build (medians): {d:.2f} - {build:.2f} = {d - build:+.2f} s")
 EOF
   echo "- bulletin says: ${summary:-$(tail -2 "$RESULTS/bulletin digest --dry-run.1.err" | tr '\n' ' ')}"
   echo "- digest run under ulimit -v ${MEM_LIMIT_GB} GiB"

@@ -2,18 +2,22 @@
 """Deterministic benchmark corpus for bulletin.
 
     gen_corpus.py N SECTIONS OUT_DIR [--seed S] [--subscribers K]
+                  [--order shuffled|chronological]
                   [--no-articles] [--articles-path PATH]
 
 Writes into OUT_DIR:
   articles.jsonl    N article records, one JSON object a line, in shuffled
-                    order (ids follow publication order, lines do not)
+                    order (ids follow publication order, lines do not); with
+                    `--order chronological`, the same lines sorted by
+                    publication time, as CMS exports come (ascending id)
   feeds.toml        a bulletin config for them (SECTIONS sections, ~10% of
                     them children of another), with [digest] and [smtp]
   subscribers.toml  K digest subscribers (default 1000), ~10% without a
                     `sections` key (= every section)
 
 Same arguments (and the same CPython minor version) -> byte-identical files.
-Each file has its own random stream, so K does not change the articles.
+Each file has its own random stream, so K does not change the articles, and
+the order does not change the records: both orders hold the same lines.
 `--no-articles` writes only the config and subscribers; `--articles-path`
 sets the config's `[input] paths` entry (e.g. "../articles.jsonl" for a
 config folder next to an existing corpus).
@@ -275,7 +279,7 @@ def write_subscribers(path, rng, sections, count):
         f.write("".join(out))
 
 
-def write_articles(path, rng, sections, n):
+def write_articles(path, rng, sections, n, chronological=False):
     # Local time is +08:00 everywhere (Asia/Shanghai has had no DST since 1991).
     end = 1793462400  # 2026-11-01T00:00:00+08:00
     start = end - 3 * 365 * 86400
@@ -307,7 +311,15 @@ def write_articles(path, rng, sections, n):
     choices = rng.choices
     gmtime = time.gmtime
     size = 0
+    pending = 0  # bytes in buf (chronological only)
     buf = []
+    # Chronological: the shuffled file is written beside, with each line's
+    # place, then copied line by line in publication order.
+    target = path
+    if chronological:
+        path = path + ".shuffled.tmp"
+        places = [0] * n
+        lengths = [0] * n
     with open(path, "wb") as f:
         for k, idx in enumerate(order):
             ts = stamps[idx]
@@ -359,18 +371,33 @@ def write_articles(path, rng, sections, n):
             rec["views"] = int(rng.paretovariate(1.3) * 80)
             if rand() < 0.3:
                 rec["image"] = f"https://img.example.cn/{t.tm_year}/{t.tm_mon:02d}/{num}.jpg"
-            buf.append(encode(rec))
+            line = encode(rec)
+            if chronological:
+                data = line.encode("utf-8") + b"\n"
+                places[idx] = size + pending
+                lengths[idx] = len(data)
+                pending += len(data)
+                buf.append(data)
+            else:
+                buf.append(line)
             if len(buf) >= 5000:
-                data = ("\n".join(buf) + "\n").encode("utf-8")
+                data = b"".join(buf) if chronological else ("\n".join(buf) + "\n").encode("utf-8")
                 f.write(data)
                 size += len(data)
                 buf.clear()
+                pending = 0
                 if n >= 200000 and (k + 1) % 100000 == 0:
                     print(f"  {k + 1} records", file=sys.stderr, flush=True)
         if buf:
-            data = ("\n".join(buf) + "\n").encode("utf-8")
+            data = b"".join(buf) if chronological else ("\n".join(buf) + "\n").encode("utf-8")
             f.write(data)
             size += len(data)
+    if chronological:
+        with open(path, "rb") as src, open(target, "wb") as out:
+            for idx in range(n):
+                src.seek(places[idx])
+                out.write(src.read(lengths[idx]))
+        os.remove(path)
     return size
 
 
@@ -381,6 +408,9 @@ def main():
     ap.add_argument("out_dir")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--subscribers", type=int, default=1000, metavar="K")
+    ap.add_argument("--order", choices=("shuffled", "chronological"), default="shuffled",
+                    help="line order of articles.jsonl (default shuffled; chronological: "
+                         "ascending publication time, as CMS exports come)")
     ap.add_argument("--no-articles", action="store_true",
                     help="write only feeds.toml and subscribers.toml")
     ap.add_argument("--articles-path", default="articles.jsonl",
@@ -397,7 +427,8 @@ def main():
                       random.Random(f"{a.seed}:subscribers"), sections, a.subscribers)
     if not a.no_articles:
         path = os.path.join(a.out_dir, "articles.jsonl")
-        size = write_articles(path, random.Random(f"{a.seed}:articles"), sections, a.n)
+        size = write_articles(path, random.Random(f"{a.seed}:articles"), sections, a.n,
+                              chronological=a.order == "chronological")
         print(f"wrote {path}: {a.n} records, {size} bytes ({size / 1e6:.1f} MB, "
               f"{size / max(a.n, 1):.0f} B/record)")
     for name in ("feeds.toml", "subscribers.toml"):

@@ -12,11 +12,20 @@ SEED="${SEED:-1}"
 NOW_DEFAULT="2026-11-01T00:00:00+08:00"
 export BULLETIN_UNSUBSCRIBE_SECRET="${BULLETIN_UNSUBSCRIBE_SECRET:-bench-secret}"
 
+# ORDER=chronological: articles.jsonl in publication order (as CMSs export),
+# a corpus of its own ("-chrono"); the default is shuffled lines.
+ORDER="${ORDER:-shuffled}"
+# CORPUS_ROOT: where corpora live (default bench/; large ones fit /tmp better).
+CORPUS_ROOT="${CORPUS_ROOT:-$BENCH}"
+
 say() { printf '%s\n' "$*" >&2; }
 # corpus_dir N SECTIONS: where the corpus of N articles lives (100 sections
 # is the default and has no suffix).
 corpus_dir() {
-  if [[ "$2" == 100 ]]; then echo "$BENCH/corpus-$1"; else echo "$BENCH/corpus-$1-s$2"; fi
+  local dir="$CORPUS_ROOT/corpus-$1"
+  [[ "$2" == 100 ]] || dir="$dir-s$2"
+  [[ "$ORDER" == shuffled ]] || dir="$dir-chrono"
+  echo "$dir"
 }
 die() { say "error: $*"; exit 1; }
 
@@ -25,6 +34,7 @@ die() { say "error: $*"; exit 1; }
 # the same arguments (hash of gen_corpus.py + arguments in DIR/.gen-hash).
 ensure_corpus() {
   local dir="$1" n="$2" sections="$3"; shift 3
+  [[ "$ORDER" == shuffled ]] || set -- "$@" --order "$ORDER"
   local hash
   hash="$( { sha256sum "$BENCH/gen_corpus.py" | cut -d' ' -f1; echo "$n $sections --seed $SEED $*"; } | sha256sum | cut -d' ' -f1)"
   if [[ -f "$dir/.gen-hash" && "$(cat "$dir/.gen-hash")" == "$hash" ]]; then

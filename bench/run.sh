@@ -16,7 +16,9 @@
 # 4. prints a Markdown table (also saved in bench/results/N-<time>/table.md).
 #
 # Environment: SECTIONS (100), SEED (1), NOW (2026-11-01T00:00:00+08:00),
-# SKIP_BUILD=1 to use the binaries as they are.
+# ORDER (shuffled, or chronological: the lines in publication order, as CMSs
+# export), CORPUS_ROOT (where corpora live, default bench/), SKIP_BUILD=1 to
+# use the binaries as they are.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -37,7 +39,7 @@ else
 fi
 ensure_feedgen
 
-RESULTS="$BENCH/results/$N-$(date +%Y%m%d-%H%M%S)"
+RESULTS="$BENCH/results/$N-$ORDER-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RESULTS"
 TSV="$RESULTS/measurements.tsv"
 : >"$TSV"
@@ -53,6 +55,7 @@ for run in $(seq 1 "$RUNS"); do
   say "round $run/$RUNS ..."
   cat "$JSONL" >/dev/null
   measure "$TSV" "parse floor" "$run" -- "$FLOOR" "$JSONL"
+  measure "$TSV" "serde_json parse only" "$run" -- "$FLOOR" "$JSONL" 0
   # Cold: empty output folder and no build cache (output.cache, default
   # .bulletin/cache beside the config).
   rm -rf "$CORPUS/public" "$CORPUS/.bulletin/cache"
@@ -70,10 +73,23 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 {
-  echo "### $N articles ($(du -h "$JSONL" | cut -f1) JSONL, $SECTIONS sections), $RUNS runs each, interleaved"
+  echo "### $N articles ($(du -h "$JSONL" | cut -f1) JSONL, $ORDER lines, $SECTIONS sections), $RUNS runs each, interleaved"
   echo
   "$PYTHON" "$BENCH/table.py" "$TSV" --main "bulletin build (cold)" --main "bulletin build (rebuild, unchanged)" --main "bulletin build --no-cache (rebuild, unchanged)"
   echo
+  "$PYTHON" - "$TSV" <<'EOF'
+import statistics, sys
+walls = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    label, run, wall, cpu, rss, rc = line.rstrip("\n").split("\t")
+    if rc == "0":
+        walls.setdefault(label, []).append(float(wall))
+median = {label: statistics.median(w) for label, w in walls.items()}
+cold = median.get("bulletin build (cold)")
+parse = median.get("serde_json parse only")
+if cold and parse:
+    print(f"- cold build / serde_json parse only (no selection): {cold:.2f} / {parse:.2f} s = {cold / parse:.2f} ×")
+EOF
   echo "$INFO"
   echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- bulletin says: $(cat "$RESULTS/bulletin build (cold).1.out" "$RESULTS/bulletin build (cold).1.err" | tail -1)"

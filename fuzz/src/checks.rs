@@ -12,7 +12,8 @@ use html5ever::tokenizer::{
 
 use crate::config::Config;
 use crate::feed::{self, Selection};
-use crate::load::Sink;
+use crate::load::record::LongText;
+use crate::load::{Offer, Sink};
 use crate::model::{Article, Site};
 use crate::output::OutputFile;
 use crate::text;
@@ -94,8 +95,8 @@ title = "Tech ]]> x"
 pub struct Keep(pub Vec<Article>);
 
 impl Sink for Keep {
-    fn accept(&mut self, article: Article) {
-        self.0.push(article);
+    fn accept<L: LongText>(&mut self, offer: Offer<'_, '_, L>) {
+        self.0.push(offer.article(true));
     }
 
     fn merge(&mut self, other: Self) {
@@ -106,7 +107,7 @@ impl Sink for Keep {
 /// Every article of the config's inputs, or the problems: the real loader
 /// (`load::scan`), without the build cache.
 pub fn load_all(config: &Config) -> Result<Vec<Article>, crate::diag::Problems> {
-    crate::load::scan(config, Keep::default, None).map(|(keep, _)| keep.0)
+    crate::load::scan(config, Keep::default, None).map(|loaded| loaded.sink.0)
 }
 
 /// The feeds a build at `now` writes, loading through the build cache in
@@ -119,11 +120,12 @@ pub fn build_with_cache(
     let site = &config.site;
     let items = config.output.items;
     let cache = crate::cache::BuildCache::new(cache_dir, config.fingerprint, site, now, items);
-    let (selection, _) = crate::load::scan(
+    let selection = crate::load::scan(
         config,
         || Selection::new(site, now, items),
         Some(&cache as &dyn crate::load::Reuse<Selection>),
-    )?;
+    )?
+    .sink;
     let hubs = config.websub.as_ref().map_or(&[][..], |w| &w.hubs[..]);
     Ok(feed::render(site, &selection.feeds(), &config.output, hubs).files)
 }
@@ -239,7 +241,7 @@ pub fn render_and_check(config: &Config, articles: Vec<Article>) -> Vec<OutputFi
     };
     let mut selection = Selection::new(site, DateTime::<Utc>::MAX_UTC, config.output.items);
     for a in articles.iter().cloned() {
-        selection.accept(a);
+        selection.add(a);
     }
     let feeds = selection.feeds();
     let hubs = config.websub.as_ref().map_or(&[][..], |w| &w.hubs[..]);

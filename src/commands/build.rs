@@ -41,7 +41,11 @@ pub fn run(
     } else {
         None
     };
-    let (selection, count) = load::scan(
+    let load::Loaded {
+        sink: selection,
+        count,
+        ..
+    } = load::scan(
         config,
         || feed::Selection::new(&config.site, now, config.output.items),
         reuse,

@@ -6,6 +6,7 @@
 //! the templates see. Both are pure: history comes in as a closure, the
 //! clock as a value.
 
+pub mod catalog;
 pub mod compose;
 mod guard;
 pub mod message;
@@ -27,6 +28,7 @@ use crate::diag::Problems;
 use crate::ledger::Ledger;
 use crate::model::{Article, ArticleId, IssueKey, RecipientKey, Section, Site, Subscriber};
 use crate::report::Verbosity;
+pub use catalog::Catalog;
 use related::RelatedIndex;
 use setup::Setup;
 
@@ -82,55 +84,6 @@ impl<'a> ArticleFields<'a> {
             .get(article.id.as_str())
             .cloned()
             .unwrap_or(Value::Null)
-    }
-}
-
-/// The archive as the digest needs it, built while loading: articles new
-/// enough for this run in full; older ones without their body and their own
-/// related list (they can only be related reads: shown by title, link and
-/// their record's `summary`, with no summary derived from a body they no
-/// longer carry); scheduled ones not at all. Keeps memory far below the
-/// inputs' size on large archives.
-pub struct Archive {
-    since: DateTime<Utc>,
-    now: DateTime<Utc>,
-    pub articles: Vec<Article>,
-}
-
-impl Archive {
-    pub fn new(now: DateTime<Utc>, window: Duration) -> Self {
-        Archive {
-            since: window_start(now, window),
-            now,
-            articles: Vec::new(),
-        }
-    }
-}
-
-impl crate::load::Sink for Archive {
-    fn wants(&self, published: DateTime<Utc>, _: &str, _: &str) -> bool {
-        published <= self.now
-    }
-
-    fn wants_body(&self, published: DateTime<Utc>) -> bool {
-        published > self.since
-    }
-
-    fn accept(&mut self, article: Article) {
-        if article.published <= self.now {
-            self.articles.push(article);
-        }
-    }
-
-    fn merge(&mut self, other: Self) {
-        // Moving a million records into an empty vector would hold two
-        // copies at once: take the other's instead.
-        if self.articles.is_empty() {
-            self.articles = other.articles;
-        } else {
-            self.articles.reserve_exact(other.articles.len());
-            self.articles.extend(other.articles);
-        }
     }
 }
 
@@ -225,17 +178,15 @@ impl History {
     }
 }
 
-/// Every article the digest can show, as of `now`, newest first.
+/// Every article the digest can show, as of `now`: the new ones in full,
+/// the others compact (see [`Catalog`]).
 pub fn load_archive(
     config: &Config,
     window: Duration,
     now: DateTime<Utc>,
-) -> Result<Vec<Article>, Problems> {
-    let (archive, _) = crate::load::scan(config, || Archive::new(now, window), None)?;
-    let mut articles = archive.articles;
-    // Loading threads finish in any order: fix one, newest first.
-    articles.sort_unstable_by(Article::newest_first);
-    Ok(articles)
+) -> Result<Catalog, Problems> {
+    let loaded = crate::load::scan(config, || Catalog::new(now, window), None)?;
+    Ok(loaded.sink.finish(Some(loaded.records)))
 }
 
 /// What earlier runs left that a plan respects, besides each recipient's
@@ -250,10 +201,10 @@ pub struct Earlier<'s> {
 pub fn plan_reported<'a>(
     site: &'a Site,
     setup: &'a Setup,
-    articles: &'a [Article],
+    articles: &'a Catalog,
     now: DateTime<Utc>,
     earlier: Earlier<'_>,
-    history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
+    mut history: impl FnMut(&Subscriber) -> anyhow::Result<History>,
     say: Verbosity,
 ) -> Result<Digest<'a>, Failure> {
     let settings = Settings {
@@ -265,7 +216,9 @@ pub fn plan_reported<'a>(
         archived: earlier.archived,
     };
     let started = std::time::Instant::now();
-    let plan = plan(site, articles, &setup.subscribers, &settings, history)?;
+    let plan = plan(site, articles, &setup.subscribers, &settings, |s| {
+        history(s).map_err(Failure::from)
+    })?;
     say.detail(format!(
         "planned {} emails over {} articles (related-read index and rankings included) in {:.3} s",
         plan.emails.len(),
@@ -317,16 +270,20 @@ fn window_start(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-pub fn plan<'a, E>(
+/// The digest for `settings.now` over `articles` (a catalog loaded for
+/// the same clock and window: the new articles are the ones it holds in
+/// full).
+pub fn plan<'a, E: From<Problems>>(
     site: &'a Site,
-    articles: &'a [Article],
+    articles: &'a Catalog,
     subscribers: &'a [Subscriber],
     settings: &Settings<'_>,
     mut history: impl FnMut(&Subscriber) -> Result<History, E>,
 ) -> Result<Digest<'a>, E> {
     let since = window_start(settings.now, settings.window);
+    debug_assert!(articles.since() <= since, "the catalog's window is shorter");
     let mut fresh: Vec<&Article> = articles
-        .iter()
+        .fresh()
         .filter(|a| a.published > since && a.published <= settings.now)
         .collect();
     fresh.sort_by(|a, b| Article::newest_first(a, b));
@@ -403,23 +360,47 @@ pub fn plan<'a, E>(
         unknown.dedup();
         digest.unknown_related = unknown;
     }
+    // ...then each email's items (and the page's) in their order, with the
+    // catalog indexes of their reads...
+    let placed_for: Vec<(&Subscriber, Vec<Placed>)> = chosen_for
+        .into_iter()
+        .map(|(subscriber, chosen)| {
+            let placed = placed(site, &chosen, &index, settings.related);
+            (subscriber, placed)
+        })
+        .collect();
+    let public = placed(site, &public, &index, settings.related);
+    // ...the old articles among the reads read back from the input, each
+    // once...
+    let shown: Vec<u32> = placed_for
+        .iter()
+        .map(|(_, placed)| placed)
+        .chain([&public])
+        .flat_map(|placed| placed.iter().flat_map(|(_, _, related)| related))
+        .copied()
+        .collect();
+    articles.decode(&shown)?;
     // ...and each email, its items grouped by section with their reads.
-    for (subscriber, chosen) in chosen_for {
-        let groups = grouped(site, &chosen, &index, settings.related);
+    for (subscriber, placed) in placed_for {
+        let groups = grouped(site, placed, articles);
         digest.emails.push(Email { subscriber, groups });
     }
-    digest.public = grouped(site, &public, &index, settings.related);
+    digest.public = grouped(site, public, articles);
     Ok(digest)
 }
 
-/// One email's items grouped by section in config order, newest first in
-/// each, every item with its related reads.
-fn grouped<'a>(
-    site: &'a Site,
+/// An item in its place: its section's position, the article, and the
+/// catalog indexes of its related reads.
+type Placed<'a> = (usize, &'a Article, Vec<u32>);
+
+/// One email's items in section order (config order, newest first in
+/// each), each with its related reads.
+fn placed<'a>(
+    site: &Site,
     chosen: &[&'a Article],
     index: &RelatedIndex<'a>,
     related: usize,
-) -> Vec<Group<'a>> {
+) -> Vec<Placed<'a>> {
     let mut listed: HashSet<&str> = chosen.iter().map(|a| a.id.as_str()).collect();
     // A stable sort of the items by their section's place (not a pass over
     // every section for each email).
@@ -428,9 +409,20 @@ fn grouped<'a>(
         .filter_map(|&a| Some((site.sections.position(a.section.as_str())?, a)))
         .collect();
     placed.sort_by_key(|&(place, _)| place);
+    placed
+        .into_iter()
+        .map(|(place, article)| {
+            let related = index.related(article, related, &mut listed, &mut Vec::new());
+            (place, article, related)
+        })
+        .collect()
+}
+
+/// Placed items grouped by section, their reads as articles (decoded).
+fn grouped<'a>(site: &'a Site, placed: Vec<Placed<'a>>, articles: &'a Catalog) -> Vec<Group<'a>> {
     let mut groups: Vec<Group> = Vec::new();
-    for (place, article) in placed {
-        let related = index.related(article, related, &mut listed, &mut Vec::new());
+    for (place, article, related) in placed {
+        let related = related.into_iter().map(|i| articles.article(i)).collect();
         let item = Item { article, related };
         match groups.last_mut() {
             Some(group) if std::ptr::eq(group.section, &site.sections[place]) => {

@@ -3,8 +3,10 @@
 //!
 //! An inverted index maps each keyword to the articles carrying it (newest
 //! first), so scoring one article touches only the postings of its own
-//! keywords, never the whole archive. Keywords are interned to integers and
-//! postings are `u32` indexes: about 4 bytes per (article, keyword) pair.
+//! keywords, never the whole archive. It works on the catalog's columns
+//! ([`Catalog`]: ids, interned keywords, sections, times), never on decoded
+//! articles, and answers with article indexes: postings are `u32` in one
+//! flat array, about 4 bytes per (article, keyword) pair.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use super::catalog::Catalog;
 use crate::model::{Article, ArticleId};
 
 /// Postings scanned per keyword at most. A keyword on more articles than
@@ -19,33 +22,88 @@ use crate::model::{Article, ArticleId};
 /// its newest postings bounds the cost on very large archives.
 const MAX_POSTINGS_SCANNED: usize = 20_000;
 
-/// Hash maps over the archive's ids and keywords: XXH3 instead of SipHash
-/// (no untrusted-key flooding concern for a batch tool; much faster).
-type FastMap<K, V> = HashMap<K, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
-
-/// A ranking candidate: (score, same section, published, article index).
+/// A ranking candidate: (score, same section, published, rank).
 type Candidate = (f64, bool, i64, u32);
 
-/// A cached ranking, and whether it was cut short at its depth.
+/// A cached ranking (catalog indexes), and whether it was cut short at its
+/// depth.
 type Ranking = (Arc<[u32]>, bool);
 
+/// Ranking works on *ranks* (0 the newest article), not catalog indexes: a
+/// keyword's postings are then increasing ranks, and scoring walks the score
+/// array and the columns below forward, mostly within the newest articles,
+/// instead of jumping about a million-article catalog (a cache miss a
+/// posting).
+/// The catalog's indexes newest first, the id breaking a tie (as
+/// `Article::newest_first`): sorted on an integer key (time, index), then
+/// only runs of equal times put in id order.
+fn newest_first(catalog: &Catalog) -> Vec<u32> {
+    let mut keys: Vec<(i64, u32, u32)> = (0..catalog.len() as u32)
+        .map(|i| {
+            let (seconds, nanos) = catalog.published(i);
+            // `!` reverses the order without overflow: newest first.
+            (!seconds, !nanos, i)
+        })
+        .collect();
+    keys.sort_unstable();
+    let mut order: Vec<u32> = keys.iter().map(|k| k.2).collect();
+    let mut start = 0;
+    while start < keys.len() {
+        let time = (keys[start].0, keys[start].1);
+        let end = start + keys[start..].partition_point(|k| (k.0, k.1) == time);
+        if end - start > 1 {
+            order[start..end].sort_unstable_by(|&a, &b| catalog.id(a).cmp(catalog.id(b)));
+        }
+        start = end;
+    }
+    order
+}
+
+/// Every keyword's articles as ranks, newest first, in one array: counted
+/// first to size each keyword's run, then filled in rank order.
+fn postings(catalog: &Catalog, article_at: &[u32]) -> (Vec<u32>, Vec<usize>) {
+    let mut starts = vec![0usize; catalog.keyword_count() + 1];
+    for i in 0..catalog.len() as u32 {
+        for &k in catalog.keywords(i) {
+            starts[k as usize + 1] += 1;
+        }
+    }
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let mut next = starts.clone();
+    let mut postings = vec![0u32; starts[starts.len() - 1]];
+    for (rank, &i) in article_at.iter().enumerate() {
+        for &k in catalog.keywords(i) {
+            postings[next[k as usize]] = rank as u32;
+            next[k as usize] += 1;
+        }
+    }
+    (postings, starts)
+}
+
 pub struct RelatedIndex<'a> {
-    articles: &'a [Article],
-    by_id: FastMap<&'a str, u32>,
-    keyword_ids: FastMap<&'a str, u32>,
-    /// Per keyword id: article indexes, newest first.
-    postings: Vec<Vec<u32>>,
-    /// Articles published by the digest's clock; later ones are embargoed.
+    catalog: &'a Catalog,
+    /// (XXH3 of the id, catalog index), sorted: 12 bytes an article where a
+    /// hash map of ids took ~50.
+    by_id: Vec<(u64, u32)>,
+    /// The catalog index of each rank, and the rank of each index.
+    article_at: Vec<u32>,
+    rank_of: Vec<u32>,
+    /// By rank: published by the digest's clock (later ones are
+    /// embargoed), section, publication time in seconds.
     visible: Vec<bool>,
-    /// Per article: its section (hashed) and its publication time, so
-    /// ranking compares integers.
-    section_of: Vec<u64>,
-    published: Vec<i64>,
+    section: Vec<u32>,
+    seconds: Vec<i64>,
+    /// Keyword `k`'s articles as ranks, newest first, are
+    /// `postings[starts[k]..starts[k + 1]]`.
+    postings: Vec<u32>,
+    starts: Vec<usize>,
     /// Candidates ranked per article, the first `depth` of them.
     cache: Mutex<HashMap<ArticleId, Ranking>>,
     depth: usize,
-    /// Scores by article index, all zero between rankings (dense: one add
-    /// per posting, no hashing).
+    /// Scores by rank, all zero between rankings (dense: one add per
+    /// posting, no hashing).
     scores: Mutex<Vec<f64>>,
 }
 
@@ -57,106 +115,93 @@ impl<'a> RelatedIndex<'a> {
         self
     }
 
-    pub fn new(articles: &'a [Article], now: DateTime<Utc>) -> Self {
-        // Newest first; pdqsort finds an already sorted archive in one pass.
-        let mut order: Vec<u32> = (0..articles.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            Article::newest_first(&articles[a as usize], &articles[b as usize])
-        });
-        // Postings are built in parallel over runs of the newest-first order
-        // and joined in order, while this thread maps ids to articles.
-        let workers = crate::parallel::cores().clamp(1, 8);
-        let run = order.len().div_ceil(workers).max(1);
-        let (parts, by_id) = std::thread::scope(|scope| {
-            let handles: Vec<_> = order
-                .chunks(run)
-                .map(|part| {
-                    scope.spawn(move || {
-                        let mut map: FastMap<&str, Vec<u32>> = FastMap::default();
-                        let mut first_seen: Vec<&str> = Vec::new();
-                        for &i in part {
-                            for keyword in &articles[i as usize].keywords {
-                                let list = map.entry(keyword.as_str()).or_insert_with(|| {
-                                    first_seen.push(keyword.as_str());
-                                    Vec::new()
-                                });
-                                list.push(i);
-                            }
-                        }
-                        (first_seen, map)
-                    })
-                })
-                .collect();
-            let by_id: FastMap<&str, u32> = articles
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (a.id.as_str(), i as u32))
-                .collect();
-            let parts: Vec<_> = handles
-                .into_iter()
-                .map(|h| h.join().expect("an index thread panicked"))
-                .collect();
-            (parts, by_id)
-        });
-        let mut keyword_ids: FastMap<&str, u32> = FastMap::default();
-        let mut postings: Vec<Vec<u32>> = Vec::new();
-        for (first_seen, mut map) in parts {
-            for keyword in first_seen {
-                let list = map.remove(keyword).expect("every keyword seen has a list");
-                let next = keyword_ids.len() as u32;
-                let k = *keyword_ids.entry(keyword).or_insert(next);
-                if k as usize == postings.len() {
-                    postings.push(list);
-                } else {
-                    postings[k as usize].extend(list);
-                }
+    pub fn new(catalog: &'a Catalog, now: DateTime<Utc>) -> Self {
+        let n = catalog.len() as u32;
+        // The id lookup is built on another thread meanwhile.
+        std::thread::scope(|scope| {
+            let by_id = scope.spawn(|| {
+                let mut by_id: Vec<(u64, u32)> = (0..n)
+                    .map(|i| (xxhash_rust::xxh3::xxh3_64(catalog.id(i).as_bytes()), i))
+                    .collect();
+                by_id.sort_unstable();
+                by_id
+            });
+            let article_at = newest_first(catalog);
+            let mut rank_of = vec![0u32; n as usize];
+            for (rank, &i) in article_at.iter().enumerate() {
+                rank_of[i as usize] = rank as u32;
             }
-        }
-        // Per-article integers for ranking, on every core: reading each
-        // article's section is a cache miss. A section is known by a 64-bit
-        // hash of its id (a collision among a site's sections, ~1e-15, would
-        // only merge their "same section" tie-break).
-        let columns = crate::parallel::map(articles, crate::parallel::cores(), |a| {
-            let section = xxhash_rust::xxh3::xxh3_64(a.section.as_str().as_bytes());
-            (a.published <= now, section, a.published.timestamp())
-        });
-        RelatedIndex {
-            articles,
-            by_id,
-            keyword_ids,
-            postings,
-            visible: columns.iter().map(|c| c.0).collect(),
-            section_of: columns.iter().map(|c| c.1).collect(),
-            published: columns.iter().map(|c| c.2).collect(),
-            cache: Mutex::new(HashMap::new()),
-            depth: 64,
-            scores: Mutex::new(vec![0.0; articles.len()]),
-        }
+            let now = (now.timestamp(), now.timestamp_subsec_nanos());
+            let visible = article_at
+                .iter()
+                .map(|&i| catalog.published(i) <= now)
+                .collect();
+            let section = article_at.iter().map(|&i| catalog.section(i)).collect();
+            let seconds = article_at.iter().map(|&i| catalog.seconds(i)).collect();
+            let (postings, starts) = postings(catalog, &article_at);
+            RelatedIndex {
+                catalog,
+                by_id: by_id.join().expect("the id index thread panicked"),
+                article_at,
+                rank_of,
+                visible,
+                section,
+                seconds,
+                postings,
+                starts,
+                cache: Mutex::new(HashMap::new()),
+                depth: 64,
+                scores: Mutex::new(vec![0.0; n as usize]),
+            }
+        })
     }
 
-    /// Up to `limit` related reads for `article`, skipping anything in
-    /// `listed` (the email's items and the reads picked so far) and adding
-    /// what it picks to `listed`. Unknown editor's picks are returned in
-    /// `unknown` so the caller can warn once.
+    /// The rank of the article with id `id`.
+    fn find(&self, id: &str) -> Option<u32> {
+        let hash = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
+        let first = self.by_id.partition_point(|&(h, _)| h < hash);
+        self.by_id[first..]
+            .iter()
+            .take_while(|&&(h, _)| h == hash)
+            .map(|&(_, i)| i)
+            .find(|&i| self.catalog.id(i) == id)
+            .map(|i| self.rank_of[i as usize])
+    }
+
+    /// The id of the article at `rank`.
+    fn id(&self, rank: u32) -> &'a str {
+        let catalog: &'a Catalog = self.catalog;
+        catalog.id(self.article_at[rank as usize])
+    }
+
+    fn posting(&self, keyword: u32) -> &[u32] {
+        let k = keyword as usize;
+        &self.postings[self.starts[k]..self.starts[k + 1]]
+    }
+
+    /// Up to `limit` related reads for `article`, as catalog indexes,
+    /// skipping anything in `listed` (the email's items and the reads
+    /// picked so far) and adding what it picks to `listed`. Unknown
+    /// editor's picks are returned in `unknown` so the caller can warn once.
     pub fn related(
         &self,
         article: &Article,
         limit: usize,
         listed: &mut HashSet<&'a str>,
         unknown: &mut Vec<ArticleId>,
-    ) -> Vec<&'a Article> {
+    ) -> Vec<u32> {
         let mut picked = Vec::new();
         if limit == 0 {
             return picked;
         }
+        let catalog: &'a Catalog = self.catalog;
         // The ranking of an article's candidates is the same in every email;
         // only what is already listed differs. Rank once, filter per email.
         let depth = self.depth.max(limit.saturating_add(listed.len()));
         let (ranked, cut) = self.ranked(article, depth, unknown);
         for &i in ranked.iter() {
-            let candidate = &self.articles[i as usize];
-            if listed.insert(candidate.id.as_str()) {
-                picked.push(candidate);
+            if listed.insert(catalog.id(i)) {
+                picked.push(i);
                 if picked.len() == limit {
                     return picked;
                 }
@@ -164,16 +209,12 @@ impl<'a> RelatedIndex<'a> {
         }
         if cut {
             // The cut-off list ran out under this email's exclusions: rank in full.
-            for candidate in self
-                .rank(article, usize::MAX, &mut Vec::new())
-                .into_iter()
-                .map(|i| &self.articles[i as usize])
-            {
+            for i in self.rank(article, usize::MAX, &mut Vec::new()) {
                 if picked.len() == limit {
                     break;
                 }
-                if listed.insert(candidate.id.as_str()) {
-                    picked.push(candidate);
+                if listed.insert(catalog.id(i)) {
+                    picked.push(i);
                 }
             }
         }
@@ -214,7 +255,7 @@ impl<'a> RelatedIndex<'a> {
         let unknown = crate::parallel::map_with(
             articles,
             crate::parallel::cores().min(16),
-            || vec![0.0; self.articles.len()],
+            || vec![0.0; self.catalog.len()],
             |scores, &article| {
                 let mut missing = Vec::new();
                 let list: Arc<[u32]> = self.rank_with(article, depth, &mut missing, scores).into();
@@ -232,6 +273,7 @@ impl<'a> RelatedIndex<'a> {
         unknown.into_iter().flatten().collect()
     }
 
+    /// Candidates as catalog indexes; see [`rank`](Self::rank).
     fn rank_with(
         &self,
         article: &Article,
@@ -241,73 +283,83 @@ impl<'a> RelatedIndex<'a> {
     ) -> Vec<u32> {
         let mut order = Vec::new();
         let mut seen = HashSet::new();
-        // Ids are unique: the article is its index, compared without reading
-        // the candidates (a cache miss each, over many thousands of them).
-        let itself = self.by_id.get(article.id.as_str()).copied();
-        let usable = |i: u32| {
-            self.visible[i as usize]
+        // Ids are unique: the article is its rank, compared without reading
+        // the candidates' ids (over many thousands of them).
+        let itself = self.find(article.id.as_str());
+        let usable = |r: u32| {
+            self.visible[r as usize]
                 && match itself {
-                    Some(me) => i != me,
-                    None => self.articles[i as usize].id != article.id,
+                    Some(me) => r != me,
+                    None => self.id(r) != article.id.as_str(),
                 }
         };
         for id in &article.related {
-            match self.by_id.get(id.as_str()) {
-                Some(&i) => {
-                    if usable(i) && seen.insert(i) {
-                        order.push(i);
+            match self.find(id.as_str()) {
+                Some(r) => {
+                    if usable(r) && seen.insert(r) {
+                        order.push(r);
                     }
                 }
                 None => unknown.push(id.clone()),
             }
         }
 
-        let total = self.articles.len() as f64;
+        let total = self.catalog.len() as f64;
         let mut touched: Vec<u32> = Vec::new();
         for keyword in &article.keywords {
-            let Some(&k) = self.keyword_ids.get(keyword.as_str()) else {
+            let Some(k) = self.catalog.keyword(keyword) else {
                 continue;
             };
-            let posting = &self.postings[k as usize];
+            let posting = self.posting(k);
             // Rarer keywords say more: an IDF-like weight.
             let weight = (total / posting.len() as f64).ln() + 1.0;
-            for &i in posting.iter().take(MAX_POSTINGS_SCANNED) {
-                let score = &mut scores[i as usize];
+            for &r in posting.iter().take(MAX_POSTINGS_SCANNED) {
+                let score = &mut scores[r as usize];
                 if *score == 0.0 {
-                    touched.push(i);
+                    touched.push(r);
                 }
                 *score += weight;
             }
         }
-        let own_section = itself.map(|i| self.section_of[i as usize]);
-        // Candidates as (score, same section, published, index), compared
+        let own_section = itself.map(|r| self.section[r as usize]);
+        // Candidates as (score, same section, published, rank), compared
         // without touching the articles; the id breaks a full tie. Only the
-        // best `wanted` are kept, in a bounded heap whose top is the worst.
+        // best are kept, in a list whose first is the worst. The editor's
+        // picks are left out at the end: keeping as many more as there are
+        // picks keeps the same others as leaving them out on the way.
         let better = |a: &Candidate, b: &Candidate| {
             b.0.total_cmp(&a.0)
                 .then_with(|| b.1.cmp(&a.1))
                 .then_with(|| b.2.cmp(&a.2))
-                .then_with(|| {
-                    self.articles[a.3 as usize]
-                        .id
-                        .cmp(&self.articles[b.3 as usize].id)
-                })
+                .then_with(|| self.id(a.3).cmp(self.id(b.3)))
         };
         let wanted = depth.saturating_sub(order.len());
-        let mut best: Vec<Candidate> = Vec::with_capacity(wanted.min(touched.len()) + 1);
-        for &i in &touched {
+        let kept = wanted.saturating_add(order.len());
+        let mut best: Vec<Candidate> = Vec::with_capacity(kept.min(touched.len()) + 1);
+        for &r in &touched {
             if wanted == 0 {
                 break;
             }
-            if !usable(i) || seen.contains(&i) {
+            let score = scores[r as usize];
+            // A lower score never beats the worst kept: decided without
+            // reading the candidate's columns.
+            if best.len() == kept && score < best[0].0 {
                 continue;
             }
-            let same = Some(self.section_of[i as usize]) == own_section
-                || (own_section.is_none() && self.articles[i as usize].section == article.section);
-            let candidate = (scores[i as usize], same, self.published[i as usize], i);
-            if best.len() < wanted {
+            if !usable(r) {
+                continue;
+            }
+            let same = match own_section {
+                Some(own) => self.section[r as usize] == own,
+                None => {
+                    self.catalog.section_name(self.article_at[r as usize])
+                        == article.section.as_str()
+                }
+            };
+            let candidate = (score, same, self.seconds[r as usize], r);
+            if best.len() < kept {
                 best.push(candidate);
-                if best.len() == wanted {
+                if best.len() == kept {
                     // Worst first from here on.
                     best.sort_by(|a, b| better(b, a));
                 }
@@ -319,14 +371,23 @@ impl<'a> RelatedIndex<'a> {
                 best.remove(0);
             }
         }
-        for &i in &touched {
-            scores[i as usize] = 0.0;
+        for &r in &touched {
+            scores[r as usize] = 0.0;
         }
         let mut ranked = best;
         ranked.sort_by(better);
-        order.extend(ranked.into_iter().map(|(_, _, _, i)| i).take(wanted));
+        order.extend(
+            ranked
+                .into_iter()
+                .map(|(_, _, _, r)| r)
+                .filter(|r| !seen.contains(r))
+                .take(wanted),
+        );
         order.truncate(depth);
         order
+            .into_iter()
+            .map(|r| self.article_at[r as usize])
+            .collect()
     }
 }
 
@@ -337,6 +398,7 @@ mod tests {
     use chrono::{DateTime, Duration, TimeZone, Utc};
 
     use super::RelatedIndex;
+    use crate::digest::catalog::Catalog;
     use crate::model::{Article, ArticleId};
 
     fn now() -> DateTime<Utc> {
@@ -373,13 +435,19 @@ mod tests {
         }
     }
 
+    /// The catalog a digest at [`now`] would load from `articles`.
+    fn catalog(articles: &[Article]) -> Catalog {
+        Catalog::of(articles.to_vec(), now(), Duration::days(30))
+    }
+
     /// Related reads of `articles[of]` with nothing else listed.
-    fn picks(articles: &[Article], of: usize, limit: usize) -> (Vec<ArticleId>, Vec<ArticleId>) {
-        let index = RelatedIndex::new(articles, now());
+    fn picks(articles: &[Article], of: usize, limit: usize) -> (Vec<String>, Vec<ArticleId>) {
+        let catalog = catalog(articles);
+        let index = RelatedIndex::new(&catalog, now());
         let mut listed = HashSet::from([articles[of].id.as_str()]);
         let mut unknown = Vec::new();
         let picked = index.related(&articles[of], limit, &mut listed, &mut unknown);
-        (picked.iter().map(|a| a.id.clone()).collect(), unknown)
+        (ids(&catalog, picked), unknown)
     }
 
     #[test]
@@ -416,11 +484,11 @@ mod tests {
             article("x", "news", 1, &["k"], &["x", "p1"]),
             article("p1", "tech", 100, &["k"], &[]),
         ];
-        let index = RelatedIndex::new(&articles, now());
+        let catalog = catalog(&articles);
+        let index = RelatedIndex::new(&catalog, now());
         let (mut listed, mut unknown) = (HashSet::new(), Vec::new());
         let picked = index.related(&articles[0], 3, &mut listed, &mut unknown);
-        let ids: Vec<&str> = picked.iter().map(|a| a.id.as_str()).collect();
-        assert_eq!(ids, ["p1"]);
+        assert_eq!(ids(&catalog, picked), ["p1"]);
     }
 
     #[test]
@@ -442,18 +510,18 @@ mod tests {
             article("c", "tech", 100, &["k"], &[]),
             article("d", "tech", 200, &["k"], &[]),
         ];
-        let index = RelatedIndex::new(&articles, now());
+        let catalog = catalog(&articles);
+        let index = RelatedIndex::new(&catalog, now());
         let mut listed = HashSet::from(["a", "b"]);
         let mut unknown = Vec::new();
         let first = index.related(&articles[0], 3, &mut listed, &mut unknown);
-        let ids: Vec<&str> = first.iter().map(|a| a.id.as_str()).collect();
-        assert_eq!(ids, ["c", "d"]);
+        assert_eq!(ids(&catalog, first), ["c", "d"]);
         assert!(listed.contains("c") && listed.contains("d"));
         let second = index.related(&articles[1], 3, &mut listed, &mut unknown);
         assert!(
             second.is_empty(),
             "picked again: {:?}",
-            second.iter().map(|a| &a.id).collect::<Vec<_>>()
+            ids(&catalog, second)
         );
     }
 
@@ -523,8 +591,8 @@ mod tests {
         assert!(picks(&articles, 0, 3).0.is_empty());
     }
 
-    fn ids(picked: Vec<&Article>) -> Vec<&str> {
-        picked.iter().map(|a| a.id.as_str()).collect()
+    fn ids(catalog: &Catalog, picked: Vec<u32>) -> Vec<String> {
+        picked.iter().map(|&i| catalog.id(i).to_owned()).collect()
     }
 
     /// One index serves every email of a run: the ranking it caches for an
@@ -535,14 +603,15 @@ mod tests {
         for i in 1..=5 {
             articles.push(article(&format!("c{i}"), "tech", 100 * i, &["k"], &[]));
         }
-        let index = RelatedIndex::new(&articles, now());
+        let catalog = catalog(&articles);
+        let index = RelatedIndex::new(&catalog, now());
         let mut unknown = Vec::new();
         let mut listed = HashSet::from(["x", "c3", "c1"]);
         let first = index.related(&articles[0], 2, &mut listed, &mut unknown);
-        assert_eq!(ids(first), ["c2", "c4"]);
+        assert_eq!(ids(&catalog, first), ["c2", "c4"]);
         let mut listed = HashSet::from(["x"]);
         let second = index.related(&articles[0], 2, &mut listed, &mut unknown);
-        assert_eq!(ids(second), ["c3", "c1"]);
+        assert_eq!(ids(&catalog, second), ["c3", "c1"]);
     }
 
     /// `with_depth` says an email listing more than `depth` articles gets
@@ -557,14 +626,15 @@ mod tests {
         for i in 1..=5 {
             articles.push(article(&format!("c{i}"), "tech", 100 * i, &["k"], &[]));
         }
-        let index = RelatedIndex::new(&articles, now()).with_depth(2);
+        let catalog = catalog(&articles);
+        let index = RelatedIndex::new(&catalog, now()).with_depth(2);
         let mut unknown = Vec::new();
         let mut listed = HashSet::from(["x"]);
         let first = index.related(&articles[0], 1, &mut listed, &mut unknown);
-        assert_eq!(ids(first), ["c1"]);
+        assert_eq!(ids(&catalog, first), ["c1"]);
         // Another email, in which c1 and c2 are items already.
         let mut listed = HashSet::from(["x", "c1", "c2"]);
         let second = index.related(&articles[0], 2, &mut listed, &mut unknown);
-        assert_eq!(ids(second), ["c3", "c4"]);
+        assert_eq!(ids(&catalog, second), ["c3", "c4"]);
     }
 }

@@ -18,11 +18,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::feed::Selection;
-use crate::load::{FileResult, IdPlace, Reuse, Sink};
+use crate::load::{FileResult, IdPlace, Reuse};
 use crate::model::{Article, Site};
 use crate::temp::Temp;
 
-const FORMAT: u32 = 1;
+/// 2: the content hash is made of page hashes (`load::Pages`).
+const FORMAT: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
@@ -94,20 +95,10 @@ impl<'s> BuildCache<'s> {
     }
 }
 
-/// The hash of a file's bytes, read in large blocks.
+/// The content hash of a file (as loading computes it) and its size.
 fn hash_file(path: &Path) -> Option<(u128, u64)> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buffer).ok()?;
-        if n == 0 {
-            return Some((hasher.digest128(), size));
-        }
-        hasher.update(&buffer[..n]);
-        size += n as u64;
-    }
+    let pages = crate::load::hash_file(path).ok()?;
+    Some((pages.content_hash(), pages.len()))
 }
 
 /// Whether a cached article has the shape validation gives fresh ones:
@@ -201,7 +192,7 @@ impl<'s> Reuse<Selection<'s>> for BuildCache<'s> {
         }
         let mut sink = Selection::new(self.site, self.now, self.per_feed);
         for article in entry.articles {
-            sink.accept(article);
+            sink.add(article);
         }
         Some(FileResult {
             sink,

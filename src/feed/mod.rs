@@ -15,13 +15,14 @@ mod rss;
 mod topics;
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use crate::load::Sink;
+use crate::load::record::LongText;
+use crate::load::{Offer, Place, Sink};
 
 use crate::config::{FeedFormat, Output};
 use crate::model::{Article, ArticleId, Section, Site, Topic};
@@ -38,7 +39,11 @@ pub struct Feed<'a> {
 
 /// The newest `per_feed` articles published by `now`, for the site and for
 /// each section (a section's feed also carries its descendants'). A loading
-/// sink: it keeps a bounded heap per feed, never the whole archive.
+/// sink: it keeps a bounded list per feed, never the whole archive, and
+/// each candidate in it only as its date, id and place in the input; the
+/// articles finally kept are decoded at the end of loading. So a record
+/// that is the newest only for a while (every record of a chronological
+/// export is) costs little more than one never kept.
 pub struct Selection<'s> {
     site: &'s Site,
     now: DateTime<Utc>,
@@ -50,43 +55,160 @@ pub struct Selection<'s> {
     /// targets in each).
     /// After them, feed `1 + sections + t` is topic `t`'s: an article goes
     /// there too when one of its keywords is one of the topic's.
-    heaps: Vec<BinaryHeap<Ranked>>,
+    tops: Vec<Top>,
     topics: topics::TopicIndex,
     /// The oldest date every topic feed would still take an article of;
-    /// `None` while one is not full (it takes anything). Older articles'
-    /// keywords are not looked at.
-    topic_floor: Option<DateTime<Utc>>,
+    /// `None` while one has not been cut yet (it takes anything). Older
+    /// articles' keywords are not looked at.
+    topic_floor: Option<Key>,
     /// Articles scheduled after `now`: not in any feed, but kept (up to a
     /// limit) so a cached result stays right for a later clock.
-    future: Vec<Arc<Article>>,
+    future: Vec<Entry>,
     future_overflow: bool,
 }
 
 /// Scheduled articles kept per selection; past this, results are not cached.
 const FUTURE_LIMIT: usize = 10_000;
 
-/// Heap order: the worst-placed (oldest) article on top, to be evicted.
-struct Ranked(Arc<Article>);
+/// When an article was published, as a key that orders like the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    seconds: i64,
+    nanos: u32,
+}
 
-impl Ord for Ranked {
-    fn cmp(&self, other: &Self) -> Ordering {
-        Article::newest_first(&self.0, &other.0)
+impl Key {
+    fn of(time: DateTime<Utc>) -> Key {
+        Key {
+            seconds: time.timestamp(),
+            nanos: time.timestamp_subsec_nanos(),
+        }
     }
 }
 
-impl PartialOrd for Ranked {
+/// A candidate: its sort key, and the article or where to read it. Ordered
+/// best first: newer first, the smaller id breaking a tie (as
+/// `Article::newest_first`).
+#[derive(Clone)]
+struct Entry {
+    key: Key,
+    id: Id,
+    item: Item,
+}
+
+#[derive(Clone)]
+enum Item {
+    Article(Arc<Article>),
+    /// Not decoded yet: [`load::scan`](crate::load::scan) decodes what is
+    /// still here at the end (see [`Sink::pending`]).
+    Later(Place),
+}
+
+impl Entry {
+    fn article(&self) -> &Article {
+        match &self.item {
+            Item::Article(article) => article,
+            Item::Later(_) => unreachable!("loading decodes every kept article"),
+        }
+    }
+
+    /// Whether an article with `key` and `id` goes before this one.
+    fn beaten_by(&self, key: Key, id: &[u8]) -> bool {
+        key > self.key || (key == self.key && id < self.id.as_bytes())
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .key
+            .cmp(&self.key)
+            .then_with(|| self.id.as_bytes().cmp(other.id.as_bytes()))
+    }
+}
+
+impl PartialOrd for Entry {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl PartialEq for Ranked {
+impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
 
-impl Eq for Ranked {}
+impl Eq for Entry {}
+
+/// An article id, stored inline when short (ids mostly are), so that
+/// keeping a candidate allocates nothing.
+#[derive(Clone)]
+enum Id {
+    Inline(u8, [u8; INLINE_ID]),
+    Long(Box<str>),
+}
+
+const INLINE_ID: usize = 22;
+
+impl Id {
+    fn new(id: &str) -> Id {
+        match id.len() {
+            n if n <= INLINE_ID => {
+                let mut bytes = [0; INLINE_ID];
+                bytes[..n].copy_from_slice(id.as_bytes());
+                Id::Inline(n as u8, bytes)
+            }
+            _ => Id::Long(id.into()),
+        }
+    }
+
+    /// The id's bytes: compared as bytes, ids order as strings do.
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Id::Inline(n, bytes) => &bytes[..*n as usize],
+            Id::Long(id) => id.as_bytes(),
+        }
+    }
+}
+
+/// The best `n` candidates of one feed, kept cheaply in any input order: a
+/// list of up to `2n`, cut back to the best `n` when full (a quickselect,
+/// a few comparisons per candidate where a heap of `n` takes ~2 log n). A
+/// newcomer must beat the worst candidate kept at the last cut.
+#[derive(Default)]
+struct Top {
+    entries: Vec<Entry>,
+    /// The worst kept at the last cut; none before the first.
+    bar: Option<Entry>,
+}
+
+impl Top {
+    fn takes(&self, n: usize, key: Key, id: &[u8]) -> bool {
+        n > 0 && self.bar.as_ref().is_none_or(|bar| bar.beaten_by(key, id))
+    }
+
+    /// Adds a candidate; says whether the list was cut (the bar moved).
+    fn push(&mut self, n: usize, entry: Entry) -> bool {
+        self.entries.push(entry);
+        if self.entries.len() < 2 * n {
+            return false;
+        }
+        self.entries.select_nth_unstable(n - 1);
+        self.entries.truncate(n);
+        // The n-th best is in place at n - 1, every better one before it.
+        self.bar = Some(self.entries[n - 1].clone());
+        true
+    }
+
+    /// The best `n`, best first.
+    fn best(&self, n: usize) -> Vec<&Entry> {
+        let mut best: Vec<&Entry> = self.entries.iter().collect();
+        best.sort_unstable();
+        best.truncate(n);
+        best
+    }
+}
 
 impl<'s> Selection<'s> {
     pub fn new(site: &'s Site, now: DateTime<Utc>, per_feed: usize) -> Self {
@@ -94,8 +216,8 @@ impl<'s> Selection<'s> {
             site,
             now,
             per_feed,
-            heaps: (0..=site.sections.len() + site.topics.len())
-                .map(|_| BinaryHeap::new())
+            tops: (0..=site.sections.len() + site.topics.len())
+                .map(|_| Top::default())
                 .collect(),
             topics: topics::TopicIndex::new(&site.topics),
             topic_floor: None,
@@ -111,7 +233,7 @@ impl<'s> Selection<'s> {
         std::iter::once(0).chain(site.sections.lineage(section).map(|i| i + 1))
     }
 
-    /// The topic feeds an article with `keywords` goes to.
+    /// The topic feeds an article with (cleaned) `keywords` goes to.
     fn topic_feeds<'k>(&self, keywords: impl IntoIterator<Item = &'k str>) -> Vec<usize> {
         if self.topics.is_empty() {
             return Vec::new();
@@ -122,34 +244,119 @@ impl<'s> Selection<'s> {
         feeds
     }
 
-    /// Whether feed `feed` would take an article dated `published` with `id`.
-    fn takes(&self, feed: usize, published: DateTime<Utc>, id: &str) -> bool {
-        let heap = &self.heaps[feed];
-        heap.len() < self.per_feed
-            || heap.peek().is_some_and(|worst| {
-                let worst = &worst.0;
-                // Newer wins; the smaller id breaks a tie (see `Article::newest_first`).
-                published > worst.published
-                    || (published == worst.published && id < worst.id.as_str())
-            })
+    /// The topic feeds that would take an article published at `key` with
+    /// `id` and these keywords as written. Most keywords name no topic:
+    /// the index says so before the keyword is cleaned; the keywords of an
+    /// article older than every topic feed's bar are not looked at.
+    fn topic_feeds_taking<'k>(
+        &self,
+        keywords: impl Iterator<Item = &'k str>,
+        key: Key,
+        id: &[u8],
+    ) -> Vec<usize> {
+        if self.topics.is_empty() || self.topic_floor.is_some_and(|floor| key < floor) {
+            return Vec::new();
+        }
+        let first = 1 + self.site.sections.len();
+        let mut feeds: Vec<usize> = keywords
+            .filter(|k| self.topics.may_name(k))
+            .flat_map(|k| self.topics.of(&crate::text::one_line_cow(k)).to_vec())
+            .map(|t| first + t)
+            .filter(|&f| self.tops[f].takes(self.per_feed, key, id))
+            .collect();
+        feeds.sort_unstable();
+        feeds.dedup();
+        feeds
     }
 
-    fn insert(&mut self, feed: usize, article: &Arc<Article>) {
-        if self.takes(feed, article.published, article.id.as_str()) {
-            let heap = &mut self.heaps[feed];
-            heap.push(Ranked(article.clone()));
-            if heap.len() > self.per_feed {
-                heap.pop();
-            }
-            if feed > self.site.sections.len() {
-                self.topic_floor = self.heaps[1 + self.site.sections.len()..]
-                    .iter()
-                    .map(|h| h.peek().filter(|_| h.len() >= self.per_feed))
-                    .map(|worst| worst.map(|w| w.0.published))
-                    .collect::<Option<Vec<_>>>()
-                    .and_then(|worsts| worsts.into_iter().min());
-            }
+    fn insert(&mut self, feed: usize, entry: &Entry) {
+        let n = self.per_feed;
+        let top = &mut self.tops[feed];
+        if !top.takes(n, entry.key, entry.id.as_bytes()) {
+            return;
         }
+        let cut = top.push(n, entry.clone());
+        let first_topic = 1 + self.site.sections.len();
+        if cut && feed >= first_topic {
+            self.topic_floor = self.tops[first_topic..]
+                .iter()
+                .map(|top| top.bar.as_ref().map(|bar| bar.key))
+                .collect::<Option<Vec<_>>>()
+                .and_then(|bars| bars.into_iter().min());
+        }
+    }
+
+    /// Places an entry: among the scheduled ones, or in every feed of its
+    /// section and every topic feed in `topic_feeds` that takes it.
+    fn place(
+        &mut self,
+        section: usize,
+        published: DateTime<Utc>,
+        entry: Entry,
+        topic_feeds: &[usize],
+    ) {
+        if published > self.now {
+            if self.future_overflow {
+                return;
+            }
+            if self.future.len() < FUTURE_LIMIT {
+                self.future.push(entry);
+            } else {
+                self.future_overflow = true;
+                self.future.clear();
+            }
+            return;
+        }
+        for feed in self.targets(section).chain(topic_feeds.iter().copied()) {
+            self.insert(feed, &entry);
+        }
+    }
+
+    /// Whether an article of section `section` dated `published` with `id`
+    /// would be kept for its section (topic feeds aside).
+    fn wants(&self, section: usize, published: DateTime<Utc>, id: &str) -> bool {
+        if published > self.now {
+            // Scheduled: out of the feeds until its time, but remembered.
+            return !self.future_overflow;
+        }
+        let key = Key::of(published);
+        self.targets(section)
+            .any(|feed| self.tops[feed].takes(self.per_feed, key, id.as_bytes()))
+    }
+
+    /// Adds an article already decoded (from the build cache).
+    pub fn add(&mut self, article: Article) {
+        let Some(section) = self.site.sections.position(article.section.as_str()) else {
+            return;
+        };
+        let published = article.published;
+        let (key, id) = (Key::of(published), article.id.as_str());
+        let topic_feeds: Vec<usize> = if published > self.now {
+            Vec::new()
+        } else {
+            self.topic_feeds(article.keywords.iter().map(String::as_str))
+                .into_iter()
+                .filter(|&f| self.tops[f].takes(self.per_feed, key, id.as_bytes()))
+                .collect()
+        };
+        if !self.wants(section, published, id) && topic_feeds.is_empty() {
+            return;
+        }
+        let entry = Entry {
+            key,
+            id: Id::new(id),
+            item: Item::Article(Arc::new(article)),
+        };
+        self.place(section, published, entry, &topic_feeds);
+    }
+
+    /// Every candidate still in the running (each feed's best, scheduled
+    /// ones), possibly several times.
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.tops
+            .iter()
+            .flat_map(|top| top.best(self.per_feed))
+            .chain(&self.future)
     }
 
     /// Every article this selection holds (feed items and scheduled ones),
@@ -159,33 +366,31 @@ impl<'s> Selection<'s> {
             return None;
         }
         let mut seen = std::collections::HashSet::new();
-        let all = self
-            .heaps
-            .iter()
-            .flat_map(|h| h.iter().map(|r| &r.0))
-            .chain(&self.future);
         Some(
-            all.filter(|a| seen.insert(Arc::as_ptr(a)))
-                .map(|a| a.as_ref())
+            self.entries()
+                .map(Entry::article)
+                .filter(|a| seen.insert(std::ptr::from_ref(*a)))
                 .collect(),
         )
     }
 
     /// The feeds, items newest first.
     pub fn feeds(&self) -> Vec<Feed<'_>> {
-        self.heaps
+        self.tops
             .iter()
             .enumerate()
-            .map(|(i, heap)| {
-                let mut items: Vec<&Article> = heap.iter().map(|r| r.0.as_ref()).collect();
-                items.sort_by(|a, b| Article::newest_first(a, b));
+            .map(|(i, top)| {
                 let sections = self.site.sections.len();
                 Feed {
                     section: (1..=sections)
                         .contains(&i)
                         .then(|| &self.site.sections[i - 1]),
                     topic: i.checked_sub(sections + 1).map(|t| &self.site.topics[t]),
-                    items,
+                    items: top
+                        .best(self.per_feed)
+                        .into_iter()
+                        .map(Entry::article)
+                        .collect(),
                 }
             })
             .collect()
@@ -193,80 +398,34 @@ impl<'s> Selection<'s> {
 }
 
 impl Sink for Selection<'_> {
-    fn wants(&self, published: DateTime<Utc>, id: &str, section: &str) -> bool {
-        let Some(section) = self.site.sections.position(section) else {
-            return false;
-        };
-        if published > self.now {
-            // Scheduled: out of the feeds until its time, but remembered.
-            return !self.future_overflow;
-        }
-        self.targets(section)
-            .any(|feed| self.takes(feed, published, id))
-    }
-
-    fn wants_keyword(&self, published: DateTime<Utc>, id: &str, keyword: &str) -> bool {
-        let first = 1 + self.site.sections.len();
-        // Scheduled articles are `wants`'s to decide. Most keywords name no
-        // topic: the index says so before the keyword is cleaned.
-        published <= self.now
-            && self.topics.may_name(keyword)
-            && self
-                .topics
-                .of(&crate::text::one_line_cow(keyword))
-                .iter()
-                .any(|&t| self.takes(first + t, published, id))
-    }
-
-    fn by_keyword(&self, published: DateTime<Utc>) -> bool {
-        !self.topics.is_empty()
-            && published <= self.now
-            && self.topic_floor.is_none_or(|floor| published >= floor)
-    }
-
-    fn accept(&mut self, article: Article) {
-        let topic_feeds = self.topic_feeds(article.keywords.iter().map(String::as_str));
-        let for_topic = || {
-            article.published <= self.now
-                && topic_feeds
-                    .iter()
-                    .any(|&f| self.takes(f, article.published, article.id.as_str()))
-        };
-        if self
-            .site
-            .sections
-            .position(article.section.as_str())
-            .is_none()
-            || !(self.wants(
-                article.published,
-                article.id.as_str(),
-                article.section.as_str(),
-            ) || for_topic())
-        {
-            return;
-        }
-        let article = Arc::new(article);
-        if article.published > self.now {
-            if self.future.len() < FUTURE_LIMIT {
-                self.future.push(article);
-            } else {
-                self.future_overflow = true;
-                self.future.clear();
-            }
-            return;
-        }
-        let Some(section) = self.site.sections.position(article.section.as_str()) else {
+    fn accept<L: LongText>(&mut self, offer: Offer<'_, '_, L>) {
+        let Some(section) = self.site.sections.position(&offer.section()) else {
             return;
         };
-        for feed in self.targets(section).chain(topic_feeds) {
-            self.insert(feed, &article);
+        let (published, id) = (offer.published(), offer.id());
+        let key = Key::of(published);
+        let topic_feeds = if published > self.now {
+            Vec::new()
+        } else {
+            self.topic_feeds_taking(offer.raw_keywords(), key, id.as_bytes())
+        };
+        if !self.wants(section, published, &id) && topic_feeds.is_empty() {
+            return;
         }
+        let id = Id::new(&id);
+        let item = match offer.place() {
+            Some(place) => Item::Later(place),
+            // Not to be read again (TOML): decoded now.
+            None => Item::Article(Arc::new(offer.article(true))),
+        };
+        let entry = Entry { key, id, item };
+        self.place(section, published, entry, &topic_feeds);
     }
 
     fn merge(&mut self, other: Self) {
-        for (feed, heap) in other.heaps.into_iter().enumerate() {
-            for ranked in heap {
-                self.insert(feed, &ranked.0);
+        for (feed, top) in other.tops.into_iter().enumerate() {
+            for entry in &top.entries {
+                self.insert(feed, entry);
             }
         }
         self.future_overflow |= other.future_overflow;
@@ -275,6 +434,34 @@ impl Sink for Selection<'_> {
             self.future.clear();
         } else {
             self.future.extend(other.future);
+        }
+    }
+
+    fn pending(&self) -> Vec<Place> {
+        let mut places: Vec<Place> = self
+            .entries()
+            .filter_map(|entry| match entry.item {
+                Item::Later(place) => Some(place),
+                Item::Article(_) => None,
+            })
+            .collect();
+        places.sort_unstable_by_key(|p| (p.file, p.offset));
+        places.dedup();
+        places
+    }
+
+    fn decoded(&mut self, articles: &HashMap<Place, Arc<Article>>) {
+        let entries = self
+            .tops
+            .iter_mut()
+            .flat_map(|top| top.entries.iter_mut().chain(top.bar.as_mut()))
+            .chain(self.future.iter_mut());
+        for entry in entries {
+            if let Item::Later(place) = entry.item
+                && let Some(article) = articles.get(&place)
+            {
+                entry.item = Item::Article(article.clone());
+            }
         }
     }
 }
@@ -527,5 +714,101 @@ pub(crate) fn image_type(url: &Url) -> &'static str {
         "svg" => "image/svg+xml",
         "avif" => "image/avif",
         _ => "image/jpeg",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seconds: i64, id: &str) -> Entry {
+        Entry {
+            key: Key { seconds, nanos: 0 },
+            id: Id::new(id),
+            item: Item::Later(Place {
+                file: 0,
+                len: 0,
+                offset: 0,
+            }),
+        }
+    }
+
+    /// A feed's best `n`, whatever the order candidates come in, equals
+    /// sorting them all: newest first, ties by id (short and long ids).
+    #[test]
+    fn a_top_keeps_the_best_n_in_any_order() {
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state >> 33
+        };
+        let all: Vec<(i64, String)> = (0..500)
+            .map(|i| {
+                let id = if i % 7 == 0 {
+                    format!("a-very-long-article-id-{i:04}")
+                } else {
+                    format!("a{i:04}")
+                };
+                // Few distinct times: many ties broken by id.
+                ((next() % 40) as i64, id)
+            })
+            .collect();
+        let mut chronological = all.clone();
+        chronological.sort();
+        let mut shuffled = all.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, next() as usize % (i + 1));
+        }
+        let reversed: Vec<_> = chronological.iter().rev().cloned().collect();
+        for n in [1, 2, 3, 50, 499, 500, 501, 1000] {
+            let mut expected: Vec<Entry> = all.iter().map(|(s, id)| entry(*s, id)).collect();
+            expected.sort();
+            expected.truncate(n);
+            let expected: Vec<(i64, String)> = expected
+                .iter()
+                .map(|e| {
+                    (
+                        e.key.seconds,
+                        String::from_utf8(e.id.as_bytes().to_vec()).unwrap(),
+                    )
+                })
+                .collect();
+            for order in [&chronological, &reversed, &shuffled] {
+                let mut top = Top::default();
+                for (seconds, id) in order.iter() {
+                    if top.takes(
+                        n,
+                        Key {
+                            seconds: *seconds,
+                            nanos: 0,
+                        },
+                        id.as_bytes(),
+                    ) {
+                        top.push(n, entry(*seconds, id));
+                    }
+                }
+                let best: Vec<(i64, String)> = top
+                    .best(n)
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.key.seconds,
+                            String::from_utf8(e.id.as_bytes().to_vec()).unwrap(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(best, expected, "n = {n}");
+            }
+        }
+        assert!(!Top::default().takes(
+            0,
+            Key {
+                seconds: 0,
+                nanos: 0
+            },
+            b"a"
+        ));
     }
 }

@@ -8,16 +8,16 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::record::{JsonText, RawRecord};
-use super::{Collector, Format, Locate, Sink};
+use super::{Collector, Format, Locate, Pages, Sink};
 use crate::diag::{LineIndex, Location, Problem, line_col};
 
-/// Reads a whole TOML or JSON file; returns the hash of its bytes (`None`
-/// when it could not be read).
+/// Reads a whole TOML or JSON file; returns the hashes of its pages
+/// (`None` when it could not be read).
 pub(super) fn read_file<S: Sink>(
     path: &Path,
     format: Format,
     out: &mut Collector<'_, S>,
-) -> Option<u128> {
+) -> Option<Pages> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -29,7 +29,7 @@ pub(super) fn read_file<S: Sink>(
             return None;
         }
     };
-    let hash = super::content_hash(&bytes);
+    let pages = Pages::of(&bytes);
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -42,17 +42,20 @@ pub(super) fn read_file<S: Sink>(
                 None,
                 "is not valid UTF-8",
             ));
-            return Some(hash);
+            return Some(pages);
         }
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let whole = text.as_str();
+    let text = whole.strip_prefix('\u{feff}').unwrap_or(whole);
+    // Byte offset of `text` in the file (after a byte order mark).
+    let base = (whole.len() - text.len()) as u64;
     let lines = LineIndex::new(text);
     match format {
         Format::Toml => read_toml(path, text, &lines, out),
-        Format::Json => read_json(path, text, &lines, out),
+        Format::Json => read_json(path, text, base, &lines, out),
         Format::JsonLines => unreachable!("JSON Lines are read in blocks"),
     }
-    Some(hash)
+    Some(pages)
 }
 
 /// A record inside a text: the text (a file, or one line of a JSON Lines
@@ -65,6 +68,9 @@ struct Span<'a> {
     /// Line number of `text`'s first line.
     first_line: usize,
     json: bool,
+    /// Byte offset of `text` in the file, when records can be read again
+    /// from there (JSON); `None` for TOML.
+    base: Option<u64>,
 }
 
 impl Span<'_> {
@@ -101,6 +107,14 @@ impl Locate for Span<'_> {
             None => (self.first_line, 0),
             Some(_) => self.field("id"),
         }
+    }
+
+    fn source(&self) -> Option<(u64, &str)> {
+        let base = self.base?;
+        Some((
+            base + self.range.start as u64,
+            &self.text[self.range.clone()],
+        ))
     }
 }
 
@@ -150,6 +164,7 @@ fn read_toml<S: Sink>(path: &Path, text: &str, lines: &LineIndex, out: &mut Coll
             lines: Some(lines),
             first_line: 1,
             json: false,
+            base: None,
         };
         let value = toml::Value::Table(table.into_inner());
         match serde_path_to_error::deserialize::<_, RawRecord>(value) {
@@ -189,7 +204,13 @@ fn toml_record_range(text: &str, span: Range<usize>) -> Range<usize> {
     span.start..end
 }
 
-fn read_json<S: Sink>(path: &Path, text: &str, lines: &LineIndex, out: &mut Collector<'_, S>) {
+fn read_json<S: Sink>(
+    path: &Path,
+    text: &str,
+    base: u64,
+    lines: &LineIndex,
+    out: &mut Collector<'_, S>,
+) {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct JsonObject<'a> {
@@ -220,17 +241,19 @@ fn read_json<S: Sink>(path: &Path, text: &str, lines: &LineIndex, out: &mut Coll
             lines: Some(lines),
             first_line: 1,
             json: true,
+            base: Some(base),
         };
         read_json_record(raw.get(), &span, out);
     }
 }
 
-/// Reads one block of a JSON Lines file (whole lines); returns the number of
-/// lines in it. Line numbers are relative to the block until the loader
-/// knows where each block starts.
+/// Reads one block of a JSON Lines file (whole lines), which starts at byte
+/// `start` of the file; returns the number of lines in it. Line numbers are
+/// relative to the block until the loader knows where each block starts.
 pub(super) fn read_json_lines<S: Sink>(
     path: &Path,
     block: &[u8],
+    start: u64,
     file_start: bool,
     out: &mut Collector<'_, S>,
 ) -> usize {
@@ -238,13 +261,13 @@ pub(super) fn read_json_lines<S: Sink>(
     // line by line only to find a bad one.
     let whole = simdutf8::basic::from_utf8(block).ok();
     let mut count = 0;
-    let mut start = 0;
+    let mut line_start = 0;
     let ends = memchr::memchr_iter(b'\n', block)
         .map(|i| i + 1)
         .chain((block.last() != Some(&b'\n')).then_some(block.len()));
     for (index, end) in ends.enumerate() {
-        let line = &block[start..end];
-        start = end;
+        let line = &block[line_start..end];
+        line_start = end;
         if line.is_empty() {
             break;
         }
@@ -278,6 +301,8 @@ pub(super) fn read_json_lines<S: Sink>(
             lines: None,
             first_line: number,
             json: true,
+            // After a byte order mark, the line starts 3 bytes later.
+            base: Some(start + (end - line.len()) as u64),
         };
         read_json_record(line, &span, out);
     }

@@ -7,19 +7,21 @@
 //! or all problems, never a partial corpus.
 
 mod formats;
+mod place;
 pub mod record;
 pub mod subscribers;
 mod subscribers_csv;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::diag::{LineIndex, Location, Problem, Problems};
 use crate::model::Article;
-use record::{LongText, RawRecord, RecordContext};
+pub use place::{Pages, Place, Records, hash_file};
+pub use record::Offer;
+use record::{LongText, RawRecord, RecordContext, Source};
 
 /// The input formats, by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,34 +42,24 @@ impl Format {
     }
 }
 
-/// Receives every valid article as the inputs stream by. Loading runs on
+/// Receives every valid record as the inputs stream by. Loading runs on
 /// several threads, each with its own sink; `merge` folds them together.
 pub trait Sink: Send + Sized {
-    /// Whether an article with this date, id and section would be kept;
-    /// one that would not is never copied out of the input.
-    fn wants(&self, _published: DateTime<Utc>, _id: &str, _section: &str) -> bool {
-        true
-    }
-    /// Whether an article `wants` turned down is kept all the same for
-    /// its keyword `keyword` (topic feeds), given as written: split from its
-    /// line but not cleaned (see [`crate::text::one_line`]), so a sink can
-    /// turn most keywords down before it pays for that. Asked, keyword by
-    /// keyword, only of a sink that [`Sink::by_keyword`].
-    fn wants_keyword(&self, _published: DateTime<Utc>, _id: &str, _keyword: &str) -> bool {
-        false
-    }
-    /// Whether [`Sink::wants_keyword`] can say yes for an article published
-    /// at `published`: without, its keywords are not looked at.
-    fn by_keyword(&self, _published: DateTime<Utc>) -> bool {
-        false
-    }
-    /// Whether a wanted article published at `published` needs its body
-    /// and its related list; without, they are never decoded.
-    fn wants_body(&self, _published: DateTime<Utc>) -> bool {
-        true
-    }
-    fn accept(&mut self, article: Article);
+    /// Whether it may keep records by place (then the scan hashes the
+    /// pages of what it reads, to read them back safely).
+    const READS_BACK: bool = true;
+    /// Takes what it keeps of a valid record ([`Offer`]): nothing, its keys
+    /// and place, or the article decoded now. What it does not ask for is
+    /// never copied out of the input.
+    fn accept<L: LongText>(&mut self, offer: Offer<'_, '_, L>);
     fn merge(&mut self, other: Self);
+    /// The records it holds by place only and needs decoded (with their
+    /// body) before [`scan`] returns it.
+    fn pending(&self) -> Vec<Place> {
+        Vec::new()
+    }
+    /// The articles of [`pending`](Self::pending), decoded.
+    fn decoded(&mut self, _articles: &HashMap<Place, Arc<Article>>) {}
 }
 
 /// Keeps nothing: for validating only.
@@ -75,18 +67,24 @@ pub trait Sink: Send + Sized {
 pub struct Discard;
 
 impl Sink for Discard {
-    fn wants(&self, _: DateTime<Utc>, _: &str, _: &str) -> bool {
-        false
-    }
+    const READS_BACK: bool = false;
 
-    fn accept(&mut self, _: Article) {}
+    fn accept<L: LongText>(&mut self, _: Offer<'_, '_, L>) {}
 
     fn merge(&mut self, _: Self) {}
 }
 
 /// Validates every article of the site; returns how many there are.
 pub fn validate(config: &Config) -> Result<usize, Problems> {
-    scan(config, || Discard, None).map(|(_, count)| count)
+    scan(config, || Discard, None).map(|loaded| loaded.count)
+}
+
+/// What [`scan`] gives back: the merged sink (its pending records decoded),
+/// the number of valid articles, and the files, to read more records back.
+pub struct Loaded<S> {
+    pub sink: S,
+    pub count: usize,
+    pub records: Records,
 }
 
 /// Where an id was seen in a file: a fingerprint of the id and its place.
@@ -115,21 +113,17 @@ pub trait Reuse<S>: Sync {
     fn store(&self, path: &Path, content: u128, result: &FileResult<S>);
 }
 
-/// The hash that identifies a file's content for [`Reuse`] (XXH3-128).
-pub fn content_hash(bytes: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(bytes)
-}
-
-/// Reads and validates every input, handing each valid article to a sink,
+/// Reads and validates every input, offering each valid record to a sink,
 /// on all cores: JSON Lines files are cut into blocks at line ends and the
 /// blocks parsed in parallel; other files are parsed whole. Files `reuse`
-/// knows unchanged are not parsed at all. Returns the merged sink and the
-/// number of articles, or every problem found.
+/// knows unchanged are not parsed at all. What the sinks keep by place is
+/// decoded at the end, each record once. Returns the merged sink, or every
+/// problem found.
 pub fn scan<S: Sink>(
     config: &Config,
     make: impl Fn() -> S + Sync,
     reuse: Option<&dyn Reuse<S>>,
-) -> Result<(S, usize), Problems> {
+) -> Result<Loaded<S>, Problems> {
     let mut problems = Problems::default();
     let files = input_files(&config.inputs, &mut problems);
     // Asked for every record: a hash set, not a scan of the sections.
@@ -153,7 +147,7 @@ pub fn scan<S: Sink>(
     // instead of fresh (page-faulting) memory for every block.
     let (recycle, spare) = std::sync::mpsc::channel::<Vec<u8>>();
     let mut read_errors = Vec::new();
-    let mut block_hashes: HashMap<u32, u128> = HashMap::new();
+    let mut block_pages: HashMap<u32, Pages> = HashMap::new();
     let collectors: Vec<Collector<S>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -172,13 +166,14 @@ pub fn scan<S: Sink>(
                         let (path, format) = &files[unit.file as usize];
                         match unit.lines {
                             None => {
-                                let hash = formats::read_file(path, *format, &mut out);
-                                out.whole_hashes.extend(hash.map(|h| (unit.file, h)));
+                                let pages = formats::read_file(path, *format, &mut out);
+                                out.whole_pages.extend(pages.map(|p| (unit.file, p)));
                             }
                             Some(block) => {
                                 let lines = formats::read_json_lines(
                                     path,
                                     &block,
+                                    unit.start,
                                     unit.chunk == 0,
                                     &mut out,
                                 );
@@ -198,14 +193,16 @@ pub fn scan<S: Sink>(
             let file = index as u32;
             let sent = match format {
                 Format::JsonLines => {
-                    send_blocks(path, file, &sender, &spare, reuse.is_some()).map(|hash| {
-                        block_hashes.extend(hash.map(|h| (file, h)));
+                    let hash = reuse.is_some() || S::READS_BACK;
+                    send_blocks(path, file, &sender, &spare, hash).map(|pages| {
+                        block_pages.extend(pages.map(|p| (file, p)));
                     })
                 }
                 _ => sender
                     .send(Unit {
                         file,
                         chunk: 0,
+                        start: 0,
                         lines: None,
                     })
                     .map_err(|_| None),
@@ -227,22 +224,38 @@ pub fn scan<S: Sink>(
     for other in collectors {
         all.absorb(other);
     }
-    let mut hashes = block_hashes;
-    hashes.extend(all.whole_hashes.drain(..));
+    let mut pages = block_pages;
+    pages.extend(all.whole_pages.drain(..));
     let Parsed {
         mut results,
         problem_files,
     } = all.finish(&files, &mut reused, &mut problems);
 
+    let hashes: HashMap<u32, u128> = pages
+        .iter()
+        .map(|(&file, pages)| (file, pages.content_hash()))
+        .collect();
+    let records = Records::new(
+        files.iter().map(|(path, _)| path.clone()).collect(),
+        (0..files.len() as u32)
+            .map(|file| pages.remove(&file).unwrap_or_default())
+            .collect(),
+        config.site.clone(),
+    );
+    let mut decoder = Decoder {
+        records: &records,
+        decoded: HashMap::new(),
+    };
     // Keep what each cleanly parsed file contributed, for the next run.
     if let Some(reuse) = reuse {
-        for (index, result) in results.iter().enumerate() {
+        for (index, result) in results.iter_mut().enumerate() {
             let file = index as u32;
             if let (Some(result), Some(hash), false) = (
                 result,
                 hashes.get(&file),
                 reused[index].is_some() || problem_files.contains(&file),
-            ) {
+            ) && decoder.decode(&mut result.sink, &mut problems)
+            {
                 reuse.store(&files[index].0, *hash, result);
             }
         }
@@ -257,13 +270,50 @@ pub fn scan<S: Sink>(
         count += result.count;
         sink.merge(result.sink);
     }
-    problems.into_result((sink, count))
+    if problems.is_empty() {
+        decoder.decode(&mut sink, &mut problems);
+    }
+    problems.into_result(Loaded {
+        sink,
+        count,
+        records,
+    })
 }
 
-/// A piece of work for a loader thread: a whole file, or a block of lines.
+/// Decodes what sinks keep by place, each record once however many sinks
+/// hold it (a file's own result for the build cache, then the merged one).
+struct Decoder<'r> {
+    records: &'r Records,
+    decoded: HashMap<Place, Arc<Article>>,
+}
+
+impl Decoder<'_> {
+    /// Hands `sink` the articles it holds by place; `false` (and the
+    /// problems) when a file changed since it was read.
+    fn decode<S: Sink>(&mut self, sink: &mut S, problems: &mut Problems) -> bool {
+        let mut places = sink.pending();
+        places.retain(|place| !self.decoded.contains_key(place));
+        match self.records.read(&places, true) {
+            Ok(articles) => {
+                let articles = articles.into_iter().map(Arc::new);
+                self.decoded.extend(places.into_iter().zip(articles));
+                sink.decoded(&self.decoded);
+                true
+            }
+            Err(found) => {
+                problems.extend(found);
+                false
+            }
+        }
+    }
+}
+
+/// A piece of work for a loader thread: a whole file, or a block of lines
+/// starting at byte `start` of the file.
 struct Unit {
     file: u32,
     chunk: u32,
+    start: u64,
     lines: Option<Vec<u8>>,
 }
 
@@ -273,14 +323,15 @@ struct Unit {
 const BLOCK: usize = 512 << 10;
 
 /// Cuts a JSON Lines file into blocks that end at line ends; returns the
-/// hash of everything read when `hash` asks for it (for the build cache).
+/// pages of everything read when `hash` asks for them (to read records
+/// back, for the build cache).
 fn send_blocks(
     path: &Path,
     file: u32,
     sender: &std::sync::mpsc::SyncSender<Unit>,
     spare: &std::sync::mpsc::Receiver<Vec<u8>>,
     hash: bool,
-) -> Result<Option<u128>, Option<Problem>> {
+) -> Result<Option<Pages>, Option<Problem>> {
     use std::io::Read;
     let cannot = |e: std::io::Error| {
         Some(Problem::new(
@@ -290,20 +341,23 @@ fn send_blocks(
         ))
     };
     let mut input = std::fs::File::open(path).map_err(cannot)?;
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut pages = Pages::default();
     let mut carry: Vec<u8> = Vec::new();
     let mut chunk = 0;
+    // Where the next block starts in the file.
+    let mut at = 0u64;
     loop {
         let mut block = std::mem::take(&mut carry);
         let start = block.len();
         block.reserve(BLOCK);
-        // `read_to_end` on a `Take` fills the spare capacity without zeroing it.
+        // `read_to_end` on a `Take` fills the spare capacity without zeroing
+        // it. It reads `BLOCK` bytes but at the end of the file: whole pages.
         let n = (&mut input)
             .take(BLOCK as u64)
             .read_to_end(&mut block)
             .map_err(cannot)?;
         if hash {
-            hasher.update(&block[start..]);
+            pages.add(&block[start..]);
         }
         if n == 0 {
             if !block.is_empty() {
@@ -311,11 +365,12 @@ fn send_blocks(
                     .send(Unit {
                         file,
                         chunk,
+                        start: at,
                         lines: Some(block),
                     })
                     .map_err(|_| None)?;
             }
-            return Ok(hash.then(|| hasher.digest128()));
+            return Ok(hash.then_some(pages));
         }
         match memchr::memrchr(b'\n', &block) {
             Some(end) => {
@@ -324,14 +379,17 @@ fn send_blocks(
                 carry.reserve(BLOCK);
                 carry.extend_from_slice(&block[end + 1..]);
                 block.truncate(end + 1);
+                let length = block.len() as u64;
                 sender
                     .send(Unit {
                         file,
                         chunk,
+                        start: at,
                         lines: Some(block),
                     })
                     .map_err(|_| None)?;
                 chunk += 1;
+                at += length;
             }
             None => carry = block,
         }
@@ -363,8 +421,8 @@ pub(crate) struct Collector<'a, S> {
     problems: Vec<(Origin, Problem)>,
     /// Lines in each JSON Lines block, to turn block lines into file lines.
     chunk_lines: Vec<(Origin, usize)>,
-    /// Content hashes of whole files read by this thread.
-    whole_hashes: Vec<(u32, u128)>,
+    /// The pages of whole files read by this thread.
+    whole_pages: Vec<(u32, Pages)>,
 }
 
 /// What all loader threads found, per file.
@@ -385,6 +443,9 @@ pub(crate) trait Locate {
     fn id_place(&self) -> (usize, usize) {
         self.field("id")
     }
+    /// The record's text and its byte offset in the file, when it can be
+    /// read again from there (JSON and JSON Lines; not TOML).
+    fn source(&self) -> Option<(u64, &str)>;
 }
 
 impl<'a, S: Sink> Collector<'a, S> {
@@ -397,7 +458,7 @@ impl<'a, S: Sink> Collector<'a, S> {
             ids: Vec::new(),
             problems: Vec::new(),
             chunk_lines: Vec::new(),
-            whole_hashes: Vec::new(),
+            whole_pages: Vec::new(),
         }
     }
 
@@ -429,17 +490,11 @@ impl<'a, S: Sink> Collector<'a, S> {
                     .sinks
                     .get_mut(&self.origin.file)
                     .expect("a sink per file being read");
-                let (published, id) = (checked.published(), checked.id());
-                let wanted = sink.wants(published, &id, &checked.section())
-                    || (sink.by_keyword(published)
-                        && checked
-                            .raw_keywords()
-                            .any(|k| sink.wants_keyword(published, &id, k)));
-                drop(id);
-                if wanted {
-                    let body = sink.wants_body(checked.published());
-                    sink.accept(checked.into_article(self.cx, body));
-                }
+                let file = self.origin.file;
+                let source = at
+                    .source()
+                    .map(|(offset, text)| Source { file, offset, text });
+                sink.accept(Offer::new(checked, self.cx, source));
             }
             Err(errors) => {
                 for e in errors {
@@ -470,7 +525,7 @@ impl<'a, S: Sink> Collector<'a, S> {
         self.ids.extend(other.ids);
         self.problems.extend(other.problems);
         self.chunk_lines.extend(other.chunk_lines);
-        self.whole_hashes.extend(other.whole_hashes);
+        self.whole_pages.extend(other.whole_pages);
     }
 
     /// Turns block-relative lines into file lines, reports duplicate ids

@@ -18,13 +18,15 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use url::Url;
 
+use super::place::Place;
 use crate::diag::{Suggest, unknown_section_message};
 use crate::model::{Article, ArticleId, SectionId, SiteZone};
-use crate::text::{
-    dedup_keywords, is_unsafe_char, one_line, one_line_cow, split_keywords, strip_unsafe,
-};
+use crate::text::{dedup_keywords, is_unsafe_char, one_line, one_line_cow, strip_unsafe};
 
-type Text<'a> = Option<Cow<'a, str>>;
+/// A short text field, borrowed from the input when it holds no escapes.
+/// (serde borrows a bare `Cow<str>` field, but copies one inside an
+/// `Option`: that was eight allocations a record.)
+type Text<'a> = Option<BorrowedText<'a>>;
 
 /// A record as deserialized: required fields are optional here so that every
 /// missing one can be reported, not only the first.
@@ -231,6 +233,12 @@ impl<L: LongText> Checked<'_, L> {
         one_line_cow(self.raw.section.as_deref().unwrap_or_default())
     }
 
+    /// The keywords as the article will have them, repeats included (the
+    /// article keeps the first of each).
+    pub fn keywords(&self) -> impl Iterator<Item = Cow<'_, str>> {
+        keywords_of(&self.raw)
+    }
+
     /// The keywords as written: split at the separators, not yet cleaned
     /// ([`crate::text::one_line`] of each, empty ones dropped, is what
     /// [`Checked::into_article`] keeps).
@@ -252,12 +260,7 @@ impl<L: LongText> Checked<'_, L> {
             .map(|link| link.into_url(raw.image.as_deref(), cx.base_url));
         let text = |v: Text<'_>| v.map(|v| one_line(&v)).unwrap_or_default();
         let optional = |v: Text<'_>| v.map(|v| one_line(&v)).filter(|v| !v.is_empty());
-        let keywords = match raw.keywords {
-            Some(Keywords(list)) => {
-                dedup_keywords(list.iter().flat_map(|k| split_keywords(k)).collect())
-            }
-            None => Vec::new(),
-        };
+        let keywords = dedup_keywords(keywords_of(&raw).map(Cow::into_owned).collect());
         let related: Vec<ArticleId> = raw
             .related
             .filter(|_| body)
@@ -292,6 +295,92 @@ impl<L: LongText> Checked<'_, L> {
             related,
             views: raw.views,
         }
+    }
+}
+
+/// A record's keywords split, one-lined and non-empty, in order, repeats
+/// included; borrowed from the input where they need no change.
+fn keywords_of<'r, L>(raw: &'r RawRecord<'_, L>) -> impl Iterator<Item = Cow<'r, str>> {
+    raw.keywords
+        .iter()
+        .flat_map(|Keywords(list)| list)
+        .flat_map(|k| split_keywords_cow(k))
+}
+
+/// [`split_keywords`](crate::text::split_keywords), borrowing.
+fn split_keywords_cow(line: &str) -> impl Iterator<Item = Cow<'_, str>> {
+    crate::text::keyword_pieces(line)
+        .map(one_line_cow)
+        .filter(|k| !k.is_empty())
+}
+
+/// A valid record offered to a sink, still borrowing its input. The sink
+/// takes what it keeps: nothing, its keys and the [`Place`] to read it
+/// again from, or the whole article decoded now. Nothing is copied out of
+/// the input until it asks.
+pub struct Offer<'o, 'a, L> {
+    checked: Checked<'a, L>,
+    cx: &'o RecordContext<'o>,
+    source: Option<Source<'o>>,
+}
+
+/// Where a record's text is: its file (by index in the scan) and offset.
+#[derive(Clone, Copy)]
+pub(crate) struct Source<'o> {
+    pub file: u32,
+    pub offset: u64,
+    pub text: &'o str,
+}
+
+impl<'o, 'a, L: LongText> Offer<'o, 'a, L> {
+    pub(crate) fn new(
+        checked: Checked<'a, L>,
+        cx: &'o RecordContext<'o>,
+        source: Option<Source<'o>>,
+    ) -> Self {
+        Offer {
+            checked,
+            cx,
+            source,
+        }
+    }
+
+    pub fn published(&self) -> DateTime<Utc> {
+        self.checked.published()
+    }
+
+    pub fn id(&self) -> Cow<'_, str> {
+        self.checked.id()
+    }
+
+    pub fn section(&self) -> Cow<'_, str> {
+        self.checked.section()
+    }
+
+    pub fn keywords(&self) -> impl Iterator<Item = Cow<'_, str>> {
+        self.checked.keywords()
+    }
+
+    /// The keywords as written, not yet cleaned: see [`Checked::raw_keywords`].
+    pub fn raw_keywords(&self) -> impl Iterator<Item = &str> {
+        self.checked.raw_keywords()
+    }
+
+    /// Where to read the record again, to decode it later; `None` when it
+    /// cannot be (records from TOML, which a sink must decode now).
+    pub fn place(&self) -> Option<Place> {
+        let source = self.source?;
+        Some(Place {
+            file: source.file,
+            len: u32::try_from(source.text.len()).ok()?,
+            offset: source.offset,
+        })
+    }
+
+    /// The owned, normalised article, decoded now; without `content_html`
+    /// and `related` unless `body`.
+    pub fn article(self, body: bool) -> Article {
+        self.checked.into_article(self.cx, body)
     }
 }
 
@@ -477,6 +566,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonText<'a> {
 #[derive(Debug)]
 struct BorrowedText<'a>(Cow<'a, str>);
 
+impl std::ops::Deref for BorrowedText<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for BorrowedText<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct TextVisitor;
@@ -616,6 +713,30 @@ mod tests {
         ] {
             assert!(!plainly_on_site(other, &base), "{other}");
         }
+    }
+
+    /// Regression: serde copies an `Option<Cow<str>>` field even when the
+    /// input has no escapes; a loaded record allocated its eight short
+    /// texts. They borrow now, and only an escaped one is decoded.
+    #[test]
+    fn short_texts_borrow_the_input_unless_escaped() {
+        let json = r#"{"id":"a1","title":"标题 \"q\"","section":"news","url":"/a.html",
+            "author":"作者","editor":"e","source":"s","image":"/i.jpg","related":["b"]}"#;
+        let raw: RawRecord<'_, JsonText> = serde_json::from_str(json).unwrap();
+        let borrowed = |t: &Text<'_>| matches!(t, Some(BorrowedText(Cow::Borrowed(_))));
+        for (field, text) in [
+            ("id", &raw.id),
+            ("section", &raw.section),
+            ("url", &raw.url),
+            ("author", &raw.author),
+            ("editor", &raw.editor),
+            ("source", &raw.source),
+            ("image", &raw.image),
+        ] {
+            assert!(borrowed(text), "{field} was copied");
+        }
+        assert!(!borrowed(&raw.title));
+        assert_eq!(raw.title.as_deref(), Some("标题 \"q\""));
     }
 
     #[test]

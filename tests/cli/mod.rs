@@ -10,3 +10,4 @@ mod diagnostics;
 mod golden;
 mod help;
 mod init;
+mod order;

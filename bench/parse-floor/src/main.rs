@@ -5,6 +5,11 @@
 //! per section (by the `published` string) in a min-heap per section. Writes
 //! only one final count line. No date parsing, no validation, no output.
 //!
+//! `PER_SECTION` 0 keeps nothing: a single-threaded serde_json parse of the
+//! file and nothing else, whose cost does not depend on the order of the
+//! lines (the heaps' does: in a chronological file every record enters
+//! them, and the evicted ones are freed long after they were made).
+//!
 //!     parse-floor ARTICLES.jsonl [PER_SECTION]
 
 use std::cmp::{Ordering, Reverse};
@@ -83,6 +88,9 @@ fn main() {
         let record: Record =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("{path}:{number}: {e}"));
         records += 1;
+        if keep == 0 {
+            continue;
+        }
         let heap = match heaps.get_mut(&record.section) {
             Some(heap) => heap,
             None => heaps.entry(record.section.clone()).or_default(),
