@@ -52,7 +52,7 @@ use inbox::{Inbox, Made};
 pub use lock::RunLock;
 pub use tally::{Summary, Tally};
 pub use transport::Transport;
-pub use worker::{Outcome, Policy};
+pub use worker::{Outcome, Policy, Relay};
 
 /// "At most one digest a day" against the clock as well: refuses to start
 /// `issue` when the ledger already has a newer one — a clock stepped back
@@ -166,8 +166,9 @@ impl Wanted<'_> {
 /// How to send: over what, how hard, from whom, stamped by which clock,
 /// saying how much.
 pub struct Sending<'a> {
-    pub transport: &'a dyn Transport,
-    pub policy: &'a Policy,
+    /// The relays, at least one: each with its transport, policy and
+    /// weight (see [`worker`]).
+    pub relays: &'a [Relay<'a>],
     pub sender: EnvelopeSender<'a>,
     /// Stamps each recorded outcome.
     pub clock: fn() -> DateTime<Utc>,
@@ -241,10 +242,19 @@ pub fn send(
     let tally = Tally {
         total: jobs.len(),
         dropped,
+        relays: how
+            .relays
+            .iter()
+            .map(|r| tally::RelayTally {
+                name: r.name.clone(),
+                ..tally::RelayTally::default()
+            })
+            .collect(),
         ..Tally::default()
     };
     let expected = jobs.len() + newcomers.len();
-    let queue = worker::Queue::default();
+    let weights: Vec<u32> = how.relays.iter().map(|r| r.weight).collect();
+    let queue = worker::Queue::new(&weights);
     queue.push(jobs);
     let inbox = Inbox::new(fresh.is_some());
     let rows = std::sync::RwLock::new(rows);
@@ -261,7 +271,7 @@ pub fn send(
         };
         let reports = move |report| inbox.put_report(report).is_ok();
         scope.spawn(move || {
-            worker::deliver(queue, expected, how.transport, how.policy, &fetch, &reports);
+            worker::deliver(queue, expected, how.relays, &fetch, &reports);
             inbox.workers_done();
         });
         if let Some(f) = &fresh {
@@ -292,7 +302,10 @@ pub fn send(
         result
     });
     drop(bar);
-    let tally = result?;
+    let mut tally = result?;
+    for (relay, down) in tally.relays.iter_mut().zip(queue.down()) {
+        relay.down = down;
+    }
     // What this run did not finish is the next run's. Should this fail, the
     // next run takes the claims back all the same (it holds the lock).
     if let Err(e) = ledger.release_claims() {
@@ -418,7 +431,7 @@ impl Recorder<'_, '_> {
                         Outcome::Rejected(_) | Outcome::Refused(_) => Tick::Failed,
                         Outcome::Deferred(_) => Tick::Deferred,
                     });
-                    self.tally.count(&report.outcome);
+                    self.tally.count(report.relay, &report.outcome);
                     let _ = report.recorded.send(());
                 }
             }

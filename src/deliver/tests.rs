@@ -12,7 +12,7 @@ use lettre::Address;
 
 use super::inbox::Made;
 use super::transport::{Failure, Letter, Session, Transport};
-use super::{Policy, Sending, Source, Wanted};
+use super::{Policy, Relay, Sending, Source, Wanted};
 use crate::ledger::{self, Ledger, NewDelivery, Packed, Sqlite, Status, ids};
 use crate::model::{IssueKey, RecipientKey};
 use crate::report::Verbosity;
@@ -205,9 +205,14 @@ fn send_with(
 ) -> Result<super::Tally, crate::Failure> {
     let from: Address = "digest@example.com".parse().unwrap();
     let sender = move |_: &str| from.clone();
-    let sending = Sending {
+    let relays = [Relay {
+        name: "memory".into(),
         transport: memory,
-        policy: &policy(),
+        policy: policy(),
+        weight: 1,
+    }];
+    let sending = Sending {
+        relays: &relays,
         sender: &sender,
         clock,
         say: Verbosity::Quiet,
@@ -601,12 +606,17 @@ fn the_next_message_is_announced_unless_sending_is_paced() {
     let paced = Memory::default();
     let from: Address = "digest@example.com".parse().unwrap();
     let sender = move |_: &str| from.clone();
-    let sending = Sending {
+    let relays = [Relay {
+        name: "paced".into(),
         transport: &paced,
-        policy: &Policy {
+        policy: Policy {
             max_rate: 1000.0,
             ..policy()
         },
+        weight: 1,
+    }];
+    let sending = Sending {
+        relays: &relays,
         sender: &sender,
         clock,
         say: Verbosity::Quiet,
@@ -797,4 +807,100 @@ fn a_composing_error_stops_the_run_and_the_next_run_composes_the_rest() {
     assert_eq!(copies.len(), 40);
     assert!(copies.values().all(|&n| n == 1), "{copies:?}");
     assert_eq!(next.count(&FRESH_ISSUE, Status::Sent).unwrap(), 40);
+}
+
+/// Sends what is pending in `ledger` through `relays` (transport, weight).
+fn send_through(ledger: &mut Sqlite, relays: &[(&Memory, u32)]) -> super::Tally {
+    let from: Address = "digest@example.com".parse().unwrap();
+    let sender = move |_: &str| from.clone();
+    let relays: Vec<Relay<'_>> = relays
+        .iter()
+        .enumerate()
+        .map(|(i, (memory, weight))| Relay {
+            name: format!("relay{i}"),
+            transport: *memory,
+            policy: policy(),
+            weight: *weight,
+        })
+        .collect();
+    let sending = Sending {
+        relays: &relays,
+        sender: &sender,
+        clock,
+        say: Verbosity::Quiet,
+    };
+    let subscribers = everyone();
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        oldest_issue: IssueKey::stored(String::new()),
+    };
+    super::send(ledger, None, &wanted, &sending).unwrap()
+}
+
+#[test]
+fn relays_share_messages_by_weight() {
+    let (_dir, mut ledger) = ledger_with(200);
+    let (heavy, light) = (Memory::default(), Memory::default());
+    let tally = send_through(&mut ledger, &[(&heavy, 3), (&light, 1)]);
+    assert_eq!(tally.sent, 200);
+    // Smooth weighted round-robin: exactly 3 to 1 over 200 jobs.
+    assert_eq!(heavy.copies().len(), 150);
+    assert_eq!(light.copies().len(), 50);
+    assert_eq!(tally.relays[0].sent, 150);
+    assert_eq!(tally.relays[1].sent, 50);
+    assert!(
+        heavy
+            .copies()
+            .keys()
+            .all(|to| !light.copies().contains_key(to))
+    );
+}
+
+#[test]
+fn a_relay_that_cannot_be_reached_hands_its_share_to_the_others() {
+    let (_dir, mut ledger) = ledger_with(60);
+    let (dead, alive) = (Memory::default(), Memory::default());
+    dead.connect
+        .lock()
+        .unwrap()
+        .extend((0..1000).map(|_| Failure::Connect("connection refused".into())));
+    let tally = send_through(&mut ledger, &[(&dead, 1), (&alive, 1)]);
+    assert_eq!(tally.sent, 60);
+    assert_eq!(alive.copies().len(), 60);
+    assert!(alive.copies().values().all(|&n| n == 1));
+    assert!(dead.copies().is_empty());
+    assert_eq!(tally.relays[0].sent, 0);
+    assert!(
+        tally.relays[0]
+            .down
+            .as_deref()
+            .unwrap()
+            .contains("connection refused")
+    );
+    assert_eq!(tally.relays[1].sent, 60);
+    assert_eq!(ledger.count_all(Status::Pending).unwrap(), 0);
+}
+
+#[test]
+fn a_relay_that_keeps_dropping_is_left_but_an_unknown_outcome_is_not_resent() {
+    let (_dir, mut ledger) = ledger_with(40);
+    let (flaky, steady) = (Memory::default(), Memory::default());
+    // Every message on the flaky relay: dropped, or gone without a reply.
+    for i in 0..40 {
+        let failure = if i == 0 {
+            Failure::Ambiguous("connection lost after the content".into())
+        } else {
+            Failure::Connection("421 closing".into())
+        };
+        flaky.fail(&format!("r{i}@example.com"), [failure]);
+    }
+    let tally = send_through(&mut ledger, &[(&flaky, 1), (&steady, 1)]);
+    // r0 went to the flaky relay first (its turn) and may be there: never
+    // sent again this run, left pending.
+    assert!(!steady.copies().contains_key("r0@example.com"));
+    assert_eq!(tally.deferred, 1);
+    assert_eq!(tally.sent, 39);
+    assert!(tally.relays[0].down.is_some());
+    assert_eq!(ledger.count_all(Status::Pending).unwrap(), 1);
+    assert!(steady.copies().values().all(|&n| n == 1));
 }
