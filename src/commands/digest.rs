@@ -20,7 +20,7 @@ use crate::digest::compose::Composer;
 use crate::digest::setup::Setup;
 use crate::digest::{self, Earlier, History};
 use crate::ledger::{Ledger, Sqlite, Status};
-use crate::model::{IssueKey, RecipientKey};
+use crate::model::{IssueKey, RecipientKey, Shard};
 use crate::report::{self, Verbosity};
 use crate::token;
 
@@ -84,15 +84,30 @@ fn publish(
     Ok(())
 }
 
+/// Keeps the subscribers of `shard` only (all without one); says so.
+fn shard_subscribers(setup: &mut Setup, shard: Option<Shard>, say: Verbosity) {
+    let Some(shard) = shard else {
+        return;
+    };
+    let all = setup.subscribers.len();
+    setup.subscribers.retain(|s| shard.contains(&s.email));
+    say.summary(format!(
+        "shard {shard}: {} of {all} subscribers",
+        setup.subscribers.len()
+    ));
+}
+
 pub fn dry_run(
     config: &Config,
     dir: &Path,
     now: DateTime<Utc>,
     now_given: bool,
+    shard: Option<Shard>,
     say: Verbosity,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let setup = Setup::load(config)?;
+    let mut setup = Setup::load(config)?;
+    shard_subscribers(&mut setup, shard, say);
     let articles = digest::load_archive(config, setup.digest.window, now)?;
     let secret = secret(&setup, config)?;
     let ledger = Sqlite::open_read_only(&setup.digest.state)?;
@@ -239,11 +254,13 @@ pub fn send(
     config: &Config,
     now: DateTime<Utc>,
     now_given: bool,
+    shard: Option<Shard>,
     clock: Clock,
     say: Verbosity,
 ) -> Result<Done, Failure> {
     let started = Instant::now();
-    let setup = Setup::load(config)?;
+    let mut setup = Setup::load(config)?;
+    shard_subscribers(&mut setup, shard, say);
     let articles = digest::load_archive(config, setup.digest.window, now)?;
     let secret = secret(&setup, config)?;
     let transports = transports(config)?;
@@ -321,6 +338,7 @@ pub fn send(
         .collect();
     let wanted = Wanted {
         subscribers: &subscribers,
+        shard,
         // A window reaching before the year 1 expires nothing.
         oldest_issue: now
             .checked_sub_signed(setup.digest.window)

@@ -44,7 +44,7 @@ use lettre::Address;
 use crate::Failure;
 use crate::digest::compose::{Composed, Composer};
 use crate::ledger::{self, Ledger, NewDelivery, Packed, Status};
-use crate::model::{IssueKey, RecipientKey};
+use crate::model::{IssueKey, RecipientKey, Shard};
 use crate::progress::{self, Tick};
 use crate::report::Verbosity;
 use inbox::{Inbox, Made};
@@ -145,6 +145,11 @@ pub struct Wanted<'a> {
     /// was published before the digest's `window` (issue and window are
     /// the caller's: the run's date, and the one a `window` earlier).
     pub oldest_issue: IssueKey,
+    /// With `--shard K/N`: pending messages of recipients outside the
+    /// shard are not this run's — neither sent nor dropped, left pending
+    /// (a state shared by the shards, run one after the other, keeps each
+    /// shard's).
+    pub shard: Option<Shard>,
 }
 
 impl Wanted<'_> {
@@ -207,6 +212,10 @@ pub fn send(
         {
             // Superseded by the message this run fixes for them (which
             // drops this one and carries its articles): never sent.
+            continue;
+        }
+        if wanted.shard.is_some_and(|s| !s.contains(&p.address)) {
+            // Another shard's: released with this run's claims.
             continue;
         }
         if let Some(why) = wanted.refuses(&p) {

@@ -229,6 +229,7 @@ fn send(ledger: &mut Sqlite, memory: &Memory) -> super::Tally {
     let wanted = Wanted {
         subscribers: &subscribers,
         oldest_issue: IssueKey::stored(String::new()),
+        shard: None,
     };
     send_wanted(ledger, memory, &wanted)
 }
@@ -509,6 +510,7 @@ fn a_failing_outcome_commit_stops_the_run_and_the_next_run_finishes() {
         let wanted = Wanted {
             subscribers: &subscribers,
             oldest_issue: IssueKey::stored(String::new()),
+            shard: None,
         };
         let tally = send_with(&mut filling, None, transport.as_ref(), &wanted);
         let _ = done.send(tally.map(|_| ()).map_err(|e| match e {
@@ -574,6 +576,7 @@ fn pending_messages_of_removed_subscribers_and_of_expired_issues_are_dropped() {
     let wanted = Wanted {
         subscribers: &subscribers,
         oldest_issue: IssueKey::stored("2017-03-18".to_owned()),
+        shard: None,
     };
     let memory = Memory::default();
     let tally = send_wanted(&mut ledger, &memory, &wanted);
@@ -625,6 +628,7 @@ fn the_next_message_is_announced_unless_sending_is_paced() {
     let wanted = Wanted {
         subscribers: &subscribers,
         oldest_issue: IssueKey::stored(String::new()),
+        shard: None,
     };
     assert_eq!(
         super::send(&mut ledger, None, &wanted, &sending)
@@ -724,6 +728,7 @@ fn new_messages_are_sent_as_their_batches_commit_while_the_rest_are_composed() {
     let wanted = Wanted {
         subscribers: &subscribers,
         oldest_issue,
+        shard: None,
     };
     let tally = send_with(&mut ledger, Some(fresh(&list)), &memory, &wanted).unwrap();
     assert_eq!((tally.total, tally.sent), (60, 60));
@@ -750,6 +755,7 @@ fn a_pending_message_is_sent_unless_a_new_one_supersedes_it() {
     let wanted = Wanted {
         subscribers: &subscribers,
         oldest_issue,
+        shard: None,
     };
     let tally = send_with(&mut ledger, Some(fresh(&list)), &memory, &wanted).unwrap();
     assert_eq!(tally.sent, 6, "r0, r1 (earlier issue) and r2..r5 (new)");
@@ -783,6 +789,7 @@ fn a_composing_error_stops_the_run_and_the_next_run_composes_the_rest() {
     let wanted = Wanted {
         subscribers: &subscribers,
         oldest_issue,
+        shard: None,
     };
     let error = send_with(&mut ledger, Some(fresh(&list)), &memory, &wanted)
         .map(|_| ())
@@ -833,6 +840,7 @@ fn send_through(ledger: &mut Sqlite, relays: &[(&Memory, u32)]) -> super::Tally 
     let wanted = Wanted {
         subscribers: &subscribers,
         oldest_issue: IssueKey::stored(String::new()),
+        shard: None,
     };
     super::send(ledger, None, &wanted, &sending).unwrap()
 }
@@ -903,4 +911,26 @@ fn a_relay_that_keeps_dropping_is_left_but_an_unknown_outcome_is_not_resent() {
     assert!(tally.relays[0].down.is_some());
     assert_eq!(ledger.count_all(Status::Pending).unwrap(), 1);
     assert!(steady.copies().values().all(|&n| n == 1));
+}
+
+#[test]
+fn a_shard_sends_its_pending_messages_and_leaves_the_others_pending() {
+    let (_dir, mut ledger) = ledger_with(40);
+    let memory = Memory::default();
+    let subscribers = everyone();
+    let shard = crate::model::Shard::new(1, 3).unwrap();
+    let wanted = Wanted {
+        subscribers: &subscribers,
+        oldest_issue: IssueKey::stored(String::new()),
+        shard: Some(shard),
+    };
+    let mine = (0..40)
+        .filter(|i| shard.contains(&format!("r{i}@example.com")))
+        .count();
+    assert!(0 < mine && mine < 40);
+    let tally = send_wanted(&mut ledger, &memory, &wanted);
+    assert_eq!(tally.sent, mine);
+    assert_eq!(tally.dropped, 0);
+    assert!(memory.copies().keys().all(|to| shard.contains(to)));
+    assert_eq!(ledger.count_all(Status::Pending).unwrap(), 40 - mine);
 }
