@@ -119,3 +119,20 @@ fn a_bad_shard_is_a_usage_error_and_sends_nothing() {
     assert_eq!(sink.stored_count(), 0);
     assert!(!site.path("state/digest.state").exists());
 }
+
+#[test]
+fn shards_run_one_after_the_other_on_one_state_send_everyone_once() {
+    let site = Site::smtp(24);
+    let sink = site.serve_sink();
+    for k in 1..=3 {
+        site.send_cmd()
+            .args(["--shard", &format!("{k}/3")])
+            .run()
+            .assert_success();
+    }
+    assert_one_each(&sink.stored(), &site.recipients());
+    site.state().assert_all(&site.recipients(), "sent");
+    // Without a shard now: everyone has it, nothing is sent.
+    site.send().assert_success();
+    assert_eq!(sink.stored_count(), 24);
+}
