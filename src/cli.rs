@@ -409,6 +409,9 @@ pub fn man(command: Option<&str>) -> Option<String> {
                 out,
                 "ENVIRONMENT",
                 "BULLETIN_SMTP_PASSWORD       the SMTP password, when smtp.username is set
+BULLETIN_SMTP_PASSWORD_<NAME> with [[smtp]]: the password of the relay of
+                             that name (upper-cased, - as _), unless its
+                             password_env names another variable
 BULLETIN_UNSUBSCRIBE_SECRET  the key of the unsubscribe tokens, when
                              digest.unsubscribe_url uses {{token}}
 NO_COLOR                     set to anything: no colour in messages",

@@ -370,7 +370,7 @@ impl SmtpConfig {
 /// keeps its own message and position (an untagged enum would say only
 /// that neither form matched).
 enum Relays {
-    One(SmtpConfig),
+    One(Box<SmtpConfig>),
     Many(Vec<SmtpConfig>),
 }
 
@@ -384,7 +384,7 @@ impl<'de> Deserialize<'de> for Relays {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Relays, A::Error> {
                 SmtpConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(Relays::One)
+                    .map(|s| Relays::One(Box::new(s)))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Relays, A::Error> {
                 Vec::<SmtpConfig>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
@@ -1038,7 +1038,7 @@ fn validate_relays(
 ) -> Vec<SmtpConfig> {
     let (tables, many) = match raw {
         None => return Vec::new(),
-        Some(Relays::One(s)) => (vec![s], false),
+        Some(Relays::One(s)) => (vec![*s], false),
         Some(Relays::Many(tables)) => (tables, true),
     };
     let Some(first_from) = tables.first().map(|s| s.from.clone()) else {
