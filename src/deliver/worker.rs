@@ -267,6 +267,14 @@ impl Worker<'_> {
     ) -> Result<(), Failure> {
         if !session.is_open() {
             self.line.breaker.wait();
+            if !self.queue.is_live(self.line.index) {
+                // Found down while this worker waited: nothing was tried,
+                // so the message goes to another relay.
+                return Err(Failure::Connect(format!(
+                    "relay {} is down",
+                    self.line.relay.name
+                )));
+            }
             session.open()?;
             self.line.breaker.connected();
         }
