@@ -5,7 +5,11 @@
 
 use crate::support::{Pipelining, Site, Stored, assert_one_each, copies, free_port};
 
-both_ways!(a_dead_relay_and_one_going_down_mid_run_leave_the_rest_to_the_healthy_one);
+both_ways!(
+    a_dead_relay_and_one_going_down_mid_run_leave_the_rest_to_the_healthy_one,
+    a_relay_refusing_the_login_hands_everything_to_the_other,
+    a_message_that_may_have_arrived_is_not_sent_through_another_relay,
+);
 
 /// The number in "relay NAME: N sent" of the run's summary.
 fn sent_by(output: &str, name: &str) -> usize {
@@ -70,6 +74,71 @@ fn a_dead_relay_and_one_going_down_mid_run_leave_the_rest_to_the_healthy_one(
         .find(|l| l.contains("relay healthy:"))
         .unwrap();
     assert!(!healthy_line.contains("down"), "{healthy_line}");
+}
+
+fn a_relay_refusing_the_login_hands_everything_to_the_other(pipelining: Pipelining) {
+    let site = Site::smtp(12);
+    let locked = site.serve_with(
+        pipelining,
+        &["--auth-user", "bulletin", "--auth-password", "right"],
+    );
+    let open = site.serve_sink();
+    site.relays(&[("locked", locked.port, 5), ("open", open.port, 1)]);
+    each_relay(&site, |i, table| {
+        if i == 0 {
+            table.insert("username".into(), "bulletin".into());
+        }
+    });
+    let run = site
+        .send_cmd()
+        .env("BULLETIN_SMTP_PASSWORD_LOCKED", "wrong")
+        .run();
+    run.assert_success();
+    assert!(locked.log_count(": refused") > 0, "{}", locked.log());
+    assert_eq!(locked.stored_count(), 0);
+    assert_one_each(&open.stored(), &site.recipients());
+    assert_eq!(sent_by(&run.stdout, "open"), 12);
+    assert!(
+        !run.stdout.contains("wrong"),
+        "the password was shown:\n{run}"
+    );
+}
+
+fn a_message_that_may_have_arrived_is_not_sent_through_another_relay(pipelining: Pipelining) {
+    let site = Site::smtp(10);
+    // The 2nd message it gets: stored, then the connection dropped before
+    // the 250 (the client cannot know it arrived).
+    let unsure = site.serve_with(pipelining, &["--drop-after-store", "2"]);
+    let sure = site.serve_sink();
+    site.relays(&[("unsure", unsure.port, 1), ("sure", sure.port, 1)]);
+    let first = site.send();
+    first.assert_code(2);
+    let kept: Vec<String> = unsure.stored().into_iter().map(|s| s.rcpt).collect();
+    let dropped = kept[1].clone();
+    assert_eq!(site.state().count("pending"), 1, "{first}");
+    assert_eq!(
+        site.state().statuses().get(&dropped).map(String::as_str),
+        Some("pending")
+    );
+    assert!(
+        !sure.stored().iter().any(|s| s.rcpt == dropped),
+        "{dropped} was sent through the other relay in the same run"
+    );
+    // The next run sends it again (same Message-ID): at most one duplicate.
+    site.send().assert_success();
+    let mut stored = unsure.stored();
+    stored.extend(sure.stored());
+    let map = copies(&stored);
+    for r in site.recipients() {
+        let n = map.get(&r).map_or(0, Vec::len);
+        let most = if r == dropped { 2 } else { 1 };
+        assert!((1..=most).contains(&n), "{r}: {n} copies");
+    }
+    let ids: Vec<&str> = map[&dropped]
+        .iter()
+        .map(|s| s.message_id.as_str())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
 }
 
 #[test]
