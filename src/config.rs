@@ -1906,6 +1906,63 @@ parent = "news"
     }
 
     #[test]
+    fn one_smtp_table_is_one_relay_and_smtp_arrays_are_several() {
+        let one = parse(&format!("{GOOD}\n[smtp]\nfrom = \"a@news.example.cn\"\n")).unwrap();
+        assert_eq!(one.relays.len(), 1);
+        assert_eq!(one.relays[0].weight, 1);
+        assert_eq!(one.relays[0].password_var(), "BULLETIN_SMTP_PASSWORD");
+        assert_eq!(one.relays[0].label(), "127.0.0.1:25");
+        assert_eq!(one.smtp.unwrap().from, "a@news.example.cn");
+
+        let many = parse(&format!(
+            "{GOOD}\n[[smtp]]\nname = \"eu-west\"\nfrom = \"a@news.example.cn\"\nweight = 3\n\
+             \n[[smtp]]\nname = \"us\"\nhost = \"relay.example.net\"\npassword_env = \"US_PW\"\n"
+        ))
+        .unwrap();
+        let names: Vec<String> = many.relays.iter().map(SmtpConfig::label).collect();
+        assert_eq!(names, ["eu-west", "us"]);
+        assert_eq!(
+            many.relays[1].from, "a@news.example.cn",
+            "from is the first table's"
+        );
+        assert_eq!(many.relays[0].weight, 3);
+        assert_eq!(
+            many.relays[0].password_var(),
+            "BULLETIN_SMTP_PASSWORD_EU_WEST"
+        );
+        assert_eq!(many.relays[1].password_var(), "US_PW");
+        assert_eq!(many.smtp.unwrap().label(), "eu-west");
+
+        let problems = parse(&format!(
+            "{GOOD}\n[[smtp]]\nfrom = \"a@news.example.cn\"\n\n[[smtp]]\nname = \"b\"\nport = 0\n\
+             transport = \"sendmail\"\nbogus = 1\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(problems.contains("bogus"), "{problems}");
+        let problems = parse(&format!(
+            "{GOOD}\n[[smtp]]\nfrom = \"a@news.example.cn\"\n\n[[smtp]]\nname = \"b\"\nport = 0\n\
+             transport = \"sendmail\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "smtp[0].name: is missing",
+            "smtp[1].port: must be from 1 to 65535",
+            "smtp[1].transport: \"sendmail\" hands every message",
+        ] {
+            assert!(
+                problems.contains(expected),
+                "{expected} not in:\n{problems}"
+            );
+        }
+        let empty = parse(&format!("smtp = []\n{GOOD}"))
+            .unwrap_err()
+            .to_string();
+        assert!(empty.contains("smtp: lists no relay"), "{empty}");
+    }
+
+    #[test]
     fn smtp_timeouts_are_seconds_or_durations_read_once() {
         use std::time::Duration;
         let smtp = |extra: &str| {
