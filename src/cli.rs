@@ -116,8 +116,10 @@ Examples:
   bulletin digest --dry-run /tmp/digest && xdg-open /tmp/digest/index.html
   bulletin digest --dry-run /tmp/digest --now 2017-03-25T08:00:00+08:00
   BULLETIN_SMTP_PASSWORD=... bulletin digest --send
+  bulletin digest --send --shard 2/4 --config shard2.toml
 
-Environment: BULLETIN_SMTP_PASSWORD (when smtp.username is set),
+Environment: BULLETIN_SMTP_PASSWORD (when smtp.username is set; with
+[[smtp]], BULLETIN_SMTP_PASSWORD_<NAME> per relay, or its password_env),
 BULLETIN_UNSUBSCRIBE_SECRET (when digest.unsubscribe_url uses {{token}}).")]
     Digest {
         #[command(flatten)]
@@ -126,6 +128,10 @@ BULLETIN_UNSUBSCRIBE_SECRET (when digest.unsubscribe_url uses {{token}}).")]
         mode: DigestMode,
         #[command(flatten)]
         now: NowArg,
+        /// Only the recipients whose address hashes to part K of N (1 ≤ K ≤
+        /// N): the N parts are disjoint and together are every recipient.
+        #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+        shard: Option<ShardArg>,
     },
     /// Put addresses on the suppression list: they get no digest again.
     ///
@@ -322,6 +328,25 @@ pub struct NowArg {
     pub now: Option<DateTime<Utc>>,
 }
 
+/// `--shard K/N` as given: whole numbers, 1 ≤ K ≤ N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardArg {
+    pub index: u64,
+    pub count: u64,
+}
+
+fn parse_shard(text: &str) -> Result<ShardArg, String> {
+    let usage = || format!("{text:?} is not K/N with 1 ≤ K ≤ N, like 2/4 (the second of four)");
+    let (k, n) = text.split_once('/').ok_or_else(usage)?;
+    let (Ok(index), Ok(count)) = (k.trim().parse::<u64>(), n.trim().parse::<u64>()) else {
+        return Err(usage());
+    };
+    if index == 0 || index > count {
+        return Err(usage());
+    }
+    Ok(ShardArg { index, count })
+}
+
 fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.to_utc())
@@ -384,6 +409,9 @@ pub fn man(command: Option<&str>) -> Option<String> {
                 out,
                 "ENVIRONMENT",
                 "BULLETIN_SMTP_PASSWORD       the SMTP password, when smtp.username is set
+BULLETIN_SMTP_PASSWORD_<NAME> with [[smtp]]: the password of the relay of
+                             that name (upper-cased, - as _), unless its
+                             password_env names another variable
 BULLETIN_UNSUBSCRIBE_SECRET  the key of the unsubscribe tokens, when
                              digest.unsubscribe_url uses {{token}}
 NO_COLOR                     set to anything: no colour in messages",

@@ -28,7 +28,12 @@ pub struct Config {
     pub inputs: Vec<PathBuf>,
     pub output: Output,
     pub digest: Option<DigestConfig>,
+    /// `[smtp]`, or the first `[[smtp]]` table: its `from` and `transport`
+    /// are the list's.
     pub smtp: Option<SmtpConfig>,
+    /// Every relay, in the order written: the one `[smtp]` table, or each
+    /// `[[smtp]]` table (the first is [`Config::smtp`]); empty without.
+    pub relays: Vec<SmtpConfig>,
     pub dkim: Option<DkimConfig>,
     /// `[websub]`: the hubs told about changed feeds.
     pub websub: Option<WebSubConfig>,
@@ -261,10 +266,23 @@ pub struct DkimConfig {
     pub key_file: PathBuf,
 }
 
-/// `[smtp]`. The password is never here: it comes from the environment.
+/// `[smtp]`, or one `[[smtp]]` table: one relay. The password is never
+/// here: it comes from the environment (see [`SmtpConfig::password_var`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
+    /// The relay's name (letters, digits, `-`, `_`): in the summary, and in
+    /// the name of its password variable. Required with several relays.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// With several relays: this relay's share of the messages (a relay of
+    /// weight 3 gets three messages for every one of a relay of weight 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// The environment variable holding this relay's password, instead of
+    /// the default one (see [`SmtpConfig::password_var`]).
+    #[serde(default)]
+    pub password_env: Option<String>,
     #[serde(default = "default_transport")]
     pub transport: Transport,
     #[serde(default = "default_host")]
@@ -275,6 +293,9 @@ pub struct SmtpConfig {
     pub security: Security,
     #[serde(default)]
     pub username: String,
+    /// The digest's From; with `[[smtp]]`, written in the first table (the
+    /// others may leave it out, or repeat it).
+    #[serde(default)]
     pub from: String,
     /// The name given in EHLO; `None`: the From address's domain.
     #[serde(default)]
@@ -315,6 +336,65 @@ pub struct SmtpConfig {
     pub retry_delay: std::time::Duration,
 }
 
+/// The password variable of a relay that names no `password_env`:
+/// `BULLETIN_SMTP_PASSWORD`, or for a relay with a `name`,
+/// `BULLETIN_SMTP_PASSWORD_<NAME>` (the name upper-cased, `-` as `_`).
+pub const PASSWORD_VAR: &str = "BULLETIN_SMTP_PASSWORD";
+
+impl SmtpConfig {
+    /// The environment variable this relay's password is read from:
+    /// `password_env`, else [`PASSWORD_VAR`] with the relay's name
+    /// (`eu-west` → `BULLETIN_SMTP_PASSWORD_EU_WEST`), else [`PASSWORD_VAR`].
+    pub fn password_var(&self) -> String {
+        match (&self.password_env, &self.name) {
+            (Some(var), _) => var.clone(),
+            (None, Some(name)) => format!(
+                "{PASSWORD_VAR}_{}",
+                name.to_ascii_uppercase().replace('-', "_")
+            ),
+            (None, None) => PASSWORD_VAR.to_owned(),
+        }
+    }
+
+    /// What the summary calls this relay: its name, else `host:port`.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
+}
+
+/// `smtp` as written: one table (`[smtp]`) or an array of them
+/// (`[[smtp]]`). Deserialized by hand so that a mistake inside a table
+/// keeps its own message and position (an untagged enum would say only
+/// that neither form matched).
+enum Relays {
+    One(Box<SmtpConfig>),
+    Many(Vec<SmtpConfig>),
+}
+
+impl<'de> Deserialize<'de> for Relays {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Relays;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table [smtp] or tables [[smtp]]")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Relays, A::Error> {
+                SmtpConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|s| Relays::One(Box::new(s)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Relays, A::Error> {
+                Vec::<SmtpConfig>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(Relays::Many)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// Limits of the `[smtp]` numbers: beyond them a value means nothing (a
 /// pause of years within one run) and the arithmetic of the backoff
 /// (`retry_delay` doubled `retries` times) would overflow.
@@ -344,6 +424,9 @@ pub enum Security {
     Tls,
 }
 
+fn default_weight() -> u32 {
+    1
+}
 fn default_transport() -> Transport {
     Transport::Smtp
 }
@@ -427,7 +510,7 @@ struct RawConfig {
     #[serde(default)]
     sections: Vec<RawSection>,
     digest: Option<RawDigest>,
-    smtp: Option<SmtpConfig>,
+    smtp: Option<Relays>,
     dkim: Option<DkimConfig>,
     #[serde(default)]
     topics: Vec<RawTopic>,
@@ -800,16 +883,6 @@ impl Config {
                 ),
             );
         }
-        if let Some(name) = raw.smtp.as_ref().and_then(|s| s.helo_name.as_deref())
-            && !is_helo_name(name)
-        {
-            report(
-                "smtp.helo_name",
-                format!(
-                    "{name:?} is not a host name like \"mail.news.example.cn\" (nor an address literal like \"[192.0.2.1]\")"
-                ),
-            );
-        }
         let digest = raw.digest.map(|d| {
             // Both end up in mail headers: a line break there is an attack or
             // a mistake, never something to fold away quietly.
@@ -900,97 +973,8 @@ impl Config {
                 archive,
             }
         });
-        let smtp = raw.smtp.map(|mut s| {
-            if s.port == 0 {
-                report("smtp.port", "must be from 1 to 65535".into());
-            }
-            if !(1..=MAX_CONNECTIONS).contains(&s.connections) {
-                report(
-                    "smtp.connections",
-                    format!(
-                        "must be from 1 to {MAX_CONNECTIONS} (a thread and an SMTP connection each)"
-                    ),
-                );
-            }
-            if !(s.max_rate >= 0.0 && s.max_rate.is_finite()) {
-                report(
-                    "smtp.max_rate",
-                    "must be a number of messages per second, 0 for no limit".into(),
-                );
-            } else if s.max_rate > 0.0 && s.max_rate < MIN_RATE {
-                report(
-                    "smtp.max_rate",
-                    format!(
-                        "{} messages per second is less than one an hour: use 0 for no limit, \
-                         or at least 1/3600 ({MIN_RATE:.6})",
-                        s.max_rate
-                    ),
-                );
-            }
-            // Zero is no time to wait; a huge one waits forever (the
-            // socket calls saturate), which is what it says.
-            for (key, given, parsed) in [
-                ("smtp.timeout", &s.timeout_given, &mut s.timeout),
-                ("smtp.data_timeout", &s.data_timeout_given, &mut s.data_timeout),
-            ] {
-                match given.parse() {
-                    Ok(duration) => *parsed = duration,
-                    Err(why) => report(key, why),
-                }
-            }
-            if s.retries > MAX_RETRIES {
-                report(
-                    "smtp.retries",
-                    format!(
-                        "must be at most {MAX_RETRIES} (the pause doubles with each: \
-                         the last would be retry_delay × 2^{})",
-                        MAX_RETRIES - 1
-                    ),
-                );
-            }
-            match parse_duration(&s.retry_delay_text) {
-                Err(e) => report(
-                    "smtp.retry_delay",
-                    duration_problem(e, &s.retry_delay_text, "\"2s\""),
-                ),
-                Ok(d) => match d.to_std() {
-                    Ok(delay) if delay <= MAX_RETRY_DELAY => s.retry_delay = delay,
-                    _ => report(
-                        "smtp.retry_delay",
-                        format!(
-                            "{:?} is longer than a day: the run waits out each pause before it ends",
-                            s.retry_delay_text
-                        ),
-                    ),
-                },
-            }
-            match s.from.parse::<lettre::message::Mailbox>() {
-                Err(e) => report(
-                    "smtp.from",
-                    format!(
-                        "{:?} is not a mailbox like \"映象网 <digest@news.example.cn>\": {e}",
-                        s.from
-                    ),
-                ),
-                Ok(mailbox) => match ascii_mailbox(mailbox) {
-                    Ok(Some(ascii)) => s.from = ascii,
-                    Ok(None) => {}
-                    Err(why) => report("smtp.from", format!("{:?} {why}", s.from)),
-                },
-            }
-            s.ca_file = s.ca_file.map(|p| folder.join(p));
-            // A path is relative to the config's folder, like every path
-            // here; a bare command name (no `/`) is looked up on PATH, as a
-            // shell would.
-            s.sendmail = s.sendmail.map(|p| {
-                if p.components().count() > 1 {
-                    folder.join(p)
-                } else {
-                    p
-                }
-            });
-            s
-        });
+        let relays = validate_relays(raw.smtp, folder, &mut report);
+        let smtp = relays.first().cloned();
         let dkim = raw.dkim.map(|mut d| {
             for (key, value) in [("dkim.domain", &d.domain), ("dkim.selector", &d.selector)] {
                 if !is_dns_name(value) {
@@ -1036,10 +1020,241 @@ impl Config {
             },
             digest,
             smtp,
+            relays,
             dkim,
             websub,
         })
     }
+}
+
+/// `[smtp]` or every `[[smtp]]` table, validated, each on its own and
+/// together: with several relays each has a unique `name`, the same
+/// `from` (messages are composed before a relay is chosen) and speaks
+/// SMTP.
+fn validate_relays(
+    raw: Option<Relays>,
+    folder: &Path,
+    report: &mut impl FnMut(&str, String),
+) -> Vec<SmtpConfig> {
+    let (tables, many) = match raw {
+        None => return Vec::new(),
+        Some(Relays::One(s)) => (vec![*s], false),
+        Some(Relays::Many(tables)) => (tables, true),
+    };
+    let Some(first_from) = tables.first().map(|s| s.from.clone()) else {
+        report(
+            "smtp",
+            "lists no relay: write at least one [[smtp]] table".into(),
+        );
+        return Vec::new();
+    };
+    let several = tables.len() > 1;
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut relays = Vec::with_capacity(tables.len());
+    for (i, mut s) in tables.into_iter().enumerate() {
+        let key = if many {
+            format!("smtp[{i}]")
+        } else {
+            "smtp".to_owned()
+        };
+        let at = |field: &str| format!("{key}.{field}");
+        if i == 0 && s.from.trim().is_empty() {
+            report(
+                &at("from"),
+                "is missing: the digest's sender, like \"映象网 <digest@news.example.cn>\"".into(),
+            );
+        } else if i > 0 && s.from.is_empty() {
+            s.from.clone_from(&first_from);
+        } else if i > 0 && s.from != first_from {
+            report(
+                &at("from"),
+                format!(
+                    "{:?} differs from smtp[0].from ({first_from:?}): every relay sends the same \
+                     messages, composed before a relay is chosen; leave `from` out here",
+                    s.from
+                ),
+            );
+        }
+        match s.name.as_deref() {
+            Some(name)
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                report(
+                    &at("name"),
+                    format!("{name:?} must be letters, digits, '-' and '_', like \"eu-west\""),
+                );
+            }
+            Some(name) => {
+                if let Some(j) = names.insert(name.to_ascii_uppercase().replace('-', "_"), i) {
+                    report(
+                        &at("name"),
+                        format!(
+                            "{name:?} is also the name of smtp[{j}] (names are compared \
+                             ignoring case, '-' as '_', as in their password variables)"
+                        ),
+                    );
+                }
+            }
+            None if several => report(
+                &at("name"),
+                "is missing: with several relays each needs a name, like \"eu-west\" (in the \
+                 summary, and its password variable BULLETIN_SMTP_PASSWORD_EU_WEST)"
+                    .into(),
+            ),
+            None => {}
+        }
+        if s.weight == 0 {
+            report(
+                &at("weight"),
+                "must be at least 1 (to send nothing through a relay, leave its table out)".into(),
+            );
+        }
+        if let Some(var) = s.password_env.as_deref()
+            && (var.is_empty()
+                || var.starts_with(|c: char| c.is_ascii_digit())
+                || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        {
+            report(
+                &at("password_env"),
+                format!(
+                    "{var:?} is not an environment variable name (letters, digits and '_', \
+                     not starting with a digit)"
+                ),
+            );
+        }
+        if several && s.transport == Transport::Sendmail {
+            report(
+                &at("transport"),
+                "\"sendmail\" hands every message to one local command: with several relays, \
+                 each is transport = \"smtp\""
+                    .into(),
+            );
+        }
+        relays.push(validate_relay(s, &key, i == 0, folder, report));
+    }
+    let from = relays[0].from.clone();
+    for relay in &mut relays[1..] {
+        relay.from.clone_from(&from);
+    }
+    relays
+}
+
+/// One relay's table (`key`: `smtp` or `smtp[2]`), validated; paths
+/// resolved against `folder`.
+#[allow(clippy::too_many_lines)]
+fn validate_relay(
+    mut s: SmtpConfig,
+    key: &str,
+    check_from: bool,
+    folder: &Path,
+    report: &mut impl FnMut(&str, String),
+) -> SmtpConfig {
+    let at = |field: &str| format!("{key}.{field}");
+    if let Some(name) = s.helo_name.as_deref()
+        && !is_helo_name(name)
+    {
+        report(
+            &at("helo_name"),
+            format!(
+                "{name:?} is not a host name like \"mail.news.example.cn\" (nor an address literal like \"[192.0.2.1]\")"
+            ),
+        );
+    }
+    if s.port == 0 {
+        report(&at("port"), "must be from 1 to 65535".into());
+    }
+    if !(1..=MAX_CONNECTIONS).contains(&s.connections) {
+        report(
+            &at("connections"),
+            format!("must be from 1 to {MAX_CONNECTIONS} (a thread and an SMTP connection each)"),
+        );
+    }
+    if !(s.max_rate >= 0.0 && s.max_rate.is_finite()) {
+        report(
+            &at("max_rate"),
+            "must be a number of messages per second, 0 for no limit".into(),
+        );
+    } else if s.max_rate > 0.0 && s.max_rate < MIN_RATE {
+        report(
+            &at("max_rate"),
+            format!(
+                "{} messages per second is less than one an hour: use 0 for no limit, \
+                     or at least 1/3600 ({MIN_RATE:.6})",
+                s.max_rate
+            ),
+        );
+    }
+    // Zero is no time to wait; a huge one waits forever (the
+    // socket calls saturate), which is what it says.
+    for (key, given, parsed) in [
+        (at("timeout"), &s.timeout_given, &mut s.timeout),
+        (
+            at("data_timeout"),
+            &s.data_timeout_given,
+            &mut s.data_timeout,
+        ),
+    ] {
+        match given.parse() {
+            Ok(duration) => *parsed = duration,
+            Err(why) => report(&key, why),
+        }
+    }
+    if s.retries > MAX_RETRIES {
+        report(
+            &at("retries"),
+            format!(
+                "must be at most {MAX_RETRIES} (the pause doubles with each: \
+                     the last would be retry_delay × 2^{})",
+                MAX_RETRIES - 1
+            ),
+        );
+    }
+    match parse_duration(&s.retry_delay_text) {
+        Err(e) => report(
+            &at("retry_delay"),
+            duration_problem(e, &s.retry_delay_text, "\"2s\""),
+        ),
+        Ok(d) => match d.to_std() {
+            Ok(delay) if delay <= MAX_RETRY_DELAY => s.retry_delay = delay,
+            _ => report(
+                &at("retry_delay"),
+                format!(
+                    "{:?} is longer than a day: the run waits out each pause before it ends",
+                    s.retry_delay_text
+                ),
+            ),
+        },
+    }
+    match s.from.parse::<lettre::message::Mailbox>() {
+        _ if !check_from => {}
+        Err(e) => report(
+            &at("from"),
+            format!(
+                "{:?} is not a mailbox like \"映象网 <digest@news.example.cn>\": {e}",
+                s.from
+            ),
+        ),
+        Ok(mailbox) => match ascii_mailbox(mailbox) {
+            Ok(Some(ascii)) => s.from = ascii,
+            Ok(None) => {}
+            Err(why) => report(&at("from"), format!("{:?} {why}", s.from)),
+        },
+    }
+    s.ca_file = s.ca_file.map(|p| folder.join(p));
+    // A path is relative to the config's folder, like every path
+    // here; a bare command name (no `/`) is looked up on PATH, as a
+    // shell would.
+    s.sendmail = s.sendmail.map(|p| {
+        if p.components().count() > 1 {
+            folder.join(p)
+        } else {
+            p
+        }
+    });
+    s
 }
 
 fn validate_sections(
@@ -1688,6 +1903,63 @@ parent = "news"
         assert!(err.contains("65 octets"), "{err}");
         let fits = format!("{}{{{{token}}}}@news.example.cn", "b".repeat(35));
         assert!(BounceAddress::parse(&fits).is_ok());
+    }
+
+    #[test]
+    fn one_smtp_table_is_one_relay_and_smtp_arrays_are_several() {
+        let one = parse(&format!("{GOOD}\n[smtp]\nfrom = \"a@news.example.cn\"\n")).unwrap();
+        assert_eq!(one.relays.len(), 1);
+        assert_eq!(one.relays[0].weight, 1);
+        assert_eq!(one.relays[0].password_var(), "BULLETIN_SMTP_PASSWORD");
+        assert_eq!(one.relays[0].label(), "127.0.0.1:25");
+        assert_eq!(one.smtp.unwrap().from, "a@news.example.cn");
+
+        let many = parse(&format!(
+            "{GOOD}\n[[smtp]]\nname = \"eu-west\"\nfrom = \"a@news.example.cn\"\nweight = 3\n\
+             \n[[smtp]]\nname = \"us\"\nhost = \"relay.example.net\"\npassword_env = \"US_PW\"\n"
+        ))
+        .unwrap();
+        let names: Vec<String> = many.relays.iter().map(SmtpConfig::label).collect();
+        assert_eq!(names, ["eu-west", "us"]);
+        assert_eq!(
+            many.relays[1].from, "a@news.example.cn",
+            "from is the first table's"
+        );
+        assert_eq!(many.relays[0].weight, 3);
+        assert_eq!(
+            many.relays[0].password_var(),
+            "BULLETIN_SMTP_PASSWORD_EU_WEST"
+        );
+        assert_eq!(many.relays[1].password_var(), "US_PW");
+        assert_eq!(many.smtp.unwrap().label(), "eu-west");
+
+        let problems = parse(&format!(
+            "{GOOD}\n[[smtp]]\nfrom = \"a@news.example.cn\"\n\n[[smtp]]\nname = \"b\"\nport = 0\n\
+             transport = \"sendmail\"\nbogus = 1\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(problems.contains("bogus"), "{problems}");
+        let problems = parse(&format!(
+            "{GOOD}\n[[smtp]]\nfrom = \"a@news.example.cn\"\n\n[[smtp]]\nname = \"b\"\nport = 0\n\
+             transport = \"sendmail\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "smtp[0].name: is missing",
+            "smtp[1].port: must be from 1 to 65535",
+            "smtp[1].transport: \"sendmail\" hands every message",
+        ] {
+            assert!(
+                problems.contains(expected),
+                "{expected} not in:\n{problems}"
+            );
+        }
+        let empty = parse(&format!("smtp = []\n{GOOD}"))
+            .unwrap_err()
+            .to_string();
+        assert!(empty.contains("smtp: lists no relay"), "{empty}");
     }
 
     #[test]

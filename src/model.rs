@@ -509,9 +509,136 @@ impl RecipientKey {
     }
 }
 
+/// One part of the recipients (`digest --shard K/N`): the recipients whose
+/// address hashes to part `K` of `N`. The `N` parts are disjoint and
+/// together hold every recipient, whatever the addresses.
+///
+/// The function, stable across versions and platforms so that any program
+/// can reproduce it: take the address lower-cased (Unicode lower case, as
+/// [`RecipientKey`] keys it; for ASCII addresses, ASCII lower case), hash
+/// its UTF-8 bytes with SHA-256, read the first 8 bytes of the digest as a
+/// big-endian unsigned 64-bit number `h`; the address is in part
+/// `h mod N + 1`. In Python:
+/// `int.from_bytes(hashlib.sha256(a.lower().encode()).digest()[:8], "big") % n + 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// `K`, from 1.
+    index: u64,
+    /// `N`, at least 1.
+    count: u64,
+}
+
+impl Shard {
+    /// Part `index` (from 1) of `count`; `None` unless 1 ≤ index ≤ count.
+    pub fn new(index: u64, count: u64) -> Option<Shard> {
+        (1..=count)
+            .contains(&index)
+            .then_some(Shard { index, count })
+    }
+
+    /// The part (from 1) of `count` that `address` belongs to.
+    pub fn of(address: &str, count: u64) -> u64 {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(RecipientKey::of(address).as_str().as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first) % count.max(1) + 1
+    }
+
+    /// Whether `address` is in this part.
+    pub fn contains(&self, address: &str) -> bool {
+        Shard::of(address, self.count) == self.index
+    }
+
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_match_the_documented_function() {
+        // Computed with the Python line in `Shard`'s documentation.
+        for (address, n, k) in [
+            ("li@example.com", 4, 1),
+            ("Li@Example.COM", 4, 1),
+            ("zhang@example.com", 4, 2),
+            ("r1@example.com", 3, 2),
+            ("r2@example.com", 5, 3),
+            ("a@b.c", 1000, 179),
+        ] {
+            assert_eq!(Shard::of(address, n), k, "{address} in {n}");
+            assert!(Shard::new(k, n).unwrap().contains(address));
+        }
+        assert_eq!(Shard::new(0, 3), None);
+        assert_eq!(Shard::new(4, 3), None);
+        assert_eq!(Shard::new(1, 0), None);
+        assert_eq!(Shard::new(2, 3).unwrap().to_string(), "2/3");
+    }
+
+    /// Property: for random address sets and random N, the N shards are
+    /// disjoint and complete (every address in exactly one), and an
+    /// address's shard ignores case. A fixed-seed generator (xorshift), so
+    /// a failure names its case and reproduces.
+    #[test]
+    fn shards_are_disjoint_and_complete_for_random_addresses_and_counts() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet: Vec<char> = "abcXYZ019._-+é中".chars().collect();
+        for case in 0..300 {
+            let n = next() % 40 + 1;
+            let size = usize::try_from(next() % 200).unwrap();
+            let addresses: Vec<String> = (0..size)
+                .map(|_| {
+                    let len = usize::try_from(next() % 12 + 1).unwrap();
+                    let local: String = (0..len)
+                        .map(|_| alphabet[usize::try_from(next()).unwrap() % alphabet.len()])
+                        .collect();
+                    format!("{local}@d{}.example", next() % 5)
+                })
+                .collect();
+            for address in &addresses {
+                let holders: Vec<u64> = (1..=n)
+                    .filter(|&k| Shard::new(k, n).unwrap().contains(address))
+                    .collect();
+                assert_eq!(
+                    holders.len(),
+                    1,
+                    "case {case}: {address:?} in {holders:?} of {n}"
+                );
+                assert_eq!(
+                    Shard::of(&address.to_uppercase(), n),
+                    holders[0],
+                    "case {case}: {address:?}'s shard depends on case"
+                );
+            }
+            let total: usize = (1..=n)
+                .map(|k| {
+                    let shard = Shard::new(k, n).unwrap();
+                    addresses.iter().filter(|a| shard.contains(a)).count()
+                })
+                .sum();
+            assert_eq!(total, addresses.len(), "case {case}");
+        }
+    }
 
     #[test]
     fn parses_fixed_offsets_and_iana_names() {

@@ -34,6 +34,24 @@ pub fn run(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<(), Fa
             ),
         ));
     }
+    // Each relay's password, when it has a username (sendmail has none).
+    let several = config.relays.len() > 1;
+    for (i, smtp) in config.relays.iter().enumerate() {
+        if smtp.transport == crate::config::Transport::Smtp
+            && let Err(message) = super::digest::missing_password(smtp)
+        {
+            let key = if several {
+                format!("smtp[{i}].username")
+            } else {
+                "smtp.username".to_owned()
+            };
+            problems.push(Problem::new(
+                Location::file(&config.path),
+                Some(&key),
+                message,
+            ));
+        }
+    }
     if !problems.is_empty() {
         return Err(Failure::Invalid(problems));
     }

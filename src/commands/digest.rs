@@ -11,20 +11,20 @@ use chrono::{DateTime, Utc};
 use super::{Clock, Done};
 use crate::Failure;
 use crate::archive::{Archive, Past, Publication};
-use crate::config::{Config, Transport as TransportKind};
+use crate::config::{Config, SmtpConfig, Transport as TransportKind};
 use crate::deliver::sendmail::{self, Sendmail};
 use crate::deliver::smtp::Smtp;
-use crate::deliver::{self, Policy, RunLock, Sending, Summary, Transport, Wanted};
-use crate::diag::{Location, Problem};
+use crate::deliver::{self, Policy, Relay, RunLock, Sending, Summary, Transport, Wanted};
+use crate::diag::{Location, Problem, Problems};
 use crate::digest::compose::Composer;
 use crate::digest::setup::Setup;
 use crate::digest::{self, Earlier, History};
 use crate::ledger::{Ledger, Sqlite, Status};
-use crate::model::{IssueKey, RecipientKey};
+use crate::model::{IssueKey, RecipientKey, Shard};
 use crate::report::{self, Verbosity};
 use crate::token;
 
-use super::secrets::{self, PASSWORD_VAR, SECRET_VAR};
+use super::secrets::{self, SECRET_VAR};
 
 /// Reads the unsubscribe secret when the URL needs one.
 fn secret(setup: &Setup, config: &Config) -> Result<Option<Vec<u8>>, Failure> {
@@ -84,15 +84,30 @@ fn publish(
     Ok(())
 }
 
+/// Keeps the subscribers of `shard` only (all without one); says so.
+fn shard_subscribers(setup: &mut Setup, shard: Option<Shard>, say: Verbosity) {
+    let Some(shard) = shard else {
+        return;
+    };
+    let all = setup.subscribers.len();
+    setup.subscribers.retain(|s| shard.contains(&s.email));
+    say.summary(format!(
+        "shard {shard}: {} of {all} subscribers",
+        setup.subscribers.len()
+    ));
+}
+
 pub fn dry_run(
     config: &Config,
     dir: &Path,
     now: DateTime<Utc>,
     now_given: bool,
+    shard: Option<Shard>,
     say: Verbosity,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let setup = Setup::load(config)?;
+    let mut setup = Setup::load(config)?;
+    shard_subscribers(&mut setup, shard, say);
     let articles = digest::load_archive(config, setup.digest.window, now)?;
     let secret = secret(&setup, config)?;
     let ledger = Sqlite::open_read_only(&setup.digest.state)?;
@@ -146,53 +161,88 @@ pub fn dry_run(
     Ok(())
 }
 
-/// The transport `[smtp]` names, with its secrets from the environment.
-fn transport(config: &Config) -> Result<Box<dyn Transport>, Failure> {
-    let smtp = config
+/// The transports `[smtp]` (or each `[[smtp]]` table) names, with their
+/// secrets from the environment; every missing password at once.
+fn transports(config: &Config) -> Result<Vec<Box<dyn Transport>>, Failure> {
+    let first = config
         .smtp
-        .clone()
+        .as_ref()
         .expect("the digest setup requires [smtp]");
-    if smtp.transport == TransportKind::Sendmail {
+    if first.transport == TransportKind::Sendmail {
         // The command sees only what it needs of our environment: never
         // the secrets above.
         let environment = sendmail::ENVIRONMENT
             .iter()
             .filter_map(|name| std::env::var_os(name).map(|value| ((*name).into(), value)))
             .collect();
-        return Ok(Box::new(Sendmail {
-            command: smtp.sendmail.clone(),
+        return Ok(vec![Box::new(Sendmail {
+            command: first.sendmail.clone(),
             environment,
+        })]);
+    }
+    let several = config.relays.len() > 1;
+    let mut problems = Problems::default();
+    let mut transports: Vec<Box<dyn Transport>> = Vec::with_capacity(config.relays.len());
+    for (i, smtp) in config.relays.iter().enumerate() {
+        let key = |field: &str| {
+            if several {
+                format!("smtp[{i}].{field}")
+            } else {
+                format!("smtp.{field}")
+            }
+        };
+        let password = match missing_password(smtp) {
+            Ok(password) => password,
+            Err(message) => {
+                problems.push(Problem::new(
+                    Location::file(&config.path),
+                    Some(&key("username")),
+                    message,
+                ));
+                None
+            }
+        };
+        let tls_roots = match &smtp.ca_file {
+            Some(path) => match std::fs::read(path) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    problems.push(Problem::new(
+                        Location::file(path),
+                        Some(&key("ca_file")),
+                        format!("cannot read: {e}"),
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        transports.push(Box::new(Smtp {
+            config: smtp.clone(),
+            password,
+            tls_roots,
         }));
     }
-    let password = match secrets::var(PASSWORD_VAR) {
-        Some(p) => Some(p),
-        None if !smtp.username.is_empty() => {
-            return Err(Problem::new(
-                Location::file(&config.path),
-                Some("smtp.username"),
-                format!(
-                    "is set, but the environment variable {PASSWORD_VAR} (the SMTP password) is not"
-                ),
-            )
-            .into());
-        }
-        None => None,
-    };
-    let tls_roots = match &smtp.ca_file {
-        Some(path) => Some(std::fs::read(path).map_err(|e| {
-            Problem::new(
-                Location::file(path),
-                Some("smtp.ca_file"),
-                format!("cannot read: {e}"),
-            )
-        })?),
-        None => None,
-    };
-    Ok(Box::new(Smtp {
-        config: smtp,
-        password,
-        tls_roots,
-    }))
+    if problems.is_empty() {
+        Ok(transports)
+    } else {
+        Err(Failure::Invalid(problems))
+    }
+}
+
+/// A relay's password from its variable ([`SmtpConfig::password_var`]),
+/// or what to say when a username needs one and it is not set.
+pub(super) fn missing_password(smtp: &SmtpConfig) -> Result<Option<String>, String> {
+    let var = smtp.password_var();
+    match secrets::var(&var) {
+        Some(p) => Ok(Some(p)),
+        None if !smtp.username.is_empty() => Err(format!(
+            "is set, but the environment variable {var} (the SMTP password{}) is not",
+            smtp.name
+                .as_deref()
+                .map_or_else(String::new, |n| format!(" of relay {n:?}"))
+        )),
+        None => Ok(None),
+    }
 }
 
 /// `digest --send`: deliver everything still pending (this issue's and any
@@ -204,23 +254,30 @@ pub fn send(
     config: &Config,
     now: DateTime<Utc>,
     now_given: bool,
+    shard: Option<Shard>,
     clock: Clock,
     say: Verbosity,
 ) -> Result<Done, Failure> {
     let started = Instant::now();
-    let setup = Setup::load(config)?;
+    let mut setup = Setup::load(config)?;
+    shard_subscribers(&mut setup, shard, say);
     let articles = digest::load_archive(config, setup.digest.window, now)?;
     let secret = secret(&setup, config)?;
-    let transport = transport(config)?;
-    let smtp = config
-        .smtp
-        .as_ref()
-        .expect("the digest setup requires [smtp]");
-    let policy = Policy {
-        retries: smtp.retries,
-        retry_delay: smtp.retry_delay,
-        max_rate: smtp.max_rate,
-    };
+    let transports = transports(config)?;
+    let relays: Vec<Relay<'_>> = transports
+        .iter()
+        .zip(&config.relays)
+        .map(|(transport, smtp)| Relay {
+            name: smtp.label(),
+            transport: transport.as_ref(),
+            policy: Policy {
+                retries: smtp.retries,
+                retry_delay: smtp.retry_delay,
+                max_rate: smtp.max_rate,
+            },
+            weight: smtp.weight,
+        })
+        .collect();
 
     if setup.digest.unsubscribe_url.is_none() {
         say.warn(
@@ -281,6 +338,7 @@ pub fn send(
         .collect();
     let wanted = Wanted {
         subscribers: &subscribers,
+        shard,
         // A window reaching before the year 1 expires nothing.
         oldest_issue: now
             .checked_sub_signed(setup.digest.window)
@@ -311,8 +369,7 @@ pub fn send(
         source: &composer,
     };
     let sending = Sending {
-        transport: transport.as_ref(),
-        policy: &policy,
+        relays: &relays,
         sender: &sender,
         clock,
         say,
@@ -334,9 +391,15 @@ pub fn send(
     };
     if summary.complete() {
         say.summary(summary.headline());
+        for line in summary.relay_lines() {
+            say.summary(line);
+        }
         Ok(Done::Complete)
     } else {
         report::stderr_line(&summary.headline());
+        for line in summary.relay_lines() {
+            report::stderr_line(&line);
+        }
         for line in summary.details() {
             report::stderr_line(&line);
         }

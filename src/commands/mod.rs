@@ -96,15 +96,23 @@ pub fn run(
             let page = crate::cli::man(command.as_deref()).expect("clap checked the command");
             print(page.as_bytes())?;
         }
-        Command::Digest { config, mode, now } => {
+        Command::Digest {
+            config,
+            mode,
+            now,
+            shard,
+        } => {
             let config = load(&config.path)?;
             let given = now.now.is_some();
             let now = run_time(now.now, clock, &config)?;
+            let shard = shard.map(|s| {
+                crate::model::Shard::new(s.index, s.count).expect("the command line checked K/N")
+            });
             if let Some(dir) = &mode.dry_run {
                 crate::signals::remove_temp_files_on_termination();
-                digest::dry_run(&config, dir, now, given, say)?;
+                digest::dry_run(&config, dir, now, given, shard, say)?;
             } else if mode.send {
-                return digest::send(&config, now, given, clock, say);
+                return digest::send(&config, now, given, shard, clock, say);
             }
         }
     }

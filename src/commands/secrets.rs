@@ -10,7 +10,7 @@ pub const SECRET_VAR: &str = "BULLETIN_UNSUBSCRIBE_SECRET";
 pub const PREVIOUS_SECRET_VAR: &str = "BULLETIN_UNSUBSCRIBE_SECRET_PREVIOUS";
 
 /// The SMTP password.
-pub const PASSWORD_VAR: &str = "BULLETIN_SMTP_PASSWORD";
+pub const PASSWORD_VAR: &str = crate::config::PASSWORD_VAR;
 
 /// A variable's value; unset and empty are the same.
 pub fn var(name: &str) -> Option<String> {

@@ -44,7 +44,7 @@ use lettre::Address;
 use crate::Failure;
 use crate::digest::compose::{Composed, Composer};
 use crate::ledger::{self, Ledger, NewDelivery, Packed, Status};
-use crate::model::{IssueKey, RecipientKey};
+use crate::model::{IssueKey, RecipientKey, Shard};
 use crate::progress::{self, Tick};
 use crate::report::Verbosity;
 use inbox::{Inbox, Made};
@@ -52,7 +52,7 @@ use inbox::{Inbox, Made};
 pub use lock::RunLock;
 pub use tally::{Summary, Tally};
 pub use transport::Transport;
-pub use worker::{Outcome, Policy};
+pub use worker::{Outcome, Policy, Relay};
 
 /// "At most one digest a day" against the clock as well: refuses to start
 /// `issue` when the ledger already has a newer one — a clock stepped back
@@ -145,6 +145,11 @@ pub struct Wanted<'a> {
     /// was published before the digest's `window` (issue and window are
     /// the caller's: the run's date, and the one a `window` earlier).
     pub oldest_issue: IssueKey,
+    /// With `--shard K/N`: pending messages of recipients outside the
+    /// shard are not this run's — neither sent nor dropped, left pending
+    /// (a state shared by the shards, run one after the other, keeps each
+    /// shard's).
+    pub shard: Option<Shard>,
 }
 
 impl Wanted<'_> {
@@ -166,8 +171,9 @@ impl Wanted<'_> {
 /// How to send: over what, how hard, from whom, stamped by which clock,
 /// saying how much.
 pub struct Sending<'a> {
-    pub transport: &'a dyn Transport,
-    pub policy: &'a Policy,
+    /// The relays, at least one: each with its transport, policy and
+    /// weight (see [`worker`]).
+    pub relays: &'a [Relay<'a>],
     pub sender: EnvelopeSender<'a>,
     /// Stamps each recorded outcome.
     pub clock: fn() -> DateTime<Utc>,
@@ -208,6 +214,10 @@ pub fn send(
             // drops this one and carries its articles): never sent.
             continue;
         }
+        if wanted.shard.is_some_and(|s| !s.contains(&p.address)) {
+            // Another shard's: released with this run's claims.
+            continue;
+        }
         if let Some(why) = wanted.refuses(&p) {
             say.detail(format!(
                 "not sending {} to {}: {why}",
@@ -241,10 +251,19 @@ pub fn send(
     let tally = Tally {
         total: jobs.len(),
         dropped,
+        relays: how
+            .relays
+            .iter()
+            .map(|r| tally::RelayTally {
+                name: r.name.clone(),
+                ..tally::RelayTally::default()
+            })
+            .collect(),
         ..Tally::default()
     };
     let expected = jobs.len() + newcomers.len();
-    let queue = worker::Queue::default();
+    let weights: Vec<u32> = how.relays.iter().map(|r| r.weight).collect();
+    let queue = worker::Queue::new(&weights);
     queue.push(jobs);
     let inbox = Inbox::new(fresh.is_some());
     let rows = std::sync::RwLock::new(rows);
@@ -261,7 +280,7 @@ pub fn send(
         };
         let reports = move |report| inbox.put_report(report).is_ok();
         scope.spawn(move || {
-            worker::deliver(queue, expected, how.transport, how.policy, &fetch, &reports);
+            worker::deliver(queue, expected, how.relays, &fetch, &reports);
             inbox.workers_done();
         });
         if let Some(f) = &fresh {
@@ -292,7 +311,10 @@ pub fn send(
         result
     });
     drop(bar);
-    let tally = result?;
+    let mut tally = result?;
+    for (relay, down) in tally.relays.iter_mut().zip(queue.down()) {
+        relay.down = down;
+    }
     // What this run did not finish is the next run's. Should this fail, the
     // next run takes the claims back all the same (it holds the lock).
     if let Err(e) = ledger.release_claims() {
@@ -418,7 +440,7 @@ impl Recorder<'_, '_> {
                         Outcome::Rejected(_) | Outcome::Refused(_) => Tick::Failed,
                         Outcome::Deferred(_) => Tick::Deferred,
                     });
-                    self.tally.count(&report.outcome);
+                    self.tally.count(report.relay, &report.outcome);
                     let _ = report.recorded.send(());
                 }
             }

@@ -18,10 +18,35 @@ pub struct Tally {
     pub dropped: usize,
     /// Why messages were deferred, with how many each.
     pub reasons: HashMap<String, usize>,
+    /// Per relay, in the config's order: what each did.
+    pub relays: Vec<RelayTally>,
+}
+
+/// What one relay did in this run.
+#[derive(Debug, Default, Clone)]
+pub struct RelayTally {
+    pub name: String,
+    pub sent: usize,
+    /// Refused for good (the message or the address).
+    pub failed: usize,
+    /// Left pending after this run's retries on this relay (or not known
+    /// to have arrived).
+    pub deferred: usize,
+    /// Why the relay got no more messages this run, if it was found down
+    /// (its messages went to the others).
+    pub down: Option<String>,
 }
 
 impl Tally {
-    pub fn count(&mut self, outcome: &Outcome) {
+    /// Counts one outcome, reported by relay `relay`.
+    pub fn count(&mut self, relay: usize, outcome: &Outcome) {
+        if let Some(r) = self.relays.get_mut(relay) {
+            match outcome {
+                Outcome::Sent => r.sent += 1,
+                Outcome::Rejected(_) | Outcome::Refused(_) => r.failed += 1,
+                Outcome::Deferred(_) => r.deferred += 1,
+            }
+        }
         match outcome {
             Outcome::Sent => self.sent += 1,
             Outcome::Rejected(_) | Outcome::Refused(_) => self.rejected += 1,
@@ -82,6 +107,28 @@ impl Summary {
             self.suppressed,
             self.seconds
         )
+    }
+
+    /// With several relays, one line each: what it did, and whether it was
+    /// found down; nothing with one relay (the headline says it all).
+    pub fn relay_lines(&self) -> Vec<String> {
+        if self.tally.relays.len() < 2 {
+            return Vec::new();
+        }
+        self.tally
+            .relays
+            .iter()
+            .map(|r| {
+                let down = match &r.down {
+                    Some(why) => format!("; down, its messages went to the others: {why}"),
+                    None => String::new(),
+                };
+                format!(
+                    "  relay {}: {} sent, {} deferred, {} failed{down}",
+                    r.name, r.sent, r.deferred, r.failed
+                )
+            })
+            .collect()
     }
 
     /// For an incomplete run: why messages are still pending (most common

@@ -11,6 +11,22 @@
 //! outcome is recorded. With `max_rate` set nothing is begun ahead (a paced
 //! message would keep the server waiting in the middle of a transaction).
 //!
+//! With several relays ([`Relay`]), each has its own workers (its
+//! `connections`), pacing (`max_rate`) and breaker, and the queue hands
+//! each new job to one relay by smooth weighted round-robin (nginx's: over
+//! any stretch of jobs each relay's share is its weight's, interleaved).
+//! A job is on one relay at a time: it sits in that relay's line of the
+//! queue until one of its workers takes it, and leaves it only when the
+//! relay is found down. A relay that is down — no session through every
+//! retry (refused, TLS, login), the sender refused, or `retries + 1`
+//! dropped connections or 421s in a row while another relay is up — gets
+//! no more jobs this run: its waiting jobs, and its in-flight one when
+//! that one was certainly not accepted (no session, a 421 or a drop
+//! before the end of the content, a refused sender), go to the others by
+//! their weights. A message whose content went out without a reply
+//! ([`Failure::Ambiguous`]) is never moved: it stays pending, as with one
+//! relay. When the last relay is down, the run stops as it did with one.
+//!
 //! What a failure means for the run is decided here:
 //! - temporary failures and dropped connections are retried on a new
 //!   session with backoff, a bounded number of times, then left pending;
@@ -54,6 +70,8 @@ pub enum Outcome {
 /// A delivery report from a worker.
 pub struct Report {
     pub key: usize,
+    /// The relay (its index in the run's list) that had the job.
+    pub relay: usize,
     pub outcome: Outcome,
     /// Dropped (or answered) once the outcome is recorded: the sender waits
     /// for it before it takes another job, so a stalled or dead recorder
@@ -72,6 +90,16 @@ pub struct Policy {
     pub max_rate: f64,
 }
 
+/// One relay: a transport, how hard to try it, its share of the messages.
+pub struct Relay<'a> {
+    /// What the summary calls it.
+    pub name: String,
+    pub transport: &'a dyn Transport,
+    pub policy: Policy,
+    /// Its share of the messages, relative to the others' (at least 1).
+    pub weight: u32,
+}
+
 /// Reads a job's message (from the ledger), on a sender thread.
 pub type Fetch<'a> = &'a (dyn Fn(usize) -> anyhow::Result<Vec<u8>> + Sync);
 
@@ -79,42 +107,54 @@ pub type Fetch<'a> = &'a (dyn Fn(usize) -> anyhow::Result<Vec<u8>> + Sync);
 pub type Reports<'a> = &'a (dyn Fn(Report) -> bool + Sync);
 
 /// Sends every job `queue` is given until it is closed and empty,
-/// reporting each outcome on `reports` as it happens, on at most
-/// `expected` sessions (there is no use for more sessions than jobs).
-/// Returns when every job has an outcome (or the run was stopped).
+/// reporting each outcome on `reports` as it happens, through `relays`
+/// (each on at most `expected` sessions: there is no use for more sessions
+/// than jobs). Returns when every job has an outcome (or the run was
+/// stopped). `queue` must have been made for these relays
+/// ([`Queue::new`]).
 pub fn deliver(
     queue: &Queue,
     expected: usize,
-    transport: &dyn Transport,
-    policy: &Policy,
+    relays: &[Relay<'_>],
     fetch: Fetch<'_>,
     reports: Reports<'_>,
 ) {
-    let workers = transport.sessions().clamp(1, expected.max(1));
-    let pacer = Pacer::new(policy.max_rate);
-    let breaker = Breaker::new(policy.retries, policy.retry_delay);
+    let lines: Vec<Line<'_>> = relays
+        .iter()
+        .enumerate()
+        .map(|(index, relay)| Line {
+            index,
+            relay,
+            pacer: Pacer::new(relay.policy.max_rate),
+            breaker: Breaker::new(relay.policy.retries, relay.policy.retry_delay),
+            drops: Mutex::new(0),
+        })
+        .collect();
     std::thread::scope(|scope| {
-        for _ in 0..workers {
-            let worker = Worker {
-                queue,
-                pacer: &pacer,
-                breaker: &breaker,
-                policy,
-                fetch,
-                transport,
-            };
-            scope.spawn(move || worker.run(reports));
+        for line in &lines {
+            let workers = line.relay.transport.sessions().clamp(1, expected.max(1));
+            for _ in 0..workers {
+                let worker = Worker { queue, line, fetch };
+                scope.spawn(move || worker.run(reports));
+            }
         }
     });
 }
 
+/// One relay during a run: what its workers share.
+struct Line<'a> {
+    index: usize,
+    relay: &'a Relay<'a>,
+    pacer: Pacer,
+    breaker: Breaker,
+    /// Dropped connections and 421s in a row, with no reply between.
+    drops: Mutex<u32>,
+}
+
 struct Worker<'a> {
     queue: &'a Queue,
-    pacer: &'a Pacer,
-    breaker: &'a Breaker,
-    policy: &'a Policy,
+    line: &'a Line<'a>,
     fetch: Fetch<'a>,
-    transport: &'a dyn Transport,
 }
 
 /// A job taken from the queue, with its message read.
@@ -126,8 +166,10 @@ struct Taken {
 
 impl Worker<'_> {
     fn run(&self, reports: Reports<'_>) {
-        let mut session = self.transport.session();
-        let ahead = self.pacer.interval.is_none();
+        let relay = self.line.index;
+        let transport = self.line.relay.transport;
+        let mut session = transport.session();
+        let ahead = self.line.pacer.interval.is_none();
         // The job whose transaction may be begun with the current message.
         let mut upcoming: Option<Taken> = None;
         loop {
@@ -136,8 +178,14 @@ impl Worker<'_> {
                     self.queue.done();
                     break;
                 }
+                // Its relay is down: begun there at most (never its
+                // content), so it goes to another.
+                Some(taken) if !self.queue.is_live(relay) => {
+                    self.queue.moved(taken.job, taken.attempt);
+                    break;
+                }
                 Some(taken) => taken,
-                None => match self.queue.next() {
+                None => match self.queue.next(relay) {
                     Some((job, attempt)) => self.take(job, attempt),
                     None => break,
                 },
@@ -145,14 +193,14 @@ impl Worker<'_> {
             upcoming = match (&current.bytes, ahead) {
                 (Ok(_), true) => self
                     .queue
-                    .try_next()
+                    .try_next(relay)
                     .map(|(job, attempt)| self.take(job, attempt)),
                 _ => None,
             };
             let result = match &current.bytes {
                 Err(failure) => Err(failure.clone()),
                 Ok(bytes) => {
-                    self.pacer.wait();
+                    self.line.pacer.wait();
                     let next = upcoming.as_ref().and_then(|t| {
                         Some(Letter {
                             envelope: envelope(&t.job),
@@ -169,15 +217,16 @@ impl Worker<'_> {
             // A server reply may quote what it was sent: never show or store
             // a secret, in any form it went out in.
             let outcome = match outcome {
-                Outcome::Rejected(why) => Outcome::Rejected(self.transport.redact(&why)),
-                Outcome::Refused(why) => Outcome::Refused(self.transport.redact(&why)),
-                Outcome::Deferred(why) => Outcome::Deferred(self.transport.redact(&why)),
+                Outcome::Rejected(why) => Outcome::Rejected(transport.redact(&why)),
+                Outcome::Refused(why) => Outcome::Refused(transport.redact(&why)),
+                Outcome::Deferred(why) => Outcome::Deferred(transport.redact(&why)),
                 sent => sent,
             };
             self.queue.done();
             let (recorded, wait) = std::sync::mpsc::sync_channel(1);
             let report = Report {
                 key: job.key,
+                relay,
                 outcome,
                 recorded,
             };
@@ -217,9 +266,17 @@ impl Worker<'_> {
         next: Option<&Letter<'_>>,
     ) -> Result<(), Failure> {
         if !session.is_open() {
-            self.breaker.wait();
+            self.line.breaker.wait();
+            if !self.queue.is_live(self.line.index) {
+                // Found down while this worker waited: nothing was tried,
+                // so the message goes to another relay.
+                return Err(Failure::Connect(format!(
+                    "relay {} is down",
+                    self.line.relay.name
+                )));
+            }
             session.open()?;
-            self.breaker.connected();
+            self.line.breaker.connected();
         }
         let letter = Letter {
             envelope: envelope(job),
@@ -229,15 +286,38 @@ impl Worker<'_> {
     }
 
     /// What an attempt means: an outcome to record, or `None` when the job
-    /// went back to the queue.
+    /// went back to the queue (to this relay, or to another when this one
+    /// is down and the message was certainly not accepted).
     fn outcome(&self, result: Result<(), Failure>, job: &Job, attempt: u32) -> Option<Outcome> {
-        let policy = self.policy;
+        let line = self.line;
+        let policy = &line.relay.policy;
+        let relay = line.index;
+        if !matches!(result, Err(Failure::Connection(_) | Failure::Connect(_))) {
+            *line.drops.lock().expect("drops lock") = 0;
+        }
+        // Not accepted, and the relay is down (found so by this worker or
+        // another): another relay sends it.
+        let not_accepted = matches!(
+            result,
+            Err(Failure::Connect(_) | Failure::Connection(_) | Failure::Sender(_))
+        );
+        if not_accepted && !self.queue.is_live(relay) && self.queue.moved(job.clone(), attempt) {
+            return None;
+        }
         Some(match result {
             Ok(()) => Outcome::Sent,
             Err(Failure::Connect(why)) => {
-                if self.breaker.failed() {
+                if line.breaker.failed() {
                     // The server has been out of reach through every retry:
-                    // stop here, everything not sent stays pending.
+                    // no more for it; with no other relay, the run stops
+                    // here, everything not sent stays pending.
+                    if self.queue.relay_down(
+                        relay,
+                        format!("{why} (gave up after {} attempts)", policy.retries + 1),
+                    ) && self.queue.moved(job.clone(), attempt)
+                    {
+                        return None;
+                    }
                     self.queue.abandon();
                     Outcome::Deferred(format!(
                         "{why} (gave up after {} attempts)",
@@ -245,11 +325,19 @@ impl Worker<'_> {
                     ))
                 } else {
                     // Not this message's fault: it waits for the next try.
-                    self.queue.retry(job.clone(), attempt, Duration::ZERO);
+                    self.queue
+                        .retry(relay, job.clone(), attempt, Duration::ZERO);
                     return None;
                 }
             }
             Err(Failure::Sender(why)) => {
+                if self
+                    .queue
+                    .relay_down(relay, format!("refuses the sender {}: {why}", job.sender))
+                    && self.queue.moved(job.clone(), attempt)
+                {
+                    return None;
+                }
                 self.queue.abandon();
                 Outcome::Deferred(format!(
                     "the server refuses the sender {}: {why}; nothing more is sent this run",
@@ -261,15 +349,42 @@ impl Worker<'_> {
             Err(Failure::Ambiguous(why)) => Outcome::Deferred(format!(
                 "no reply after the message was sent ({why}); the server may have it"
             )),
-            Err(Failure::Temporary(why) | Failure::Connection(why)) => {
-                if attempt < policy.retries {
-                    let delay = policy.retry_delay * 2u32.saturating_pow(attempt);
-                    self.queue.retry(job.clone(), attempt + 1, delay);
+            Err(Failure::Connection(why)) => {
+                let drops = {
+                    let mut drops = line.drops.lock().expect("drops lock");
+                    *drops += 1;
+                    *drops
+                };
+                // Dropped again and again: down, when another relay can
+                // take its messages (alone, a relay keeps today's
+                // per-message retries).
+                if drops > policy.retries
+                    && self.queue.others_live(relay)
+                    && self.queue.relay_down(
+                        relay,
+                        format!("{why} ({drops} dropped connections or 421 in a row)"),
+                    )
+                    && self.queue.moved(job.clone(), attempt)
+                {
                     return None;
                 }
-                Outcome::Deferred(why)
+                self.temporary(why, job, attempt)?
             }
+            Err(Failure::Temporary(why)) => self.temporary(why, job, attempt)?,
         })
+    }
+
+    /// A temporary failure: retried on this relay after a pause, until
+    /// the retries are spent.
+    fn temporary(&self, why: String, job: &Job, attempt: u32) -> Option<Outcome> {
+        let policy = &self.line.relay.policy;
+        if attempt < policy.retries {
+            let delay = policy.retry_delay * 2u32.saturating_pow(attempt);
+            self.queue
+                .retry(self.line.index, job.clone(), attempt + 1, delay);
+            return None;
+        }
+        Some(Outcome::Deferred(why))
     }
 }
 
@@ -280,18 +395,23 @@ fn envelope(job: &Job) -> Envelope<'_> {
     }
 }
 
-/// The jobs still to try, some waiting for their retry time; fed while the
-/// workers run, until it is closed.
-#[derive(Default)]
+/// The jobs still to try, each in the line of one relay, some waiting for
+/// their retry time; fed while the workers run, until it is closed.
 pub struct Queue {
     state: Mutex<QueueState>,
     wake: Condvar,
 }
 
-#[derive(Default)]
 struct QueueState {
-    ready: VecDeque<(Job, u32)>,
-    waiting: Vec<(Instant, Job, u32)>,
+    /// Per relay: jobs ready to take.
+    ready: Vec<VecDeque<(Job, u32)>>,
+    /// Jobs waiting for their retry time: when, on which relay.
+    waiting: Vec<(Instant, usize, Job, u32)>,
+    /// Per relay: its weight, and its smooth weighted round-robin credit.
+    weights: Vec<i64>,
+    credit: Vec<i64>,
+    /// Per relay: why it is down, once it is (it gets no more jobs).
+    down: Vec<Option<String>>,
     /// Jobs taken and not yet finished (they may come back as retries).
     in_flight: usize,
     /// No more jobs will be pushed.
@@ -300,12 +420,75 @@ struct QueueState {
     abandoned: bool,
 }
 
+impl Default for Queue {
+    /// A queue for one relay.
+    fn default() -> Queue {
+        Queue::new(&[1])
+    }
+}
+
+impl QueueState {
+    /// The relay the next job goes to: smooth weighted round-robin over
+    /// the relays that are up (each gains its weight; the richest takes
+    /// the job and pays the sum), `None` when every one is down.
+    fn pick(&mut self) -> Option<usize> {
+        let live: Vec<usize> = (0..self.weights.len())
+            .filter(|&r| self.down[r].is_none())
+            .collect();
+        let total: i64 = live.iter().map(|&r| self.weights[r]).sum();
+        for &r in &live {
+            self.credit[r] += self.weights[r];
+        }
+        let best = live
+            .iter()
+            .copied()
+            .max_by_key(|&r| (self.credit[r], std::cmp::Reverse(r)))?;
+        self.credit[best] -= total;
+        Some(best)
+    }
+
+    /// Puts a job in the line of the relay whose turn it is; false when no
+    /// relay is up.
+    fn place(&mut self, job: Job, attempt: u32) -> bool {
+        match self.pick() {
+            Some(r) => {
+                self.ready[r].push_back((job, attempt));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl Queue {
-    /// Adds jobs to send (nothing, once the run has stopped sending).
+    /// A queue for relays of these weights (one line each).
+    pub fn new(weights: &[u32]) -> Queue {
+        let n = weights.len().max(1);
+        Queue {
+            state: Mutex::new(QueueState {
+                ready: (0..n).map(|_| VecDeque::new()).collect(),
+                waiting: Vec::new(),
+                weights: (0..n)
+                    .map(|r| i64::from(weights.get(r).copied().unwrap_or(1).max(1)))
+                    .collect(),
+                credit: vec![0; n],
+                down: vec![None; n],
+                in_flight: 0,
+                closed: false,
+                abandoned: false,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Adds jobs to send, each to one relay by weight (nothing, once the
+    /// run has stopped sending).
     pub fn push(&self, jobs: impl IntoIterator<Item = Job>) {
         let mut state = self.state.lock().expect("queue lock");
         if !state.abandoned {
-            state.ready.extend(jobs.into_iter().map(|j| (j, 0)));
+            for job in jobs {
+                state.place(job, 0);
+            }
         }
         self.wake.notify_all();
     }
@@ -316,23 +499,37 @@ impl Queue {
         self.wake.notify_all();
     }
 
-    /// The next job to try, waiting for retries to come due and for jobs
-    /// to be pushed; `None` when the queue is closed and every job is
-    /// finished.
-    fn next(&self) -> Option<(Job, u32)> {
+    /// The relays found down in this run, with why (by index).
+    pub fn down(&self) -> Vec<Option<String>> {
+        self.state.lock().expect("queue lock").down.clone()
+    }
+
+    /// The next job for `relay` to try, waiting for retries to come due
+    /// and for jobs to be pushed; `None` when the relay is down, or the
+    /// queue is closed and every job is finished.
+    fn next(&self, relay: usize) -> Option<(Job, u32)> {
         let mut state = self.state.lock().expect("queue lock");
         loop {
             let now = Instant::now();
-            if let Some(i) = state.waiting.iter().position(|(due, ..)| *due <= now) {
-                let (_, job, attempt) = state.waiting.swap_remove(i);
-                state.ready.push_back((job, attempt));
+            while let Some(i) = state.waiting.iter().position(|(due, ..)| *due <= now) {
+                let (_, r, job, attempt) = state.waiting.swap_remove(i);
+                if state.down[r].is_none() {
+                    state.ready[r].push_back((job, attempt));
+                } else if !state.place(job, attempt) {
+                    // No relay left: the run is abandoned.
+                }
             }
-            if let Some(next) = state.ready.pop_front() {
+            if state.down[relay].is_some() {
+                self.wake.notify_all();
+                return None;
+            }
+            if let Some(next) = state.ready[relay].pop_front() {
                 state.in_flight += 1;
                 return Some(next);
             }
             let open = !state.closed && !state.abandoned;
-            if !open && state.waiting.is_empty() && state.in_flight == 0 {
+            let ready = state.ready.iter().any(|r| !r.is_empty());
+            if !open && !ready && state.waiting.is_empty() && state.in_flight == 0 {
                 self.wake.notify_all();
                 return None;
             }
@@ -346,10 +543,13 @@ impl Queue {
         }
     }
 
-    /// A job that is ready now, without waiting.
-    fn try_next(&self) -> Option<(Job, u32)> {
+    /// A job for `relay` that is ready now, without waiting.
+    fn try_next(&self, relay: usize) -> Option<(Job, u32)> {
         let mut state = self.state.lock().expect("queue lock");
-        let next = state.ready.pop_front()?;
+        if state.down[relay].is_some() {
+            return None;
+        }
+        let next = state.ready[relay].pop_front()?;
         state.in_flight += 1;
         Some(next)
     }
@@ -358,10 +558,62 @@ impl Queue {
         self.state.lock().expect("queue lock").abandoned
     }
 
-    fn retry(&self, job: Job, attempt: u32, delay: Duration) {
+    /// Whether `relay` still gets jobs.
+    fn is_live(&self, relay: usize) -> bool {
+        self.state.lock().expect("queue lock").down[relay].is_none()
+    }
+
+    /// Whether another relay than `relay` is up.
+    fn others_live(&self, relay: usize) -> bool {
+        let state = self.state.lock().expect("queue lock");
+        (0..state.down.len()).any(|r| r != relay && state.down[r].is_none())
+    }
+
+    /// `relay` is down (`why`): it gets no more jobs, and those in its line
+    /// or waiting for it go to the others by weight. True when another
+    /// relay is up (or `relay` was already down and one is); false when none
+    /// is left, and then nothing is moved: the caller stops the run.
+    fn relay_down(&self, relay: usize, why: String) -> bool {
+        let mut state = self.state.lock().expect("queue lock");
+        let others = (0..state.down.len()).any(|r| r != relay && state.down[r].is_none());
+        if !others {
+            return false;
+        }
+        if state.down[relay].is_none() {
+            state.down[relay] = Some(why);
+            let lined: Vec<(Job, u32)> = state.ready[relay].drain(..).collect();
+            for (job, attempt) in lined {
+                state.place(job, attempt);
+            }
+        }
+        self.wake.notify_all();
+        true
+    }
+
+    /// A job taken from a relay that is down, certainly not accepted
+    /// there, goes to another relay (by weight; its attempts so far kept).
+    /// False when no relay is up: the job is still the caller's.
+    fn moved(&self, job: Job, attempt: u32) -> bool {
+        let mut state = self.state.lock().expect("queue lock");
+        if state.abandoned {
+            state.in_flight -= 1;
+            self.wake.notify_all();
+            return true;
+        }
+        if !state.place(job, attempt) {
+            return false;
+        }
+        state.in_flight -= 1;
+        self.wake.notify_all();
+        true
+    }
+
+    fn retry(&self, relay: usize, job: Job, attempt: u32, delay: Duration) {
         let mut state = self.state.lock().expect("queue lock");
         state.in_flight -= 1;
-        state.waiting.push((Instant::now() + delay, job, attempt));
+        state
+            .waiting
+            .push((Instant::now() + delay, relay, job, attempt));
         self.wake.notify_all();
     }
 
@@ -370,7 +622,9 @@ impl Queue {
     pub fn abandon(&self) {
         let mut state = self.state.lock().expect("queue lock");
         state.abandoned = true;
-        state.ready.clear();
+        for line in &mut state.ready {
+            line.clear();
+        }
         state.waiting.clear();
         self.wake.notify_all();
     }

@@ -24,5 +24,6 @@ mod message;
 mod reading;
 mod secret;
 mod selection;
+mod shards;
 mod subscribers;
 mod templates;

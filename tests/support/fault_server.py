@@ -28,6 +28,11 @@ Faults ("the Nth message" counts DATA commands across all connections, from 1):
   --close-after N                  on each connection, after N accepted
                                    messages, answer the next MAIL with 421
                                    and close the connection
+  --down-after N                   once N messages are stored (all connections),
+                                   stop listening (new connections are refused)
+                                   and answer the next MAIL on each open
+                                   connection with 421, then close it: a relay
+                                   that goes down mid-run
   --drop-mid-data N                the Nth message: read a line of its content,
                                    then drop the connection (nothing stored)
   --drop-after-store N             the Nth message: store it, then drop the
@@ -75,6 +80,7 @@ class Counters:
     messages = 0  # DATA commands seen, all connections
     stored = 0  # messages written to the store
     connections = itertools.count(1)
+    listener = None  # the listening server, closed by --down-after
 
 
 class Handler:
@@ -176,6 +182,14 @@ class FaultSMTP(SMTP):
             log(f"conn {self.conn_id}: {code} for MAIL {arg}")
             await self.push(f"{code} 5.7.1 sender refused (injected)")
             return
+        if self.opts.down_after and Counters.stored >= self.opts.down_after:
+            if Counters.listener is not None and Counters.listener.is_serving():
+                log(f"down after {Counters.stored} messages: no more connections")
+                Counters.listener.close()
+            log(f"conn {self.conn_id}: 421 down, closing")
+            await self.push("421 4.3.2 service shutting down (injected)")
+            self.transport.close()
+            return
         if self.opts.close_after and self.accepted >= self.opts.close_after:
             log(f"conn {self.conn_id}: 421 after {self.accepted} messages, closing")
             await self.push("421 4.3.2 too many messages on this connection (injected)")
@@ -219,6 +233,7 @@ def parse_options(argv):
     p.add_argument("--reject", action="append", default=[])
     p.add_argument("--mail-from-code", type=int, default=0)
     p.add_argument("--close-after", type=int, default=0)
+    p.add_argument("--down-after", type=int, default=0)
     p.add_argument("--drop-mid-data", type=int, default=0)
     p.add_argument("--drop-after-store", type=int, default=0)
     p.add_argument("--delay", type=float, default=0.0)
@@ -280,6 +295,7 @@ async def serve(opts):
         opts.port,
         ssl=context if opts.implicit_tls else None,
     )
+    Counters.listener = server
     port = server.sockets[0].getsockname()[1]
     print(f"LISTENING {port}", flush=True)
     shown = {k: ("***" if k == "auth_password" and v else v) for k, v in vars(opts).items()}

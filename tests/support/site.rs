@@ -141,11 +141,11 @@ impl Site {
     }
 
     /// `feeds.toml`, parsed.
-    pub(super) fn config_table(&self) -> toml::Table {
+    pub fn config_table(&self) -> toml::Table {
         self.read("feeds.toml").parse().expect("feeds.toml parses")
     }
 
-    pub(super) fn write_config_table(&self, config: &toml::Table) -> &Site {
+    pub fn write_config_table(&self, config: &toml::Table) -> &Site {
         let text = toml::to_string(config).expect("the config serializes");
         self.write("feeds.toml", text)
     }

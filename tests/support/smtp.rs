@@ -45,6 +45,29 @@ impl Site {
             .set("smtp.port", i64::from(port))
     }
 
+    /// Turns `[smtp]` into one `[[smtp]]` table per relay: each a copy of
+    /// it with the relay's `name`, port on 127.0.0.1 and `weight`.
+    pub fn relays(&self, relays: &[(&str, u16, u32)]) -> &Site {
+        let mut config = self.config_table();
+        let base = config
+            .remove("smtp")
+            .and_then(|v| v.as_table().cloned())
+            .expect("an [smtp] table");
+        let tables = relays
+            .iter()
+            .map(|(name, port, weight)| {
+                let mut table = base.clone();
+                table.insert("name".into(), (*name).into());
+                table.insert("host".into(), "127.0.0.1".into());
+                table.insert("port".into(), i64::from(*port).into());
+                table.insert("weight".into(), i64::from(*weight).into());
+                toml::Value::Table(table)
+            })
+            .collect();
+        config.insert("smtp".into(), toml::Value::Array(tables));
+        self.write_config_table(&config)
+    }
+
     /// A new folder inside the site (`<kind>-0`, `<kind>-1`, …).
     fn fresh_dir(&self, kind: &str) -> PathBuf {
         (0..)
