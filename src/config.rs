@@ -13,7 +13,7 @@ use url::Url;
 
 pub use crate::diag::parse_toml;
 use crate::diag::{LineIndex, Location, Problem, Problems, Suggest};
-use crate::model::{Section, SectionId, Sections, Site, SiteZone, Topic};
+use crate::model::{Section, SectionId, Sections, Site, SiteZone, State, Topic};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -96,7 +96,8 @@ pub struct DigestConfig {
     pub html: Option<PathBuf>,
     pub text: Option<PathBuf>,
     pub subscribers: PathBuf,
-    pub state: PathBuf,
+    /// Where the ledger lives: an SQLite file or a PostgreSQL database.
+    pub state: State,
     pub window: chrono::Duration,
     pub related: usize,
     pub max_items: usize,
@@ -583,7 +584,7 @@ struct RawDigest {
     text: Option<PathBuf>,
     subscribers: PathBuf,
     #[serde(default = "default_state")]
-    state: PathBuf,
+    state: String,
     #[serde(default = "default_window")]
     window: String,
     #[serde(default = "default_related")]
@@ -607,7 +608,7 @@ struct RawDigest {
 fn default_subject() -> String {
     "{{site.title}} · {{date}}".into()
 }
-fn default_state() -> PathBuf {
+fn default_state() -> String {
     ".bulletin/state.sqlite".into()
 }
 fn default_window() -> String {
@@ -878,6 +879,10 @@ impl Config {
                 );
                 chrono::Duration::zero()
             });
+            let state = State::parse(&d.state, folder).unwrap_or_else(|e| {
+                report("digest.state", e);
+                State::Sqlite(folder.join(".bulletin/state.sqlite"))
+            });
             let archive = d.archive.as_deref().and_then(|a| {
                 ArchiveFolder::parse(a)
                     .map_err(|e| report("digest.archive", e))
@@ -888,7 +893,7 @@ impl Config {
                 html: d.html.map(|p| folder.join(p)),
                 text: d.text.map(|p| folder.join(p)),
                 subscribers: folder.join(d.subscribers),
-                state: folder.join(d.state),
+                state,
                 window,
                 related: d.related.min(ALL_ITEMS),
                 max_items: d.max_items.min(ALL_ITEMS),

@@ -19,7 +19,8 @@ use crate::diag::{Location, Problem};
 use crate::digest::compose::Composer;
 use crate::digest::setup::Setup;
 use crate::digest::{self, Earlier, History};
-use crate::ledger::{Ledger, Sqlite, Status};
+use crate::ledger::{self, Ledger, Status};
+use crate::model::State;
 use crate::model::{IssueKey, RecipientKey};
 use crate::report::{self, Verbosity};
 use crate::token;
@@ -95,8 +96,8 @@ pub fn dry_run(
     let setup = Setup::load(config)?;
     let articles = digest::load_archive(config, setup.digest.window, now)?;
     let secret = secret(&setup, config)?;
-    let ledger = Sqlite::open_read_only(&setup.digest.state)?;
-    let ledger = ledger.as_ref().map(|l| l as &dyn Ledger);
+    let ledger = ledger::open_read_only(&setup.digest.state, secrets::state_password().as_deref())?;
+    let ledger = ledger.as_deref().map(|l| l as &dyn Ledger);
     let issue = IssueKey::of(&config.site, now);
     if let Some(ledger) = ledger
         && !now_given
@@ -195,6 +196,36 @@ fn transport(config: &Config) -> Result<Box<dyn Transport>, Failure> {
     }))
 }
 
+/// On a ledger several runs share (PostgreSQL), each run composes the plan
+/// from its own random place onwards (wrapping round) and skips the
+/// recipients another run has fixed already: runs started together mostly
+/// compose disjoint parts. Whoever fixes a message first holds it (see
+/// `ledger::postgres`); a message composed twice is sent once. An SQLite
+/// ledger has one run at a time: plan order, nothing skipped.
+fn shared_composing<'a>(
+    composer: Composer<'a>,
+    state: &State,
+    ledger: &dyn Ledger,
+    issue: &IssueKey,
+) -> Composer<'a> {
+    if let State::Sqlite(_) = state {
+        return composer;
+    }
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    let store = ledger.messages();
+    let issue = issue.clone();
+    composer.shared(
+        random,
+        Box::new(move |address: &str| {
+            // An error here only costs a message composed in vain.
+            store
+                .is_fixed(&issue, &RecipientKey::of(address))
+                .unwrap_or(false)
+        }),
+    )
+}
+
 /// `digest --send`: deliver everything still pending (this issue's and any
 /// interrupted earlier run's), and this run's messages as they are composed
 /// and fixed in the ledger.
@@ -229,9 +260,9 @@ pub fn send(
         );
     }
     // Dropped last: after every connection to the database is closed.
-    let lock = RunLock::take(&setup.digest.state)?;
-    let mut ledger = Sqlite::open(&setup.digest.state)?;
-    let reclaimed = lock.reclaim(&mut ledger)?;
+    let lock = RunLock::take_for(&setup.digest.state)?;
+    let mut ledger = ledger::open(&setup.digest.state, secrets::state_password().as_deref())?;
+    let reclaimed = lock.reclaim(ledger.as_mut())?;
     if reclaimed > 0 {
         say.detail(format!(
             "{reclaimed} messages held by an earlier run that did not finish are back to send"
@@ -241,9 +272,9 @@ pub fn send(
     // may later drop the row; the unsubscribe must stay).
     ledger.suppress(&digest::left_subscribers(&setup, now))?;
     let issue = IssueKey::of(&config.site, now);
-    deliver::check_clock(&ledger, &issue, now, now_given)?;
+    deliver::check_clock(ledger.as_ref(), &issue, now, now_given)?;
     let already = ledger.count(&issue, Status::Sent)?;
-    let suppressed = digest::suppressed(Some(&ledger))?;
+    let suppressed = digest::suppressed(Some(ledger.as_ref()))?;
     let archive = archive_past(config, say)?;
     let archived = archive
         .as_ref()
@@ -257,7 +288,7 @@ pub fn send(
             suppressed: &suppressed,
             archived: archived.as_ref(),
         },
-        |s| History::from_ledger(Some(&ledger), &issue, s),
+        |s| History::from_ledger(Some(ledger.as_ref()), &issue, s),
         say,
     )?;
     let publication = archive
@@ -265,6 +296,7 @@ pub fn send(
         .map(|(archive, past)| archive.render(past, &plan.issue, &plan.public));
     let composer = Composer::new(&config.site, &setup, &plan, now, secret.as_deref())
         .with_archive_url(publication.as_ref().and_then(|p| p.page_url.clone()));
+    let composer = shared_composing(composer, &setup.digest.state, ledger.as_ref(), &issue);
     // Published before any message of the issue is sent (the link works
     // when they arrive); messages are composed while the first ones go out,
     // so this is before composing, too.
@@ -317,7 +349,7 @@ pub fn send(
         clock,
         say,
     };
-    let tally = deliver::send(&mut ledger, Some(fresh), &wanted, &sending)?;
+    let tally = deliver::send(ledger.as_mut(), Some(fresh), &wanted, &sending)?;
     // Housekeeping: a failure here loses nothing (the next run retries it).
     if let Err(e) = ledger.drop_final_messages() {
         say.warn(format!("could not drop delivered messages: {e:#}"));

@@ -375,25 +375,37 @@ impl Recorder<'_, '_> {
                     at: f.at,
                     deliveries: &deliveries,
                 });
-                ledger.commit(fixing.as_ref(), &outcomes, (self.how.clock)())
+                ledger.commit_fixed(fixing.as_ref(), &outcomes, (self.how.clock)())
             };
-            if let Err(e) = committed {
-                // Nothing more may be sent: an outcome that cannot be
-                // recorded is a duplicate on the next run. The reports not
-                // recorded stay pending; the messages not fixed are
-                // composed by the next run.
-                let t = &self.tally;
-                return Err(e
-                    .context(format!(
-                        "sending stopped: the outcome of {} messages could not be recorded \
+            let lost = match committed {
+                Ok(lost) => lost,
+                Err(e) => {
+                    // Nothing more may be sent: an outcome that cannot be
+                    // recorded is a duplicate on the next run. The reports not
+                    // recorded stay pending; the messages not fixed are
+                    // composed by the next run.
+                    let t = &self.tally;
+                    return Err(e
+                        .context(format!(
+                            "sending stopped: the outcome of {} messages could not be recorded \
                          ({} recorded before); they stay pending, and the next `digest --send` \
                          sends them again (same Message-ID)",
-                        taken.reports.len(),
-                        t.sent + t.rejected + t.deferred
-                    ))
-                    .into());
+                            taken.reports.len(),
+                            t.sent + t.rejected + t.deferred
+                        ))
+                        .into());
+                }
+            };
+            // Fixed: the new messages may be sent — but not those another
+            // run (sharing the ledger) fixed first: they are its to send.
+            if !lost.is_empty() {
+                let lost: HashSet<usize> = lost.into_iter().collect();
+                let mut i = 0;
+                new_rows.retain(|_| {
+                    i += 1;
+                    !lost.contains(&(i - 1))
+                });
             }
-            // Fixed: the new messages may be sent.
             fixed_total += new_rows.len();
             let mut jobs = Vec::with_capacity(new_rows.len());
             let mut unsendable = Vec::new();

@@ -35,7 +35,19 @@ pub struct Composer<'a> {
     secret: Option<&'a [u8]>,
     /// This issue's public page, when the archive has one.
     archive_url: Option<String>,
+    /// When several runs share the issue: where this one starts in the
+    /// plan, and which recipients to skip (another run fixed theirs).
+    shared: Option<Shared>,
 }
+
+/// See [`Composer::shared`].
+struct Shared {
+    start: u64,
+    skip: Skip,
+}
+
+/// Whether a recipient's message is made elsewhere already.
+pub type Skip = Box<dyn Fn(&str) -> bool + Sync>;
 
 impl<'a> Composer<'a> {
     pub fn new(
@@ -58,7 +70,17 @@ impl<'a> Composer<'a> {
             fields: plan.fields(site),
             secret,
             archive_url: None,
+            shared: None,
         }
+    }
+
+    /// For an issue several runs compose at once: composes from the plan's
+    /// email at `start` (modulo their number) round to the one before, and
+    /// skips each recipient for whom `skip` says yes (asked on the
+    /// composing threads, just before composing).
+    pub fn shared(mut self, start: u64, skip: Skip) -> Composer<'a> {
+        self.shared = Some(Shared { start, skip });
+        self
     }
 
     /// Gives every message the link to this issue's public page
@@ -144,11 +166,32 @@ impl<'a> Composer<'a> {
         emit: impl FnMut(T) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
         let mut emit = emit;
-        crate::parallel::pipeline(
-            &self.plan.emails,
-            crate::parallel::cores(),
-            |email| self.compose(email).and_then(&finish),
-            |result| emit(result?),
-        )
+        let Some(shared) = &self.shared else {
+            return crate::parallel::pipeline(
+                &self.plan.emails,
+                crate::parallel::cores(),
+                |email| self.compose(email).and_then(&finish),
+                |result| emit(result?),
+            );
+        };
+        let emails = &self.plan.emails;
+        let start = (shared.start % emails.len().max(1) as u64) as usize;
+        for part in [&emails[start..], &emails[..start]] {
+            crate::parallel::pipeline(
+                part,
+                crate::parallel::cores(),
+                |email| {
+                    if (shared.skip)(&email.subscriber.email) {
+                        return Ok(None);
+                    }
+                    self.compose(email).and_then(&finish).map(Some)
+                },
+                |result| match result? {
+                    Some(made) => emit(made),
+                    None => Ok(()),
+                },
+            )?;
+        }
+        Ok(())
     }
 }
