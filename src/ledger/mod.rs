@@ -13,6 +13,8 @@
 //! [`open`] picks the store `digest.state` names. Only this module knows a
 //! schema.
 
+#[cfg(test)]
+mod contract;
 pub mod postgres;
 pub mod sqlite;
 

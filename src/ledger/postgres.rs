@@ -84,7 +84,7 @@ fn retryable(e: &anyhow::Error) -> bool {
 
 /// The PostgreSQL ledger (see the module's notes).
 pub struct Postgres {
-    client: RefCell<Client>,
+    pub(super) client: RefCell<Client>,
     config: postgres::Config,
     /// Names the database in errors.
     label: String,
@@ -227,8 +227,15 @@ impl Drop for Postgres {
 
 /// The schema version, `None` when there is no ledger.
 fn version(client: &mut impl GenericClient) -> Result<Option<i32>> {
+    // Read from the catalog's table, under this statement's snapshot (the
+    // catalog cache behind `to_regclass` may not have seen a table another
+    // session just created).
     let exists: bool = client
-        .query_one("SELECT to_regclass('bulletin_schema') IS NOT NULL", &[])?
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables
+                            WHERE schemaname = current_schema() AND tablename = 'bulletin_schema')",
+            &[],
+        )?
         .get(0);
     if !exists {
         return Ok(None);
