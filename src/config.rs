@@ -681,6 +681,20 @@ impl Config {
         formats.sort_unstable();
         formats.dedup();
 
+        // A `digest.state` URL holding a password: said without its line
+        // (which would print the password into logs and cron mail).
+        let state_secret = raw
+            .digest
+            .as_ref()
+            .is_some_and(|d| Url::parse(&d.state).is_ok_and(|u| u.password().is_some()));
+        if state_secret {
+            problems.push(Problem::new(
+                Location::file(path),
+                Some("digest.state"),
+                "must not hold a password: set PGPASSWORD or BULLETIN_STATE_PASSWORD in the \
+                 environment instead",
+            ));
+        }
         let mut report = |key: &str, message: String| {
             problems.push(Problem::new(at_key(key), Some(key), message));
         };
@@ -880,7 +894,9 @@ impl Config {
                 chrono::Duration::zero()
             });
             let state = State::parse(&d.state, folder).unwrap_or_else(|e| {
-                report("digest.state", e);
+                if !state_secret {
+                    report("digest.state", e);
+                }
                 State::Sqlite(folder.join(".bulletin/state.sqlite"))
             });
             let archive = d.archive.as_deref().and_then(|a| {

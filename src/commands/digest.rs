@@ -196,6 +196,18 @@ fn transport(config: &Config) -> Result<Box<dyn Transport>, Failure> {
     }))
 }
 
+/// Adds a later round's counts to the run's.
+fn add_tally(tally: &mut deliver::Tally, more: deliver::Tally) {
+    tally.total += more.total;
+    tally.sent += more.sent;
+    tally.rejected += more.rejected;
+    tally.deferred += more.deferred;
+    tally.dropped += more.dropped;
+    for (why, n) in more.reasons {
+        *tally.reasons.entry(why).or_insert(0) += n;
+    }
+}
+
 /// On a ledger several runs share (PostgreSQL), each run composes the plan
 /// from its own random place onwards (wrapping round) and skips the
 /// recipients another run has fixed already: runs started together mostly
@@ -349,7 +361,22 @@ pub fn send(
         clock,
         say,
     };
-    let tally = deliver::send(ledger.as_mut(), Some(fresh), &wanted, &sending)?;
+    let mut tally = deliver::send(ledger.as_mut(), Some(fresh), &wanted, &sending)?;
+    if let State::Postgres(_) = &setup.digest.state {
+        // Runs sharing the ledger that died while this one sent left their
+        // claims: send those too (a few rounds at most).
+        for _ in 0..3 {
+            let back = lock.reclaim(ledger.as_mut())?;
+            if back == 0 {
+                break;
+            }
+            say.detail(format!(
+                "{back} messages held by a run that died meanwhile are back to send"
+            ));
+            let more = deliver::send(ledger.as_mut(), None, &wanted, &sending)?;
+            add_tally(&mut tally, more);
+        }
+    }
     // Housekeeping: a failure here loses nothing (the next run retries it).
     if let Err(e) = ledger.drop_final_messages() {
         say.warn(format!("could not drop delivered messages: {e:#}"));
@@ -359,7 +386,7 @@ pub fn send(
         tally,
         already,
         failed_issue: ledger.count(&issue, Status::Failed)?,
-        pending_left: ledger.count_all(Status::Pending)?,
+        pending_left: ledger.pending_left()?,
         nothing_new: plan.nothing_new,
         suppressed: plan.suppressed,
         seconds: started.elapsed().as_secs_f64(),

@@ -280,7 +280,8 @@ pub trait Ledger {
     /// to send. SQLite: only for a caller holding the run lock
     /// (`deliver::RunLock`), which means every other run has ended.
     /// PostgreSQL: the claims of runs whose session (and advisory lock) is
-    /// gone, whoever calls.
+    /// gone, whoever calls; they pass straight to this run (which
+    /// [`Ledger::claim_pending`] then returns with the rest it holds).
     fn release_abandoned(&mut self) -> Result<usize>;
 
     /// Releases this run's claims on messages still pending (the run is
@@ -325,6 +326,14 @@ pub trait Ledger {
 
     /// Recipients with `status` across every issue.
     fn count_all(&self, status: Status) -> Result<usize>;
+
+    /// Messages still to send that no live run holds: what is left for the
+    /// next run once this one has released its claims. With one run at a
+    /// time (SQLite) every pending message; on a shared ledger, less those
+    /// that other runs, still sending, hold.
+    fn pending_left(&self) -> Result<usize> {
+        self.count_all(Status::Pending)
+    }
 
     /// Deletes the bytes of every message that is final — sent, refused for
     /// good or dropped (its Message-ID, articles and outcome stay as the

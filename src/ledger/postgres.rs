@@ -655,9 +655,12 @@ impl Ledger for Postgres {
                 if !gone {
                     continue;
                 }
+                // Taken over by this run at once (in one statement): no
+                // moment where they are nobody's, and so counted as left
+                // over by a run that ends meanwhile.
                 let n = client.execute(
-                    "UPDATE outbox SET claimed_by = NULL WHERE claimed_by = $1",
-                    &[&other],
+                    "UPDATE outbox SET claimed_by = $2 WHERE claimed_by = $1",
+                    &[&other, &run],
                 );
                 client.execute("SELECT pg_advisory_unlock($1)", &[&other])?;
                 released += n? as usize;
@@ -733,6 +736,25 @@ impl Ledger for Postgres {
                 &[&code(other)],
             ),
         };
+        self.labelled(
+            result
+                .map(|r| r.get::<_, i64>(0) as usize)
+                .map_err(Into::into),
+        )
+    }
+
+    fn pending_left(&self) -> Result<usize> {
+        // A run is alive while its session holds the advisory lock on its
+        // id (`pg_locks`: the key's high half in `classid`, its low half in
+        // `objid`).
+        let result = self.client.borrow_mut().query_one(
+            "SELECT count(*) FROM outbox o WHERE o.claimed_by IS NULL OR NOT EXISTS (
+                 SELECT 1 FROM pg_locks l
+                 WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   AND ((l.classid::bigint << 32) | l.objid::bigint) = o.claimed_by)",
+            &[],
+        );
         self.labelled(
             result
                 .map(|r| r.get::<_, i64>(0) as usize)
@@ -896,36 +918,36 @@ impl Ledger for Postgres {
         Box::new(Messages {
             config: self.config.clone(),
             label: self.label.clone(),
+            idle: std::sync::Mutex::default(),
         })
     }
 }
 
-/// Sender threads' view of the message table: each thread keeps its own
-/// connection.
+/// Sender threads' view of the message table: connections of their own,
+/// kept in a small pool (a thread takes one, reads, puts it back). Not in
+/// thread-locals: a client dropped while its thread ends would meet its
+/// runtime gone.
 struct Messages {
     config: postgres::Config,
     label: String,
+    idle: std::sync::Mutex<Vec<Client>>,
 }
 
 impl Messages {
     fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
-        thread_local! {
-            static READER: RefCell<Option<(String, Client)>> = const { RefCell::new(None) };
+        let taken = self.idle.lock().expect("pool lock").pop();
+        let mut client = match taken {
+            Some(c) if !c.is_closed() => c,
+            _ => self
+                .config
+                .connect(NoTls)
+                .with_context(|| self.label.clone())?,
+        };
+        let result = f(&mut client).with_context(|| self.label.clone());
+        if result.is_ok() {
+            self.idle.lock().expect("pool lock").push(client);
         }
-        READER
-            .with(|cell| {
-                let mut slot = cell.borrow_mut();
-                if slot
-                    .as_ref()
-                    .is_none_or(|(label, c)| *label != self.label || c.is_closed())
-                {
-                    let client = self.config.connect(NoTls)?;
-                    *slot = Some((self.label.clone(), client));
-                }
-                let (_, client) = slot.as_mut().expect("connected above");
-                f(client)
-            })
-            .with_context(|| self.label.clone())
+        result
     }
 }
 

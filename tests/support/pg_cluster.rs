@@ -92,7 +92,16 @@ fn start() -> Cluster {
     run(
         "initdb",
         as_postgres("initdb")
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data),
     );
     let port = free_port();
