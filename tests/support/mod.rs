@@ -41,7 +41,7 @@ use std::path::PathBuf;
 pub use email::{DryRun, Email, html_unescape, links};
 pub use files::{Snapshot, age_files, contains_bytes, files_under, read, read_files, set_mode};
 pub use golden::{assert_golden, first_difference};
-pub use pg_cluster::database as pg_database;
+pub(crate) use pg_cluster::database as pg_database;
 pub use run::{Cmd, Run, Running};
 pub use site::Site;
 pub use sites::{A, DEFAULT_CONFIG, Listing, Small, article, at, digest_article};

@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The running cluster: its port, and the watchdog holding it.
-pub struct Cluster {
-    pub port: u16,
+pub(crate) struct Cluster {
+    pub(crate) port: u16,
     _watchdog: Child,
 }
 
@@ -152,13 +152,13 @@ fn start() -> Cluster {
 }
 
 /// The cluster of this test process, started on first use.
-pub fn cluster() -> &'static Cluster {
+fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(start)
 }
 
 /// A new, empty database on the cluster; its URL
 /// (`postgres://postgres@127.0.0.1:PORT/t_N`).
-pub fn database() -> String {
+pub(crate) fn database() -> String {
     let cluster = cluster();
     let name = format!("t_{}", NEXT.fetch_add(1, Ordering::SeqCst));
     let mut admin = postgres::Config::new()
