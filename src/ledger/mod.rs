@@ -30,7 +30,7 @@ use crate::model::{ArticleId, IssueKey, RecipientKey};
 pub use postgres::Postgres;
 pub use sqlite::Sqlite;
 
-use crate::model::State;
+pub use crate::model::State;
 
 /// Opens (creating or migrating when needed) the ledger `state` names, for
 /// writing. `password`: the PostgreSQL password (from the environment;

@@ -21,8 +21,7 @@ use chrono::{DateTime, Utc};
 use super::limits::{REBUILD_INTERVAL, WRITE_ATTEMPTS, WRITE_BACKOFF};
 use crate::Failure;
 use crate::config::Config;
-use crate::ledger::{self, Ledger};
-use crate::model::State;
+use crate::ledger::{self, Ledger, State};
 use crate::token::{Keys, Resolver};
 use crate::unsubscribe::{self, Done};
 
