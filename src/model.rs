@@ -526,9 +526,26 @@ pub struct PgTarget {
     pub port: u16,
     pub user: String,
     pub dbname: String,
-    /// `sslmode`: only `disable` and `prefer` (which connects without TLS
-    /// here) are accepted; TLS to the database is not built in yet.
-    pub sslmode: String,
+    /// TLS to the database (`sslmode`).
+    pub tls: PgTls,
+    /// `sslrootcert`: the certificates (PEM) that the server's must chain
+    /// to, resolved against the config's folder; `None`: Mozilla's roots.
+    pub root_cert: Option<std::path::PathBuf>,
+}
+
+/// When the connection to PostgreSQL uses TLS. Whenever it does, the
+/// server's certificate is verified, chain and host name (libpq's
+/// `verify-full`): `require` and `verify-ca` mean that here too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgTls {
+    /// `sslmode=disable`: never.
+    Disable,
+    /// `sslmode=prefer` (the default, as libpq's): when the server offers
+    /// it.
+    Prefer,
+    /// `sslmode=require`, `verify-ca`, `verify-full`: always; a server
+    /// without TLS is refused.
+    Require,
 }
 
 impl std::fmt::Display for PgTarget {
@@ -583,20 +600,27 @@ impl State {
         if dbname.is_empty() || dbname.contains('/') {
             return Err("names no database: write postgres://user@host:port/database".into());
         }
-        let mut sslmode = "prefer".to_owned();
+        let (mut tls, mut root_cert) = (PgTls::Prefer, None);
         for (key, value) in url.query_pairs() {
             match &*key {
-                "sslmode" => match &*value {
-                    "disable" | "prefer" => sslmode = value.into_owned(),
-                    other => {
-                        return Err(format!(
-                            "sslmode={other}: this release connects to PostgreSQL without TLS \
-                             (sslmode=disable or prefer); reach a remote database through a \
-                             tunnel or a private network (see docs/scaling.md)"
-                        ));
+                "sslmode" => {
+                    tls = match &*value {
+                        "disable" => PgTls::Disable,
+                        "prefer" | "allow" => PgTls::Prefer,
+                        "require" | "verify-ca" | "verify-full" => PgTls::Require,
+                        other => {
+                            return Err(format!(
+                                "sslmode={other:?}: use disable, prefer, require, verify-ca or verify-full"
+                            ));
+                        }
                     }
-                },
-                other => return Err(format!("unknown parameter {other:?} (only sslmode)")),
+                }
+                "sslrootcert" => root_cert = Some(folder.join(&*value)),
+                other => {
+                    return Err(format!(
+                        "unknown parameter {other:?} (only sslmode and sslrootcert)"
+                    ));
+                }
             }
         }
         Ok(State::Postgres(PgTarget {
@@ -604,7 +628,8 @@ impl State {
             port: url.port().unwrap_or(5432),
             user,
             dbname,
-            sslmode,
+            tls,
+            root_cert,
         }))
     }
 }
@@ -659,8 +684,22 @@ mod tests {
         let err = State::parse("postgres://u:secret@h/d", folder).unwrap_err();
         assert!(err.contains("PGPASSWORD"), "{err}");
         assert!(!err.contains("secret"), "{err}");
-        assert!(State::parse("postgres://u@h/d?sslmode=require", folder).is_err());
-        assert!(State::parse("postgres://u@h/d?sslmode=disable", folder).is_ok());
+        let tls = |url: &str| match State::parse(url, folder) {
+            Ok(State::Postgres(t)) => Ok((t.tls, t.root_cert)),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(tls("postgres://u@h/d"), Ok((PgTls::Prefer, None)));
+        assert_eq!(
+            tls("postgres://u@h/d?sslmode=verify-full&sslrootcert=ca.pem"),
+            Ok((PgTls::Require, Some("/srv/news/ca.pem".into())))
+        );
+        assert_eq!(
+            tls("postgres://u@h/d?sslmode=disable"),
+            Ok((PgTls::Disable, None))
+        );
+        assert!(tls("postgres://u@h/d?sslmode=maybe").is_err());
+        assert!(tls("postgres://u@h/d?application_name=x").is_err());
         assert!(State::parse("postgres://u@h/", folder).is_err());
         assert!(State::parse("postgres://h/d", folder).is_err());
     }

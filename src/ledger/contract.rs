@@ -532,3 +532,64 @@ fn postgres_schema_creation_is_idempotent_when_opened_at_once() {
     assert_eq!(versions, 1);
     assert!(Postgres::open_read_only(&target, None).unwrap().is_some());
 }
+
+/// PostgreSQL over TLS (rustls): `sslmode=require` with the server's CA as
+/// `sslrootcert` connects encrypted; without that CA (Mozilla's roots
+/// only) the certificate is refused, not ignored; `disable` connects in
+/// the clear.
+#[test]
+fn postgres_over_tls_verifies_the_server_certificate() {
+    let (url, ca) = pg_cluster::tls_database();
+    let target =
+        |query: &str| match State::parse(&format!("{url}?{query}"), std::path::Path::new("/"))
+            .unwrap()
+        {
+            State::Postgres(target) => target,
+            State::Sqlite(_) => unreachable!(),
+        };
+    let encrypted = |ledger: &Postgres| -> bool {
+        ledger
+            .client
+            .borrow_mut()
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let secure = Postgres::open(
+        &target(&format!("sslmode=require&sslrootcert={}", ca.display())),
+        None,
+    )
+    .unwrap();
+    assert!(encrypted(&secure));
+    // The sender threads' connections are encrypted too.
+    let packed = Packed::new(b"over TLS");
+    let mut secure = secure;
+    fix(
+        &mut secure,
+        "2017-03-25",
+        &[NewDelivery {
+            address: "a@x.cn",
+            message_id: "<m@x>",
+            message: &packed,
+            article_ids: vec![],
+        }],
+    );
+    let read = secure
+        .messages()
+        .read(&issue("2017-03-25"), &key("a@x.cn"))
+        .unwrap();
+    assert_eq!(read, b"over TLS");
+
+    let refused = Postgres::open(&target("sslmode=require"), None)
+        .err()
+        .expect("a certificate no root vouches for is refused");
+    assert!(
+        format!("{refused:#}").contains("certificate"),
+        "{refused:#}"
+    );
+    let plain = Postgres::open(&target("sslmode=disable"), None).unwrap();
+    assert!(!encrypted(&plain));
+}

@@ -25,7 +25,9 @@
 //!   `FOR UPDATE SKIP LOCKED`. Writes that meet a deadlock are retried.
 //!
 //! Durability is PostgreSQL's (`synchronous_commit`, on by default): a
-//! message is sent only after the commit of its bytes returned.
+//! message is sent only after the commit of its bytes returned. TLS to the
+//! server is rustls (`tokio-postgres-rustls`), the certificate always
+//! verified.
 
 mod schema;
 
@@ -34,8 +36,10 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
+use postgres::config::SslMode;
 use postgres::error::SqlState;
-use postgres::{Client, GenericClient, NoTls, Transaction};
+use postgres::{Client, GenericClient, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::sqlite::numbers::{decode, encode};
 use super::{
@@ -43,7 +47,7 @@ use super::{
     Reason, Recorded, SoftRule, Status, Suppression, unpack,
 };
 use crate::Failure;
-use crate::model::{ArticleId, IssueKey, PgTarget, RecipientKey};
+use crate::model::{ArticleId, IssueKey, PgTarget, PgTls, RecipientKey};
 use schema::{MIGRATIONS, SCHEMA, SCHEMA_LOCK, SCHEMA_VERSION};
 
 /// A status as stored.
@@ -70,7 +74,44 @@ fn config(target: &PgTarget, password: Option<&str>) -> postgres::Config {
     if let Some(password) = password {
         config.password(password);
     }
+    config.ssl_mode(match target.tls {
+        PgTls::Disable => SslMode::Disable,
+        PgTls::Prefer => SslMode::Prefer,
+        PgTls::Require => SslMode::Require,
+    });
     config
+}
+
+/// TLS to the database (rustls): the server's certificate must chain to
+/// `sslrootcert`'s certificates, or else to Mozilla's roots, and name the
+/// host (verified whenever TLS is used, whatever `sslmode` says).
+fn tls(target: &PgTarget) -> Result<MakeRustlsConnect> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match &target.root_cert {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .with_context(|| format!("cannot read sslrootcert {}", path.display()))?;
+            if certs.is_empty() {
+                bail!("sslrootcert {} holds no certificate", path.display());
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .with_context(|| format!("sslrootcert {}", path.display()))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS set-up")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// Whether a failed write may simply be tried again (a deadlock with
@@ -86,6 +127,7 @@ fn retryable(e: &anyhow::Error) -> bool {
 pub struct Postgres {
     pub(super) client: RefCell<Client>,
     config: postgres::Config,
+    tls: MakeRustlsConnect,
     /// Names the database in errors.
     label: String,
     /// This run's id; this session holds the advisory lock on it.
@@ -95,24 +137,29 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    fn connect(target: &PgTarget, password: Option<&str>) -> Result<(Client, postgres::Config)> {
+    fn connect(
+        target: &PgTarget,
+        password: Option<&str>,
+    ) -> Result<(Client, postgres::Config, MakeRustlsConnect)> {
         let config = config(target, password);
+        let tls = tls(target).with_context(|| format!("state database {target}"))?;
         let client = config
-            .connect(NoTls)
+            .connect(tls.clone())
             .with_context(|| format!("cannot connect to the state database {target}"))?;
-        Ok((client, config))
+        Ok((client, config, tls))
     }
 
     /// Connects (creating or migrating the schema when needed) for writing,
     /// as a new run holding the advisory lock on its id.
     pub fn open(target: &PgTarget, password: Option<&str>) -> Result<Postgres> {
         let label = format!("state database {target}");
-        let (mut client, config) = Self::connect(target, password)?;
+        let (mut client, config, tls) = Self::connect(target, password)?;
         migrate(&mut client).with_context(|| label.clone())?;
         let run = take_run_id(&mut client).with_context(|| label.clone())?;
         Ok(Postgres {
             client: RefCell::new(client),
             config,
+            tls,
             label,
             run,
             names: RefCell::default(),
@@ -124,7 +171,7 @@ impl Postgres {
     /// creates or migrates anything.
     pub fn open_read_only(target: &PgTarget, password: Option<&str>) -> Result<Option<Postgres>> {
         let label = format!("state database {target}");
-        let (mut client, config) = Self::connect(target, password)?;
+        let (mut client, config, tls) = Self::connect(target, password)?;
         client
             .batch_execute("SET default_transaction_read_only = on")
             .with_context(|| label.clone())?;
@@ -141,6 +188,7 @@ impl Postgres {
         Ok(Some(Postgres {
             client: RefCell::new(client),
             config,
+            tls,
             label,
             run: 0,
             names: RefCell::default(),
@@ -917,6 +965,7 @@ impl Ledger for Postgres {
     fn messages(&self) -> Box<dyn MessageStore> {
         Box::new(Messages {
             config: self.config.clone(),
+            tls: self.tls.clone(),
             label: self.label.clone(),
             idle: std::sync::Mutex::default(),
         })
@@ -929,6 +978,7 @@ impl Ledger for Postgres {
 /// runtime gone.
 struct Messages {
     config: postgres::Config,
+    tls: MakeRustlsConnect,
     label: String,
     idle: std::sync::Mutex<Vec<Client>>,
 }
@@ -940,7 +990,7 @@ impl Messages {
             Some(c) if !c.is_closed() => c,
             _ => self
                 .config
-                .connect(NoTls)
+                .connect(self.tls.clone())
                 .with_context(|| self.label.clone())?,
         };
         let result = f(&mut client).with_context(|| self.label.clone());

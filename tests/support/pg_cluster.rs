@@ -2,7 +2,8 @@
 //! started on first use (`initdb` and `pg_ctl` of Debian's `postgresql`
 //! package, run as the `postgres` system user because the server refuses
 //! root), on a temporary folder, listening on 127.0.0.1 at a free port.
-//! Each test gets its own database ([`database`]: `t_<n>`).
+//! Each test gets its own database ([`database`]: `t_<n>`); a second
+//! cluster, started only when a test asks, speaks TLS ([`tls_database`]).
 //!
 //! It never outlives the test process: a watchdog shell started with it
 //! reads its standard input from this process, and when that pipe closes —
@@ -22,10 +23,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// The running cluster: its port, and the watchdog holding it.
 pub(crate) struct Cluster {
     pub(crate) port: u16,
+    /// With TLS: the certificate (PEM) the server's chains to.
+    ca: Option<PathBuf>,
     _watchdog: Child,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static TLS_CLUSTER: OnceLock<Cluster> = OnceLock::new();
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// The folder of the newest installed PostgreSQL's programs.
@@ -71,7 +75,7 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn start() -> Cluster {
+fn start(tls: bool) -> Cluster {
     let bin = bin_dir();
     let dir = std::env::temp_dir().join(format!(
         "bulletin-pg-{}-{}",
@@ -121,10 +125,19 @@ fn start() -> Cluster {
         .stderr(Stdio::null())
         .spawn()
         .expect("the cluster's watchdog");
-    let options = format!(
+    let mut options = format!(
         "-c listen_addresses=127.0.0.1 -p {port} -k {} -c max_connections=200 -c shared_buffers=64MB",
         dir.display()
     );
+    let ca = tls.then(|| {
+        let (cert, key, ca) = certificates(&dir);
+        options.push_str(&format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        ));
+        ca
+    });
     let log = dir.join("server.log");
     let started = as_postgres("pg_ctl")
         .args(["start", "-w", "-t", "60", "-D"])
@@ -147,19 +160,101 @@ fn start() -> Cluster {
     }
     Cluster {
         port,
+        ca,
         _watchdog: watchdog,
     }
 }
 
-/// The cluster of this test process, started on first use.
-fn cluster() -> &'static Cluster {
-    CLUSTER.get_or_init(start)
+/// A certificate authority and a server certificate it signed for
+/// 127.0.0.1 and localhost (openssl), in `dir`: (certificate, key, CA).
+fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let at = |name: &str| dir.join(name);
+    let openssl = |args: &[&str]| {
+        run(
+            "openssl (apt-get install openssl)",
+            Command::new("openssl").current_dir(dir).args(args),
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bulletin test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        at("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write server.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    run(
+        "chown",
+        Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(at("server.key"))
+            .arg(at("server.pem")),
+    );
+    run(
+        "chmod",
+        Command::new("chmod").arg("600").arg(at("server.key")),
+    );
+    (at("server.pem"), at("server.key"), at("ca.pem"))
 }
 
-/// A new, empty database on the cluster; its URL
-/// (`postgres://postgres@127.0.0.1:PORT/t_N`).
+/// A new, empty database on the cluster of this test process (started on
+/// first use); its URL (`postgres://postgres@127.0.0.1:PORT/t_N`).
 pub(crate) fn database() -> String {
-    let cluster = cluster();
+    new_database(CLUSTER.get_or_init(|| start(false)))
+}
+
+/// A new, empty database on this process's second cluster, which speaks
+/// TLS (and still allows plain connections); its URL and the certificate
+/// its server's chains to.
+#[allow(dead_code)] // the integration tests use only `database`
+pub(crate) fn tls_database() -> (String, PathBuf) {
+    let cluster = TLS_CLUSTER.get_or_init(|| start(true));
+    let ca = cluster.ca.clone().expect("a TLS cluster has a CA");
+    (new_database(cluster), ca)
+}
+
+fn new_database(cluster: &Cluster) -> String {
     let name = format!("t_{}", NEXT.fetch_add(1, Ordering::SeqCst));
     let mut admin = postgres::Config::new()
         .host("127.0.0.1")
