@@ -377,25 +377,28 @@ impl Recorder<'_, '_> {
                 });
                 ledger.commit_fixed(fixing.as_ref(), &outcomes, (self.how.clock)())
             };
-            let lost = match committed {
-                Ok(lost) => lost,
-                Err(e) => {
-                    // Nothing more may be sent: an outcome that cannot be
-                    // recorded is a duplicate on the next run. The reports not
-                    // recorded stay pending; the messages not fixed are
-                    // composed by the next run.
-                    let t = &self.tally;
-                    return Err(e
-                        .context(format!(
-                            "sending stopped: the outcome of {} messages could not be recorded \
+            // Which of the new messages another run (sharing the ledger)
+            // fixed first.
+            let (committed, lost) = match committed {
+                Ok(lost) => (Ok(()), lost),
+                Err(e) => (Err(e), Vec::new()),
+            };
+            if let Err(e) = committed {
+                // Nothing more may be sent: an outcome that cannot be
+                // recorded is a duplicate on the next run. The reports not
+                // recorded stay pending; the messages not fixed are
+                // composed by the next run.
+                let t = &self.tally;
+                return Err(e
+                    .context(format!(
+                        "sending stopped: the outcome of {} messages could not be recorded \
                          ({} recorded before); they stay pending, and the next `digest --send` \
                          sends them again (same Message-ID)",
-                            taken.reports.len(),
-                            t.sent + t.rejected + t.deferred
-                        ))
-                        .into());
-                }
-            };
+                        taken.reports.len(),
+                        t.sent + t.rejected + t.deferred
+                    ))
+                    .into());
+            }
             // Fixed: the new messages may be sent — but not those another
             // run (sharing the ledger) fixed first: they are its to send.
             if !lost.is_empty() {
