@@ -208,10 +208,15 @@ fn add_tally(tally: &mut deliver::Tally, more: deliver::Tally) {
     }
 }
 
-/// On a ledger several runs share (PostgreSQL), each run composes the plan
-/// from its own random place onwards (wrapping round) and skips the
-/// recipients another run has fixed already: runs started together mostly
-/// compose disjoint parts. Whoever fixes a message first holds it (see
+/// How many parts runs sharing a ledger split an issue into.
+const PARTS: u64 = 1024;
+
+/// On a ledger several runs share (PostgreSQL), an issue's recipients fall
+/// into [`PARTS`] parts by a hash of the address; each run composes part
+/// after part from its own random place, claiming each part first
+/// (`MessageStore::claim_part`), and skips the parts other live runs hold
+/// and the recipients fixed already: runs started together compose
+/// disjoint parts. Whoever fixes a message first holds it (see
 /// `ledger::postgres`); a message composed twice is sent once. An SQLite
 /// ledger has one run at a time: plan order, nothing skipped.
 fn shared_composing<'a>(
@@ -224,16 +229,28 @@ fn shared_composing<'a>(
         return composer;
     }
     use std::hash::BuildHasher;
-    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    let start = std::collections::hash_map::RandomState::new().hash_one(std::process::id()) % PARTS;
+    let part = |address: &str| {
+        xxhash_rust::xxh3::xxh3_64(RecipientKey::of(address).as_str().as_bytes()) % PARTS
+    };
     let store = ledger.messages();
     let issue = issue.clone();
+    let decided = std::sync::Mutex::new(HashSet::<u64>::new());
     composer.shared(
-        random,
+        Box::new(move |address: &str| (part(address) + PARTS - start) % PARTS),
         Box::new(move |address: &str| {
+            let p = part(address);
+            // A part once ours stays ours; another run's is asked about
+            // again (that run may have ended).
+            let mut decided = decided.lock().expect("parts lock");
+            let mine = decided.contains(&p)
+                || store.claim_part(&issue, p as u32).unwrap_or(true) && decided.insert(p);
+            drop(decided);
             // An error here only costs a message composed in vain.
-            store
-                .is_fixed(&issue, &RecipientKey::of(address))
-                .unwrap_or(false)
+            !mine
+                || store
+                    .is_fixed(&issue, &RecipientKey::of(address))
+                    .unwrap_or(false)
         }),
     )
 }

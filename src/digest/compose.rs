@@ -42,12 +42,15 @@ pub struct Composer<'a> {
 
 /// See [`Composer::shared`].
 struct Shared {
-    start: u64,
+    order: Order,
     skip: Skip,
 }
 
-/// Whether a recipient's message is made elsewhere already.
+/// Whether a recipient's message is made elsewhere (by another run).
 pub type Skip = Box<dyn Fn(&str) -> bool + Sync>;
+
+/// Where a recipient comes in this run's order of composing.
+pub type Order = Box<dyn Fn(&str) -> u64 + Sync>;
 
 impl<'a> Composer<'a> {
     pub fn new(
@@ -74,12 +77,12 @@ impl<'a> Composer<'a> {
         }
     }
 
-    /// For an issue several runs compose at once: composes from the plan's
-    /// email at `start` (modulo their number) round to the one before, and
-    /// skips each recipient for whom `skip` says yes (asked on the
-    /// composing threads, just before composing).
-    pub fn shared(mut self, start: u64, skip: Skip) -> Composer<'a> {
-        self.shared = Some(Shared { start, skip });
+    /// For an issue several runs compose at once: composes the plan's
+    /// emails in the order `order` gives their addresses (plan order among
+    /// equals), and skips each recipient for whom `skip` says yes (asked on
+    /// the composing threads, just before composing).
+    pub fn shared(mut self, order: Order, skip: Skip) -> Composer<'a> {
+        self.shared = Some(Shared { order, skip });
         self
     }
 
@@ -174,14 +177,28 @@ impl<'a> Composer<'a> {
                 |result| emit(result?),
             );
         };
-        let emails = &self.plan.emails;
-        let start = (shared.start % emails.len().max(1) as u64) as usize;
-        for part in [&emails[start..], &emails[..start]] {
+        let mut emails: Vec<&Email> = self.plan.emails.iter().collect();
+        emails.sort_by_cached_key(|email| (shared.order)(&email.subscriber.email));
+        // Skipped now, asked again after the first pass: the run that held
+        // them may have ended meanwhile.
+        let skipped = std::sync::Mutex::new(Vec::new());
+        for pass in 0..2 {
+            let list = match pass {
+                0 => std::mem::take(&mut emails),
+                _ => {
+                    let mut again = std::mem::take(&mut *skipped.lock().expect("skipped lock"));
+                    again.sort_by_cached_key(|email: &&Email| {
+                        (shared.order)(&email.subscriber.email)
+                    });
+                    again
+                }
+            };
             crate::parallel::pipeline(
-                part,
+                &list,
                 crate::parallel::cores(),
                 |email| {
                     if (shared.skip)(&email.subscriber.email) {
+                        skipped.lock().expect("skipped lock").push(*email);
                         return Ok(None);
                     }
                     self.compose(email).and_then(&finish).map(Some)

@@ -225,6 +225,15 @@ pub trait MessageStore: Sync {
     fn is_fixed(&self, _issue: &IssueKey, _recipient: &RecipientKey) -> Result<bool> {
         Ok(false)
     }
+
+    /// Claims part `part` of `issue` for this run to compose (runs sharing
+    /// the ledger split an issue's recipients into parts, by a hash of the
+    /// address): yes when no run has it, or this one does, or the run that
+    /// had it is gone; no while another live run has it. A store only one
+    /// run writes at a time says yes.
+    fn claim_part(&self, _issue: &IssueKey, _part: u32) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 /// The store of deliveries. Every error names the store (the database file).

@@ -966,6 +966,7 @@ impl Ledger for Postgres {
         Box::new(Messages {
             config: self.config.clone(),
             tls: self.tls.clone(),
+            run: self.run,
             label: self.label.clone(),
             idle: std::sync::Mutex::default(),
         })
@@ -979,6 +980,8 @@ impl Ledger for Postgres {
 struct Messages {
     config: postgres::Config,
     tls: MakeRustlsConnect,
+    /// The run these connections work for.
+    run: i64,
     label: String,
     idle: std::sync::Mutex<Vec<Client>>,
 }
@@ -1014,6 +1017,28 @@ impl MessageStore for Messages {
                 Some(row) => unpack(row.get(0), row.get(1)),
                 None => bail!("the message for {recipient} in issue {issue} is no longer stored"),
             }
+        })
+    }
+
+    fn claim_part(&self, issue: &IssueKey, part: u32) -> Result<bool> {
+        let part = part as i32;
+        self.with_client(|client| {
+            // Taken when free, or when its run is gone (its advisory lock
+            // is free: no live session holds it in `pg_locks`).
+            let row = client.query_one(
+                "WITH mine AS (
+                     INSERT INTO compose_claims (issue, part, run) VALUES ($1, $2, $3)
+                     ON CONFLICT (issue, part) DO UPDATE SET run = $3
+                     WHERE compose_claims.run = $3 OR NOT EXISTS (
+                         SELECT 1 FROM pg_locks l
+                         WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+                           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                           AND ((l.classid::bigint << 32) | l.objid::bigint) = compose_claims.run)
+                     RETURNING run)
+                 SELECT count(*) FROM mine",
+                &[&issue.as_str(), &part, &self.run],
+            )?;
+            Ok(row.get::<_, i64>(0) > 0)
         })
     }
 

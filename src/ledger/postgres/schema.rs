@@ -86,6 +86,15 @@ CREATE TABLE bounce_events (
     PRIMARY KEY (report, address)
 );
 CREATE INDEX bounce_events_address ON bounce_events (address, kind, at);
+-- Which run composes which part of an issue (parts: a hash of the
+-- address), so runs started together compose disjoint parts; a part whose
+-- run is gone is taken over.
+CREATE TABLE compose_claims (
+    issue       text    NOT NULL,
+    part        integer NOT NULL,
+    run         bigint  NOT NULL,
+    PRIMARY KEY (issue, part)
+);
 -- The record for people: SELECT * FROM delivery_log.
 CREATE VIEW delivery_log AS
 SELECT i.key AS issue, r.key AS recipient,
