@@ -16,7 +16,8 @@
 # recipient-issues.
 #
 # Environment: CONNECTIONS (4 per process), ARTICLES (10000), SECTIONS (10),
-# SEED (1), WORK (where corpora go; default bench/), SKIP_BUILD=1.
+# SEED (1), WORK (where corpora go; default bench/), SKIP_BUILD=1, SQLITE=0
+# (leave out the SQLite run).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -83,12 +84,14 @@ sent_in() {  # sent_in FILE...: messages the runs say they sent, summed
   cat "$@" | sed -n 's/^digest [0-9-]*: \([0-9]*\) sent.*/\1/p' | awk '{s+=$1} END {print s+0}'
 }
 
-say "sqlite, 1 process ..."
-rm -rf "$SITE/state-pg-bench"
-config "state-pg-bench/state.sqlite" "$SITE/feeds-sqlite.toml"
-measure "$TSV" "sqlite-1" 1 -- "$BULLETIN" digest --config "$SITE/feeds-sqlite.toml" --send --now "$NOW"
-echo "sqlite-1 $(sent_in "$RESULTS/sqlite-1.1.out" "$RESULTS/sqlite-1.1.err") $(du -b "$SITE/state-pg-bench/state.sqlite" | cut -f1)" >>"$RESULTS/sent.txt"
-rm -rf "$SITE/state-pg-bench"
+if [[ "${SQLITE:-1}" != 0 ]]; then
+  say "sqlite, 1 process ..."
+  rm -rf "$SITE/state-pg-bench"
+  config "state-pg-bench/state.sqlite" "$SITE/feeds-sqlite.toml"
+  measure "$TSV" "sqlite-1" 1 -- "$BULLETIN" digest --config "$SITE/feeds-sqlite.toml" --send --now "$NOW"
+  echo "sqlite-1 $(sent_in "$RESULTS/sqlite-1.1.out" "$RESULTS/sqlite-1.1.err") $(du -b "$SITE/state-pg-bench/state.sqlite" | cut -f1)" >>"$RESULTS/sent.txt"
+  rm -rf "$SITE/state-pg-bench"
+fi
 
 for n in "${PROCESSES[@]}"; do
   say "postgres, $n processes ..."
