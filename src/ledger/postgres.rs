@@ -8,9 +8,10 @@
 //!   with `ON CONFLICT DO NOTHING`; only the run whose insert wins writes
 //!   its outbox row (claimed by itself) and its bytes, in the same
 //!   transaction. [`Ledger::commit_fixed`] says which messages another run
-//!   fixed first: the caller never sends those. (Runs compose from
-//!   different places in the plan and skip recipients already fixed — see
-//!   `MessageStore::is_fixed` — so they mostly compose disjoint parts.)
+//!   fixed first: the caller never sends those. (Runs claim parts of the
+//!   issue before composing them — `compose_claims`, see
+//!   `MessageStore::claim_part` — and skip recipients already fixed, so
+//!   they compose disjoint parts.)
 //! - **Claims without leases.** Each run has a random 64-bit id and holds
 //!   the session-level advisory lock on it (`pg_advisory_lock`) for as
 //!   long as its connection lives; its claims store that id. The server
