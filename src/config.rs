@@ -13,7 +13,7 @@ use url::Url;
 
 pub use crate::diag::parse_toml;
 use crate::diag::{LineIndex, Location, Problem, Problems, Suggest};
-use crate::model::{Section, SectionId, Sections, Site, SiteZone, Topic};
+use crate::model::{Section, SectionId, Sections, Site, SiteZone, State, Topic};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -101,7 +101,8 @@ pub struct DigestConfig {
     pub html: Option<PathBuf>,
     pub text: Option<PathBuf>,
     pub subscribers: PathBuf,
-    pub state: PathBuf,
+    /// Where the ledger lives: an SQLite file or a PostgreSQL database.
+    pub state: State,
     pub window: chrono::Duration,
     pub related: usize,
     pub max_items: usize,
@@ -666,7 +667,7 @@ struct RawDigest {
     text: Option<PathBuf>,
     subscribers: PathBuf,
     #[serde(default = "default_state")]
-    state: PathBuf,
+    state: String,
     #[serde(default = "default_window")]
     window: String,
     #[serde(default = "default_related")]
@@ -690,7 +691,7 @@ struct RawDigest {
 fn default_subject() -> String {
     "{{site.title}} · {{date}}".into()
 }
-fn default_state() -> PathBuf {
+fn default_state() -> String {
     ".bulletin/state.sqlite".into()
 }
 fn default_window() -> String {
@@ -763,6 +764,20 @@ impl Config {
         formats.sort_unstable();
         formats.dedup();
 
+        // A `digest.state` URL holding a password: said without its line
+        // (which would print the password into logs and cron mail).
+        let state_secret = raw
+            .digest
+            .as_ref()
+            .is_some_and(|d| Url::parse(&d.state).is_ok_and(|u| u.password().is_some()));
+        if state_secret {
+            problems.push(Problem::new(
+                Location::file(path),
+                Some("digest.state"),
+                "must not hold a password: set PGPASSWORD or BULLETIN_STATE_PASSWORD in the \
+                 environment instead",
+            ));
+        }
         let mut report = |key: &str, message: String| {
             problems.push(Problem::new(at_key(key), Some(key), message));
         };
@@ -951,6 +966,12 @@ impl Config {
                 );
                 chrono::Duration::zero()
             });
+            let state = State::parse(&d.state, folder).unwrap_or_else(|e| {
+                if !state_secret {
+                    report("digest.state", e);
+                }
+                State::Sqlite(folder.join(".bulletin/state.sqlite"))
+            });
             let archive = d.archive.as_deref().and_then(|a| {
                 ArchiveFolder::parse(a)
                     .map_err(|e| report("digest.archive", e))
@@ -961,7 +982,7 @@ impl Config {
                 html: d.html.map(|p| folder.join(p)),
                 text: d.text.map(|p| folder.join(p)),
                 subscribers: folder.join(d.subscribers),
-                state: folder.join(d.state),
+                state,
                 window,
                 related: d.related.min(ALL_ITEMS),
                 max_items: d.max_items.min(ALL_ITEMS),

@@ -565,6 +565,152 @@ impl std::fmt::Display for Shard {
     }
 }
 
+/// Where the ledger lives (`digest.state`): an SQLite file, or a
+/// PostgreSQL database several machines share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Sqlite(std::path::PathBuf),
+    Postgres(PgTarget),
+}
+
+/// A PostgreSQL database as `digest.state` names it
+/// (`postgres://user@host:port/db`). Never a password: that comes from the
+/// environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+    /// TLS to the database (`sslmode`).
+    pub tls: PgTls,
+    /// `sslrootcert`: the certificates (PEM) that the server's must chain
+    /// to, resolved against the config's folder; `None`: Mozilla's roots.
+    pub root_cert: Option<std::path::PathBuf>,
+}
+
+/// When the connection to PostgreSQL uses TLS. Whenever it does, the
+/// server's certificate is verified, chain and host name (libpq's
+/// `verify-full`): `require` and `verify-ca` mean that here too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgTls {
+    /// `sslmode=disable`: never.
+    Disable,
+    /// `sslmode=prefer` (the default, as libpq's): when the server offers
+    /// it.
+    Prefer,
+    /// `sslmode=require`, `verify-ca`, `verify-full`: always; a server
+    /// without TLS is refused.
+    Require,
+}
+
+impl std::fmt::Display for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "postgres://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.dbname
+        )
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            State::Sqlite(path) => write!(f, "{}", path.display()),
+            State::Postgres(target) => target.fmt(f),
+        }
+    }
+}
+
+impl State {
+    /// `digest.state` as written: a `postgres://` or `postgresql://` URL,
+    /// else a file path (relative to `folder`, the config's). Says what is
+    /// wrong with a URL that cannot be used.
+    pub fn parse(text: &str, folder: &std::path::Path) -> Result<State, String> {
+        let lower = text.to_ascii_lowercase();
+        if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+            return Ok(State::Sqlite(folder.join(text)));
+        }
+        let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+        if url.password().is_some() {
+            return Err(
+                "must not hold a password: set PGPASSWORD or BULLETIN_STATE_PASSWORD \
+                 in the environment instead"
+                    .into(),
+            );
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("names no host: write postgres://user@host:port/database")?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let user = percent_decoded(url.username());
+        if user.is_empty() {
+            return Err("names no user: write postgres://user@host:port/database".into());
+        }
+        let dbname = percent_decoded(url.path().trim_start_matches('/'));
+        if dbname.is_empty() || dbname.contains('/') {
+            return Err("names no database: write postgres://user@host:port/database".into());
+        }
+        let (mut tls, mut root_cert) = (PgTls::Prefer, None);
+        for (key, value) in url.query_pairs() {
+            match &*key {
+                "sslmode" => {
+                    tls = match &*value {
+                        "disable" => PgTls::Disable,
+                        "prefer" | "allow" => PgTls::Prefer,
+                        "require" | "verify-ca" | "verify-full" => PgTls::Require,
+                        other => {
+                            return Err(format!(
+                                "sslmode={other:?}: use disable, prefer, require, verify-ca or verify-full"
+                            ));
+                        }
+                    }
+                }
+                "sslrootcert" => root_cert = Some(folder.join(&*value)),
+                other => {
+                    return Err(format!(
+                        "unknown parameter {other:?} (only sslmode and sslrootcert)"
+                    ));
+                }
+            }
+        }
+        Ok(State::Postgres(PgTarget {
+            host,
+            port: url.port().unwrap_or(5432),
+            user,
+            dbname,
+            tls,
+            root_cert,
+        }))
+    }
+}
+
+/// A URL part with its `%XX` escapes decoded.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,6 +784,51 @@ mod tests {
                 .sum();
             assert_eq!(total, addresses.len(), "case {case}");
         }
+    }
+
+    #[test]
+    fn state_is_a_path_or_a_postgres_url_without_a_password() {
+        let folder = std::path::Path::new("/srv/news");
+        assert_eq!(
+            State::parse(".bulletin/state.sqlite", folder),
+            Ok(State::Sqlite("/srv/news/.bulletin/state.sqlite".into()))
+        );
+        let State::Postgres(t) =
+            State::parse("postgresql://bull%40etin@db.internal:6543/news", folder).unwrap()
+        else {
+            panic!("a URL")
+        };
+        assert_eq!(
+            (t.user.as_str(), t.host.as_str(), t.port, t.dbname.as_str()),
+            ("bull@etin", "db.internal", 6543, "news")
+        );
+        assert_eq!(
+            State::parse("postgres://u@h/d", folder)
+                .unwrap()
+                .to_string(),
+            "postgres://u@h:5432/d"
+        );
+        let err = State::parse("postgres://u:secret@h/d", folder).unwrap_err();
+        assert!(err.contains("PGPASSWORD"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+        let tls = |url: &str| match State::parse(url, folder) {
+            Ok(State::Postgres(t)) => Ok((t.tls, t.root_cert)),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(tls("postgres://u@h/d"), Ok((PgTls::Prefer, None)));
+        assert_eq!(
+            tls("postgres://u@h/d?sslmode=verify-full&sslrootcert=ca.pem"),
+            Ok((PgTls::Require, Some("/srv/news/ca.pem".into())))
+        );
+        assert_eq!(
+            tls("postgres://u@h/d?sslmode=disable"),
+            Ok((PgTls::Disable, None))
+        );
+        assert!(tls("postgres://u@h/d?sslmode=maybe").is_err());
+        assert!(tls("postgres://u@h/d?application_name=x").is_err());
+        assert!(State::parse("postgres://u@h/", folder).is_err());
+        assert!(State::parse("postgres://h/d", folder).is_err());
     }
 
     #[test]

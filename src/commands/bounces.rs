@@ -14,7 +14,7 @@ use crate::Failure;
 use crate::bounce::Finder;
 use crate::bounce::read::Reader;
 use crate::config::Config;
-use crate::ledger::{SoftRule, Sqlite};
+use crate::ledger::{self, SoftRule};
 use crate::report::{self, Verbosity};
 use crate::unsubscribe;
 
@@ -26,8 +26,8 @@ pub fn run(
 ) -> Result<(), Failure> {
     let state = state_path(config)?;
     let digest = config.digest.as_ref().expect("state_path checked [digest]");
-    let mut ledger = Sqlite::open(state)?;
-    let addresses = unsubscribe::known_addresses(config, &ledger)?;
+    let mut ledger = ledger::open(state, secrets::state_password().as_deref())?;
+    let addresses = unsubscribe::known_addresses(config, ledger.as_ref())?;
     let known: HashSet<String> = addresses.iter().cloned().collect();
     let keys = secrets::unsubscribe_keys()?;
     if digest.bounce_address.is_some() && keys.is_none() {
@@ -37,7 +37,11 @@ pub fn run(
         ));
     }
     let resolver = match keys {
-        Some(keys) => Some(unsubscribe::resolver_over(addresses, &ledger, keys)?),
+        Some(keys) => Some(unsubscribe::resolver_over(
+            addresses,
+            ledger.as_ref(),
+            keys,
+        )?),
         None => None,
     };
     let finder = Finder {
@@ -49,7 +53,8 @@ pub fn run(
         limit: digest.soft_bounce_limit,
         window: digest.soft_bounce_window,
     };
-    let (counts, unreadable) = Reader::new(&mut ledger, finder, rule, now, say).read_all(paths)?;
+    let (counts, unreadable) =
+        Reader::new(ledger.as_mut(), finder, rule, now, say).read_all(paths)?;
     for why in &unreadable {
         report::error(why);
     }

@@ -6,7 +6,7 @@ use crate::Failure;
 use crate::config::Config;
 use crate::diag::{Location, Problem, Problems};
 use crate::digest;
-use crate::ledger::{Ledger, Sqlite};
+use crate::ledger::{self, Ledger};
 use crate::load;
 use crate::report::Verbosity;
 
@@ -57,8 +57,11 @@ pub fn run(config: &Config, now: DateTime<Utc>, say: Verbosity) -> Result<(), Fa
     }
     let subscribers = match &setup {
         Some(setup) => {
-            let ledger = Sqlite::open_read_only(&setup.digest.state)?;
-            let suppressed = digest::suppressed(ledger.as_ref().map(|l| l as &dyn Ledger))?;
+            let ledger = ledger::open_read_only(
+                &setup.digest.state,
+                super::secrets::state_password().as_deref(),
+            )?;
+            let suppressed = digest::suppressed(ledger.as_deref().map(|l| l as &dyn Ledger))?;
             let leaving = setup
                 .subscribers
                 .iter()

@@ -19,8 +19,8 @@ use crate::diag::{Location, Problem, Problems};
 use crate::digest::compose::Composer;
 use crate::digest::setup::Setup;
 use crate::digest::{self, Earlier, History};
-use crate::ledger::{Ledger, Sqlite, Status};
-use crate::model::{IssueKey, RecipientKey, Shard};
+use crate::ledger::{self, Ledger, Status};
+use crate::model::{IssueKey, RecipientKey, Shard, State};
 use crate::report::{self, Verbosity};
 use crate::token;
 
@@ -110,8 +110,8 @@ pub fn dry_run(
     shard_subscribers(&mut setup, shard, say);
     let articles = digest::load_archive(config, setup.digest.window, now)?;
     let secret = secret(&setup, config)?;
-    let ledger = Sqlite::open_read_only(&setup.digest.state)?;
-    let ledger = ledger.as_ref().map(|l| l as &dyn Ledger);
+    let ledger = ledger::open_read_only(&setup.digest.state, secrets::state_password().as_deref())?;
+    let ledger = ledger.as_deref().map(|l| l as &dyn Ledger);
     let issue = IssueKey::of(&config.site, now);
     if let Some(ledger) = ledger
         && !now_given
@@ -245,6 +245,53 @@ pub(super) fn missing_password(smtp: &SmtpConfig) -> Result<Option<String>, Stri
     }
 }
 
+/// How many parts runs sharing a ledger split an issue into.
+const PARTS: u64 = 1024;
+
+/// On a ledger several runs share (PostgreSQL), an issue's recipients fall
+/// into [`PARTS`] parts by a hash of the address; each run composes part
+/// after part from its own random place, claiming each part first
+/// (`MessageStore::claim_part`), and skips the parts other live runs hold
+/// and the recipients fixed already: runs started together compose
+/// disjoint parts. Whoever fixes a message first holds it (see
+/// `ledger::postgres`); a message composed twice is sent once. An SQLite
+/// ledger has one run at a time: plan order, nothing skipped.
+fn shared_composing<'a>(
+    composer: Composer<'a>,
+    state: &State,
+    ledger: &dyn Ledger,
+    issue: &IssueKey,
+) -> Composer<'a> {
+    if let State::Sqlite(_) = state {
+        return composer;
+    }
+    use std::hash::BuildHasher;
+    let start = std::collections::hash_map::RandomState::new().hash_one(std::process::id()) % PARTS;
+    let part = |address: &str| {
+        xxhash_rust::xxh3::xxh3_64(RecipientKey::of(address).as_str().as_bytes()) % PARTS
+    };
+    let store = ledger.messages();
+    let issue = issue.clone();
+    let decided = std::sync::Mutex::new(HashSet::<u64>::new());
+    composer.shared(
+        Box::new(move |address: &str| (part(address) + PARTS - start) % PARTS),
+        Box::new(move |address: &str| {
+            let p = part(address);
+            // A part once ours stays ours; another run's is asked about
+            // again (that run may have ended).
+            let mut decided = decided.lock().expect("parts lock");
+            let mine = decided.contains(&p)
+                || store.claim_part(&issue, p as u32).unwrap_or(true) && decided.insert(p);
+            drop(decided);
+            // An error here only costs a message composed in vain.
+            !mine
+                || store
+                    .is_fixed(&issue, &RecipientKey::of(address))
+                    .unwrap_or(false)
+        }),
+    )
+}
+
 /// `digest --send`: deliver everything still pending (this issue's and any
 /// interrupted earlier run's), and this run's messages as they are composed
 /// and fixed in the ledger.
@@ -286,9 +333,9 @@ pub fn send(
         );
     }
     // Dropped last: after every connection to the database is closed.
-    let lock = RunLock::take(&setup.digest.state)?;
-    let mut ledger = Sqlite::open(&setup.digest.state)?;
-    let reclaimed = lock.reclaim(&mut ledger)?;
+    let lock = RunLock::take_for(&setup.digest.state)?;
+    let mut ledger = ledger::open(&setup.digest.state, secrets::state_password().as_deref())?;
+    let reclaimed = lock.reclaim(ledger.as_mut())?;
     if reclaimed > 0 {
         say.detail(format!(
             "{reclaimed} messages held by an earlier run that did not finish are back to send"
@@ -298,9 +345,9 @@ pub fn send(
     // may later drop the row; the unsubscribe must stay).
     ledger.suppress(&digest::left_subscribers(&setup, now))?;
     let issue = IssueKey::of(&config.site, now);
-    deliver::check_clock(&ledger, &issue, now, now_given)?;
+    deliver::check_clock(ledger.as_ref(), &issue, now, now_given)?;
     let already = ledger.count(&issue, Status::Sent)?;
-    let suppressed = digest::suppressed(Some(&ledger))?;
+    let suppressed = digest::suppressed(Some(ledger.as_ref()))?;
     let archive = archive_past(config, say)?;
     let archived = archive
         .as_ref()
@@ -314,7 +361,7 @@ pub fn send(
             suppressed: &suppressed,
             archived: archived.as_ref(),
         },
-        |s| History::from_ledger(Some(&ledger), &issue, s),
+        |s| History::from_ledger(Some(ledger.as_ref()), &issue, s),
         say,
     )?;
     let publication = archive
@@ -322,6 +369,7 @@ pub fn send(
         .map(|(archive, past)| archive.render(past, &plan.issue, &plan.public));
     let composer = Composer::new(&config.site, &setup, &plan, now, secret.as_deref())
         .with_archive_url(publication.as_ref().and_then(|p| p.page_url.clone()));
+    let composer = shared_composing(composer, &setup.digest.state, ledger.as_ref(), &issue);
     // Published before any message of the issue is sent (the link works
     // when they arrive); messages are composed while the first ones go out,
     // so this is before composing, too.
@@ -374,7 +422,22 @@ pub fn send(
         clock,
         say,
     };
-    let tally = deliver::send(&mut ledger, Some(fresh), &wanted, &sending)?;
+    let mut tally = deliver::send(ledger.as_mut(), Some(fresh), &wanted, &sending)?;
+    if let State::Postgres(_) = &setup.digest.state {
+        // Runs sharing the ledger that died while this one sent left their
+        // claims: send those too (a few rounds at most).
+        for _ in 0..3 {
+            let back = lock.reclaim(ledger.as_mut())?;
+            if back == 0 {
+                break;
+            }
+            say.detail(format!(
+                "{back} messages held by a run that died meanwhile are back to send"
+            ));
+            let more = deliver::send(ledger.as_mut(), None, &wanted, &sending)?;
+            tally.add(more);
+        }
+    }
     // Housekeeping: a failure here loses nothing (the next run retries it).
     if let Err(e) = ledger.drop_final_messages() {
         say.warn(format!("could not drop delivered messages: {e:#}"));
@@ -384,7 +447,7 @@ pub fn send(
         tally,
         already,
         failed_issue: ledger.count(&issue, Status::Failed)?,
-        pending_left: ledger.count_all(Status::Pending)?,
+        pending_left: ledger.pending_left()?,
         nothing_new: plan.nothing_new,
         suppressed: plan.suppressed,
         seconds: started.elapsed().as_secs_f64(),

@@ -10,14 +10,15 @@ use crate::Failure;
 use crate::cli::{ExportFormat, SuppressionAction};
 use crate::config::Config;
 use crate::diag::{Location, Problem};
-use crate::ledger::{Ledger, Reason, Sqlite};
+use crate::ledger::{self, Reason};
 use crate::model::RecipientKey;
+use crate::model::State;
 use crate::report::Verbosity;
 use crate::unsubscribe::{self, Done};
 use crate::{report, suppression};
 
 /// The state database of `[digest]`.
-pub(super) fn state_path(config: &Config) -> Result<&Path, Failure> {
+pub(super) fn state_path(config: &Config) -> Result<&State, Failure> {
     match &config.digest {
         Some(digest) => Ok(&digest.state),
         None => Err(Problem::new(
@@ -56,7 +57,7 @@ pub fn unsubscribe(
         .iter()
         .map(|a| address(a))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut ledger = Sqlite::open(path)?;
+    let mut ledger = ledger::open(path, secrets::state_password().as_deref())?;
     let mut done = Vec::new();
     if let Some(token) = token {
         let keys = secrets::unsubscribe_keys()?.ok_or_else(|| {
@@ -69,8 +70,14 @@ pub fn unsubscribe(
                 ),
             )
         })?;
-        let resolver = unsubscribe::resolver(config, &ledger, keys)?;
-        match unsubscribe::by_token(&mut ledger, &resolver, token, "token (command line)", now)? {
+        let resolver = unsubscribe::resolver(config, ledger.as_ref(), keys)?;
+        match unsubscribe::by_token(
+            ledger.as_mut(),
+            &resolver,
+            token,
+            "token (command line)",
+            now,
+        )? {
             Some(d) => done.push(d),
             None => {
                 return Err(Problem::new(
@@ -84,7 +91,7 @@ pub fn unsubscribe(
     }
     for address in addresses {
         done.push(unsubscribe::by_address(
-            &mut ledger,
+            ledger.as_mut(),
             address,
             Reason::Unsubscribed,
             "command line",
@@ -109,7 +116,7 @@ pub fn suppressions(
     let path = state_path(config)?;
     match action {
         SuppressionAction::List => {
-            let list = match Sqlite::open_read_only(path)? {
+            let list = match ledger::open_read_only(path, secrets::state_password().as_deref())? {
                 Some(ledger) => ledger.suppressions()?,
                 None => Vec::new(),
             };
@@ -125,7 +132,7 @@ pub fn suppressions(
             say.detail(format!("{} suppressed", list.len()));
         }
         SuppressionAction::Export { format } => {
-            let list = match Sqlite::open_read_only(path)? {
+            let list = match ledger::open_read_only(path, secrets::state_password().as_deref())? {
                 Some(ledger) => ledger.suppressions()?,
                 None => Vec::new(),
             };
@@ -137,7 +144,7 @@ pub fn suppressions(
         }
         SuppressionAction::Import { file } => {
             let list = suppression::read(file, now)?;
-            let mut ledger = Sqlite::open(path)?;
+            let mut ledger = ledger::open(path, secrets::state_password().as_deref())?;
             let added = ledger.suppress(&list)?;
             say.summary(format!(
                 "imported {} addresses from {}: {added} added, {} already suppressed",
@@ -151,7 +158,7 @@ pub fn suppressions(
                 .iter()
                 .map(|a| address(a))
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut ledger = Sqlite::open(path)?;
+            let mut ledger = ledger::open(path, secrets::state_password().as_deref())?;
             let removed = ledger.unsuppress(&addresses)?;
             say.summary(format!(
                 "removed {removed} of {} addresses from the suppression list",

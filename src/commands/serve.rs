@@ -51,11 +51,19 @@ pub fn run(
         TokenAt::Query(name) => format!("?{name}=TOKEN"),
         TokenAt::Segment(_) => String::new(),
     };
-    serve::run(config.clone(), endpoint, keys, listen, clock, |bound| {
-        say.summary(format!(
-            "serving unsubscribes on http://{bound}{path}{carried} (SIGTERM or Ctrl-C stops)"
-        ));
-    })?;
+    serve::run(
+        config.clone(),
+        endpoint,
+        keys,
+        secrets::state_password(),
+        listen,
+        clock,
+        |bound| {
+            say.summary(format!(
+                "serving unsubscribes on http://{bound}{path}{carried} (SIGTERM or Ctrl-C stops)"
+            ));
+        },
+    )?;
     say.summary("stopped");
     Ok(())
 }

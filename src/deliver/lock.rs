@@ -11,6 +11,11 @@
 //!
 //! The lock is also what lets a run take over the claims of runs that died
 //! ([`RunLock::reclaim`]): while it is held, no other run is alive.
+//!
+//! A PostgreSQL ledger takes no file lock ([`RunLock::Shared`]): any
+//! number of runs send from it at once, each holding an advisory lock on
+//! its own run id for as long as its session lives, and a run takes back
+//! only the claims of runs whose lock is gone (`ledger::postgres`).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
@@ -19,16 +24,30 @@ use anyhow::{Context, anyhow};
 
 use crate::Failure;
 use crate::ledger::Ledger;
+use crate::model::State;
 
-/// An exclusive lock held for the whole run. Drop it only after every
+/// What a run holds for its whole length. Drop it only after every
 /// connection to the database is closed: closing a descriptor of a file
 /// releases the process's POSIX locks on it, SQLite's included.
-pub struct RunLock {
-    _database: File,
-    _legacy: File,
+pub enum RunLock {
+    /// SQLite: an exclusive lock on the database file (and the legacy
+    /// `.lock` file); one run at a time.
+    File { _database: File, _legacy: File },
+    /// PostgreSQL: shared by every run; each run's own advisory lock lives
+    /// in its ledger session.
+    Shared,
 }
 
 impl RunLock {
+    /// The lock for the ledger `state` names: [`RunLock::take`] on an
+    /// SQLite file, [`RunLock::Shared`] on PostgreSQL.
+    pub fn take_for(state: &State) -> Result<RunLock, Failure> {
+        match state {
+            State::Sqlite(path) => RunLock::take(path),
+            State::Postgres(_) => Ok(RunLock::Shared),
+        }
+    }
+
     /// Takes the lock on the state database `state` (creating the file,
     /// empty, when there is none yet), or fails with [`Failure::Busy`] when
     /// another run holds it.
@@ -63,15 +82,16 @@ impl RunLock {
             .open(&legacy)
             .with_context(|| format!("cannot open the lock file {}", legacy.display()))?;
         lock(&legacy_file, &legacy, state)?;
-        Ok(RunLock {
+        Ok(RunLock::File {
             _database: database,
             _legacy: legacy_file,
         })
     }
 
     /// Releases the claims of runs that ended without releasing them
-    /// (killed, crashed): holding this lock, the caller knows no other run
-    /// is alive. Returns how many messages came back.
+    /// (killed, crashed): holding a file lock, the caller knows no other
+    /// run is alive; on a shared ledger, the ledger finds which runs are
+    /// gone. Returns how many messages came back.
     pub fn reclaim(&self, ledger: &mut dyn Ledger) -> Result<usize, Failure> {
         Ok(ledger.release_abandoned()?)
     }

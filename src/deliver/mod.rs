@@ -397,7 +397,13 @@ impl Recorder<'_, '_> {
                     at: f.at,
                     deliveries: &deliveries,
                 });
-                ledger.commit(fixing.as_ref(), &outcomes, (self.how.clock)())
+                ledger.commit_fixed(fixing.as_ref(), &outcomes, (self.how.clock)())
+            };
+            // Which of the new messages another run (sharing the ledger)
+            // fixed first.
+            let (committed, lost) = match committed {
+                Ok(lost) => (Ok(()), lost),
+                Err(e) => (Err(e), Vec::new()),
             };
             if let Err(e) = committed {
                 // Nothing more may be sent: an outcome that cannot be
@@ -415,7 +421,16 @@ impl Recorder<'_, '_> {
                     ))
                     .into());
             }
-            // Fixed: the new messages may be sent.
+            // Fixed: the new messages may be sent — but not those another
+            // run (sharing the ledger) fixed first: they are its to send.
+            if !lost.is_empty() {
+                let lost: HashSet<usize> = lost.into_iter().collect();
+                let mut i = 0;
+                new_rows.retain(|_| {
+                    i += 1;
+                    !lost.contains(&(i - 1))
+                });
+            }
             fixed_total += new_rows.len();
             let mut jobs = Vec::with_capacity(new_rows.len());
             let mut unsendable = Vec::new();

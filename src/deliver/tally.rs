@@ -38,6 +38,32 @@ pub struct RelayTally {
 }
 
 impl Tally {
+    /// Adds the counts of a later round of the same run (per relay too:
+    /// relays are in the config's order in both; a relay found down stays
+    /// down with its first reason).
+    pub fn add(&mut self, more: Tally) {
+        self.total += more.total;
+        self.sent += more.sent;
+        self.rejected += more.rejected;
+        self.deferred += more.deferred;
+        self.dropped += more.dropped;
+        for (why, n) in more.reasons {
+            *self.reasons.entry(why).or_insert(0) += n;
+        }
+        if self.relays.is_empty() {
+            self.relays = more.relays;
+            return;
+        }
+        for (mine, theirs) in self.relays.iter_mut().zip(more.relays) {
+            mine.sent += theirs.sent;
+            mine.failed += theirs.failed;
+            mine.deferred += theirs.deferred;
+            if mine.down.is_none() {
+                mine.down = theirs.down;
+            }
+        }
+    }
+
     /// Counts one outcome, reported by relay `relay`.
     pub fn count(&mut self, relay: usize, outcome: &Outcome) {
         if let Some(r) = self.relays.get_mut(relay) {

@@ -35,7 +35,22 @@ pub struct Composer<'a> {
     secret: Option<&'a [u8]>,
     /// This issue's public page, when the archive has one.
     archive_url: Option<String>,
+    /// When several runs share the issue: where this one starts in the
+    /// plan, and which recipients to skip (another run fixed theirs).
+    shared: Option<Shared>,
 }
+
+/// See [`Composer::shared`].
+struct Shared {
+    order: Order,
+    skip: Skip,
+}
+
+/// Whether a recipient's message is made elsewhere (by another run).
+pub type Skip = Box<dyn Fn(&str) -> bool + Sync>;
+
+/// Where a recipient comes in this run's order of composing.
+pub type Order = Box<dyn Fn(&str) -> u64 + Sync>;
 
 impl<'a> Composer<'a> {
     pub fn new(
@@ -58,7 +73,17 @@ impl<'a> Composer<'a> {
             fields: plan.fields(site),
             secret,
             archive_url: None,
+            shared: None,
         }
+    }
+
+    /// For an issue several runs compose at once: composes the plan's
+    /// emails in the order `order` gives their addresses (plan order among
+    /// equals), and skips each recipient for whom `skip` says yes (asked on
+    /// the composing threads, just before composing).
+    pub fn shared(mut self, order: Order, skip: Skip) -> Composer<'a> {
+        self.shared = Some(Shared { order, skip });
+        self
     }
 
     /// Gives every message the link to this issue's public page
@@ -144,11 +169,46 @@ impl<'a> Composer<'a> {
         emit: impl FnMut(T) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
         let mut emit = emit;
-        crate::parallel::pipeline(
-            &self.plan.emails,
-            crate::parallel::cores(),
-            |email| self.compose(email).and_then(&finish),
-            |result| emit(result?),
-        )
+        let Some(shared) = &self.shared else {
+            return crate::parallel::pipeline(
+                &self.plan.emails,
+                crate::parallel::cores(),
+                |email| self.compose(email).and_then(&finish),
+                |result| emit(result?),
+            );
+        };
+        let mut emails: Vec<&Email> = self.plan.emails.iter().collect();
+        emails.sort_by_cached_key(|email| (shared.order)(&email.subscriber.email));
+        // Skipped now, asked again after the first pass: the run that held
+        // them may have ended meanwhile.
+        let skipped = std::sync::Mutex::new(Vec::new());
+        for pass in 0..2 {
+            let list = match pass {
+                0 => std::mem::take(&mut emails),
+                _ => {
+                    let mut again = std::mem::take(&mut *skipped.lock().expect("skipped lock"));
+                    again.sort_by_cached_key(|email: &&Email| {
+                        (shared.order)(&email.subscriber.email)
+                    });
+                    again
+                }
+            };
+            crate::parallel::pipeline(
+                &list,
+                crate::parallel::cores(),
+                |email| {
+                    if (shared.skip)(&email.subscriber.email) {
+                        skipped.lock().expect("skipped lock").push(*email);
+                        return Ok(None);
+                    }
+                    self.compose(email).and_then(&finish).map(Some)
+                },
+                |result| match result? {
+                    Some(made) => emit(made),
+                    None => Ok(()),
+                },
+            )?;
+        }
+        Ok(())
     }
 }

@@ -7,10 +7,15 @@
 //! that dies is completed by the next one from what is recorded; "finished"
 //! is derived from those rows, never stored as a flag.
 //!
-//! [`Ledger`] is what the rest of the program sees; [`sqlite`] is the one
-//! store today (a PostgreSQL ledger shared by several machines is planned
-//! behind the same trait). Only this module knows a schema.
+//! [`Ledger`] is what the rest of the program sees; [`sqlite`] keeps it in
+//! one file for one machine, [`postgres`] in a PostgreSQL database that
+//! several `digest --send` processes, on one machine or several, share.
+//! [`open`] picks the store `digest.state` names. Only this module knows a
+//! schema.
 
+#[cfg(test)]
+mod contract;
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::HashSet;
@@ -22,7 +27,35 @@ use crate::Failure;
 pub use crate::model::SuppressionReason as Reason;
 use crate::model::{ArticleId, IssueKey, RecipientKey};
 
+pub use postgres::Postgres;
 pub use sqlite::Sqlite;
+
+pub use crate::model::State;
+
+/// Opens (creating or migrating when needed) the ledger `state` names, for
+/// writing. `password`: the PostgreSQL password (from the environment;
+/// unused for SQLite).
+pub fn open(state: &State, password: Option<&str>) -> Result<Box<dyn Ledger + Send>> {
+    Ok(match state {
+        State::Sqlite(path) => Box::new(Sqlite::open(path)?),
+        State::Postgres(target) => Box::new(Postgres::open(target, password)?),
+    })
+}
+
+/// Opens the ledger `state` names for reading only (never creating or
+/// migrating it); `None` when there is none yet (nothing has been sent).
+pub fn open_read_only(
+    state: &State,
+    password: Option<&str>,
+) -> Result<Option<Box<dyn Ledger + Send>>> {
+    Ok(match state {
+        State::Sqlite(path) => {
+            Sqlite::open_read_only(path)?.map(|l| Box::new(l) as Box<dyn Ledger + Send>)
+        }
+        State::Postgres(target) => Postgres::open_read_only(target, password)?
+            .map(|l| Box::new(l) as Box<dyn Ledger + Send>),
+    })
+}
 
 /// How one recipient's copy of an issue stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +217,23 @@ pub trait Fixer {
 /// Reads fixed messages back, from any sender thread.
 pub trait MessageStore: Sync {
     fn read(&self, issue: &IssueKey, recipient: &RecipientKey) -> Result<Vec<u8>>;
+
+    /// Whether a message of `issue` is fixed for `recipient` already — by
+    /// any run. A store several runs share answers it, so a run skips
+    /// composing what another fixed; one run's own store (SQLite, behind
+    /// the run lock) need not look, and says no.
+    fn is_fixed(&self, _issue: &IssueKey, _recipient: &RecipientKey) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Claims part `part` of `issue` for this run to compose (runs sharing
+    /// the ledger split an issue's recipients into parts, by a hash of the
+    /// address): yes when no run has it, or this one does, or the run that
+    /// had it is gone; no while another live run has it. A store only one
+    /// run writes at a time says yes.
+    fn claim_part(&self, _issue: &IssueKey, _part: u32) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 /// The store of deliveries. Every error names the store (the database file).
@@ -234,10 +284,13 @@ pub trait Ledger {
     /// the same message, so they can never both send it.
     fn claim_pending(&mut self) -> Result<Vec<Pending>>;
 
-    /// Releases the claims of every other run. Only for a caller holding
-    /// the run lock (`deliver::RunLock`): every other run has then
-    /// ended (killed, crashed) without releasing its claims, and what they
-    /// did not record is still to send.
+    /// Releases the claims of every other run that has ended (killed,
+    /// crashed) without releasing them: what they did not record is still
+    /// to send. SQLite: only for a caller holding the run lock
+    /// (`deliver::RunLock`), which means every other run has ended.
+    /// PostgreSQL: the claims of runs whose session (and advisory lock) is
+    /// gone, whoever calls; they pass straight to this run (which
+    /// [`Ledger::claim_pending`] then returns with the rest it holds).
     fn release_abandoned(&mut self) -> Result<usize>;
 
     /// Releases this run's claims on messages still pending (the run is
@@ -264,11 +317,32 @@ pub trait Ledger {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
+    /// As [`Ledger::commit`], and says which of `fixing`'s deliveries
+    /// (their indexes) another run had fixed first: this run does not hold
+    /// those and must not send them. A store only one run writes at a time
+    /// (SQLite, behind the run lock) fixes them all.
+    fn commit_fixed(
+        &mut self,
+        fixing: Option<&Fixing<'_>>,
+        outcomes: &[Outcome<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<usize>> {
+        self.commit(fixing, outcomes, now).map(|()| Vec::new())
+    }
+
     /// Recipients of `issue` with `status`.
     fn count(&self, issue: &IssueKey, status: Status) -> Result<usize>;
 
     /// Recipients with `status` across every issue.
     fn count_all(&self, status: Status) -> Result<usize>;
+
+    /// Messages still to send that no live run holds: what is left for the
+    /// next run once this one has released its claims. With one run at a
+    /// time (SQLite) every pending message; on a shared ledger, less those
+    /// that other runs, still sending, hold.
+    fn pending_left(&self) -> Result<usize> {
+        self.count_all(Status::Pending)
+    }
 
     /// Deletes the bytes of every message that is final — sent, refused for
     /// good or dropped (its Message-ID, articles and outcome stay as the

@@ -14,7 +14,7 @@
 //! first that writes.
 
 mod legacy;
-mod numbers;
+pub(super) mod numbers;
 mod schema;
 
 use std::collections::HashSet;

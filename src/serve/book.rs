@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use super::limits::{REBUILD_INTERVAL, WRITE_ATTEMPTS, WRITE_BACKOFF};
 use crate::Failure;
 use crate::config::Config;
-use crate::ledger::Sqlite;
+use crate::ledger::{self, Ledger, State};
 use crate::token::{Keys, Resolver};
 use crate::unsubscribe::{self, Done};
 
@@ -39,7 +39,9 @@ pub(super) struct Book {
     config: Config,
     keys: Keys,
     /// `None` after a failed write: reopened on the next.
-    ledger: Option<Sqlite>,
+    ledger: Option<Box<dyn Ledger + Send>>,
+    /// A PostgreSQL ledger's password.
+    password: Option<String>,
     resolver: Resolver,
     built: Instant,
 }
@@ -47,13 +49,18 @@ pub(super) struct Book {
 impl Book {
     /// Opens the state database (creating or migrating it) and builds the
     /// resolver.
-    pub(super) fn open(config: Config, keys: Keys) -> Result<Book, Failure> {
-        let ledger = Sqlite::open(&state(&config))?;
-        let resolver = unsubscribe::resolver(&config, &ledger, keys.clone())?;
+    pub(super) fn open(
+        config: Config,
+        keys: Keys,
+        password: Option<String>,
+    ) -> Result<Book, Failure> {
+        let ledger = ledger::open(&state(&config)?, password.as_deref())?;
+        let resolver = unsubscribe::resolver(&config, ledger.as_ref(), keys.clone())?;
         Ok(Book {
             config,
             keys,
             ledger: Some(ledger),
+            password,
             resolver,
             built: Instant::now(),
         })
@@ -62,7 +69,10 @@ impl Book {
     /// Opens the ledger again when a failure closed it.
     fn reopen(&mut self) -> anyhow::Result<()> {
         if self.ledger.is_none() {
-            self.ledger = Some(Sqlite::open(&state(&self.config))?);
+            self.ledger = Some(ledger::open(
+                &state(&self.config)?,
+                self.password.as_deref(),
+            )?);
         }
         Ok(())
     }
@@ -75,7 +85,7 @@ impl Book {
         }
         self.built = Instant::now();
         let rebuilt = self.reopen().map_err(Failure::from).and_then(|()| {
-            let ledger = self.ledger.as_ref().expect("reopened");
+            let ledger = self.ledger.as_deref().expect("reopened");
             unsubscribe::resolver(&self.config, ledger, self.keys.clone())
         });
         match rebuilt {
@@ -112,7 +122,7 @@ impl Book {
         let mut attempt = 1;
         loop {
             let result = self.reopen().and_then(|()| {
-                let ledger = self.ledger.as_mut().expect("reopened");
+                let ledger = self.ledger.as_deref_mut().expect("reopened");
                 unsubscribe::by_token(ledger, &self.resolver, token, source, now)
             });
             match result {
@@ -136,10 +146,10 @@ impl Book {
     }
 }
 
-fn state(config: &Config) -> std::path::PathBuf {
+fn state(config: &Config) -> anyhow::Result<State> {
     config
         .digest
         .as_ref()
         .map(|d| d.state.clone())
-        .unwrap_or_default()
+        .ok_or_else(|| anyhow::anyhow!("the config has no [digest] table"))
 }

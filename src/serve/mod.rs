@@ -56,17 +56,20 @@ use limits::{
 
 /// Serves the endpoint of `config`'s `unsubscribe_url` on `listen` until
 /// SIGTERM or SIGINT; `ready` is told the bound address once it listens.
+/// `state_password`: a PostgreSQL ledger's password.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     config: Config,
     endpoint: Endpoint,
     keys: Keys,
+    state_password: Option<String>,
     listen: SocketAddr,
     clock: fn() -> DateTime<Utc>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), Failure> {
     let lang = pages::Lang::of(&config.site.language);
     let site_title = config.site.title.clone();
-    let book = book::Book::open(config, keys)?;
+    let book = book::Book::open(config, keys, state_password)?;
     let app = Arc::new(routes::App {
         endpoint,
         lang,

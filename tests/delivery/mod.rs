@@ -33,6 +33,7 @@ macro_rules! both_ways {
 mod crash;
 mod faults;
 mod happy;
+mod postgres;
 mod relays;
 mod round2;
 mod security;

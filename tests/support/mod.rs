@@ -16,6 +16,8 @@
 //!   `fault_server.py` on aiosmtpd, or Postfix's `smtp-sink`) and what they
 //!   stored ([`Stored`]);
 //! - `state`: the state database, read;
+//! - `pg_cluster`: a private PostgreSQL cluster for the process, one
+//!   database per test ([`pg_database`]), stopped when the process ends;
 //! - `golden`: generated files compared byte for byte with
 //!   `tests/golden/<name>/`, rewritten with `BULLETIN_BLESS=1`.
 //!
@@ -26,6 +28,7 @@
 mod email;
 mod files;
 mod golden;
+mod pg_cluster;
 mod run;
 mod site;
 mod sites;
@@ -38,6 +41,7 @@ use std::path::PathBuf;
 pub use email::{DryRun, Email, html_unescape, links};
 pub use files::{Snapshot, age_files, contains_bytes, files_under, read, read_files, set_mode};
 pub use golden::{assert_golden, first_difference};
+pub(crate) use pg_cluster::database as pg_database;
 pub use run::{Cmd, Run, Running};
 pub use site::Site;
 pub use sites::{A, DEFAULT_CONFIG, Listing, Small, article, at, digest_article};

@@ -18,7 +18,7 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension};
 use crate::model::ArticleId;
 
 /// Encodes article numbers (any order; duplicates are kept once).
-pub(super) fn encode(numbers: &mut [i64]) -> Vec<u8> {
+pub(in crate::ledger) fn encode(numbers: &mut [i64]) -> Vec<u8> {
     numbers.sort_unstable();
     let mut bytes = Vec::with_capacity(numbers.len() + 4);
     let mut previous = 0;
@@ -43,7 +43,7 @@ pub(super) fn encode(numbers: &mut [i64]) -> Vec<u8> {
 
 /// The numbers of a list [`encode`] wrote, ascending; an error when the
 /// list is damaged (it ends inside a number, or a number overflows).
-pub(super) fn decode(bytes: &[u8]) -> anyhow::Result<Vec<i64>> {
+pub(in crate::ledger) fn decode(bytes: &[u8]) -> anyhow::Result<Vec<i64>> {
     let damaged = |why: &str| anyhow::anyhow!("a stored article list is damaged ({why})");
     let mut numbers = Vec::with_capacity(bytes.len());
     let (mut value, mut shift, mut previous) = (0u64, 0u32, 0i64);
