@@ -69,6 +69,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// The number both stores keep for it (SQLite's version 6 and
+    /// PostgreSQL's schema; `sent` is 1, which SQLite stores in no bytes).
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Status::Pending => 0,
+            Status::Sent => 1,
+            Status::Failed => 2,
+            Status::Dropped => 3,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",

@@ -51,16 +51,6 @@ use crate::Failure;
 use crate::model::{ArticleId, IssueKey, PgTarget, PgTls, RecipientKey};
 use schema::{MIGRATIONS, SCHEMA, SCHEMA_LOCK, SCHEMA_VERSION};
 
-/// A status as stored.
-fn code(status: Status) -> i16 {
-    match status {
-        Status::Pending => 0,
-        Status::Sent => 1,
-        Status::Failed => 2,
-        Status::Dropped => 3,
-    }
-}
-
 /// How a connection is made (the password from the environment, given by
 /// the caller).
 fn config(target: &PgTarget, password: Option<&str>) -> postgres::Config {
@@ -407,7 +397,7 @@ fn record_in(
             &[
                 &o.issue.as_str(),
                 &o.recipient.as_str(),
-                &code(o.status),
+                &i16::from(o.status.code()),
                 &o.error,
                 &at,
                 &run,
@@ -765,7 +755,7 @@ impl Ledger for Postgres {
         let result = self.client.borrow_mut().query_one(
             "SELECT count(*) FROM deliveries
              WHERE issue = (SELECT id FROM issues WHERE key = $1) AND status = $2",
-            &[&issue.as_str(), &code(status)],
+            &[&issue.as_str(), &i16::from(status.code())],
         );
         self.labelled(
             result
@@ -782,7 +772,7 @@ impl Ledger for Postgres {
                 .query_one("SELECT count(*) FROM outbox", &[]),
             other => self.client.borrow_mut().query_one(
                 "SELECT count(*) FROM deliveries WHERE status = $1",
-                &[&code(other)],
+                &[&i16::from(other.code())],
             ),
         };
         self.labelled(

@@ -36,17 +36,6 @@ use crate::model::{ArticleId, IssueKey, RecipientKey};
 use numbers::{Names, Numbering};
 use schema::{MIGRATIONS, SCHEMA, SCHEMA_VERSION};
 
-/// A status as version 6 stores it (`sent` is 1, which SQLite stores in
-/// no bytes at all).
-fn code(status: Status) -> i64 {
-    match status {
-        Status::Pending => 0,
-        Status::Sent => 1,
-        Status::Failed => 2,
-        Status::Dropped => 3,
-    }
-}
-
 /// The numbers of an issue and a recipient, given their keys.
 const NUMBERS: &str = "
 SELECT i.id, r.id FROM issues i, recipients r WHERE i.key = ?1 AND r.key = ?2";
@@ -95,8 +84,14 @@ fn record_in(
         let Some((issue, recipient)) = found else {
             continue; // no such message: nothing to record
         };
-        let recorded =
-            update.execute(params![issue, recipient, code(o.status), o.error, at, run])?;
+        let recorded = update.execute(params![
+            issue,
+            recipient,
+            i64::from(o.status.code()),
+            o.error,
+            at,
+            run
+        ])?;
         if recorded > 0 {
             match o.status {
                 Status::Pending => release.execute(params![issue, recipient])?,
@@ -860,7 +855,7 @@ impl Ledger for Sqlite {
             let n: i64 = self.conn.query_row(
                 "SELECT count(*) FROM deliveries
                  WHERE issue = (SELECT id FROM issues WHERE key = ?1) AND status = ?2",
-                params![issue.as_str(), code(status)],
+                params![issue.as_str(), i64::from(status.code())],
                 |row| row.get(0),
             )?;
             Ok(n as usize)
@@ -879,7 +874,7 @@ impl Ledger for Sqlite {
                 Status::Pending => "SELECT count(*) FROM outbox".to_owned(),
                 other => format!(
                     "SELECT count(*) FROM deliveries WHERE status = {}",
-                    code(other)
+                    i64::from(other.code())
                 ),
             };
             let n: i64 = self.conn.query_row(&query, [], |row| row.get(0))?;
