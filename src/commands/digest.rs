@@ -144,6 +144,7 @@ pub fn dry_run(
     let composer = Composer::new(&config.site, &setup, &plan, now, secret.as_deref())
         .with_archive_url(publication.as_ref().and_then(|p| p.page_url.clone()));
     let preview = digest::preview::write(dir, &plan, &composer)?;
+    composer.report_shared(say);
     // After the messages composed: a template mistake publishes nothing.
     publish(archive.as_ref(), publication.as_ref(), say)?;
     say.summary(format!(
@@ -423,6 +424,7 @@ pub fn send(
         say,
     };
     let mut tally = deliver::send(ledger.as_mut(), Some(fresh), &wanted, &sending)?;
+    composer.report_shared(say);
     if let State::Postgres(_) = &setup.digest.state {
         // Runs sharing the ledger that died while this one sent left their
         // claims: send those too (a few rounds at most).

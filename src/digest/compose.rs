@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use lettre::message::header::{HeaderName, HeaderValue};
 
 use super::message::{self, Envelope};
+use super::render::Rendered;
 use super::setup::Setup;
+use super::shape::cache::{Key, Shapes, Use};
+use super::shape::{NameKind, Personal};
 use super::{ArticleFields, Digest, Email};
 use crate::Failure;
 use crate::model::{ArticleId, Site, Subscriber};
@@ -38,6 +41,9 @@ pub struct Composer<'a> {
     /// When several runs share the issue: where this one starts in the
     /// plan, and which recipients to skip (another run fixed theirs).
     shared: Option<Shared>,
+    /// Renderings shared by emails of the same content, when the templates
+    /// allow it ([`super::shape`]).
+    shapes: Option<Shapes>,
 }
 
 /// See [`Composer::shared`].
@@ -74,6 +80,16 @@ impl<'a> Composer<'a> {
             secret,
             archive_url: None,
             shared: None,
+            shapes: setup.templates.shareable().then(|| {
+                let unsubscribe = setup.digest.unsubscribe_url.is_some();
+                Shapes::new(plan.emails.iter().map(|email| {
+                    Key::of(
+                        email,
+                        NameKind::of(email.subscriber.name.as_deref()),
+                        unsubscribe,
+                    )
+                }))
+            }),
         }
     }
 
@@ -112,15 +128,12 @@ impl<'a> Composer<'a> {
     pub fn compose(&self, email: &Email<'a>) -> Result<Composed<'a>, Failure> {
         let subscriber = email.subscriber;
         let unsubscribe = self.unsubscribe_url(subscriber);
-        let context = super::context(
-            self.site,
-            &self.plan.issue,
-            email,
-            unsubscribe.as_deref(),
-            self.archive_url.as_deref(),
-            &self.fields,
-        );
-        let rendered = self.setup.templates.render(context)?;
+        let personal = Personal {
+            email: &subscriber.email,
+            name: subscriber.name.as_deref(),
+            unsubscribe_url: unsubscribe.as_deref(),
+        };
+        let rendered = self.render(email, &personal)?;
         let mut message = message::build(
             &self.envelope,
             subscriber,
@@ -153,6 +166,54 @@ impl<'a> Composer<'a> {
                 .map(|i| -> &'a ArticleId { &i.article.id })
                 .collect(),
         })
+    }
+
+    /// One email's subject and parts: filled in from the shape it shares
+    /// with other emails, or rendered on its own.
+    fn render(&self, email: &Email<'a>, personal: &Personal<'_>) -> Result<Rendered, Failure> {
+        let templates = &self.setup.templates;
+        let context = |personal: &Personal<'_>| {
+            super::context(
+                self.site,
+                &self.plan.issue,
+                email,
+                personal,
+                self.archive_url.as_deref(),
+                &self.fields,
+            )
+        };
+        let own = || templates.render(context(personal));
+        let Some(shapes) = &self.shapes else {
+            return Ok(own()?);
+        };
+        let name = NameKind::of(personal.name);
+        let unsubscribe = personal.unsubscribe_url.is_some();
+        let key = Key::of(email, name, unsubscribe);
+        match shapes.take(&key) {
+            Use::Shape(shape) => Ok(shape.fill(personal)),
+            Use::Alone => Ok(own()?),
+            Use::Make => {
+                let placeholders = Personal::placeholders(name, unsubscribe);
+                let shape = templates.render_shape(context(&placeholders));
+                let rendered = own();
+                // Used only when it gives this email exactly.
+                let shape =
+                    shape.filter(|s| rendered.as_ref().is_ok_and(|r| s.fill(personal) == *r));
+                shapes.made(key, shape);
+                Ok(rendered?)
+            }
+        }
+    }
+
+    /// What `-v` says of shared renderings, once composing is done.
+    pub fn report_shared(&self, say: crate::report::Verbosity) {
+        if let Some(shapes) = &self.shapes {
+            let shared = shapes.shared();
+            say.detail(format!(
+                "composing: {} emails filled in from {} shared renderings",
+                shared.filled, shared.shapes
+            ));
+        }
     }
 
     /// Who gets a message, in plan order.

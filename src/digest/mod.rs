@@ -15,6 +15,7 @@ pub mod related;
 pub mod render;
 pub mod sample;
 pub mod setup;
+pub mod shape;
 pub mod wrap;
 
 use std::collections::{HashMap, HashSet};
@@ -31,6 +32,7 @@ use crate::report::Verbosity;
 pub use catalog::Catalog;
 use related::RelatedIndex;
 use setup::Setup;
+use shape::Personal;
 
 impl<'a> Digest<'a> {
     /// The template fields of everything the emails show, built once.
@@ -466,7 +468,7 @@ pub fn context(
     site: &Site,
     issue: &IssueKey,
     email: &Email<'_>,
-    unsubscribe_url: Option<&str>,
+    personal: &Personal<'_>,
     archive_url: Option<&str>,
     fields: &ArticleFields<'_>,
 ) -> Value {
@@ -500,10 +502,10 @@ pub fn context(
         },
         "issue": issue.as_str(),
         "date": issue.as_str(),
-        "recipient": { "email": email.subscriber.email, "name": email.subscriber.name },
+        "recipient": { "email": personal.email, "name": personal.name },
         "item_count": email.items().count(),
         "preheader": preheader(email),
-        "unsubscribe_url": unsubscribe_url,
+        "unsubscribe_url": personal.unsubscribe_url,
         // Null (falsy) without an archive page for this issue.
         "archive_url": archive_url,
     });

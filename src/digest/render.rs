@@ -25,6 +25,7 @@ use handlebars::{
 use serde_json::Value;
 
 use super::guard;
+use super::shape::{self, Shape};
 use crate::diag::{Location, Problem, Problems};
 use crate::model::SiteZone;
 
@@ -76,16 +77,31 @@ const TEXT: &str = "text";
 const SUBJECT: &str = "subject";
 
 /// A rendered email body.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
 }
 
+impl Rendered {
+    /// The templates' output as an email carries it: the subject on one
+    /// line, the text part wrapped.
+    pub fn finish(subject: String, text: String, html: String) -> Rendered {
+        Rendered {
+            subject: crate::text::one_line(&subject),
+            text: super::wrap::wrap(&text, super::wrap::WIDTH),
+            html,
+        }
+    }
+}
+
 pub struct Templates {
     html: Handlebars<'static>,
     text: Handlebars<'static>,
+    /// The HTML registry that renders shapes (placeholders marked where
+    /// escaped), when all three templates are [`shape::shareable`].
+    shapes: Option<Handlebars<'static>>,
     /// Where each template came from, for messages.
     sources: [(&'static str, String); 3],
 }
@@ -134,6 +150,7 @@ impl Templates {
             (TEXT, text_name),
             (SUBJECT, config.display().to_string()),
         ];
+        let mut shareable = true;
         // Compiled here rather than by the registry, so that templates
         // that would exhaust the stack are refused first (`guard`).
         let mut compile = |registry: &mut Handlebars<'static>,
@@ -162,6 +179,7 @@ impl Templates {
                 }
             };
             let findings = guard::partials(&template, &[HTML, TEXT, SUBJECT]);
+            shareable &= shape::shareable(&template);
             if findings.is_empty() {
                 registry.register_template(name, template);
             }
@@ -179,9 +197,15 @@ impl Templates {
             &sources[2].1,
             Some("digest.subject"),
         );
+        let shapes = shareable.then(|| {
+            let mut registry = html_registry.clone();
+            registry.register_escape_fn(shape::escape_marking);
+            registry
+        });
         problems.into_result(Templates {
             html: html_registry,
             text: text_registry,
+            shapes,
             sources,
         })
     }
@@ -203,14 +227,27 @@ impl Templates {
             }
         };
         let subject = run(&self.text, SUBJECT);
-        let text = super::wrap::wrap(&run(&self.text, TEXT), super::wrap::WIDTH);
+        let text = run(&self.text, TEXT);
         let html = run(&self.html, HTML);
-        let subject = crate::text::one_line(&subject);
-        problems.into_result(Rendered {
-            subject,
-            text,
-            html,
-        })
+        problems.into_result(Rendered::finish(subject, text, html))
+    }
+
+    /// Whether emails may share one rendering ([`shape`]).
+    pub fn shareable(&self) -> bool {
+        self.shapes.is_some()
+    }
+
+    /// The shape of the emails whose context this is (rendered with
+    /// placeholders: [`shape::Personal::placeholders`]); none when the
+    /// templates are not shareable or fail (a rendering of one's own then
+    /// reports why).
+    pub fn render_shape(&self, context: Value) -> Option<Shape> {
+        let shapes = self.shapes.as_ref()?;
+        let context = Context::from(context);
+        let subject = self.text.render_with_context(SUBJECT, &context).ok()?;
+        let text = self.text.render_with_context(TEXT, &context).ok()?;
+        let html = shapes.render_with_context(HTML, &context).ok()?;
+        Some(Shape::new(subject, text, html))
     }
 
     fn problem(&self, name: &str, e: &RenderError) -> Problem {
@@ -309,6 +346,24 @@ impl HelperDef for TruncateHelper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Their emails share renderings ([`shape`]): composing costs a
+    /// fraction of rendering each.
+    #[test]
+    fn the_built_in_templates_are_shareable() {
+        for language in Language::ALL {
+            let builtin = language.builtin();
+            let templates = Templates::load(
+                Source::Builtin(builtin.html),
+                Source::Builtin(builtin.text),
+                "{{site.title}} {{date}}",
+                Path::new("feeds.toml"),
+                SiteZone::Named(chrono_tz::Asia::Shanghai),
+            )
+            .expect("the built-in templates load");
+            assert!(templates.shareable(), "{language:?}");
+        }
+    }
 
     #[test]
     fn chinese_for_zh_and_english_for_everything_else() {

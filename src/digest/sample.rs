@@ -88,11 +88,16 @@ pub fn render_samples(
             subscriber,
             groups: groups(items),
         };
+        let personal = super::shape::Personal {
+            email: &subscriber.email,
+            name: subscriber.name.as_deref(),
+            unsubscribe_url: unsubscribe,
+        };
         let email_context = context(
             site,
             &issue,
             &email,
-            unsubscribe,
+            &personal,
             archive.map(String::as_str),
             &fields,
         );

@@ -198,3 +198,83 @@ fn check_catches_a_misspelled_variable_in_the_nameless_greeting() {
     );
     check.assert_stderr_has(&["digest.zh.txt.hbs", "recipent.email"]);
 }
+
+/// Recipients of the same articles share one rendering with their address,
+/// name and unsubscribe link filled in (`digest::shape`): every message is
+/// byte for byte what a rendering of its own gives — escaped where the
+/// template escapes, the text part wrapped after the name is in.
+#[test]
+fn emails_filled_in_from_a_shared_rendering_are_the_ones_rendered_alone() {
+    let site = Site::example().with_secret();
+    let long = "Alexandria Konstantinopoulou-Featherstonehaugh the Third of Her Name";
+    let mut subscribers = String::new();
+    for (i, name) in [
+        Some("<Li & \"Wang\">"),
+        Some(""),
+        None,
+        Some(long),
+        Some("欧阳 娜娜"),
+        Some("a'b`c=d"),
+        Some("李明华"),
+        Some("{{recipient.email}}"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Two sections' worth and everything: two contents, each shared.
+        for sections in ["", "sections = [\"news\"]\n"] {
+            subscribers.push_str(&format!(
+                "[[subscribers]]\nemail = \"r{i}+{}&x@example.com\"\n",
+                sections.len()
+            ));
+            if let Some(name) = name {
+                subscribers.push_str(&format!("name = {}\n", toml::Value::from(name)));
+            }
+            subscribers.push_str(sections);
+            subscribers.push('\n');
+        }
+    }
+    site.write("examples/subscribers.toml", &subscribers);
+    let verbose = |cmd: crate::support::Cmd| cmd.arg("-v");
+    let shared = site.dry_run_with("shared", verbose);
+    shared.run.assert_success();
+    let said = format!("{}{}", shared.run.stdout, shared.run.stderr);
+    let filled: usize = said
+        .split("composing: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("-v says nothing of shared renderings:\n{said}"));
+    // Four contents (a name or none — an empty name is none — × two
+    // section sets) for 16 emails: each made once, then filled in (an email
+    // composed while its shape is being made on another thread is rendered
+    // on its own).
+    assert!((1..=16 - 4).contains(&filled), "{said}");
+
+    // The same templates, made unshareable by a condition on the name that
+    // renders nothing: every email rendered on its own.
+    for file in [HTML, TEXT] {
+        site.edit(file, |t| {
+            format!("{t}{{{{#if (eq recipient.name \"nobody\")}}}}{{{{/if}}}}")
+        });
+    }
+    let alone = site.dry_run_with("alone", verbose);
+    alone.run.assert_success();
+    assert!(!format!("{}{}", alone.run.stdout, alone.run.stderr).contains("composing: "));
+
+    let (shared, alone) = (shared.ok().files(), alone.ok().files());
+    assert_eq!(
+        shared.keys().collect::<Vec<_>>(),
+        alone.keys().collect::<Vec<_>>()
+    );
+    let emails = shared.keys().filter(|n| n.ends_with(".eml")).count();
+    assert_eq!(emails, 16);
+    for (name, bytes) in &shared {
+        assert!(
+            bytes == &alone[name],
+            "{name} differs:\n--- shared\n{}\n--- alone\n{}",
+            String::from_utf8_lossy(bytes),
+            String::from_utf8_lossy(&alone[name])
+        );
+    }
+}
