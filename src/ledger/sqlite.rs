@@ -383,6 +383,9 @@ fn file_uri(path: &Path) -> String {
     uri
 }
 
+/// The page size of new state databases (see [`Sqlite::open`]).
+const PAGE_SIZE: i64 = 4096;
+
 /// How much write-ahead log to let build up before it is folded into the
 /// database file (a checkpoint).
 const CHECKPOINT_BYTES: i64 = 4 << 20;
@@ -391,9 +394,9 @@ const CHECKPOINT_BYTES: i64 = 4 << 20;
 const LOG_LIMIT_BYTES: i64 = 8 << 20;
 
 /// Bounds the write-ahead log. SQLite checkpoints it every 1,000 pages by
-/// default, which with 64 KB pages is 64 MB: every outcome's commit writes
-/// a few whole pages, so any sizeable send grew it to 64–73 MB of headroom
-/// nobody had asked for. Now it is checkpointed every 4 MB and truncated
+/// default, which with the 64 KB pages of older databases is 64 MB: every
+/// outcome's commit writes a few whole pages, so any sizeable send grew it
+/// to 64–73 MB of headroom nobody had asked for. Now it is checkpointed every 4 MB and truncated
 /// back to 8 MB at most. (Fixing an issue is one transaction, which the
 /// log holds whole until it commits: see [`Ledger::fix_issue`].)
 fn bound_the_log(conn: &Connection) -> rusqlite::Result<()> {
@@ -443,10 +446,13 @@ impl Sqlite {
             .with_context(|| format!("cannot open the state database {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| unusable(path, e))?;
-        // Messages are tens of kilobytes: large pages keep each in a few
-        // pages (and writes) instead of dozens. Only takes effect when the
-        // file is created.
-        conn.pragma_update(None, "page_size", 65536)
+        // SQLite's default 4 KB pages (databases made by earlier versions have 64 KB
+        // pages and keep them). A send commits once per few outcomes, and
+        // each commit writes (and syncs) every page it touched, whole: with
+        // 64 KB pages an outcome cost ~200 KB of writes, with 4 KB ~12 KB,
+        // and a 25 KB message is written as its own bytes either way. Only
+        // takes effect when the file is created.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
             .map_err(|e| unusable(path, e))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| unusable(path, e))?;
