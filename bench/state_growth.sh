@@ -148,7 +148,7 @@ for label, version, steady, record, vacuumed, whole, items in summary:
     print(f"| {label} | {version} | **{steady:.0f}** | {record:.0f} | {vacuumed:.0f} | {whole:.0f} | {items:.1f} |")
 EOF
   echo
-  echo "- growth: bytes in use (page_count - freelist_count, 64 KB pages) after an issue less after the one before, per message of that issue; the first issue also numbers every recipient once and reuses the pages of the messages it sent"
+  echo "- growth: bytes in use (page_count - freelist_count, times the page size) after an issue less after the one before, per message of that issue; the first issue also numbers every recipient once and reuses the pages of the messages it sent"
   echo "- every send exited: $(cut -f6 "$RESULTS/times.tsv" | sort | uniq -c | tr '\n' ' ')(count, exit code); wall seconds per issue: $(cut -f1,3 "$RESULTS/times.tsv" | awk -F'\t' '{split($1, a, " "); s[a[1]] += $2; n[a[1]]++} END {for (k in s) printf "%s %.1f  ", k, s[k] / n[k]}')"
   echo "$INFO"
   [[ -n "${BASELINE:-}" ]] && echo "- baseline: $BASELINE"
