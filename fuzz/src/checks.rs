@@ -454,7 +454,12 @@ fn render_one(
         }],
     };
     let fields = digest::ArticleFields::new(site, [article]);
-    let context = digest::context(site, &issue(), &email, None, None, &fields);
+    let personal = digest::shape::Personal {
+        email: &subscriber.email,
+        name: subscriber.name.as_deref(),
+        unsubscribe_url: None,
+    };
+    let context = digest::context(site, &issue(), &email, &personal, None, &fields);
     templates
         .render(context)
         .unwrap_or_else(|e| panic!("the probe templates render: {e}"))
