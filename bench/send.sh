@@ -36,7 +36,10 @@ SECTIONS="${SECTIONS:-10}"
 WORK="${WORK:-$BENCH}"
 # ../shared beside the checkout (a work tree sits one level deeper).
 PROXY="${PROXY:-$(ls "$ROOT"/../shared/bench/latency_proxy.py "$ROOT"/../../shared/bench/latency_proxy.py 2>/dev/null | head -1)}"
+# One folder per line order (regenerating one would remove the other's
+# subscriber sites, which live inside it).
 CORPUS="$WORK/corpus-$ARTICLES-s$SECTIONS"
+[[ "$ORDER" == shuffled ]] || CORPUS="$CORPUS-chrono"
 SITE="$CORPUS/send-$MESSAGES"
 SINK=/usr/sbin/smtp-sink
 SOURCE=/usr/sbin/smtp-source
