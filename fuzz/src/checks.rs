@@ -454,11 +454,7 @@ fn render_one(
         }],
     };
     let fields = digest::ArticleFields::new(site, [article]);
-    let personal = digest::shape::Personal {
-        email: &subscriber.email,
-        name: subscriber.name.as_deref(),
-        unsubscribe_url: None,
-    };
+    let personal = digest::shape::Personal::of(subscriber, None);
     let context = digest::context(site, &issue(), &email, &personal, None, &fields);
     templates
         .render(context)

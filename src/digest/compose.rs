@@ -128,11 +128,7 @@ impl<'a> Composer<'a> {
     pub fn compose(&self, email: &Email<'a>) -> Result<Composed<'a>, Failure> {
         let subscriber = email.subscriber;
         let unsubscribe = self.unsubscribe_url(subscriber);
-        let personal = Personal {
-            email: &subscriber.email,
-            name: subscriber.name.as_deref(),
-            unsubscribe_url: unsubscribe.as_deref(),
-        };
+        let personal = Personal::of(subscriber, unsubscribe.as_deref());
         let rendered = self.render(email, &personal)?;
         let mut message = message::build(
             &self.envelope,

@@ -88,11 +88,7 @@ pub fn render_samples(
             subscriber,
             groups: groups(items),
         };
-        let personal = super::shape::Personal {
-            email: &subscriber.email,
-            name: subscriber.name.as_deref(),
-            unsubscribe_url: unsubscribe,
-        };
+        let personal = super::shape::Personal::of(subscriber, unsubscribe);
         let email_context = context(
             site,
             &issue,

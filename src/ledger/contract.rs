@@ -77,19 +77,19 @@ stores!(
     a_refused_recipient_is_suppressed_with_its_outcome,
 );
 
-fn issue(key: &str) -> IssueKey {
+pub(super) fn issue(key: &str) -> IssueKey {
     IssueKey::stored(key.to_owned())
 }
 
-fn key(address: &str) -> RecipientKey {
+pub(super) fn key(address: &str) -> RecipientKey {
     RecipientKey::of(address)
 }
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     DateTime::UNIX_EPOCH
 }
 
-fn fix(state: &mut dyn Ledger, at: &str, deliveries: &[NewDelivery<'_>]) {
+pub(super) fn fix(state: &mut dyn Ledger, at: &str, deliveries: &[NewDelivery<'_>]) {
     state
         .fix_issue(&issue(at), now(), &mut |f| {
             for d in deliveries {

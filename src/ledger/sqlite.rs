@@ -1062,30 +1062,8 @@ impl Ledger for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::contract::{fix, issue, key, now};
     use crate::ledger::{Packed, ids};
-
-    fn issue(key: &str) -> IssueKey {
-        IssueKey::stored(key.to_owned())
-    }
-
-    fn key(address: &str) -> RecipientKey {
-        RecipientKey::of(address)
-    }
-
-    fn now() -> DateTime<Utc> {
-        DateTime::UNIX_EPOCH
-    }
-
-    fn fix(state: &mut Sqlite, at: &str, deliveries: &[NewDelivery<'_>]) {
-        state
-            .fix_issue(&issue(at), now(), &mut |f| {
-                for d in deliveries {
-                    f.add(d)?;
-                }
-                Ok(())
-            })
-            .unwrap();
-    }
 
     #[test]
     fn stored_messages_round_trip_compressed_and_from_version_1_raw() {

@@ -21,6 +21,7 @@ mod shareable;
 pub use shareable::shareable;
 
 use super::render::Rendered;
+use crate::model::Subscriber;
 
 /// What differs between recipients of the same content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +43,16 @@ impl Value {
     const ALL: [Value; 3] = [Value::Email, Value::Name, Value::Unsubscribe];
 
     /// The placeholder in the context (and, unescaped, in the output).
-    fn placeholder(self) -> char {
+    fn text(self) -> &'static str {
         match self {
-            Value::Email => '\u{FDD0}',
-            Value::Name => '\u{FDD1}',
-            Value::Unsubscribe => '\u{FDD2}',
+            Value::Email => "\u{FDD0}",
+            Value::Name => "\u{FDD1}",
+            Value::Unsubscribe => "\u{FDD2}",
         }
+    }
+
+    fn placeholder(self) -> char {
+        self.text().chars().next().expect("one character")
     }
 
     /// The placeholder as the shape registry's escape function leaves it.
@@ -93,17 +98,25 @@ impl Personal<'static> {
     /// The values a shape is rendered with: placeholders where the
     /// recipients' values will go.
     pub fn placeholders(name: NameKind, unsubscribe: bool) -> Personal<'static> {
-        const EMAIL: &str = "\u{FDD0}";
-        const NAME: &str = "\u{FDD1}";
-        const UNSUBSCRIBE: &str = "\u{FDD2}";
         Personal {
-            email: EMAIL,
+            email: Value::Email.text(),
             name: match name {
                 NameKind::Absent => None,
                 NameKind::Empty => Some(""),
-                NameKind::Given => Some(NAME),
+                NameKind::Given => Some(Value::Name.text()),
             },
-            unsubscribe_url: unsubscribe.then_some(UNSUBSCRIBE),
+            unsubscribe_url: unsubscribe.then_some(Value::Unsubscribe.text()),
+        }
+    }
+}
+
+impl<'a> Personal<'a> {
+    /// A subscriber's values, with their unsubscribe link (if any).
+    pub fn of(subscriber: &'a Subscriber, unsubscribe_url: Option<&'a str>) -> Personal<'a> {
+        Personal {
+            email: &subscriber.email,
+            name: subscriber.name.as_deref(),
+            unsubscribe_url,
         }
     }
 }
